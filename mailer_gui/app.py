@@ -1,0 +1,35 @@
+"""Start-up: decide between the command line and the desktop window.
+
+`mailer-gui send ...` and the other commands run the CLI without loading Qt;
+anything else (no arguments, a mailto: URL) opens the window.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from mailer_gui import cli
+
+
+def _wants_cli(argv: Sequence[str]) -> bool:
+    for arg in argv:
+        if arg in ("-h", "--help", "--version"):
+            return True
+        if arg.startswith("-"):
+            continue
+        return arg in cli.COMMANDS
+    return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _wants_cli(args):
+        return cli.main(args)
+    from mailer_gui.ui.main_window import run_gui
+
+    return run_gui(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Addresses as people type them: parsing, validation, IDN and SMTPUTF8 need."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.utils import getaddresses
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+
+
+class AddressError(ValueError):
+    """An address that cannot be used, with the reason in plain words."""
+
+
+@dataclass(frozen=True)
+class MailAddress:
+    display_name: str
+    local_part: str
+    domain: str  # as typed (may be Unicode)
+
+    @property
+    def addr_spec(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+    @property
+    def ascii_domain(self) -> str:
+        """The domain as A-labels (``bücher.example`` -> ``xn--bcher-kva.example``)."""
+        return (
+            self.domain.encode("idna").decode("ascii") if not self.domain.isascii() else self.domain
+        )
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        """A non-ASCII local part can only travel with SMTPUTF8."""
+        return not self.local_part.isascii()
+
+    def envelope(self, *, smtputf8: bool) -> str:
+        """The address for MAIL FROM / RCPT TO."""
+        if smtputf8:
+            return self.addr_spec
+        return f"{self.local_part}@{self.ascii_domain}"
+
+    def header_address(self, *, smtputf8: bool = False) -> Address:
+        """For From/To/Cc: Unicode domains as A-labels unless SMTPUTF8 carries them."""
+        domain = self.domain if smtputf8 else self.ascii_domain
+        return Address(display_name=self.display_name, username=self.local_part, domain=domain)
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.addr_spec}>" if self.display_name else self.addr_spec
+
+
+def _check_domain(domain: str, original: str) -> None:
+    if not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
+        raise AddressError(f"{original!r}: the part after @ is not a valid domain")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError as exc:
+        raise AddressError(f"{original!r}: the domain {domain!r} is not a valid name") from exc
+    if domain.startswith("[") and domain.endswith("]"):
+        return  # address literal, e.g. [192.0.2.1]
+    for label in ascii_domain.lower().split("."):
+        if not _LABEL.match(label):
+            raise AddressError(f"{original!r}: the domain {domain!r} is not a valid name")
+
+
+def parse_address(text: str) -> MailAddress:
+    """One address: ``Ann <ann@example.org>`` or ``ann@example.org``."""
+    original = text
+    if any(ch in text for ch in "\r\n\0"):
+        raise AddressError(f"{original!r}: an address cannot contain line breaks")
+    pairs = getaddresses([text])
+    if len(pairs) != 1:
+        raise AddressError(f"{original!r}: expected one address")
+    name, spec = pairs[0]
+    if not spec or "@" not in spec:
+        raise AddressError(f"{original!r} is not an email address (it needs a @ and a domain)")
+    local, _, domain = spec.rpartition("@")
+    if not local:
+        raise AddressError(f"{original!r}: nothing before the @")
+    if " " in spec or not (_ATEXT.match(local) or not local.isascii() or local.startswith('"')):
+        raise AddressError(f"{original!r}: the part before the @ has characters not allowed there")
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        raise AddressError(f"{original!r}: dots cannot start, end or repeat in the part before @")
+    _check_domain(domain, original)
+    return MailAddress(name.strip(), local, domain)
+
+
+def parse_address_list(values: list[str] | tuple[str, ...]) -> list[MailAddress]:
+    """Addresses from repeated options, each of which may hold a comma-separated list."""
+    result: list[MailAddress] = []
+    for value in values:
+        for name, spec in getaddresses([value]):
+            if not name and not spec:
+                continue
+            text = f"{name} <{spec}>" if name else spec
+            result.append(parse_address(text))
+    return result

@@ -1,0 +1,616 @@
+"""The SMTP client protocol as a sans-IO state machine (in the manner of h11).
+
+Written by hand because no maintained Python library does what Mailer needs:
+smtplib and aiosmtplib send one command and wait for its reply (no RFC 2920
+pipelining, so a 20-recipient message costs 20 extra round trips), and neither
+gives a transcript with AUTH secrets removed at the source. Nothing here
+touches a socket, a clock, TLS or logging: `transport.py` moves bytes and
+`session.py` decides what to send.
+
+Theory of operation
+-------------------
+The caller hands commands to `ClientConnection.send()`, which checks them
+against the state table and returns the bytes to write. Bytes read from the
+server go into `receive_data()`; `next_event()` then yields one `ServerReply`
+per reply, matched in order to the command it answers (that FIFO is what
+makes pipelining safe), or `NEED_DATA`, or `ConnectionClosed`.
+
+`state` follows the commands sent, not the replies received: after a
+pipelined MAIL, RCPT, RCPT, DATA the state is DATA_SENT even though no reply
+has come yet; the replies then move it on (354 -> BODY, anything else ->
+READY). Without PIPELINING advertised, a command may only be sent when every
+earlier reply has arrived.
+
+STARTTLS is a protocol switch: after its 220 the state is TLS_HANDSHAKE, no
+byte may be pending (anything the server sent before the handshake could be
+an injection and is refused), the caller wraps the socket and calls
+`tls_established()`, and the capabilities are forgotten until EHLO again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
+
+from mailer_gui.smtp.errors import LocalProtocolError, RemoteProtocolError
+from mailer_gui.smtp.replies import Reply, ReplyParseError, ReplyParser, Stage
+
+REDACTED: Final = "*****"
+
+
+class State(enum.Enum):
+    AWAIT_GREETING = "await-greeting"
+    GREETED = "greeted"  # greeting read; EHLO/HELO next
+    REFUSED = "refused"  # the greeting was not 220: only QUIT makes sense
+    EHLO_SENT = "ehlo-sent"
+    HELO_SENT = "helo-sent"
+    READY = "ready"  # between transactions
+    STARTTLS_SENT = "starttls-sent"
+    TLS_HANDSHAKE = "tls-handshake"
+    AUTH_SENT = "auth-sent"
+    AUTH_CHALLENGE = "auth-challenge"  # a 334 came: an AuthResponse is due
+    MAIL = "mail"
+    RCPT = "rcpt"
+    DATA_SENT = "data-sent"
+    BODY = "body"  # 354 came: the message bytes flow
+    DATA_END_SENT = "data-end-sent"
+    QUIT_SENT = "quit-sent"
+    CLOSED = "closed"
+
+
+# ----------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True)
+class Ehlo:
+    hostname: str
+
+
+@dataclass(frozen=True)
+class Helo:
+    hostname: str
+
+
+@dataclass(frozen=True)
+class StartTls:
+    pass
+
+
+@dataclass(frozen=True)
+class Auth:
+    """``AUTH PLAIN <initial response>``; the response never reaches a transcript."""
+
+    mechanism: str
+    initial_response: bytes | None = None
+
+
+@dataclass(frozen=True)
+class AuthResponse:
+    """One base64 line answering a 334 challenge (secret, always redacted)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class AuthAbort:
+    """``*``: give up an AUTH exchange (RFC 4954 §4)."""
+
+
+@dataclass(frozen=True)
+class MailFrom:
+    address: str
+    size: int | None = None
+    body_8bitmime: bool = False
+    smtputf8: bool = False
+    dsn_ret: str | None = None  # "FULL" | "HDRS"
+    dsn_envid: str | None = None
+
+
+@dataclass(frozen=True)
+class RcptTo:
+    address: str
+    notify: tuple[str, ...] = ()  # ("SUCCESS", "FAILURE", "DELAY") or ("NEVER",)
+
+
+@dataclass(frozen=True)
+class Data:
+    pass
+
+
+@dataclass(frozen=True)
+class BodyChunk:
+    """Part of the message; CRLF-normalised and dot-stuffed on the way out."""
+
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EndOfData:
+    pass
+
+
+@dataclass(frozen=True)
+class Rset:
+    pass
+
+
+@dataclass(frozen=True)
+class Noop:
+    pass
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+Command = (
+    Ehlo
+    | Helo
+    | StartTls
+    | Auth
+    | AuthResponse
+    | AuthAbort
+    | MailFrom
+    | RcptTo
+    | Data
+    | BodyChunk
+    | EndOfData
+    | Rset
+    | Noop
+    | Quit
+)
+
+# ------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class ServerReply:
+    """A reply and the command it answers (None for the greeting or an unsolicited 421)."""
+
+    stage: Stage
+    reply: Reply
+    command: Command | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionClosed:
+    """The server closed the connection; ``unanswered`` commands got no reply."""
+
+    unanswered: tuple[Command, ...] = ()
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+Event = ServerReply | ConnectionClosed
+
+# ------------------------------------------------------------- state table
+
+# (state, command type) -> state after sending. Anything absent is refused.
+_SEND_TRANSITIONS: Final[dict[tuple[State, type], State]] = {
+    (State.GREETED, Ehlo): State.EHLO_SENT,
+    (State.GREETED, Helo): State.HELO_SENT,
+    (State.READY, Ehlo): State.EHLO_SENT,
+    (State.READY, StartTls): State.STARTTLS_SENT,
+    (State.READY, Auth): State.AUTH_SENT,
+    (State.AUTH_CHALLENGE, AuthResponse): State.AUTH_SENT,
+    (State.AUTH_CHALLENGE, AuthAbort): State.AUTH_SENT,
+    (State.READY, MailFrom): State.MAIL,
+    (State.MAIL, RcptTo): State.RCPT,
+    (State.RCPT, RcptTo): State.RCPT,
+    (State.RCPT, Data): State.DATA_SENT,
+    (State.BODY, BodyChunk): State.BODY,
+    (State.BODY, EndOfData): State.DATA_END_SENT,
+    (State.READY, Rset): State.READY,
+    (State.MAIL, Rset): State.READY,
+    (State.RCPT, Rset): State.READY,
+    (State.READY, Noop): State.READY,
+}
+# QUIT is allowed from every state where the server is listening for commands.
+_QUIT_FROM: Final = frozenset(
+    {State.GREETED, State.REFUSED, State.READY, State.MAIL, State.RCPT, State.AUTH_CHALLENGE}
+)
+
+# Commands that may be sent while earlier replies are still due (RFC 2920 §3.1:
+# the ones that are not required to end a group, plus DATA and QUIT which end it).
+_PIPELINABLE: Final = (MailFrom, RcptTo, Rset, Data, Quit, Noop)
+_GROUP_MEMBERS: Final = (MailFrom, RcptTo, Rset)
+
+_STAGE_OF: Final[dict[type, Stage]] = {
+    Ehlo: Stage.EHLO,
+    Helo: Stage.HELO,
+    StartTls: Stage.STARTTLS,
+    Auth: Stage.AUTH,
+    AuthResponse: Stage.AUTH,
+    AuthAbort: Stage.AUTH,
+    MailFrom: Stage.MAIL,
+    RcptTo: Stage.RCPT,
+    Data: Stage.DATA,
+    EndOfData: Stage.DATA_END,
+    Rset: Stage.RSET,
+    Noop: Stage.NOOP,
+    Quit: Stage.QUIT,
+}
+
+# ------------------------------------------------------------ wire helpers
+
+
+def parse_ehlo_extensions(reply: Reply) -> dict[str, str]:
+    """Capabilities from an EHLO reply: keyword (upper case) -> parameters.
+
+    ``250-mail.example.org / 250-SIZE 35882577 / 250 AUTH PLAIN LOGIN`` ->
+    ``{"SIZE": "35882577", "AUTH": "PLAIN LOGIN"}``. The old ``AUTH=LOGIN``
+    form some servers still send is merged into AUTH.
+    """
+    extensions: dict[str, str] = {}
+    for line in reply.lines[1:]:
+        keyword, _, params = line.strip().partition(" ")
+        if not keyword:
+            continue
+        if keyword.upper().startswith("AUTH="):
+            params = keyword[5:] + (" " + params if params else "")
+            keyword = "AUTH"
+        keyword = keyword.upper()
+        if keyword == "AUTH" and keyword in extensions:
+            merged = extensions[keyword].split() + params.split()
+            params = " ".join(dict.fromkeys(m.upper() for m in merged))
+        extensions[keyword] = params.strip()
+    return extensions
+
+
+def xtext(value: str) -> str:
+    """RFC 3461 xtext: ``+`` and ``=`` and anything outside ``!``..``~`` as ``+HH``.
+
+    ``"a+b c"`` -> ``"a+2Bb+20c"``.
+    """
+    out = []
+    for byte in value.encode("utf-8"):
+        if byte < 33 or byte > 126 or byte in (ord("+"), ord("=")):
+            out.append(f"+{byte:02X}")
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+def _check_path(address: str, *, allow_empty: bool, smtputf8: bool) -> None:
+    if not address and not allow_empty:
+        raise LocalProtocolError("an empty recipient address cannot be sent")
+    if any(ch in address for ch in "\r\n<>\0") or any(ord(ch) < 32 for ch in address):
+        raise LocalProtocolError(f"the address {address!r} holds characters SMTP cannot carry")
+    if not smtputf8 and not address.isascii():
+        raise LocalProtocolError(f"the address {address!r} needs SMTPUTF8")
+
+
+class DataEncoder:
+    """Turns message bytes into a DATA body: CRLF line ends, leading dots doubled.
+
+    Works chunk by chunk, so a large file streams through in bounded memory;
+    a CR at the end of one chunk is held until the next shows whether an LF
+    follows.
+    """
+
+    def __init__(self) -> None:
+        self._at_line_start = True
+        self._carry = b""
+
+    def encode(self, chunk: bytes) -> bytes:
+        data = self._carry + chunk
+        self._carry = b""
+        if data.endswith(b"\r"):
+            self._carry = b"\r"
+            data = data[:-1]
+        if not data:
+            return b""
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        data = data.replace(b"\n", b"\r\n")
+        if self._at_line_start and data.startswith(b"."):
+            data = b"." + data
+        data = data.replace(b"\r\n.", b"\r\n..")
+        self._at_line_start = data.endswith(b"\r\n")
+        return data
+
+    def end(self) -> bytes:
+        tail = b""
+        if self._carry:
+            tail = b"\r\n"
+            self._carry = b""
+            self._at_line_start = True
+        if not self._at_line_start:
+            tail += b"\r\n"
+        self._at_line_start = True
+        return tail + b".\r\n"
+
+
+def transcript_text(command: Command) -> str | None:
+    """The command as the session log shows it, secrets replaced by ``*****``.
+
+    Returns None for message bytes, which the log summarises instead.
+    """
+    match command:
+        case Auth(mechanism=mechanism, initial_response=initial):
+            return f"AUTH {mechanism}" + (f" {REDACTED}" if initial is not None else "")
+        case AuthResponse():
+            return REDACTED
+        case BodyChunk() | EndOfData():
+            return None
+        case _:
+            return _command_line(command).decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _command_line(command: Command) -> bytes:
+    """Wire form of one command line, e.g. ``MAIL FROM:<a@example.org> SIZE=1024\\r\\n``."""
+    match command:
+        case Ehlo(hostname=name):
+            text = f"EHLO {name}"
+        case Helo(hostname=name):
+            text = f"HELO {name}"
+        case StartTls():
+            text = "STARTTLS"
+        case Auth(mechanism=mechanism, initial_response=initial):
+            text = f"AUTH {mechanism}"
+            if initial is not None:
+                text += " " + (initial.decode("ascii") or "=")
+        case AuthResponse(data=data):
+            text = data.decode("ascii")
+        case AuthAbort():
+            text = "*"
+        case MailFrom():
+            text = f"MAIL FROM:<{command.address}>"
+            if command.size is not None:
+                text += f" SIZE={command.size}"
+            if command.body_8bitmime:
+                text += " BODY=8BITMIME"
+            if command.smtputf8:
+                text += " SMTPUTF8"
+            if command.dsn_ret:
+                text += f" RET={command.dsn_ret}"
+            if command.dsn_envid:
+                text += f" ENVID={xtext(command.dsn_envid)}"
+        case RcptTo(address=address, notify=notify):
+            text = f"RCPT TO:<{address}>"
+            if notify:
+                text += " NOTIFY=" + ",".join(notify)
+        case Data():
+            text = "DATA"
+        case Rset():
+            text = "RSET"
+        case Noop():
+            text = "NOOP"
+        case Quit():
+            text = "QUIT"
+        case _:
+            raise LocalProtocolError(f"{type(command).__name__} is not a command line")
+    return (text + "\r\n").encode("utf-8")
+
+
+# --------------------------------------------------------------- connection
+
+
+class ClientConnection:
+    """One SMTP client conversation, without I/O."""
+
+    def __init__(self) -> None:
+        self.state = State.AWAIT_GREETING
+        self.extensions: dict[str, str] = {}
+        self.tls_active = False
+        self.authenticated = False
+        self.ehlo_refused = False  # EHLO got 500/502: HELO is the way on
+        self._parser = ReplyParser()
+        self._replies: deque[Reply] = deque()
+        self._pending: deque[Command] = deque()
+        self._encoder = DataEncoder()
+        self._closed_by_peer = False
+        self._closed_reported = False
+        self._smtputf8_transaction = False
+
+    # ---- what the server offers
+
+    def supports(self, extension: str) -> bool:
+        return extension.upper() in self.extensions
+
+    @property
+    def pipelining(self) -> bool:
+        return self.supports("PIPELINING")
+
+    @property
+    def auth_mechanisms(self) -> tuple[str, ...]:
+        return tuple(m.upper() for m in self.extensions.get("AUTH", "").split())
+
+    @property
+    def size_limit(self) -> int | None:
+        """The server's SIZE, or None when it states no limit (SIZE 0 or absent)."""
+        value = self.extensions.get("SIZE", "").strip()
+        return int(value) if value.isdigit() and int(value) > 0 else None
+
+    @property
+    def can_quit(self) -> bool:
+        return self.state in _QUIT_FROM and not self._pending
+
+    @property
+    def awaiting_replies(self) -> int:
+        return len(self._pending)
+
+    # ---- sending
+
+    def send(self, command: Command) -> bytes:
+        """Check ``command`` against the state and return its bytes."""
+        if self.state is State.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        kind = type(command)
+        if isinstance(command, Quit):
+            if self.state not in _QUIT_FROM:
+                raise LocalProtocolError(f"QUIT cannot be sent in state {self.state.value}")
+            new_state = State.QUIT_SENT
+        else:
+            maybe = _SEND_TRANSITIONS.get((self.state, kind))
+            if maybe is None:
+                raise LocalProtocolError(
+                    f"{kind.__name__} cannot be sent in state {self.state.value}"
+                )
+            new_state = maybe
+        if self._pending and not isinstance(command, BodyChunk | EndOfData):
+            grouped = (
+                self.pipelining
+                and isinstance(command, _PIPELINABLE)
+                and all(isinstance(p, _GROUP_MEMBERS) for p in self._pending)
+            )
+            if not grouped:
+                raise LocalProtocolError(
+                    f"{kind.__name__} must wait for the reply to "
+                    f"{type(self._pending[0]).__name__} (no PIPELINING)"
+                )
+        self._check_parameters(command)
+
+        if isinstance(command, BodyChunk):
+            data = self._encoder.encode(command.data)
+        elif isinstance(command, EndOfData):
+            data = self._encoder.end()
+            self._pending.append(command)
+        else:
+            data = _command_line(command)
+            self._pending.append(command)
+        self.state = new_state
+        return data
+
+    def _check_parameters(self, command: Command) -> None:
+        if isinstance(command, StartTls):
+            if self.tls_active:
+                raise LocalProtocolError("TLS is already active")
+            if not self.supports("STARTTLS"):
+                raise LocalProtocolError("the server did not offer STARTTLS")
+        elif isinstance(command, MailFrom):
+            _check_path(command.address, allow_empty=True, smtputf8=command.smtputf8)
+            if command.smtputf8 and not self.supports("SMTPUTF8"):
+                raise LocalProtocolError("the server did not offer SMTPUTF8")
+            if command.body_8bitmime and not self.supports("8BITMIME"):
+                raise LocalProtocolError("the server did not offer 8BITMIME")
+            if (command.dsn_ret or command.dsn_envid) and not self.supports("DSN"):
+                raise LocalProtocolError("the server did not offer DSN")
+            if command.size is not None and not self.supports("SIZE"):
+                raise LocalProtocolError("the server did not offer SIZE")
+            self._smtputf8_transaction = command.smtputf8
+        elif isinstance(command, RcptTo):
+            _check_path(
+                command.address,
+                allow_empty=False,
+                smtputf8=self._smtputf8_transaction,
+            )
+            if command.notify and not self.supports("DSN"):
+                raise LocalProtocolError("the server did not offer DSN")
+        elif isinstance(command, Auth) and command.mechanism.upper() not in self.auth_mechanisms:
+            raise LocalProtocolError(f"the server did not offer AUTH {command.mechanism}")
+        elif isinstance(command, Ehlo | Helo) and (
+            not command.hostname or any(c in command.hostname for c in " \r\n")
+        ):
+            raise LocalProtocolError(f"bad EHLO/HELO name {command.hostname!r}")
+        elif isinstance(command, Data):
+            self._encoder = DataEncoder()
+
+    # ---- receiving
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the server; ``b""`` means the server closed."""
+        if not data:
+            self._closed_by_peer = True
+            return
+        if self.state is State.TLS_HANDSHAKE:
+            raise RemoteProtocolError(
+                "the server sent data after agreeing to STARTTLS (possible injection)",
+                stage=Stage.STARTTLS,
+            )
+        try:
+            self._replies.extend(self._parser.feed(data))
+        except ReplyParseError as exc:
+            raise RemoteProtocolError(f"the server's reply is not SMTP: {exc}") from exc
+
+    def next_event(self) -> Event | _NeedData:
+        if self._replies:
+            return self._process(self._replies.popleft())
+        if self._closed_by_peer:
+            if self._closed_reported:
+                return ConnectionClosed()
+            self._closed_reported = True
+            unanswered = tuple(self._pending)
+            self._pending.clear()
+            self.state = State.CLOSED
+            return ConnectionClosed(unanswered)
+        return NEED_DATA
+
+    def tls_established(self) -> None:
+        """The caller finished the TLS handshake: start over with EHLO."""
+        if self.state is not State.TLS_HANDSHAKE:
+            raise LocalProtocolError(f"no STARTTLS handshake is due in state {self.state.value}")
+        self.tls_active = True
+        self.extensions = {}
+        self.state = State.GREETED
+
+    def implicit_tls(self) -> None:
+        """The connection was TLS from the first byte (port 465)."""
+        self.tls_active = True
+
+    def _process(self, reply: Reply) -> ServerReply:
+        if self.state is State.AWAIT_GREETING:
+            self.state = State.GREETED if reply.code == 220 else State.REFUSED
+            return ServerReply(Stage.GREETING, reply)
+        if not self._pending:
+            if reply.code == 421:
+                self.state = State.CLOSED
+                return ServerReply(Stage.CONNECTION, reply)
+            raise RemoteProtocolError(f"the server sent a reply nobody asked for: {reply}")
+        command = self._pending.popleft()
+        stage = _STAGE_OF[type(command)]
+        if reply.code == 421:
+            # The server is closing: nothing more will be answered.
+            self.state = State.CLOSED
+            return ServerReply(stage, reply, command)
+        self._apply(command, reply)
+        return ServerReply(stage, reply, command)
+
+    def _apply(self, command: Command, reply: Reply) -> None:
+        """Move the state on for a reply (only where the reply decides)."""
+        code = reply.code
+        match command:
+            case Ehlo():
+                if code == 250:
+                    self.extensions = parse_ehlo_extensions(reply)
+                    self.state = State.READY
+                else:
+                    self.ehlo_refused = code in (500, 502)
+                    self.state = State.GREETED
+            case Helo():
+                self.state = State.READY if code == 250 else State.GREETED
+                self.extensions = {}
+            case StartTls():
+                if code == 220:
+                    if self._replies or self._parser.has_partial:
+                        raise RemoteProtocolError(
+                            "the server sent data after agreeing to STARTTLS (possible injection)",
+                            stage=Stage.STARTTLS,
+                        )
+                    self.state = State.TLS_HANDSHAKE
+                else:
+                    self.state = State.READY
+            case Auth() | AuthResponse() | AuthAbort():
+                if code == 334:
+                    self.state = State.AUTH_CHALLENGE
+                else:
+                    self.authenticated = code == 235
+                    self.state = State.READY
+            case MailFrom():
+                if code != 250 and self.state is State.MAIL:
+                    self.state = State.READY  # nothing else of this transaction was sent
+            case Data():
+                self.state = State.BODY if code == 354 else State.READY
+            case EndOfData():
+                self.state = State.READY
+            case Quit():
+                self.state = State.CLOSED
+            case _:
+                pass

@@ -1,0 +1,548 @@
+"""One SMTP connection's life: greet, EHLO, TLS, AUTH, messages, QUIT.
+
+The session drives `protocol.ClientConnection` over a `transport.Transport`,
+writes every line to the `Transcript` as it goes, and reports per-recipient
+results. Several messages may go over one connection. The message body is
+streamed from a file in chunks, so memory stays bounded whatever the size;
+`abort()` from another thread closes the socket and the send raises
+`Cancelled`.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from mailer_gui.smtp import auth as sasl
+from mailer_gui.smtp import protocol as p
+from mailer_gui.smtp.errors import (
+    AuthenticationError,
+    Cancelled,
+    ConnectionLost,
+    MessageRefused,
+    RemoteProtocolError,
+    ReplyError,
+    SecurityPolicyError,
+    SmtpError,
+)
+from mailer_gui.smtp.replies import Reply, Stage, explain
+from mailer_gui.smtp.settings import AuthMethod, Security, ServerSettings
+from mailer_gui.smtp.transcript import Transcript
+from mailer_gui.smtp.transport import Transport
+
+CHUNK_SIZE = 64 * 1024
+Progress = Callable[[int, int], None]
+CredentialsProvider = Callable[[], sasl.Credentials]
+
+
+class RecipientStatus(enum.Enum):
+    ACCEPTED = "accepted"
+    DEFERRED = "deferred"  # 4xx or a connection problem: try again later
+    REJECTED = "rejected"  # 5xx: will not be delivered
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str
+    recipients: tuple[str, ...]
+    smtputf8: bool = False  # an address or header needs SMTPUTF8
+    eight_bit: bool = False  # the body has 8-bit bytes (BODY=8BITMIME)
+    dsn_notify: tuple[str, ...] = ()
+    dsn_ret: str | None = None
+    dsn_envid: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    address: str
+    status: RecipientStatus
+    reply: Reply | None = None
+    detail: str = ""  # when there is no reply: what happened instead
+
+    @property
+    def text(self) -> str:
+        return self.reply.text if self.reply else self.detail
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    """What happened to one message on one connection."""
+
+    recipients: tuple[RecipientResult, ...]
+    reply: Reply | None = None  # the final "." reply, if one came
+    error: SmtpError | None = None  # what ended the attempt early, if anything
+    # The final "." went out but no reply came: the server may have taken the
+    # message. Never resend silently (DESIGN.md, "uncertain").
+    uncertain: bool = False
+    sizes: tuple[int, int] = field(default=(0, 0))  # bytes sent, bytes total
+
+    def with_status(self, status: RecipientStatus) -> tuple[RecipientResult, ...]:
+        return tuple(r for r in self.recipients if r.status is status)
+
+    @property
+    def outcome(self) -> str:
+        """``sent`` | ``deferred`` | ``rejected`` | ``partial`` | ``uncertain``."""
+        if self.uncertain:
+            return "uncertain"
+        statuses = {r.status for r in self.recipients}
+        if statuses == {RecipientStatus.ACCEPTED}:
+            return "sent"
+        if RecipientStatus.ACCEPTED in statuses:
+            return "partial"
+        if RecipientStatus.DEFERRED in statuses:
+            return "deferred"
+        return "rejected"
+
+
+def _status_of(reply: Reply) -> RecipientStatus:
+    if reply.is_positive:
+        return RecipientStatus.ACCEPTED
+    return RecipientStatus.DEFERRED if reply.is_transient else RecipientStatus.REJECTED
+
+
+def _address_literal(sock_ip: str) -> str:
+    """EHLO name from our own address: ``[192.0.2.1]`` / ``[IPv6:2001:db8::1]``.
+
+    An address literal needs no DNS and tells the server nothing about the
+    computer's name.
+    """
+    try:
+        ip = ipaddress.ip_address(sock_ip.split("%")[0])
+    except ValueError:
+        return "localhost"
+    if ip.version == 6:
+        if ip.ipv4_mapped:
+            return f"[{ip.ipv4_mapped}]"
+        return f"[IPv6:{ip}]"
+    return f"[{ip}]"
+
+
+class Session:
+    """A connection to one submission server, used for one or more messages."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        transcript: Transcript | None = None,
+        credentials: CredentialsProvider | None = None,
+    ) -> None:
+        self.settings = settings
+        self.transcript = transcript or Transcript()
+        self._credentials = credentials
+        self._conn = p.ClientConnection()
+        self._transport: Transport | None = None
+        self._broken: SmtpError | None = None
+        self.messages_sent = 0
+
+    # ---------------------------------------------------------------- plumbing
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        return dict(self._conn.extensions)
+
+    @property
+    def size_limit(self) -> int | None:
+        return self._conn.size_limit
+
+    @property
+    def tls_active(self) -> bool:
+        return self._conn.tls_active
+
+    @property
+    def authenticated(self) -> bool:
+        return self._conn.authenticated
+
+    def _require_transport(self) -> Transport:
+        if self._transport is None:
+            raise ConnectionLost("The connection is not open.")
+        return self._transport
+
+    def _send(self, *commands: p.Command, timeout: float | None = None) -> None:
+        """Send one command, or a pipelined group, in one write."""
+        out = bytearray()
+        for command in commands:
+            out += self._conn.send(command)
+            line = p.transcript_text(command)
+            if line is not None:
+                self.transcript.client(line)
+        self._require_transport().write(
+            bytes(out), timeout=timeout or self.settings.timeouts.command
+        )
+
+    def _next_reply(self, timeout: float | None = None) -> p.ServerReply:
+        transport = self._require_transport()
+        while True:
+            event = self._conn.next_event()
+            if isinstance(event, p.ServerReply):
+                self._log_reply(event.reply)
+                if event.reply.code == 421:
+                    self._broken = ConnectionLost(
+                        explain(event.reply, event.stage, host=self.settings.host).text,
+                        reply=event.reply,
+                        stage=event.stage,
+                    )
+                return event
+            if isinstance(event, p.ConnectionClosed):
+                self._broken = ConnectionLost(
+                    f"{self.settings.host} closed the connection without an answer. "
+                    "Mailer will try again later."
+                )
+                raise self._broken
+            data = transport.read(timeout=timeout or self.settings.timeouts.command)
+            self._conn.receive_data(data)
+
+    def _log_reply(self, reply: Reply) -> None:
+        last = len(reply.lines) - 1
+        enhanced = f"{reply.enhanced} " if reply.enhanced else ""
+        for index, text in enumerate(reply.lines):
+            separator = " " if index == last else "-"
+            self.transcript.server(f"{reply.code}{separator}{enhanced}{text}".rstrip())
+
+    def _fail(self, server_reply: p.ServerReply) -> ReplyError:
+        reply, stage = server_reply.reply, server_reply.stage
+        return ReplyError(
+            explain(reply, stage, host=self.settings.host).text, reply=reply, stage=stage
+        )
+
+    # ------------------------------------------------------------------- open
+
+    def open(self) -> None:
+        """Connect, read the greeting, EHLO, TLS, and log in."""
+        settings = self.settings
+        timeouts = settings.timeouts
+        self.transcript.note(
+            f"connecting to {settings.host} port {settings.port} ({settings.security.value})"
+        )
+        self._transport = Transport.connect(
+            settings.host,
+            settings.port,
+            timeout=timeouts.connect,
+            implicit_tls=settings.security is Security.TLS,
+            fingerprint=settings.normalized_fingerprint,
+        )
+        if self._transport.tls:
+            self._conn.implicit_tls()
+            self.transcript.note(self._transport.tls.describe())
+        try:
+            self._open_conversation()
+        except BaseException:
+            self._transport.close()
+            raise
+
+    def _open_conversation(self) -> None:
+        settings = self.settings
+        transport = self._require_transport()
+        greeting = self._next_reply(settings.timeouts.greeting)
+        if greeting.reply.code != 220:
+            raise self._fail(greeting)
+        self._hello()
+        if settings.security is Security.STARTTLS:
+            if not self._conn.supports("STARTTLS"):
+                raise SecurityPolicyError(
+                    f"{settings.host} does not offer STARTTLS, and this account requires it. "
+                    "Mailer will not send your password or message unencrypted. Check the "
+                    "port (587 normally offers STARTTLS; 465 uses TLS from the start).",
+                    stage=Stage.EHLO,
+                )
+            self._send(p.StartTls())
+            reply = self._next_reply()
+            if reply.reply.code != 220:
+                raise self._fail(reply)
+            info = transport.start_tls(
+                timeout=settings.timeouts.connect, fingerprint=settings.normalized_fingerprint
+            )
+            self._conn.tls_established()
+            self.transcript.note(info.describe())
+            self._hello()
+        self._authenticate()
+
+    def _hello(self) -> None:
+        name = self.settings.local_hostname or self._default_hostname()
+        self._send(p.Ehlo(name))
+        reply = self._next_reply()
+        if reply.reply.code == 250:
+            return
+        if not self._conn.ehlo_refused:
+            raise self._fail(reply)
+        self._send(p.Helo(name))
+        reply = self._next_reply()
+        if reply.reply.code != 250:
+            raise self._fail(reply)
+
+    def _default_hostname(self) -> str:
+        transport = self._require_transport()
+        try:
+            local = transport.local_address()
+        except OSError:
+            return "localhost"
+        return _address_literal(local)
+
+    def _authenticate(self) -> None:
+        settings = self.settings
+        if settings.auth is AuthMethod.NONE or self._credentials is None:
+            return
+        offered = self._conn.auth_mechanisms
+        if not offered and settings.auth is AuthMethod.AUTO:
+            self.transcript.note("the server offers no AUTH; sending without logging in")
+            return
+        name = sasl.choose_mechanism(
+            offered,
+            settings.auth,
+            tls_active=self._conn.tls_active,
+            allow_insecure=settings.allow_insecure_auth,
+        )
+        credentials = self._credentials()
+        self.transcript.add_secret(credentials.secret)
+        mechanism = sasl.mechanism_for(name, credentials)
+        self._send(p.Auth(mechanism.name, mechanism.initial()))
+        for _ in range(8):  # no mechanism here needs more than two challenges
+            event = self._next_reply()
+            reply = event.reply
+            if reply.code == 235:
+                self.transcript.note(f"logged in as {credentials.username} with {name}")
+                return
+            if reply.code != 334:
+                raise AuthenticationError(
+                    explain(reply, Stage.AUTH, host=settings.host).text,
+                    reply=reply,
+                    transient=reply.is_transient,
+                )
+            challenge = reply.lines[0].strip().encode("ascii", errors="replace")
+            self._send(p.AuthResponse(mechanism.respond(challenge)))
+        raise RemoteProtocolError("the server kept asking AUTH questions", stage=Stage.AUTH)
+
+    # ------------------------------------------------------------------- send
+
+    def check_message(self, envelope: Envelope, size: int) -> None:
+        """Refuse before any byte is sent what this server cannot take."""
+        if envelope.smtputf8 and not self._conn.supports("SMTPUTF8"):
+            raise MessageRefused(
+                f"This message has an address with non-ASCII characters before the @, and "
+                f"{self.settings.host} does not support such addresses (no SMTPUTF8). "
+                "Nothing was sent. Use an ASCII address for that recipient or sender."
+            )
+        limit = self._conn.size_limit
+        if limit is not None and size > limit:
+            raise MessageRefused(
+                f"The message is {size / 1e6:.1f} MB and {self.settings.host} accepts at "
+                f"most {limit / 1e6:.1f} MB (SIZE {limit}). Nothing was sent. Remove or "
+                "shrink attachments, or share large files by link."
+            )
+
+    def send_message(
+        self,
+        envelope: Envelope,
+        body: BinaryIO,
+        size: int,
+        *,
+        progress: Progress | None = None,
+    ) -> MessageResult:
+        """Send one message; recipients refused with 452 go in a further transaction."""
+        if self._broken is not None:
+            raise self._broken
+        if not envelope.recipients:
+            raise MessageRefused("The message has no recipients.")
+        self.check_message(envelope, size)
+        results: dict[str, RecipientResult] = {}
+        remaining = list(dict.fromkeys(envelope.recipients))
+        final: MessageResult | None = None
+        start = body.tell()
+        while remaining:
+            body.seek(start)
+            final = self._transaction(envelope, remaining, body, size, progress)
+            for result in final.recipients:
+                results[result.address] = result
+            too_many = [
+                r.address
+                for r in final.recipients
+                if r.reply is not None
+                and r.reply.code == 452
+                and r.status is not RecipientStatus.ACCEPTED
+            ]
+            accepted_now = any(r.status is RecipientStatus.ACCEPTED for r in final.recipients)
+            # Only go round again when this round made progress (RFC 5321 §4.5.3.1.10).
+            if not too_many or not accepted_now or final.error or final.uncertain:
+                break
+            self.transcript.note(
+                f"the server took {len(remaining) - len(too_many)} recipients; "
+                f"sending to the other {len(too_many)} in a new transaction"
+            )
+            remaining = too_many
+        assert final is not None
+        ordered = tuple(results[a] for a in dict.fromkeys(envelope.recipients))
+        self.messages_sent += 1
+        return MessageResult(ordered, final.reply, final.error, final.uncertain, final.sizes)
+
+    def _transaction(
+        self,
+        envelope: Envelope,
+        recipients: list[str],
+        body: BinaryIO,
+        size: int,
+        progress: Progress | None,
+    ) -> MessageResult:
+        conn = self._conn
+        if conn.state in (p.State.MAIL, p.State.RCPT):
+            self._send(p.Rset())
+            self._next_reply()
+        mail = p.MailFrom(
+            envelope.sender,
+            size=size if conn.supports("SIZE") else None,
+            body_8bitmime=envelope.eight_bit and conn.supports("8BITMIME"),
+            smtputf8=envelope.smtputf8,
+            dsn_ret=envelope.dsn_ret if conn.supports("DSN") else None,
+            dsn_envid=envelope.dsn_envid if conn.supports("DSN") else None,
+        )
+        notify = envelope.dsn_notify if conn.supports("DSN") else ()
+        rcpts = [p.RcptTo(address, notify) for address in recipients]
+        outcome: dict[str, RecipientResult] = {}
+        unconfirmed = list(recipients)
+
+        def settle(reply: Reply | None, detail: str, status: RecipientStatus | None = None) -> None:
+            for address in unconfirmed:
+                if address not in outcome or outcome[address].status is RecipientStatus.ACCEPTED:
+                    outcome[address] = RecipientResult(
+                        address,
+                        status or (_status_of(reply) if reply else RecipientStatus.DEFERRED),
+                        reply,
+                        detail,
+                    )
+
+        def result(**kwargs: object) -> MessageResult:
+            ordered = tuple(outcome[a] for a in recipients)
+            return MessageResult(ordered, **kwargs)  # type: ignore[arg-type]
+
+        sent_bytes = 0
+        try:
+            if conn.pipelining:
+                self._send(mail, *rcpts, p.Data())
+                mail_reply = self._next_reply()
+                if not mail_reply.reply.is_positive:
+                    settle(mail_reply.reply, "")
+                for rcpt in rcpts:
+                    event = self._next_reply()
+                    if mail_reply.reply.is_positive:
+                        outcome[rcpt.address] = RecipientResult(
+                            rcpt.address, _status_of(event.reply), event.reply
+                        )
+                    if event.reply.code == 421:
+                        return self._closing(outcome, recipients, event.reply)
+                data_reply = self._next_reply()
+            else:
+                self._send(mail)
+                mail_reply = self._next_reply()
+                if not mail_reply.reply.is_positive:
+                    settle(mail_reply.reply, "")
+                    return result()
+                for rcpt in rcpts:
+                    self._send(rcpt)
+                    event = self._next_reply()
+                    outcome[rcpt.address] = RecipientResult(
+                        rcpt.address, _status_of(event.reply), event.reply
+                    )
+                    if event.reply.code == 421:
+                        return self._closing(outcome, recipients, event.reply)
+                if not any(r.status is RecipientStatus.ACCEPTED for r in outcome.values()):
+                    return result()
+                self._send(p.Data())
+                data_reply = self._next_reply()
+
+            accepted = [a for a in recipients if outcome[a].status is RecipientStatus.ACCEPTED]
+            unconfirmed = accepted
+            if data_reply.reply.code != 354:
+                if accepted:
+                    settle(data_reply.reply, "")
+                return result()
+            if not accepted:
+                # PIPELINING sent DATA before knowing every RCPT failed; end it empty.
+                self._send(p.EndOfData())
+                self._next_reply(self.settings.timeouts.data_end)
+                return result()
+
+            sent_bytes = self._stream_body(body, size, progress)
+            self._send(p.EndOfData(), timeout=self.settings.timeouts.data_block)
+            try:
+                final = self._next_reply(self.settings.timeouts.data_end)
+            except (ConnectionLost, SmtpError) as exc:
+                if isinstance(exc, Cancelled):
+                    raise
+                settle(None, str(exc), RecipientStatus.DEFERRED)
+                self.transcript.note(
+                    "no reply after the end of the message: the server may or may not have taken it"
+                )
+                return result(error=exc, uncertain=True, sizes=(sent_bytes, size))
+            if not final.reply.is_positive:
+                settle(final.reply, "")
+            return result(reply=final.reply, sizes=(sent_bytes, size))
+        except Cancelled:
+            raise
+        except SmtpError as exc:
+            settle(
+                None,
+                exc.message,
+                RecipientStatus.DEFERRED if exc.transient else RecipientStatus.REJECTED,
+            )
+            return result(error=exc, sizes=(sent_bytes, size))
+
+    def _closing(
+        self, outcome: dict[str, RecipientResult], recipients: list[str], reply: Reply
+    ) -> MessageResult:
+        """421 mid-transaction: what was not confirmed is deferred."""
+        for address in recipients:
+            current = outcome.get(address)
+            if current is None or current.status is RecipientStatus.ACCEPTED:
+                outcome[address] = RecipientResult(address, RecipientStatus.DEFERRED, reply)
+        error = self._broken or ConnectionLost("the server closed the connection", reply=reply)
+        self._require_transport().close()
+        return MessageResult(tuple(outcome[a] for a in recipients), error=error)
+
+    def _stream_body(self, body: BinaryIO, size: int, progress: Progress | None) -> int:
+        transport = self._require_transport()
+        timeout = self.settings.timeouts.data_block
+        self.transcript.note(f"sending the message ({size} bytes)")
+        sent = 0
+        if progress:
+            progress(0, size)
+        while True:
+            chunk = body.read(CHUNK_SIZE)
+            if not chunk:
+                break
+            transport.write(self._conn.send(p.BodyChunk(chunk)), timeout=timeout)
+            sent += len(chunk)
+            if progress:
+                progress(sent, size)
+        return sent
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Say QUIT (briefly; a server that does not answer is simply dropped)."""
+        transport = self._transport
+        if transport is None:
+            return
+        try:
+            if self._broken is None and self._conn.can_quit:
+                self._send(p.Quit(), timeout=5.0)
+                self._next_reply(5.0)
+        except SmtpError:
+            pass
+        finally:
+            transport.close()
+            self._transport = None
+
+    def abort(self) -> None:
+        """Cancel from another thread: closes the socket under a running send."""
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+
+    def __enter__(self) -> Session:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

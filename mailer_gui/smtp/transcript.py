@@ -1,0 +1,105 @@
+"""The session log: every line the server said and every line we sent.
+
+Records are made redacted: AUTH payloads never reach a `TranscriptRecord`
+(protocol.transcript_text replaces them before the session records a line),
+and `Transcript.secrets` is a last guard that scrubs any known secret, in
+plain or base64 form, from text that a note might carry (a server echoing a
+username and password back, say).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mailer_gui.smtp.protocol import REDACTED
+
+
+class Direction(enum.Enum):
+    CLIENT = "C"
+    SERVER = "S"
+    NOTE = "*"
+
+
+@dataclass(frozen=True)
+class TranscriptRecord:
+    time: float  # seconds since the epoch
+    direction: Direction
+    text: str
+
+    def render(self) -> str:
+        """``C: EHLO host`` / ``S: 250 ok`` / ``* TLS 1.3 established``."""
+        if self.direction is Direction.NOTE:
+            return f"* {self.text}"
+        return f"{self.direction.value}: {self.text}"
+
+
+Listener = Callable[[TranscriptRecord], None]
+
+
+def _secret_forms(secret: str) -> set[str]:
+    """The ways a secret could appear in a line: as is, and base64 encoded
+    on its own or at any of the three byte alignments inside a longer payload."""
+    raw = secret.encode("utf-8")
+    forms = {secret, base64.b64encode(raw).decode("ascii")}
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+        # Drop the characters touched by the padding bytes on each side.
+        start = (shift * 4 + 2) // 3
+        inner = encoded[start:]
+        inner = inner.rstrip("=")
+        if len(inner) > 4:
+            forms.add(inner[:-2])
+    return {form for form in forms if len(form) >= 4}
+
+
+class Transcript:
+    """Thread-safe list of records with live listeners (the CLI's -v, the GUI log)."""
+
+    def __init__(self, listener: Listener | None = None) -> None:
+        self._records: list[TranscriptRecord] = []
+        self._listeners: list[Listener] = [listener] if listener else []
+        self._lock = threading.Lock()
+        self._secret_forms: set[str] = set()
+
+    def add_secret(self, secret: str) -> None:
+        """Scrub this secret (and its base64 forms) from every later record."""
+        if secret:
+            with self._lock:
+                self._secret_forms |= _secret_forms(secret)
+
+    def add_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _add(self, direction: Direction, text: str) -> None:
+        with self._lock:
+            for form in self._secret_forms:
+                if form in text:
+                    text = text.replace(form, REDACTED)
+            record = TranscriptRecord(time.time(), direction, text)
+            self._records.append(record)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(record)
+
+    def client(self, text: str) -> None:
+        self._add(Direction.CLIENT, text)
+
+    def server(self, text: str) -> None:
+        self._add(Direction.SERVER, text)
+
+    def note(self, text: str) -> None:
+        self._add(Direction.NOTE, text)
+
+    @property
+    def records(self) -> tuple[TranscriptRecord, ...]:
+        with self._lock:
+            return tuple(self._records)
+
+    def render(self) -> str:
+        return "\n".join(record.render() for record in self.records)

@@ -1,0 +1,375 @@
+"""The sans-IO client, driven with bytes alone: no sockets, no mocks."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailer_gui.smtp import protocol as p
+from mailer_gui.smtp.errors import LocalProtocolError, RemoteProtocolError
+from mailer_gui.smtp.replies import Stage
+
+EHLO_PIPELINING = (
+    b"250-mail.example.org Hello\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"
+    b"250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250-STARTTLS\r\n"
+    b"250 AUTH PLAIN LOGIN CRAM-MD5\r\n"
+)
+EHLO_PLAIN = b"250-mail.example.org\r\n250 AUTH PLAIN\r\n"
+
+
+def events(conn: p.ClientConnection, data: bytes) -> list[p.Event]:
+    conn.receive_data(data)
+    out: list[p.Event] = []
+    while True:
+        event = conn.next_event()
+        if event is p.NEED_DATA:
+            return out
+        assert not isinstance(event, p._NeedData)
+        out.append(event)
+        if isinstance(event, p.ConnectionClosed):
+            return out
+
+
+def ready(ehlo: bytes = EHLO_PIPELINING) -> p.ClientConnection:
+    conn = p.ClientConnection()
+    events(conn, b"220 mail.example.org ESMTP\r\n")
+    conn.send(p.Ehlo("client.example"))
+    events(conn, ehlo)
+    assert conn.state is p.State.READY
+    return conn
+
+
+# ------------------------------------------------------------ command bytes
+
+
+@pytest.mark.parametrize(
+    ("command", "wire", "log"),
+    [
+        (p.Ehlo("[127.0.0.1]"), b"EHLO [127.0.0.1]\r\n", "EHLO [127.0.0.1]"),
+        (
+            p.MailFrom("a@example.org", size=1234, body_8bitmime=True),
+            b"MAIL FROM:<a@example.org> SIZE=1234 BODY=8BITMIME\r\n",
+            "MAIL FROM:<a@example.org> SIZE=1234 BODY=8BITMIME",
+        ),
+        (
+            p.MailFrom("", dsn_ret="HDRS", dsn_envid="id+1 x"),
+            b"MAIL FROM:<> RET=HDRS ENVID=id+2B1+20x\r\n",
+            "MAIL FROM:<> RET=HDRS ENVID=id+2B1+20x",
+        ),
+        (p.Auth("PLAIN", b"AGEAYg=="), b"AUTH PLAIN AGEAYg==\r\n", "AUTH PLAIN *****"),
+        (p.Auth("PLAIN", b""), b"AUTH PLAIN =\r\n", "AUTH PLAIN *****"),
+        (p.Auth("LOGIN"), b"AUTH LOGIN\r\n", "AUTH LOGIN"),
+        (p.AuthResponse(b"c2VjcmV0"), b"c2VjcmV0\r\n", "*****"),
+        (p.Quit(), b"QUIT\r\n", "QUIT"),
+    ],
+)
+def test_command_wire_form_and_redacted_log(command: p.Command, wire: bytes, log: str) -> None:
+    assert p._command_line(command) == wire
+    assert p.transcript_text(command) == log
+
+
+def test_rcpt_with_notify() -> None:
+    conn = ready()
+    conn.send(p.MailFrom("a@example.org"))
+    out = conn.send(p.RcptTo("b@example.org", ("SUCCESS", "FAILURE")))
+    assert out == b"RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE\r\n"
+
+
+# ---------------------------------------------------------------- greeting
+
+
+@pytest.mark.parametrize(
+    ("greeting", "state"),
+    [
+        (b"220 ok\r\n", p.State.GREETED),
+        (b"220-first\r\n220 second\r\n", p.State.GREETED),
+        (b"554 5.7.1 go away\r\n", p.State.REFUSED),
+        (b"421 busy\r\n", p.State.REFUSED),
+    ],
+)
+def test_greeting(greeting: bytes, state: p.State) -> None:
+    conn = p.ClientConnection()
+    (event,) = events(conn, greeting)
+    assert isinstance(event, p.ServerReply)
+    assert event.stage is Stage.GREETING
+    assert conn.state is state
+
+
+def test_refused_greeting_allows_only_quit() -> None:
+    conn = p.ClientConnection()
+    events(conn, b"554 no\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send(p.Ehlo("x"))
+    assert conn.send(p.Quit()) == b"QUIT\r\n"
+
+
+# -------------------------------------------------------------------- EHLO
+
+
+def test_ehlo_extensions_parsed() -> None:
+    conn = ready()
+    assert conn.pipelining
+    assert conn.size_limit == 1000000
+    assert conn.auth_mechanisms == ("PLAIN", "LOGIN", "CRAM-MD5")
+    assert conn.supports("smtputf8")
+
+
+def test_old_auth_equals_form_is_merged() -> None:
+    conn = ready(b"250-x\r\n250-AUTH=LOGIN\r\n250 AUTH PLAIN LOGIN\r\n")
+    assert set(conn.auth_mechanisms) == {"PLAIN", "LOGIN"}
+
+
+@pytest.mark.parametrize("code", [500, 502])
+def test_ehlo_refused_falls_back_to_helo(code: int) -> None:
+    conn = p.ClientConnection()
+    events(conn, b"220 old server\r\n")
+    conn.send(p.Ehlo("client"))
+    events(conn, f"{code} unrecognised\r\n".encode())
+    assert conn.ehlo_refused
+    assert conn.state is p.State.GREETED
+    assert conn.send(p.Helo("client")) == b"HELO client\r\n"
+    events(conn, b"250 hi\r\n")
+    assert conn.state is p.State.READY
+    assert conn.extensions == {}
+
+
+def test_ehlo_other_failure_is_not_a_helo_case() -> None:
+    conn = p.ClientConnection()
+    events(conn, b"220 x\r\n")
+    conn.send(p.Ehlo("client"))
+    events(conn, b"421 4.3.2 shutting down\r\n")
+    assert not conn.ehlo_refused
+    assert conn.state is p.State.CLOSED
+
+
+# ---------------------------------------------------------------- STARTTLS
+
+
+def test_starttls_forgets_capabilities() -> None:
+    conn = ready()
+    assert conn.send(p.StartTls()) == b"STARTTLS\r\n"
+    events(conn, b"220 2.0.0 go ahead\r\n")
+    assert conn.state is p.State.TLS_HANDSHAKE
+    conn.tls_established()
+    assert conn.extensions == {}
+    assert conn.tls_active
+    assert conn.state is p.State.GREETED
+    with pytest.raises(LocalProtocolError):
+        conn.send(p.MailFrom("a@example.org"))
+
+
+def test_starttls_injection_refused() -> None:
+    conn = ready()
+    conn.send(p.StartTls())
+    with pytest.raises(RemoteProtocolError):
+        events(conn, b"220 go ahead\r\n250 injected\r\n")
+
+
+def test_data_after_starttls_220_refused() -> None:
+    conn = ready()
+    conn.send(p.StartTls())
+    events(conn, b"220 go ahead\r\n")
+    with pytest.raises(RemoteProtocolError):
+        conn.receive_data(b"250 injected\r\n")
+
+
+def test_starttls_not_offered() -> None:
+    conn = ready(EHLO_PLAIN)
+    with pytest.raises(LocalProtocolError):
+        conn.send(p.StartTls())
+
+
+# -------------------------------------------------------------------- AUTH
+
+
+def test_auth_challenge_round() -> None:
+    conn = ready()
+    conn.send(p.Auth("LOGIN"))
+    (event,) = events(conn, b"334 VXNlcm5hbWU6\r\n")
+    assert isinstance(event, p.ServerReply) and event.reply.code == 334
+    assert conn.state is p.State.AUTH_CHALLENGE
+    conn.send(p.AuthResponse(b"dXNlcg=="))
+    events(conn, b"334 UGFzc3dvcmQ6\r\n")
+    conn.send(p.AuthResponse(b"cGFzcw=="))
+    events(conn, b"235 2.7.0 ok\r\n")
+    assert conn.authenticated and conn.state is p.State.READY
+
+
+def test_auth_failure_returns_to_ready() -> None:
+    conn = ready()
+    conn.send(p.Auth("PLAIN", b"AGEAYg=="))
+    (event,) = events(conn, b"535 5.7.8 bad\r\n")
+    assert isinstance(event, p.ServerReply)
+    assert event.reply.enhanced == "5.7.8"
+    assert not conn.authenticated and conn.state is p.State.READY
+
+
+def test_auth_mechanism_not_offered() -> None:
+    conn = ready(EHLO_PLAIN)
+    with pytest.raises(LocalProtocolError):
+        conn.send(p.Auth("CRAM-MD5"))
+
+
+# ------------------------------------------------------------- transactions
+
+
+def test_pipelined_group_matches_replies_in_order() -> None:
+    conn = ready()
+    out = b"".join(
+        conn.send(c)
+        for c in (
+            p.MailFrom("a@example.org"),
+            p.RcptTo("one@example.org"),
+            p.RcptTo("two@example.org"),
+            p.Data(),
+        )
+    )
+    assert out.count(b"\r\n") == 4
+    got = events(
+        conn,
+        b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n354 go\r\n",
+    )
+    assert [e.stage for e in got if isinstance(e, p.ServerReply)] == [
+        Stage.MAIL,
+        Stage.RCPT,
+        Stage.RCPT,
+        Stage.DATA,
+    ]
+    rejected = got[2]
+    assert isinstance(rejected, p.ServerReply)
+    assert rejected.command == p.RcptTo("two@example.org")
+    assert conn.state is p.State.BODY
+
+
+def test_without_pipelining_a_command_waits_for_its_reply() -> None:
+    conn = ready(EHLO_PLAIN)
+    conn.send(p.MailFrom("a@example.org"))
+    with pytest.raises(LocalProtocolError, match="PIPELINING"):
+        conn.send(p.RcptTo("b@example.org"))
+
+
+def test_group_must_end_with_data() -> None:
+    conn = ready()
+    conn.send(p.MailFrom("a@example.org"))
+    conn.send(p.RcptTo("b@example.org"))
+    conn.send(p.Data())
+    with pytest.raises(LocalProtocolError):
+        conn.send(p.Rset())
+
+
+def test_mail_refused_without_pipelining_returns_to_ready() -> None:
+    conn = ready(EHLO_PLAIN)
+    conn.send(p.MailFrom("a@example.org"))
+    events(conn, b"550 5.7.1 not allowed\r\n")
+    assert conn.state is p.State.READY
+
+
+def test_data_refused_ends_transaction() -> None:
+    conn = ready()
+    for c in (p.MailFrom("a@example.org"), p.RcptTo("b@example.org"), p.Data()):
+        conn.send(c)
+    events(conn, b"250 ok\r\n550 no\r\n554 5.5.1 no valid recipients\r\n")
+    assert conn.state is p.State.READY
+
+
+def test_unsolicited_421_closes() -> None:
+    conn = ready()
+    (event,) = events(conn, b"421 4.4.2 timeout\r\n")
+    assert isinstance(event, p.ServerReply) and event.stage is Stage.CONNECTION
+    assert conn.state is p.State.CLOSED
+
+
+def test_unsolicited_reply_is_a_protocol_error() -> None:
+    conn = ready()
+    with pytest.raises(RemoteProtocolError):
+        events(conn, b"250 surprise\r\n")
+
+
+def test_eof_reports_unanswered_commands() -> None:
+    conn = ready()
+    conn.send(p.MailFrom("a@example.org"))
+    conn.send(p.RcptTo("b@example.org"))
+    (event,) = events(conn, b"")
+    assert isinstance(event, p.ConnectionClosed)
+    assert event.unanswered == (p.MailFrom("a@example.org"), p.RcptTo("b@example.org"))
+    assert conn.state is p.State.CLOSED
+    with pytest.raises(LocalProtocolError):
+        conn.send(p.Quit())
+
+
+@pytest.mark.parametrize(
+    ("command", "ehlo"),
+    [
+        (p.MailFrom("a@example.org", smtputf8=True), EHLO_PLAIN),
+        (p.MailFrom("a@example.org", body_8bitmime=True), EHLO_PLAIN),
+        (p.MailFrom("a@example.org", size=10), EHLO_PLAIN),
+        (p.MailFrom("a@example.org", dsn_ret="FULL"), EHLO_PLAIN),
+        (p.MailFrom("üser@example.org"), EHLO_PIPELINING),
+        (p.MailFrom("a@example.org>\r\nRCPT TO:<x@y>"), EHLO_PIPELINING),
+    ],
+)
+def test_mail_parameters_checked_against_extensions(command: p.Command, ehlo: bytes) -> None:
+    conn = ready(ehlo)
+    with pytest.raises(LocalProtocolError):
+        conn.send(command)
+
+
+def test_utf8_address_with_smtputf8() -> None:
+    conn = ready()
+    out = conn.send(p.MailFrom("üser@exämple.org", smtputf8=True))
+    assert out == "MAIL FROM:<üser@exämple.org> SMTPUTF8\r\n".encode()
+    assert conn.send(p.RcptTo("ü@example.org")) == "RCPT TO:<ü@example.org>\r\n".encode()
+
+
+# -------------------------------------------------------------- message body
+
+
+def body_after_354(chunks: list[bytes]) -> bytes:
+    conn = ready()
+    for c in (p.MailFrom("a@example.org"), p.RcptTo("b@example.org"), p.Data()):
+        conn.send(c)
+    events(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    out = b"".join(conn.send(p.BodyChunk(c)) for c in chunks)
+    return out + conn.send(p.EndOfData())
+
+
+@pytest.mark.parametrize(
+    ("chunks", "wire"),
+    [
+        ([b"hello\r\n"], b"hello\r\n.\r\n"),
+        ([b"hello"], b"hello\r\n.\r\n"),
+        ([b"a\nb\n"], b"a\r\nb\r\n.\r\n"),
+        ([b"a\rb"], b"a\r\nb\r\n.\r\n"),
+        ([b".start\r\n.\r\n"], b"..start\r\n..\r\n.\r\n"),
+        ([b"x\r", b"\n.y"], b"x\r\n..y\r\n.\r\n"),
+        ([b"x\r\n", b".", b"y"], b"x\r\n..y\r\n.\r\n"),
+        ([b"x\r"], b"x\r\n.\r\n"),
+        ([b""], b".\r\n"),
+    ],
+)
+def test_body_normalised_and_dot_stuffed(chunks: list[bytes], wire: bytes) -> None:
+    assert body_after_354(chunks) == wire
+
+
+def _reference_encoding(data: bytes) -> bytes:
+    text = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = text.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
+    return b"".join(line + b"\r\n" for line in stuffed) + b".\r\n"
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(0, 300), max_size=6))
+def test_body_encoding_independent_of_chunking(data: bytes, cuts: list[int]) -> None:
+    points = sorted({min(c, len(data)) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    assert body_after_354(chunks) == _reference_encoding(data)
+
+
+def test_quit_closes() -> None:
+    conn = ready()
+    conn.send(p.Quit())
+    events(conn, b"221 bye\r\n")
+    assert conn.state is p.State.CLOSED
