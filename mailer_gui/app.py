@@ -13,9 +13,14 @@ from mailer_gui import cli
 
 
 def _wants_cli(argv: Sequence[str]) -> bool:
-    for arg in argv:
+    """True when the first word that is not an option names a CLI command."""
+    args = iter(argv)
+    for arg in args:
         if arg in ("-h", "--help", "--version"):
             return True
+        if arg == "--home":
+            next(args, None)  # its value is a folder, not a command
+            continue
         if arg.startswith("-"):
             continue
         return arg in cli.COMMANDS

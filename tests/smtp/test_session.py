@@ -1,0 +1,437 @@
+"""The session against real servers on loopback: aiosmtpd with trustme
+certificates (TLS modes, AUTH, SMTPUTF8, faults) and Postfix's smtp-sink
+(PIPELINING and its fault switches)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mailer_gui.smtp.auth import Credentials
+from mailer_gui.smtp.errors import (
+    AuthenticationError,
+    Cancelled,
+    ConnectError,
+    MessageRefused,
+    SecurityPolicyError,
+    TlsError,
+)
+from mailer_gui.smtp.session import Envelope, MessageResult, RecipientStatus, Session
+from mailer_gui.smtp.settings import AuthMethod, Security, ServerSettings, Timeouts
+from mailer_gui.smtp.transcript import Transcript
+
+PASSWORD = "s3cret-Pässword!"
+USER = "alice"
+MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n.dot line\r\n"
+
+
+def settings_for(server: object, security: Security, **kwargs: object) -> ServerSettings:
+    return ServerSettings(
+        host="localhost",
+        port=server.port,  # type: ignore[attr-defined]
+        security=security,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def creds(password: str = PASSWORD) -> Callable[[], Credentials]:
+    return lambda: Credentials(USER, password)
+
+
+def send(session: Session, recipients: tuple[str, ...], body: bytes = MESSAGE) -> MessageResult:
+    return session.send_message(
+        Envelope("a@example.org", recipients), io.BytesIO(body), len(body)
+    )
+
+
+def assert_no_secret(transcript: Transcript, password: str = PASSWORD) -> None:
+    text = transcript.render()
+    raw = password.encode()
+    forms = [
+        password,
+        base64.b64encode(raw).decode(),
+        base64.b64encode(b"\0" + USER.encode() + b"\0" + raw).decode(),
+    ]
+    for form in forms:
+        assert form not in text
+
+
+@pytest.mark.parametrize("mechanism", [AuthMethod.PLAIN, AuthMethod.LOGIN, AuthMethod.CRAM_MD5])
+@pytest.mark.parametrize("security", [Security.TLS, Security.STARTTLS])
+def test_tls_auth_and_delivery(
+    aiosmtpd_factory, trust_test_ca, mechanism: AuthMethod, security: Security
+) -> None:
+    tls = "implicit" if security is Security.TLS else "starttls"
+    server = aiosmtpd_factory(tls=tls, users={USER: PASSWORD}, auth_required=True)
+    transcript = Transcript()
+    with Session(
+        settings_for(server, security, auth=mechanism), transcript=transcript, credentials=creds()
+    ) as session:
+        assert session.tls_active and session.authenticated
+        result = send(session, ("b@example.org",))
+    assert result.outcome == "sent"
+    (received,) = server.wait_for_messages(1)
+    assert received.auth_login == USER
+    assert received.tls
+    assert received.content.replace(b"\r\n", b"\n") == MESSAGE.replace(b"\r\n", b"\n")
+    text = transcript.render()
+    assert "TLS established: TLSv1." in text
+    assert "SHA-256" in text
+    assert f"AUTH {mechanism.value.upper()}" in text
+    assert_no_secret(transcript)
+
+
+def test_auto_picks_strongest_offered(aiosmtpd_factory, trust_test_ca) -> None:
+    server = aiosmtpd_factory(tls="implicit", users={USER: PASSWORD})
+    transcript = Transcript()
+    with Session(settings_for(server, Security.TLS), transcript=transcript, credentials=creds()):
+        pass
+    assert "C: AUTH CRAM-MD5" in transcript.render()
+
+
+def test_starttls_rereads_capabilities(aiosmtpd_factory, trust_test_ca) -> None:
+    server = aiosmtpd_factory(tls="starttls", users={USER: PASSWORD}, require_starttls=True)
+    transcript = Transcript()
+    with Session(
+        settings_for(server, Security.STARTTLS), transcript=transcript, credentials=creds()
+    ):
+        pass
+    lines = [r.render() for r in transcript.records]
+    ehlos = [i for i, line in enumerate(lines) if line.startswith("C: EHLO")]
+    starttls = lines.index("C: STARTTLS")
+    assert len(ehlos) == 2 and ehlos[0] < starttls < ehlos[1]
+    # AUTH was only offered (and used) after TLS.
+    assert not any("AUTH" in line for line in lines[ehlos[0] : starttls])
+
+
+def test_wrong_password_is_permanent_and_redacted(aiosmtpd_factory, trust_test_ca) -> None:
+    server = aiosmtpd_factory(tls="implicit", users={USER: PASSWORD})
+    transcript = Transcript()
+    session = Session(
+        settings_for(server, Security.TLS, auth=AuthMethod.PLAIN),
+        transcript=transcript,
+        credentials=creds("wrong-password-123"),
+    )
+    with pytest.raises(AuthenticationError) as info:
+        session.open()
+    assert info.value.permanent
+    assert info.value.reply is not None and info.value.reply.code == 535
+    assert "password" in info.value.message.lower()
+    assert_no_secret(transcript, "wrong-password-123")
+
+
+@pytest.mark.parametrize(
+    ("fixture", "words"),
+    [
+        ("expired_cert", "expired"),
+        ("wrong_host_cert", "different server name"),
+        ("self_signed_cert", "self-signed"),
+    ],
+)
+def test_certificate_failures_refused(
+    aiosmtpd_factory, trust_test_ca, request, fixture: str, words: str
+) -> None:
+    cert = request.getfixturevalue(fixture)
+    server = aiosmtpd_factory(tls="implicit", cert=cert, users={USER: PASSWORD})
+    session = Session(settings_for(server, Security.TLS), credentials=creds())
+    with pytest.raises(TlsError) as info:
+        session.open()
+    assert words in info.value.message
+    assert info.value.permanent
+    assert server.messages == []
+
+
+def test_unknown_ca_refused_on_starttls(aiosmtpd_factory) -> None:
+    # No trust_test_ca: the system store does not know the test CA.
+    server = aiosmtpd_factory(tls="starttls", users={USER: PASSWORD})
+    transcript = Transcript()
+    session = Session(
+        settings_for(server, Security.STARTTLS), transcript=transcript, credentials=creds()
+    )
+    with pytest.raises(TlsError) as info:
+        session.open()
+    assert "authority this computer does not trust" in info.value.message
+    assert "AUTH" not in transcript.render()
+
+
+def test_pinned_self_signed_certificate(aiosmtpd_factory, self_signed_cert) -> None:
+    server = aiosmtpd_factory(tls="implicit", cert=self_signed_cert, users={USER: PASSWORD})
+    pin = self_signed_cert.sha256
+    colons = ":".join(pin[i : i + 2] for i in range(0, len(pin), 2)).upper()
+    with Session(
+        settings_for(server, Security.TLS, tls_fingerprint=colons), credentials=creds()
+    ) as session:
+        assert send(session, ("b@example.org",)).outcome == "sent"
+    wrong = "00" * 32
+    session = Session(settings_for(server, Security.TLS, tls_fingerprint=wrong))
+    with pytest.raises(TlsError) as info:
+        session.open()
+    assert "does not match the fingerprint" in info.value.message
+    assert info.value.certificate is not None
+    assert info.value.certificate.sha256 == pin
+
+
+def test_missing_starttls_is_not_a_silent_downgrade(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(tls="none", users={USER: PASSWORD}, auth_require_tls=False)
+    transcript = Transcript()
+    session = Session(
+        settings_for(server, Security.STARTTLS), transcript=transcript, credentials=creds()
+    )
+    with pytest.raises(SecurityPolicyError, match="does not offer STARTTLS"):
+        session.open()
+    assert "AUTH" not in "".join(r.text for r in transcript.records if r.direction.value == "C")
+
+
+def test_cleartext_auth_needs_explicit_permission(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(tls="none", users={USER: PASSWORD}, auth_require_tls=False)
+    with pytest.raises(SecurityPolicyError, match="not encrypted"):
+        Session(settings_for(server, Security.NONE), credentials=creds()).open()
+    transcript = Transcript()
+    with Session(
+        settings_for(server, Security.NONE, allow_insecure_auth=True, auth=AuthMethod.LOGIN),
+        transcript=transcript,
+        credentials=creds(),
+    ) as session:
+        assert session.authenticated
+    assert_no_secret(transcript)
+
+
+def test_per_recipient_results(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(
+        rcpt_replies={
+            "gone@example.org": "550 5.1.1 No such user",
+            "later@example.org": "451 4.7.1 Greylisted, try again",
+        }
+    )
+    with Session(settings_for(server, Security.NONE)) as session:
+        result = send(session, ("ok@example.org", "gone@example.org", "later@example.org"))
+    statuses = {r.address: r.status for r in result.recipients}
+    assert statuses == {
+        "ok@example.org": RecipientStatus.ACCEPTED,
+        "gone@example.org": RecipientStatus.REJECTED,
+        "later@example.org": RecipientStatus.DEFERRED,
+    }
+    gone = result.recipients[1]
+    assert gone.reply is not None and gone.reply.enhanced == "5.1.1"
+    assert result.outcome == "partial"
+    (received,) = server.wait_for_messages(1)
+    assert received.rcpt_tos == ["ok@example.org"]
+
+
+def test_all_recipients_rejected_sends_no_data(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(rcpt_replies={"x@example.org": "550 5.1.1 No such user"})
+    transcript = Transcript()
+    with Session(settings_for(server, Security.NONE), transcript=transcript) as session:
+        result = send(session, ("x@example.org",))
+        # The connection is still usable for the next message.
+        assert send(session, ("y@example.org",)).outcome == "sent"
+    assert result.outcome == "rejected"
+    assert "C: DATA" in transcript.render()
+    assert transcript.render().count("C: DATA") == 1
+
+
+def test_message_refused_after_data(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(on_data=lambda m: "554 5.7.1 Message rejected as spam")
+    with Session(settings_for(server, Security.NONE)) as session:
+        result = send(session, ("a@example.org", "b@example.org"))
+    assert result.outcome == "rejected"
+    assert result.reply is not None and result.reply.code == 554
+    assert all(r.reply == result.reply for r in result.recipients)
+
+
+def test_several_messages_over_one_connection(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory()
+    transcript = Transcript()
+    with Session(settings_for(server, Security.NONE), transcript=transcript) as session:
+        for n in range(5):
+            body = MESSAGE + f"number {n}\r\n".encode()
+            assert send(session, (f"r{n}@example.org",), body).outcome == "sent"
+    messages = server.wait_for_messages(5)
+    assert [m.rcpt_tos for m in messages] == [[f"r{n}@example.org"] for n in range(5)]
+    assert transcript.render().count("connecting to") == 1
+
+
+def test_smtputf8(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(enable_smtputf8=True)
+    body = "From: jörg@bücher.example\r\n\r\nhi\r\n".encode()
+    envelope = Envelope("jörg@bücher.example", ("zoë@example.org",), smtputf8=True)
+    with Session(settings_for(server, Security.NONE)) as session:
+        result = session.send_message(envelope, io.BytesIO(body), len(body))
+    assert result.outcome == "sent"
+    (received,) = server.wait_for_messages(1)
+    assert received.smtp_utf8
+    assert received.rcpt_tos == ["zoë@example.org"]
+
+
+def test_smtputf8_missing_refused_before_sending(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(enable_smtputf8=False)
+    transcript = Transcript()
+    envelope = Envelope("jörg@example.org", ("b@example.org",), smtputf8=True)
+    with Session(settings_for(server, Security.NONE), transcript=transcript) as session:
+        with pytest.raises(MessageRefused, match="SMTPUTF8"):
+            session.send_message(envelope, io.BytesIO(b"x"), 1)
+    assert "MAIL FROM" not in transcript.render()
+
+
+def test_size_limit_refused_before_sending(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(data_size_limit=1000)
+    with Session(settings_for(server, Security.NONE)) as session:
+        assert session.size_limit == 1000
+        with pytest.raises(MessageRefused, match="accepts at most"):
+            send(session, ("b@example.org",), b"x" * 5000)
+
+
+def test_large_body_streams_with_progress(aiosmtpd_factory, tmp_path: Path) -> None:
+    server = aiosmtpd_factory(data_size_limit=None)
+    line = b"0123456789" * 7 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + line * 60_000  # about 4.3 MB
+    path = tmp_path / "big.eml"
+    path.write_bytes(body)
+    seen: list[tuple[int, int]] = []
+    with Session(settings_for(server, Security.NONE)) as session, path.open("rb") as f:
+        result = session.send_message(
+            Envelope("a@example.org", ("b@example.org",)),
+            f,
+            len(body),
+            progress=lambda sent, total: seen.append((sent, total)),
+        )
+    assert result.outcome == "sent"
+    assert seen[-1] == (len(body), len(body))
+    assert len(seen) > 10
+    assert [s for s, _ in seen] == sorted(s for s, _ in seen)
+    (received,) = server.wait_for_messages(1, timeout=30)
+    assert received.content == body
+
+
+def test_cancel_from_another_thread(aiosmtpd_factory) -> None:
+    def slow_rcpt(address: str, options: list[str]) -> None:
+        time.sleep(3)
+        return None
+
+    server = aiosmtpd_factory(on_rcpt=slow_rcpt)
+    session = Session(settings_for(server, Security.NONE))
+    session.open()
+    timer = threading.Timer(0.3, session.abort)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        send(session, ("b@example.org",))
+    assert time.monotonic() - started < 2.5
+    timer.join()
+    session.close()
+
+
+def test_command_timeout_defers(aiosmtpd_factory) -> None:
+    def slow_rcpt(address: str, options: list[str]) -> None:
+        time.sleep(2)
+        return None
+
+    server = aiosmtpd_factory(on_rcpt=slow_rcpt)
+    session = Session(
+        settings_for(server, Security.NONE, timeouts=Timeouts(command=0.5)),
+    )
+    session.open()
+    result = send(session, ("b@example.org",))
+    session.close()
+    assert result.outcome == "deferred"
+    assert result.error is not None and "stopped answering" in result.error.message
+
+
+def test_connection_refused_is_transient() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    session = Session(ServerSettings("127.0.0.1", port, Security.NONE))
+    with pytest.raises(ConnectError) as info:
+        session.open()
+    assert info.value.transient
+    assert "refused the connection" in info.value.message
+
+
+# ------------------------------------------------------------- smtp-sink
+
+
+def test_pipelining_sends_one_group(smtp_sink_factory) -> None:
+    sink = smtp_sink_factory()
+    transcript = Transcript()
+    recipients = tuple(f"r{n}@example.org" for n in range(20))
+    with Session(settings_for(sink, Security.NONE), transcript=transcript) as session:
+        assert "PIPELINING" in session.extensions
+        result = send(session, recipients)
+    assert result.outcome == "sent"
+    assert len(result.recipients) == 20
+    records = transcript.records
+    # The client lines MAIL..DATA come before the first server reply to them.
+    lines = [r.render() for r in records]
+    mail = next(i for i, line in enumerate(lines) if line.startswith("C: MAIL FROM"))
+    data = lines.index("C: DATA")
+    assert data - mail == 21
+    assert all(line.startswith("C: ") for line in lines[mail : data + 1])
+
+
+@pytest.mark.parametrize(
+    ("flags", "status", "code"),
+    [
+        (("-r", "RCPT"), RecipientStatus.DEFERRED, 450),
+        (("-f", "RCPT"), RecipientStatus.REJECTED, 500),
+        (("-f", "."), RecipientStatus.REJECTED, 500),
+        (("-r", "MAIL"), RecipientStatus.DEFERRED, 450),
+    ],
+)
+def test_sink_fault_switches(smtp_sink_factory, flags, status, code) -> None:
+    sink = smtp_sink_factory(*flags)
+    with Session(settings_for(sink, Security.NONE)) as session:
+        result = send(session, ("a@example.org", "b@example.org"))
+    assert {r.status for r in result.recipients} == {status}
+    assert {r.reply.code for r in result.recipients if r.reply} == {code}
+
+
+def test_sink_disconnect_after_data_end_is_uncertain(smtp_sink_factory) -> None:
+    sink = smtp_sink_factory("-q", ".")
+    with Session(settings_for(sink, Security.NONE)) as session:
+        result = send(session, ("a@example.org",))
+    assert result.outcome == "uncertain"
+    assert result.uncertain and result.error is not None
+
+
+def test_sink_disconnect_after_rcpt_defers(smtp_sink_factory) -> None:
+    sink = smtp_sink_factory("-p", "-q", "RCPT")
+    with Session(settings_for(sink, Security.NONE)) as session:
+        result = send(session, ("a@example.org",))
+    assert result.outcome == "deferred"
+    assert not result.uncertain
+
+
+def test_sink_421_defers_everything_unconfirmed(smtp_sink_factory) -> None:
+    sink = smtp_sink_factory("-Q", "RCPT")
+    with Session(settings_for(sink, Security.NONE)) as session:
+        result = send(session, ("a@example.org", "b@example.org"))
+        with pytest.raises(Exception, match="closed|421"):
+            send(session, ("c@example.org",))
+    assert {r.status for r in result.recipients} == {RecipientStatus.DEFERRED}
+
+
+def test_sink_slow_data_reply_waits(smtp_sink_factory) -> None:
+    sink = smtp_sink_factory("-w", "1")
+    started = time.monotonic()
+    with Session(settings_for(sink, Security.NONE)) as session:
+        result = send(session, ("a@example.org",))
+    assert result.outcome == "sent"
+    assert time.monotonic() - started >= 1.0
+
+
+def test_helo_fallback_with_sink_without_esmtp(smtp_sink_factory) -> None:
+    sink = smtp_sink_factory("-e")
+    transcript = Transcript()
+    with Session(settings_for(sink, Security.NONE), transcript=transcript) as session:
+        assert session.extensions == {}
+        assert send(session, ("a@example.org",)).outcome == "sent"
+    assert "C: HELO" in transcript.render()

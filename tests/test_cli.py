@@ -1,0 +1,357 @@
+"""`mailer-gui accounts ...` and `mailer-gui send ...` against real loopback
+servers, with the real Secret Service for the password."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailer_gui import cli
+from mailer_gui.accounts import secrets
+
+PASSWORD = "cli-Pässw0rd-xyz"
+USER = "ann@example.org"
+
+
+def run(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    home: Path,
+    *args: str,
+    stdin: str = "",
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = cli.main(["--home", str(home), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def secret_forms(password: str = PASSWORD) -> list[str]:
+    raw = password.encode()
+    return [
+        password,
+        base64.b64encode(raw).decode(),
+        base64.b64encode(b"\0" + USER.encode() + b"\0" + raw).decode(),
+    ]
+
+
+def tree_text(home: Path) -> str:
+    return "\n".join(
+        p.read_bytes().decode("utf-8", "replace") for p in home.rglob("*") if p.is_file()
+    )
+
+
+@pytest.fixture
+def tls_server(aiosmtpd_factory, trust_test_ca):
+    return aiosmtpd_factory(tls="implicit", users={USER: PASSWORD}, auth_required=True)
+
+
+def add_account(capsys, monkeypatch, home, server, *extra: str, password: str = PASSWORD):
+    return run(
+        capsys,
+        monkeypatch,
+        home,
+        "accounts",
+        "add",
+        "work",
+        "--email",
+        USER,
+        "--display-name",
+        "Ann Example",
+        "--host",
+        "localhost",
+        "--port",
+        str(server.port),
+        "--security",
+        "tls",
+        "--password-stdin",
+        *extra,
+        stdin=password + "\n",
+    )
+
+
+def test_account_lifecycle_with_real_keyring(
+    secret_service, tls_server, tmp_path, capsys, monkeypatch
+) -> None:
+    code, out, err = add_account(capsys, monkeypatch, tmp_path, tls_server)
+    assert code == 0, err
+    assert "password in the keyring" in out
+    assert secrets.SERVICE == "mailer-gui"
+    import keyring
+
+    assert keyring.get_password("mailer-gui", "work") == PASSWORD
+    accounts_file = tmp_path / "config" / "accounts.json"
+    assert oct(accounts_file.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "config").stat().st_mode & 0o777) == "0o700"
+
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "list", "--json")
+    (row,) = json.loads(out)
+    assert row["name"] == "work" and row["default"] is True and row["port"] == tls_server.port
+
+    code, out, err = run(capsys, monkeypatch, tmp_path, "accounts", "test", "work", "-v")
+    assert code == 0, err
+    assert "OK: work reached localhost" in out and "logged in" in out
+    assert "C: AUTH" in err and "*****" in err
+
+    code, out, err = run(
+        capsys,
+        monkeypatch,
+        tmp_path,
+        "send",
+        "--to",
+        "bob@example.org, carol@example.org",
+        "--bcc",
+        "dan@example.org",
+        "--subject",
+        "Grüße aus Köln",
+        "--body",
+        "# Minutes\n\n* one\n* two",
+        "-v",
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["outcome"] == "sent"
+    assert [r["address"] for r in result["recipients"]] == [
+        "bob@example.org",
+        "carol@example.org",
+        "dan@example.org",
+    ]
+    assert all(r["status"] == "accepted" and r["code"] == 250 for r in result["recipients"])
+    (received,) = tls_server.wait_for_messages(1)
+    assert received.auth_login == USER
+    assert b"dan@example.org" not in received.content  # Bcc stays out of the headers
+    assert b"text/html" in received.content and b"<li>one</li>" in received.content
+    assert result["message_id"].encode() in received.content
+    for form in secret_forms():
+        assert form not in err and form not in out
+        assert form not in tree_text(tmp_path)
+
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "remove", "work")
+    assert code == 0 and "Removed account work" in out
+    assert keyring.get_password("mailer-gui", "work") is None
+    assert not list(tmp_path.rglob("*.eml"))  # nothing left in the spool
+
+
+@pytest.fixture
+def command_account(tmp_path, capsys, monkeypatch):
+    """An account whose password comes from a command, for tests not about the keyring."""
+
+    def make(server, security: str = "tls", password: str = PASSWORD, *extra: str) -> Path:
+        secret_file = tmp_path / "pw"
+        secret_file.write_text(password + "\n")
+        code, _, err = run(
+            capsys,
+            monkeypatch,
+            tmp_path / "home",
+            "accounts",
+            "add",
+            "work",
+            "--email",
+            USER,
+            "--host",
+            "localhost",
+            "--port",
+            str(server.port),
+            "--security",
+            security,
+            "--password-command",
+            f"cat {secret_file}",
+            *extra,
+        )
+        assert code == 0, err
+        return tmp_path / "home"
+
+    return make
+
+
+def send_args(*extra: str) -> list[str]:
+    return ["send", "--to", "bob@example.org", "--subject", "Hi", "--body", "Hello", *extra]
+
+
+def test_wrong_password_exits_77(tls_server, command_account, capsys, monkeypatch) -> None:
+    home = command_account(tls_server, password="not-the-password")
+    code, out, err = run(capsys, monkeypatch, home, *send_args())
+    assert code == cli.EX_NOPERM
+    assert "535" in err and "password" in err.lower()
+    assert "Traceback" not in err
+    assert "not-the-password" not in err + out
+
+
+def test_rejected_and_deferred_recipients(
+    aiosmtpd_factory, trust_test_ca, command_account, capsys, monkeypatch
+) -> None:
+    server = aiosmtpd_factory(
+        tls="implicit",
+        users={USER: PASSWORD},
+        rcpt_replies={
+            "gone@example.org": "550 5.1.1 No such user",
+            "later@example.org": "450 4.2.1 Mailbox busy",
+        },
+    )
+    home = command_account(server)
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        home,
+        "send",
+        "--to",
+        "gone@example.org",
+        "--subject",
+        "x",
+        "--body",
+        "y",
+        "--json",
+    )
+    assert code == cli.EX_UNAVAILABLE
+    (r,) = json.loads(out)["recipients"]
+    assert (r["status"], r["code"], r["enhanced"]) == ("rejected", 550, "5.1.1")
+    assert r["text"] == "No such user"
+
+    code, out, _ = run(
+        capsys,
+        monkeypatch,
+        home,
+        "send",
+        "--to",
+        "later@example.org,ok@example.org",
+        "--subject",
+        "x",
+        "--body",
+        "y",
+    )
+    assert code == cli.EX_TEMPFAIL
+    assert "deferred  later@example.org" in out
+    assert "accepted  ok@example.org" in out
+
+
+def test_server_down_exits_75(tmp_path, capsys, monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        home,
+        "accounts",
+        "add",
+        "down",
+        "--email",
+        USER,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--security",
+        "none",
+        "--auth",
+        "none",
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, monkeypatch, home, *send_args())
+    assert code == cli.EX_TEMPFAIL
+    assert "refused the connection" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--to", "not-an-address"], "not an email address"),
+        (["--to", "a@b..c"], "not a valid domain"),
+        (["--to", "a@example.org", "--subject", "x\r\nBcc: evil@example.org"], "line break"),
+        (["--to", "a@example.org", "--attach", "/nonexistent/file.pdf"], "/nonexistent/file.pdf"),
+        (["--to", "a@example.org", "--header", "Bad Header"], "Name: value"),
+    ],
+)
+def test_bad_input_exits_65(
+    tls_server, command_account, capsys, monkeypatch, args: list[str], words: str
+) -> None:
+    home = command_account(tls_server)
+    base = ["send", "--subject", "Hi", "--body", "Hello"]
+    code, _, err = run(capsys, monkeypatch, home, *base, *args)
+    assert code == cli.EX_DATAERR, err
+    assert words in err
+    assert "Traceback" not in err
+    assert tls_server.messages == []
+
+
+def test_usage_errors_exit_64(tmp_path, capsys, monkeypatch) -> None:
+    with pytest.raises(SystemExit) as info:
+        run(capsys, monkeypatch, tmp_path, "send", "--to", "a@example.org")
+    assert info.value.code == cli.EX_USAGE
+
+
+def test_unknown_account_exits_78(tmp_path, capsys, monkeypatch) -> None:
+    code, _, err = run(capsys, monkeypatch, tmp_path, *send_args("--account", "nope"))
+    assert code == cli.EX_CONFIG
+    code, _, err = run(capsys, monkeypatch, tmp_path, *send_args())
+    assert code == cli.EX_CONFIG and "No account is set up" in err
+
+
+def test_no_password_available_exits_78(
+    secret_service, tls_server, tmp_path, capsys, monkeypatch
+) -> None:
+    code, _, err = run(
+        capsys,
+        monkeypatch,
+        tmp_path,
+        "accounts",
+        "add",
+        "work",
+        "--email",
+        USER,
+        "--host",
+        "localhost",
+        "--port",
+        str(tls_server.port),
+        "--security",
+        "tls",
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, monkeypatch, tmp_path, *send_args())
+    assert code == cli.EX_CONFIG
+    assert "No password is stored" in err
+
+
+def test_no_keyring_backend_adds_nothing(tls_server, tmp_path, capsys, monkeypatch) -> None:
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        code, _, err = add_account(capsys, monkeypatch, tmp_path, tls_server)
+    finally:
+        keyring.set_keyring(previous)
+    assert code == cli.EX_CONFIG
+    assert "--password-command" in err
+    assert PASSWORD not in tree_text(tmp_path) if tmp_path.exists() else True
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "list", "--json")
+    assert json.loads(out) == []
+
+
+def test_python_m_entry_point(tls_server, command_account, tmp_path, ca_bundle) -> None:
+    home = command_account(tls_server)
+    env = dict(os.environ, SSL_CERT_FILE=str(ca_bundle))
+    done = subprocess.run(
+        [sys.executable, "-m", "mailer_gui", "--home", str(home), *send_args("--format", "plain")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "accepted  bob@example.org" in done.stdout
+    (received,) = tls_server.wait_for_messages(1)
+    assert b"text/html" not in received.content
