@@ -71,11 +71,15 @@ class TlsError(SmtpError):
         message: str,
         *,
         certificate: CertificateInfo | None = None,
+        unverified: bool = False,
         reply: Reply | None = None,
         stage: Stage | None = None,
     ):
         super().__init__(message, reply=reply, stage=stage)
         self.certificate = certificate
+        # True when the chain or name check failed (as opposed to a pin
+        # mismatch or a handshake that never completed).
+        self.unverified = unverified
 
 
 class SecurityPolicyError(SmtpError):

@@ -13,11 +13,12 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from mailer_gui.smtp import auth as sasl
 from mailer_gui.smtp import protocol as p
+from mailer_gui.smtp.certinfo import CertificateInfo
 from mailer_gui.smtp.errors import (
     AuthenticationError,
     Cancelled,
@@ -27,6 +28,7 @@ from mailer_gui.smtp.errors import (
     ReplyError,
     SecurityPolicyError,
     SmtpError,
+    TlsError,
 )
 from mailer_gui.smtp.replies import Reply, Stage, explain
 from mailer_gui.smtp.settings import AuthMethod, Security, ServerSettings
@@ -34,6 +36,7 @@ from mailer_gui.smtp.transcript import Transcript
 from mailer_gui.smtp.transport import Transport
 
 CHUNK_SIZE = 64 * 1024
+_NO_CERTIFICATE = "0" * 64  # no certificate hashes to this
 Progress = Callable[[int, int], None]
 CredentialsProvider = Callable[[], sasl.Credentials]
 
@@ -212,6 +215,35 @@ class Session:
 
     def open(self) -> None:
         """Connect, read the greeting, EHLO, TLS, and log in."""
+        try:
+            self._open()
+        except TlsError as exc:
+            if exc.unverified and exc.certificate is None:
+                exc.certificate = self._probe_certificate()
+                if exc.certificate is not None:
+                    self.transcript.note(
+                        f"the certificate presented: {exc.certificate.describe()}"
+                    )
+            raise
+
+    def _probe_certificate(self) -> CertificateInfo | None:
+        """Fetch the certificate that failed verification, so the person can see it.
+
+        A second connection pinned to an impossible fingerprint gets as far as
+        the handshake, and its mismatch error carries the certificate; nothing
+        else is sent over it.
+        """
+        probe = Session(replace(self.settings, tls_fingerprint=_NO_CERTIFICATE))
+        try:
+            probe.open()
+        except TlsError as exc:
+            return exc.certificate
+        except SmtpError:
+            return None
+        probe.close()
+        return None
+
+    def _open(self) -> None:
         settings = self.settings
         timeouts = settings.timeouts
         self.transcript.note(

@@ -139,7 +139,7 @@ class Transport:
             tls_sock = context.wrap_socket(self._sock, server_hostname=self.host)
         except ssl.SSLCertVerificationError as exc:
             self.close()
-            raise TlsError(_verification_advice(exc, self.host)) from exc
+            raise TlsError(_verification_advice(exc, self.host), unverified=True) from exc
         except ssl.SSLError as exc:
             self.close()
             raise TlsError(

@@ -144,6 +144,9 @@ def test_certificate_failures_refused(
         session.open()
     assert words in info.value.message
     assert info.value.permanent
+    # The certificate is fetched so the person can see what they would trust.
+    assert info.value.certificate is not None
+    assert info.value.certificate.sha256 == cert.sha256
     assert server.messages == []
 
 

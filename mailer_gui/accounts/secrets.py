@@ -1,0 +1,244 @@
+"""Account passwords: in the OS keyring, or printed by the person's own command.
+
+Keyring entries use the service name "mailer-gui" and the account name as the
+user name: `keyring get mailer-gui work` shows the password of the account
+"work". Nothing here ever writes a password to a file, falls back to a
+plaintext store, caches a password, or puts one in an error message. The
+keyring may be slow or prompt: call these off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Final
+
+import keyring
+import keyring.backend
+import keyring.errors
+from keyring.backends import chainer, fail
+
+from mailer_gui.accounts.model import Account
+
+SERVICE: Final = "mailer-gui"
+PASSWORD_COMMAND_TIMEOUT: Final = 30.0
+
+_ALTERNATIVES = (
+    "Mailer never saves passwords in a file. Instead you can give a command that "
+    "prints the password (--password-command, for example 'pass show mail/work'), "
+    "or store no password and type it each time you send."
+)
+
+
+class SecretError(Exception):
+    """A password could not be stored or found; the message is meant for a person.
+
+    It never contains the password, nor the output of a password command.
+    """
+
+    def __init__(self, message: str, *, account_name: str | None = None) -> None:
+        super().__init__(message)
+        self.account_name = account_name
+
+
+class PasswordMissing(SecretError):
+    """Nothing is stored for the account: ask the person for the password."""
+
+
+def keyring_usable(backend: keyring.backend.KeyringBackend | None = None) -> tuple[bool, str]:
+    """Whether passwords can be kept safely, and a sentence saying which keyring or why not.
+
+    Refused: no backend at all (keyring's fail or empty chainer backend), a
+    disabled one (null), and any backend that keyring itself does not
+    recommend (priority below 1), which includes keyrings.alt's plaintext file.
+    """
+    backend = keyring.get_keyring() if backend is None else backend
+    if isinstance(backend, fail.Keyring) or (
+        isinstance(backend, chainer.ChainerBackend) and not backend.backends
+    ):
+        return False, (
+            "No usable system keyring was found, so the password cannot be stored safely. "
+            "On Linux this means no Secret Service (GNOME Keyring, KWallet) is running in "
+            "this session, as on a server or a headless machine. " + _ALTERNATIVES
+        )
+    target = backend.backends[0] if isinstance(backend, chainer.ChainerBackend) else backend
+    name = str(target.name)
+    try:
+        priority = float(type(target).priority)
+    except Exception as error:  # a backend reports "not here" by raising from priority
+        return False, f"The keyring ({name}) is not usable: {error}. " + _ALTERNATIVES
+    if priority < 1:
+        return False, (
+            f"The configured keyring ({name}) does not keep passwords safely or is "
+            "disabled, so Mailer does not use it. " + _ALTERNATIVES
+        )
+    return True, f"Passwords are kept in the system keyring ({name})."
+
+
+def store_password(
+    account_name: str,
+    password: str,
+    *,
+    backend: keyring.backend.KeyringBackend | None = None,
+) -> None:
+    """Keep `password` in the keyring for the account; SecretError if there is no keyring."""
+    if not account_name:
+        raise ValueError("account_name must not be empty")
+    if not password:
+        raise ValueError("refusing to store an empty password")
+    backend = _usable_backend(backend, account_name)
+    try:
+        backend.set_password(SERVICE, account_name, password)
+    except Exception as error:
+        failure = _describe(error, password)
+    else:
+        return
+    # Raised outside the except block: the backend's error may quote the password,
+    # and it must not ride along as __context__ into a traceback or a log.
+    raise SecretError(
+        f"The password for {account_name!r} could not be saved in the keyring: {failure}.",
+        account_name=account_name,
+    )
+
+
+def get_password(
+    account: Account,
+    *,
+    backend: keyring.backend.KeyringBackend | None = None,
+    timeout: float = PASSWORD_COMMAND_TIMEOUT,
+) -> str:
+    """The account's password, from its secret source.
+
+    PasswordMissing when nothing is stored (the keyring has no entry, or the
+    source is "none"): the caller asks the person. SecretError for anything else.
+    """
+    if account.secret_source == "command":
+        assert account.password_command is not None  # Account validation guarantees it
+        return run_password_command(
+            account.password_command, account_name=account.name, timeout=timeout
+        )
+    if account.secret_source == "none":
+        raise PasswordMissing(
+            f"The account {account.name!r} keeps no password; it is asked for when sending.",
+            account_name=account.name,
+        )
+    backend = _usable_backend(backend, account.name)
+    try:
+        password = backend.get_password(SERVICE, account.name)
+    except keyring.errors.KeyringLocked:
+        raise SecretError(
+            f"The keyring is locked, so the password for {account.name!r} cannot be read. "
+            "Unlock it (log in to the desktop, or open the keyring) and try again.",
+            account_name=account.name,
+        ) from None
+    except Exception as error:
+        raise SecretError(
+            f"The password for {account.name!r} could not be read from the keyring: "
+            f"{_describe(error)}.",
+            account_name=account.name,
+        ) from None
+    if password is None:
+        raise PasswordMissing(
+            f"No password is stored in the keyring for the account {account.name!r}. "
+            "Enter it in the account settings, or when asked while sending.",
+            account_name=account.name,
+        )
+    return password
+
+
+def delete_password(
+    account_name: str,
+    *,
+    backend: keyring.backend.KeyringBackend | None = None,
+) -> None:
+    """Forget the account's password; nothing happens when none is stored."""
+    backend = _usable_backend(backend, account_name)
+    try:
+        backend.delete_password(SERVICE, account_name)
+    except keyring.errors.PasswordDeleteError:
+        return  # keyring's way of saying there was nothing to delete
+    except Exception as error:
+        raise SecretError(
+            f"The password for {account_name!r} could not be removed from the keyring: "
+            f"{_describe(error)}.",
+            account_name=account_name,
+        ) from None
+
+
+def run_password_command(
+    command: str,
+    *,
+    account_name: str | None = None,
+    timeout: float = PASSWORD_COMMAND_TIMEOUT,
+) -> str:
+    """Run the person's shell command and return what it printed, less one final newline.
+
+    Like msmtp's passwordeval. A failure reports the exit status and the first
+    line of stderr, never stdout (that would be the password).
+    """
+    who = f" for {account_name!r}" if account_name else ""
+    # /bin/sh -c: the person writes a shell command line (pipes, ~, quotes).
+    argv: str | list[str] = command if os.name == "nt" else ["/bin/sh", "-c", command]
+    try:
+        completed = subprocess.run(
+            argv,
+            shell=os.name == "nt",
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        failure = f"The password command{who} did not finish within {timeout:g} seconds."
+    except OSError as error:
+        failure = f"The password command{who} could not be started: {error.strerror}."
+    else:
+        if completed.returncode == 0:
+            return _command_output(completed.stdout, who, account_name)
+        failure = _command_failure(completed, who)
+    # Raised outside the except blocks, so no traceback carries the captured output.
+    raise SecretError(failure, account_name=account_name)
+
+
+def _command_failure(completed: subprocess.CompletedProcess[bytes], who: str) -> str:
+    lines = completed.stderr.decode("utf-8", "replace").strip().splitlines()
+    said = f": {lines[0].strip()[:200]}" if lines else " (it printed no error message)"
+    return f"The password command{who} failed with exit status {completed.returncode}{said}"
+
+
+def _command_output(output: bytes, who: str, account_name: str | None) -> str:
+    try:
+        text = output.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretError(
+            f"The password command{who} printed something that is not UTF-8 text.",
+            account_name=account_name,
+        ) from None
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        raise SecretError(
+            f"The password command{who} printed nothing; it should print the password.",
+            account_name=account_name,
+        )
+    return text
+
+
+def _usable_backend(
+    backend: keyring.backend.KeyringBackend | None, account_name: str
+) -> keyring.backend.KeyringBackend:
+    backend = keyring.get_keyring() if backend is None else backend
+    usable, explanation = keyring_usable(backend)
+    if not usable:
+        raise SecretError(explanation, account_name=account_name)
+    return backend
+
+
+def _describe(error: BaseException, password: str | None = None) -> str:
+    """The error's class and message, with the password blotted out should a backend echo it."""
+    text = str(error).strip() or "no details"
+    if password:
+        text = text.replace(password, "***")
+    return f"{text} ({type(error).__name__})"

@@ -1,0 +1,117 @@
+"""Where Mailer keeps its files, and how private files are written.
+
+`resolve_paths` answers "where": the platform's per-user folders, or one folder
+given by `--home DIR` / MAILER_GUI_HOME (tests, portable installs). The account
+store and the outbox use `ensure_private_dir` and `write_private_file_atomic` so
+that config and data are 0600 files in 0700 folders, never half written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "mailer-gui"
+HOME_ENV = "MAILER_GUI_HOME"
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """The folders Mailer reads and writes; nothing here creates them."""
+
+    config_dir: Path
+    data_dir: Path
+    spool_dir: Path
+
+    @property
+    def accounts_file(self) -> Path:
+        return self.config_dir / "accounts.json"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "outbox.sqlite3"
+
+
+def resolve_paths(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> AppPaths:
+    """The folders to use: `home` (from --home), else $MAILER_GUI_HOME, else platformdirs.
+
+    With a home folder everything lives below it (DIR/config, DIR/data,
+    DIR/data/spool), so a test or a portable install touches nothing else.
+    """
+    env = os.environ if environ is None else environ
+    if home is None and env.get(HOME_ENV):
+        home = env[HOME_ENV]
+    if home is not None:
+        # Absolute now, so a later chdir cannot move the files.
+        root = Path(os.path.abspath(os.path.expanduser(os.fspath(home))))
+        config_dir = root / "config"
+        data_dir = root / "data"
+    else:
+        # appauthor=False: "%LOCALAPPDATA%\mailer-gui" on Windows, not "...\mailer-gui\mailer-gui".
+        config_dir = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+        data_dir = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return AppPaths(config_dir=config_dir, data_dir=data_dir, spool_dir=data_dir / "spool")
+
+
+def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create `path` (and missing parents) and make the folder itself 0700.
+
+    An existing folder that we own is tightened to 0700; one owned by someone
+    else is left as it is (we could not change it anyway). Parents keep the
+    umask's mode: only the leaf holds our files.
+    """
+    directory = Path(path)
+    os.makedirs(directory, mode=PRIVATE_DIR_MODE, exist_ok=True)
+    if os.name != "posix":
+        return directory  # Windows: the per-user profile ACLs already keep others out.
+    info = os.stat(directory)
+    if info.st_uid == os.getuid() and (info.st_mode & 0o777) != PRIVATE_DIR_MODE:
+        os.chmod(directory, PRIVATE_DIR_MODE)
+    return directory
+
+
+def write_private_file_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace the file at `path` with `data`, all or nothing, as a 0600 file.
+
+    The bytes go to a temporary file in the same folder (created 0600 by
+    mkstemp), are fsynced, and the temporary file is renamed over `path`; then
+    the folder is fsynced so the rename survives a power cut. A crash leaves
+    either the old file or the new one. The folder must exist.
+    """
+    target = Path(path)
+    directory = target.parent
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    if os.name != "posix":
+        return  # Windows cannot open a folder for fsync; NTFS journals the rename.
+    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
