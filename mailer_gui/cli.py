@@ -480,7 +480,21 @@ def _smtp_cli_error(
             tuple(RecipientResult(a, status, reply, exc.message) for a in recipients), error=exc
         )
         _print_result(message_id, result, True)
-    return CliError(exc.message, code)
+    return CliError(_describe_error(exc), code)
+
+
+def _describe_error(exc: SmtpError) -> str:
+    """The error for a person; a certificate problem also shows the certificate."""
+    text = exc.message
+    if isinstance(exc, TlsError) and exc.certificate is not None and exc.unverified:
+        cert = exc.certificate
+        text += (
+            f"\nThe server presented: subject {cert.subject}; issuer {cert.issuer}; "
+            f"valid until {cert.not_after}; SHA-256 {cert.sha256_colons}."
+            "\nOnly if you have checked that fingerprint with the server's owner, trust it "
+            f"with --tls-fingerprint {cert.sha256} in the account."
+        )
+    return text
 
 
 def _error_code(exc: SmtpError) -> int:
@@ -524,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mailer-gui: cancelled.", file=sys.stderr)
         return EX_TEMPFAIL
     except SmtpError as exc:
-        print(f"mailer-gui: {exc.message}", file=sys.stderr)
+        print(f"mailer-gui: {_describe_error(exc)}", file=sys.stderr)
         return _error_code(exc)
     except KeyboardInterrupt:
         print("mailer-gui: interrupted.", file=sys.stderr)

@@ -355,3 +355,29 @@ def test_python_m_entry_point(tls_server, command_account, tmp_path, ca_bundle) 
     assert "accepted  bob@example.org" in done.stdout
     (received,) = tls_server.wait_for_messages(1)
     assert b"text/html" not in received.content
+
+
+def test_untrusted_certificate_is_shown_with_its_fingerprint(
+    aiosmtpd_factory, self_signed_cert, tmp_path, capsys, monkeypatch
+) -> None:
+    server = aiosmtpd_factory(tls="implicit", cert=self_signed_cert, users={USER: PASSWORD})
+    home = tmp_path / "home"
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(PASSWORD)
+    common = ["--email", USER, "--host", "localhost", "--port", str(server.port)]
+    command = ["--security", "tls", "--password-command", f"cat {secret_file}"]
+    code, _, err = run(capsys, monkeypatch, home, "accounts", "add", "self", *common, *command)
+    assert code == 0, err
+    code, _, err = run(capsys, monkeypatch, home, "accounts", "test", "self")
+    assert code == cli.EX_UNAVAILABLE
+    assert "self-signed" in err
+    assert f"--tls-fingerprint {self_signed_cert.sha256}" in err
+    # Pinning the fingerprint shown makes it work.
+    pin = ["--tls-fingerprint", self_signed_cert.sha256]
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", "pinned", *common, *command, *pin
+    )
+    assert code == 0, err
+    code, out, err = run(capsys, monkeypatch, home, "accounts", "test", "pinned")
+    assert code == 0, err
+    assert "logged in" in out

@@ -438,3 +438,66 @@ def test_helo_fallback_with_sink_without_esmtp(smtp_sink_factory) -> None:
         assert session.extensions == {}
         assert send(session, ("a@example.org",)).outcome == "sent"
     assert "C: HELO" in transcript.render()
+
+
+def test_dsn_parameters_when_advertised(smtp_sink_factory) -> None:
+    sink = smtp_sink_factory()
+    transcript = Transcript()
+    envelope = Envelope(
+        "a@example.org",
+        ("b@example.org",),
+        dsn_notify=("SUCCESS", "FAILURE"),
+        dsn_ret="HDRS",
+        dsn_envid="<id 1@example.org>",
+    )
+    with Session(settings_for(sink, Security.NONE), transcript=transcript) as session:
+        assert "DSN" in session.extensions
+        result = session.send_message(envelope, io.BytesIO(MESSAGE), len(MESSAGE))
+    assert result.outcome == "sent"
+    text = transcript.render()
+    assert "C: MAIL FROM:<a@example.org> RET=HDRS ENVID=<id+201@example.org>" in text
+    assert "C: RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE" in text
+
+
+def test_dsn_parameters_left_out_when_not_advertised(smtp_sink_factory) -> None:
+    sink = smtp_sink_factory("-N")
+    transcript = Transcript()
+    envelope = Envelope("a@example.org", ("b@example.org",), dsn_notify=("FAILURE",))
+    with Session(settings_for(sink, Security.NONE), transcript=transcript) as session:
+        assert "DSN" not in session.extensions
+        result = session.send_message(envelope, io.BytesIO(MESSAGE), len(MESSAGE))
+    assert result.outcome == "sent"
+    assert "NOTIFY" not in transcript.render()
+
+
+def test_452_too_many_recipients_go_in_new_transactions(aiosmtpd_factory) -> None:
+    per_transaction = {"count": 0}
+
+    def on_mail(address: str, options: list[str]) -> None:
+        per_transaction["count"] = 0
+
+    def on_rcpt(address: str, options: list[str]) -> str | None:
+        per_transaction["count"] += 1
+        return "452 4.5.3 Too many recipients" if per_transaction["count"] > 2 else None
+
+    server = aiosmtpd_factory(on_mail=on_mail, on_rcpt=on_rcpt)
+    recipients = tuple(f"r{n}@example.org" for n in range(5))
+    with Session(settings_for(server, Security.NONE)) as session:
+        result = send(session, recipients)
+    assert result.outcome == "sent"
+    assert [r.address for r in result.recipients] == list(recipients)
+    messages = server.wait_for_messages(3)
+    assert [m.rcpt_tos for m in messages] == [
+        ["r0@example.org", "r1@example.org"],
+        ["r2@example.org", "r3@example.org"],
+        ["r4@example.org"],
+    ]
+    assert all(m.content == messages[0].content for m in messages)
+
+
+def test_452_without_progress_defers(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(on_rcpt=lambda a, o: "452 4.3.1 Insufficient system storage")
+    with Session(settings_for(server, Security.NONE)) as session:
+        result = send(session, ("a@example.org", "b@example.org"))
+    assert result.outcome == "deferred"
+    assert server.messages == []
