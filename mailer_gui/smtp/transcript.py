@@ -54,7 +54,9 @@ def _secret_forms(secret: str) -> set[str]:
         inner = inner.rstrip("=")
         if len(inner) > 4:
             forms.add(inner[:-2])
-    return {form for form in forms if len(form) >= 4}
+    # Short base64 fragments would match unrelated text; the secret itself
+    # is always scrubbed, however short.
+    return {form for form in forms if len(form) >= 4} | {secret}
 
 
 class Transcript:
