@@ -1,0 +1,189 @@
+"""`mailer-gui send` through a real Postfix submission server with Dovecot SASL:
+STARTTLS and implicit TLS, each with PLAIN, LOGIN and CRAM-MD5, the password
+kept in the real Secret Service, the message checked in the Maildir."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mailer_gui import cli
+
+MECHANISMS = ["plain", "login", "cram-md5"]
+
+
+def run_cli(monkeypatch, capsys, home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = cli.main(["--home", str(home), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def add_account(monkeypatch, capsys, home, server, name, security, mechanism, password):
+    port = server.tls_port if security == "tls" else server.starttls_port
+    return run_cli(
+        monkeypatch,
+        capsys,
+        home,
+        "accounts",
+        "add",
+        name,
+        "--email",
+        server.username,
+        "--display-name",
+        "Alice Test",
+        "--host",
+        server.host,
+        "--port",
+        str(port),
+        "--security",
+        security,
+        "--auth",
+        mechanism,
+        "--password-stdin",
+        stdin=password + "\n",
+    )
+
+
+def secret_forms(username: str, password: str) -> list[str]:
+    raw = password.encode()
+    return [
+        password,
+        base64.b64encode(raw).decode(),
+        base64.b64encode(b"\0" + username.encode() + b"\0" + raw).decode(),
+    ]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_send_through_postfix(
+    submission_server, secret_service, trust_test_ca, tmp_path, monkeypatch, capsys,
+    security: str, mechanism: str,
+) -> None:  # fmt: skip
+    server = submission_server
+    home = tmp_path / "home"
+    code, _, err = add_account(
+        monkeypatch, capsys, home, server, "postfix", security, mechanism, server.password
+    )
+    assert code == 0, err
+    token = f"postfix-{security}-{mechanism}-{uuid.uuid4().hex}"
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        home,
+        "send",
+        "--to",
+        "bob@example.test",
+        "--cc",
+        "carol@example.org",
+        "--subject",
+        f"Test {token} — Grüße",
+        "--body",
+        f"Hello **Bob**,\n\n{token}\n\n.a line starting with a dot\n",
+        "--transcript",
+        "--json",
+    )
+    assert code == 0, err + server.log_text()[-3000:]
+    result = json.loads(out)
+    assert result["outcome"] == "sent"
+    assert {r["address"]: r["status"] for r in result["recipients"]} == {
+        "bob@example.test": "accepted",
+        "carol@example.org": "accepted",
+    }
+    assert f"C: AUTH {mechanism.upper()}" in err
+    assert "TLS established: TLSv1." in err
+    if security == "starttls":
+        assert "C: STARTTLS" in err
+    for form in secret_forms(server.username, server.password):
+        assert form not in err
+        assert form not in out
+    delivered = server.wait_for_message(token)
+    assert result["message_id"].encode() in delivered
+    assert b"<strong>Bob</strong>" in delivered
+    assert b"\n.a line starting with a dot" in delivered.replace(b"\r\n", b"\n")
+    assert b"sasl_username=" not in delivered  # the message is the one we sent
+    log = server.log_text()
+    assert f"sasl_method={mechanism.upper()}" in log
+
+
+def test_wrong_password_through_dovecot(
+    submission_server, secret_service, trust_test_ca, tmp_path, monkeypatch, capsys
+) -> None:
+    server = submission_server
+    home = tmp_path / "home"
+    wrong = "Wrong-" + uuid.uuid4().hex
+    code, _, err = add_account(
+        monkeypatch, capsys, home, server, "bad", "starttls", "plain", wrong
+    )
+    assert code == 0, err
+    code, out, err = run_cli(
+        monkeypatch, capsys, home, "send", "--to", "bob@example.test", "--subject", "x",
+        "--body", "y", "-v",
+    )  # fmt: skip
+    assert code == cli.EX_NOPERM
+    assert "535" in err
+    assert "Traceback" not in err
+    for form in secret_forms(server.username, wrong):
+        assert form not in err + out
+
+
+def test_unknown_recipient_and_relay_denied(
+    submission_server, secret_service, trust_test_ca, tmp_path, monkeypatch, capsys
+) -> None:
+    server = submission_server
+    home = tmp_path / "home"
+    code, _, err = add_account(
+        monkeypatch, capsys, home, server, "pf", "tls", "plain", server.password
+    )
+    assert code == 0, err
+    token = uuid.uuid4().hex
+    code, out, err = run_cli(
+        monkeypatch, capsys, home, "send",
+        "--to", f"{server.unknown_recipient}, bob@example.test",
+        "--subject", f"partial {token}", "--body", "hi", "--json",
+    )  # fmt: skip
+    assert code == cli.EX_UNAVAILABLE, err
+    by_address = {r["address"]: r for r in json.loads(out)["recipients"]}
+    unknown = by_address[server.unknown_recipient]
+    assert (unknown["status"], unknown["code"], unknown["enhanced"]) == ("rejected", 550, "5.1.1")
+    assert by_address["bob@example.test"]["status"] == "accepted"
+    server.wait_for_message(token)
+
+
+def test_installed_entry_point_end_to_end(
+    submission_server, secret_service, ca_bundle, tmp_path
+) -> None:
+    """The console script in a fresh process, as a person would run it."""
+    server = submission_server
+    home = tmp_path / "home"
+    env = dict(os.environ, SSL_CERT_FILE=str(ca_bundle))
+    add = subprocess.run(
+        [
+            sys.executable, "-m", "mailer_gui", "--home", str(home), "accounts", "add", "me",
+            "--email", server.username, "--host", server.host,
+            "--port", str(server.starttls_port), "--password-stdin",
+        ],
+        input=server.password + "\n", capture_output=True, text=True, timeout=60, env=env,
+        check=False,
+    )  # fmt: skip
+    assert add.returncode == 0, add.stderr
+    token = uuid.uuid4().hex
+    send = subprocess.run(
+        [
+            sys.executable, "-m", "mailer_gui", "--home", str(home), "send",
+            "--to", "bob@example.test", "--subject", f"subprocess {token}",
+            "--body", "From a separate process.",
+        ],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert send.returncode == 0, send.stderr
+    server.wait_for_message(token)
+    assert server.password not in (home / "config" / "accounts.json").read_text()
