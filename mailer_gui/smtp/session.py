@@ -499,10 +499,11 @@ class Session:
             self._send(p.EndOfData(), timeout=self.settings.timeouts.data_block)
             try:
                 final = self._next_reply(self.settings.timeouts.data_end)
-            except (ConnectionLost, SmtpError) as exc:
-                if isinstance(exc, Cancelled):
-                    raise
-                settle(None, str(exc), RecipientStatus.DEFERRED)
+            except SmtpError as exc:
+                # Cancelled included: once the final "." is out, the server may
+                # have taken the message, so this is not a plain retry case.
+                self._broken = exc
+                settle(None, exc.message, RecipientStatus.DEFERRED)
                 self.transcript.note(
                     "no reply after the end of the message: the server may or may not have taken it"
                 )
@@ -511,8 +512,12 @@ class Session:
                 settle(final.reply, "")
             return result(reply=final.reply, sizes=(sent_bytes, size))
         except Cancelled:
+            self._broken = Cancelled("The send was cancelled.")
             raise
         except SmtpError as exc:
+            # Whatever broke mid-transaction leaves replies unaccounted for:
+            # this connection cannot carry another message.
+            self._broken = exc
             settle(
                 None,
                 exc.message,

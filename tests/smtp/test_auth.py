@@ -87,9 +87,7 @@ def test_no_auth_over_cleartext_unless_allowed(name: str) -> None:
 
 @given(
     password=st.text(min_size=1, max_size=40).filter(lambda s: len(s.encode()) >= 3),
-    username=st.text(
-        alphabet=st.characters(codec="utf-8", exclude_characters="\0"), max_size=20
-    ),
+    username=st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0"), max_size=20),
 )
 def test_transcript_scrubs_secret_in_every_encoding(password: str, username: str) -> None:
     transcript = Transcript()

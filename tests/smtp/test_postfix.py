@@ -120,9 +120,7 @@ def test_wrong_password_through_dovecot(
     server = submission_server
     home = tmp_path / "home"
     wrong = "Wrong-" + uuid.uuid4().hex
-    code, _, err = add_account(
-        monkeypatch, capsys, home, server, "bad", "starttls", "plain", wrong
-    )
+    code, _, err = add_account(monkeypatch, capsys, home, server, "bad", "starttls", "plain", wrong)
     assert code == 0, err
     code, out, err = run_cli(
         monkeypatch, capsys, home, "send", "--to", "bob@example.test", "--subject", "x",
