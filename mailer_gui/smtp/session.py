@@ -221,9 +221,7 @@ class Session:
             if exc.unverified and exc.certificate is None:
                 exc.certificate = self._probe_certificate()
                 if exc.certificate is not None:
-                    self.transcript.note(
-                        f"the certificate presented: {exc.certificate.describe()}"
-                    )
+                    self.transcript.note(f"the certificate presented: {exc.certificate.describe()}")
             raise
 
     def _probe_certificate(self) -> CertificateInfo | None:
