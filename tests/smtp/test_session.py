@@ -527,3 +527,29 @@ def test_connection_unusable_after_a_timeout(smtp_sink_factory) -> None:
     with pytest.raises(TimeoutError_):
         send(session, ("b@example.org",))
     session.close()
+
+
+def test_xoauth2_token(aiosmtpd_factory, trust_test_ca) -> None:
+    token = "ya29.test-token-" + "x" * 40
+    server = aiosmtpd_factory(tls="implicit", users={USER: token}, auth_required=True)
+    transcript = Transcript()
+    settings = settings_for(server, Security.TLS, auth=AuthMethod.XOAUTH2)
+    with Session(settings, transcript=transcript, credentials=creds(token)) as session:
+        assert send(session, ("b@example.org",)).outcome == "sent"
+    assert server.wait_for_messages(1)[0].auth_login == USER
+    assert "C: AUTH XOAUTH2 *****" in transcript.render()
+    assert_no_secret(transcript, token)
+
+
+def test_xoauth2_refused_token_reads_the_final_reply(aiosmtpd_factory, trust_test_ca) -> None:
+    server = aiosmtpd_factory(tls="implicit", users={USER: "the-valid-token"})
+    transcript = Transcript()
+    settings = settings_for(server, Security.TLS, auth=AuthMethod.XOAUTH2)
+    session = Session(settings, transcript=transcript, credentials=creds("an-expired-token"))
+    with pytest.raises(AuthenticationError) as info:
+        session.open()
+    assert info.value.reply is not None and info.value.reply.code == 535
+    lines = [r.render() for r in transcript.records]
+    assert any(line.startswith("S: 334 ") for line in lines)
+    assert lines.count("C: *****") == 1  # the empty line that asks for the final reply
+    assert_no_secret(transcript, "an-expired-token")
