@@ -30,6 +30,7 @@ an injection and is refused), the caller wraps the socket and calls
 from __future__ import annotations
 
 import enum
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
@@ -278,10 +279,13 @@ def xtext(value: str) -> str:
     return "".join(out)
 
 
+_FORBIDDEN_IN_PATH: Final = re.compile(r"[\x00-\x1f<>\x7f]")
+
+
 def _check_path(address: str, *, allow_empty: bool, smtputf8: bool) -> None:
     if not address and not allow_empty:
         raise LocalProtocolError("an empty recipient address cannot be sent")
-    if any(ch in address for ch in "\r\n<>\0") or any(ord(ch) < 32 for ch in address):
+    if _FORBIDDEN_IN_PATH.search(address):
         raise LocalProtocolError(f"the address {address!r} holds characters SMTP cannot carry")
     if not smtputf8 and not address.isascii():
         raise LocalProtocolError(f"the address {address!r} needs SMTPUTF8")
@@ -307,12 +311,16 @@ class DataEncoder:
             data = data[:-1]
         if not data:
             return b""
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        data = data.replace(b"\n", b"\r\n")
-        if self._at_line_start and data.startswith(b"."):
+        # bytes.splitlines() breaks at LF, CR and CRLF alike: one pass to
+        # split and one to join beats three replace() passes.
+        lines = data.splitlines()
+        if data[-1:] == b"\n":
+            lines.append(b"")
+        data = b"\r\n".join(lines)
+        if self._at_line_start and data[:1] == b".":
             data = b"." + data
-        data = data.replace(b"\r\n.", b"\r\n..")
+        if b"\n." in data:
+            data = data.replace(b"\r\n.", b"\r\n..")
         self._at_line_start = data.endswith(b"\r\n")
         return data
 
@@ -328,10 +336,12 @@ class DataEncoder:
         return tail + b".\r\n"
 
 
-def transcript_text(command: Command) -> str | None:
+def transcript_text(command: Command, wire: bytes | None = None) -> str | None:
     """The command as the session log shows it, secrets replaced by ``*****``.
 
-    Returns None for message bytes, which the log summarises instead.
+    ``wire`` is what `ClientConnection.send` returned for it, when at hand
+    (saves building the line twice). Returns None for message bytes, which
+    the log summarises instead.
     """
     match command:
         case Auth(mechanism=mechanism, initial_response=initial):
@@ -341,7 +351,8 @@ def transcript_text(command: Command) -> str | None:
         case BodyChunk() | EndOfData():
             return None
         case _:
-            return _command_line(command).decode("utf-8", errors="replace").rstrip("\r\n")
+            line = wire if wire is not None else _command_line(command)
+            return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def _command_line(command: Command) -> bytes:
@@ -409,6 +420,9 @@ class ClientConnection:
         self._closed_by_peer = False
         self._closed_reported = False
         self._smtputf8_transaction = False
+        # Pending commands that must end a pipelined group (RFC 2920 §3.1);
+        # while one is unanswered nothing more may be sent.
+        self._pending_group_enders = 0
 
     # ---- what the server offers
 
@@ -459,7 +473,7 @@ class ClientConnection:
             grouped = (
                 self.pipelining
                 and isinstance(command, _PIPELINABLE)
-                and all(isinstance(p, _GROUP_MEMBERS) for p in self._pending)
+                and self._pending_group_enders == 0
             )
             if not grouped:
                 raise LocalProtocolError(
@@ -472,12 +486,17 @@ class ClientConnection:
             data = self._encoder.encode(command.data)
         elif isinstance(command, EndOfData):
             data = self._encoder.end()
-            self._pending.append(command)
+            self._expect(command)
         else:
             data = _command_line(command)
-            self._pending.append(command)
+            self._expect(command)
         self.state = new_state
         return data
+
+    def _expect(self, command: Command) -> None:
+        self._pending.append(command)
+        if not isinstance(command, _GROUP_MEMBERS):
+            self._pending_group_enders += 1
 
     def _check_parameters(self, command: Command) -> None:
         if isinstance(command, StartTls):
@@ -539,6 +558,7 @@ class ClientConnection:
             self._closed_reported = True
             unanswered = tuple(self._pending)
             self._pending.clear()
+            self._pending_group_enders = 0
             self.state = State.CLOSED
             return ConnectionClosed(unanswered)
         return NEED_DATA
@@ -565,6 +585,8 @@ class ClientConnection:
                 return ServerReply(Stage.CONNECTION, reply)
             raise RemoteProtocolError(f"the server sent a reply nobody asked for: {reply}")
         command = self._pending.popleft()
+        if not isinstance(command, _GROUP_MEMBERS):
+            self._pending_group_enders -= 1
         stage = _STAGE_OF[type(command)]
         if reply.code == 421:
             # The server is closing: nothing more will be answered.

@@ -22,7 +22,6 @@ MAX_REPLY_LINES = 256
 
 # ASCII only: str patterns would otherwise take any Unicode digit or space.
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)", re.ASCII)
-_DIGITS = frozenset(b"0123456789")
 
 
 class Stage(enum.Enum):
@@ -92,7 +91,8 @@ def _line_code(raw: bytes) -> int:
     ``b"250-PIPELINING"`` -> ``250``. Works on bytes so that no Unicode digit
     (``"²"``, ``"٢"``) can pass for an ASCII one.
     """
-    if len(raw) < 3 or not all(byte in _DIGITS for byte in raw[:3]):
+    # bytes.isdigit() is ASCII-only, unlike str.isdigit().
+    if len(raw) < 3 or not raw[:3].isdigit():
         raise ReplyParseError(f"not an SMTP reply line: {raw[:80]!r}")
     code = int(raw[:3])
     if not 200 <= code <= 599:
@@ -109,29 +109,36 @@ def parse_reply_lines(raw_lines: list[bytes]) -> Reply:
     ``Reply(250, None, ("mail.example.org", "PIPELINING"))``;
     ``[b"550 5.1.1 No such user"]`` -> ``Reply(550, "5.1.1", ("No such user",))``.
     """
-    code: int | None = None
+    if not raw_lines:
+        raise ReplyParseError("empty reply")
+    code = _line_code(raw_lines[0])
+    for raw in raw_lines[1:]:
+        if _line_code(raw) != code:
+            raise ReplyParseError(f"reply code changed inside a multi-line reply: {raw[:80]!r}")
+    return _build_reply(code, raw_lines)
+
+
+def _build_reply(code: int, raw_lines: list[bytes]) -> Reply:
+    """A Reply from lines already checked to carry ``code``."""
     texts: list[str] = []
     enhanced: str | None = None
+    first_digit = str(code)[0]
     for index, raw in enumerate(raw_lines):
-        line_code = _line_code(raw)
-        if code is None:
-            code = line_code
-        elif line_code != code:
-            raise ReplyParseError(f"reply code changed inside a multi-line reply: {raw[:80]!r}")
         text = raw[4:].decode("utf-8", errors="replace")
+        if text[1:2] != ".":  # cheap test before the regular expression
+            texts.append(text)
+            continue
         # RFC 3463 §2: every line of a reply starts with the same enhanced
         # code when the server uses them; keep it once, strip it everywhere.
         # Only the first line decides, so an EHLO keyword that happens to look
         # like a code is not taken for one.
         match = _ENHANCED.match(text)
-        if match and match.group(1) == str(line_code)[0]:
+        if match and match.group(1) == first_digit:
             if enhanced is None and index == 0:
                 enhanced = ".".join(match.group(1, 2, 3))
             if enhanced is not None:
                 text = text[match.end() :]
         texts.append(text)
-    if code is None:
-        raise ReplyParseError("empty reply")
     return Reply(code, enhanced, tuple(texts))
 
 
@@ -150,18 +157,17 @@ class ReplyParser:
         self._pending_code: int | None = None
 
     def feed(self, data: bytes) -> list[Reply]:
-        self._buffer += data
+        if self._buffer:
+            data = bytes(self._buffer) + data
+            self._buffer.clear()
+        lines = data.split(b"\n")
+        tail = lines.pop()  # what follows the last LF: an unfinished line
+        # +1 leaves room for the CR of a line of exactly the maximum length,
+        # which must not fail when it arrives in pieces.
+        if len(tail) > MAX_REPLY_LINE + 1:
+            raise ReplyParseError("reply line too long")
         replies: list[Reply] = []
-        while True:
-            newline = self._buffer.find(b"\n")
-            if newline < 0:
-                # +1 leaves room for the CR of a line of exactly the maximum
-                # length, which must not fail when it arrives in pieces.
-                if len(self._buffer) > MAX_REPLY_LINE + 1:
-                    raise ReplyParseError("reply line too long")
-                break
-            raw = bytes(self._buffer[:newline])
-            del self._buffer[: newline + 1]
+        for raw in lines:
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
             if len(raw) > MAX_REPLY_LINE:
@@ -175,8 +181,9 @@ class ReplyParser:
             if raw[3:4] == b"-":
                 self._pending_code = code
                 continue
-            lines, self._pending, self._pending_code = self._pending, [], None
-            replies.append(parse_reply_lines(lines))
+            pending, self._pending, self._pending_code = self._pending, [], None
+            replies.append(_build_reply(code, pending))
+        self._buffer += tail
         return replies
 
     @property

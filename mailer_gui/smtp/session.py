@@ -168,8 +168,9 @@ class Session:
         """Send one command, or a pipelined group, in one write."""
         out = bytearray()
         for command in commands:
-            out += self._conn.send(command)
-            line = p.transcript_text(command)
+            wire = self._conn.send(command)
+            out += wire
+            line = p.transcript_text(command, wire)
             if line is not None:
                 self.transcript.client(line)
         self._require_transport().write(
@@ -494,7 +495,6 @@ class Session:
                 return result()
 
             sent_bytes = self._stream_body(body, size, progress)
-            self._send(p.EndOfData(), timeout=self.settings.timeouts.data_block)
             try:
                 final = self._next_reply(self.settings.timeouts.data_end)
             except SmtpError as exc:
@@ -542,15 +542,21 @@ class Session:
         sent = 0
         if progress:
             progress(0, size)
+        chunk = body.read(CHUNK_SIZE)
         while True:
-            chunk = body.read(CHUNK_SIZE)
-            if not chunk:
-                break
-            transport.write(self._conn.send(p.BodyChunk(chunk)), timeout=timeout)
+            # Read one ahead so the final "." leaves in the same write as the
+            # last bytes (one TLS record, one segment fewer).
+            following = body.read(CHUNK_SIZE) if chunk else b""
+            data = self._conn.send(p.BodyChunk(chunk)) if chunk else b""
+            if not following:
+                data += self._conn.send(p.EndOfData())
+            transport.write(data, timeout=timeout)
             sent += len(chunk)
-            if progress:
+            if progress and chunk:
                 progress(sent, size)
-        return sent
+            if not following:
+                return sent
+            chunk = following
 
     # ------------------------------------------------------------------ close
 

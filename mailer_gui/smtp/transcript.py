@@ -25,7 +25,7 @@ class Direction(enum.Enum):
     NOTE = "*"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TranscriptRecord:
     time: float  # seconds since the epoch
     direction: Direction
@@ -64,29 +64,29 @@ class Transcript:
 
     def __init__(self, listener: Listener | None = None) -> None:
         self._records: list[TranscriptRecord] = []
-        self._listeners: list[Listener] = [listener] if listener else []
+        # Replaced, never mutated, so _add can call them without a copy.
+        self._listeners: tuple[Listener, ...] = (listener,) if listener else ()
         self._lock = threading.Lock()
-        self._secret_forms: set[str] = set()
+        self._secret_forms: frozenset[str] = frozenset()
 
     def add_secret(self, secret: str) -> None:
         """Scrub this secret (and its base64 forms) from every later record."""
         if secret:
             with self._lock:
-                self._secret_forms |= _secret_forms(secret)
+                self._secret_forms = self._secret_forms | _secret_forms(secret)
 
     def add_listener(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners.append(listener)
+            self._listeners = (*self._listeners, listener)
 
     def _add(self, direction: Direction, text: str) -> None:
+        for form in self._secret_forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        record = TranscriptRecord(time.time(), direction, text)
         with self._lock:
-            for form in self._secret_forms:
-                if form in text:
-                    text = text.replace(form, REDACTED)
-            record = TranscriptRecord(time.time(), direction, text)
             self._records.append(record)
-            listeners = list(self._listeners)
-        for listener in listeners:
+        for listener in self._listeners:
             listener(record)
 
     def client(self, text: str) -> None:

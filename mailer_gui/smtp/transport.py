@@ -91,6 +91,7 @@ class Transport:
         self.host = host
         self.tls: TlsInfo | None = None
         self._aborted = threading.Event()
+        self._current_timeout: float | None = None
 
     @classmethod
     def connect(
@@ -134,7 +135,7 @@ class Transport:
     def start_tls(self, *, timeout: float, fingerprint: str | None = None) -> TlsInfo:
         """Wrap the socket in TLS and verify the peer; raise TlsError if it fails."""
         context = make_tls_context(pinned=fingerprint is not None)
-        self._sock.settimeout(timeout)
+        self._set_timeout(timeout)
         try:
             tls_sock = context.wrap_socket(self._sock, server_hostname=self.host)
         except ssl.SSLCertVerificationError as exc:
@@ -151,6 +152,7 @@ class Transport:
             self.close()
             raise ConnectionLost(f"The connection to {self.host} broke during TLS setup.") from exc
         self._sock = tls_sock
+        self._current_timeout = None
         der = tls_sock.getpeercert(binary_form=True)
         cert = certificate_info(der) if der else None
         if fingerprint is not None:
@@ -177,7 +179,7 @@ class Transport:
         if self._aborted.is_set():
             raise Cancelled("The send was cancelled.")
         try:
-            self._sock.settimeout(timeout)
+            self._set_timeout(timeout)
             self._sock.sendall(data)
         except TimeoutError as exc:
             raise self._timeout(timeout) from exc
@@ -189,7 +191,7 @@ class Transport:
         if self._aborted.is_set():
             raise Cancelled("The send was cancelled.")
         try:
-            self._sock.settimeout(timeout)
+            self._set_timeout(timeout)
             data = self._sock.recv(READ_SIZE)
         except TimeoutError as exc:
             raise self._timeout(timeout) from exc
@@ -200,6 +202,11 @@ class Transport:
         if not data and self._aborted.is_set():
             raise Cancelled("The send was cancelled.")
         return data
+
+    def _set_timeout(self, timeout: float) -> None:
+        if timeout != self._current_timeout:  # one system call saved per read and write
+            self._sock.settimeout(timeout)
+            self._current_timeout = timeout
 
     def _timeout(self, timeout: float) -> Exception:
         if self._aborted.is_set():

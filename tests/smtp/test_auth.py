@@ -86,7 +86,9 @@ def test_no_auth_over_cleartext_unless_allowed(name: str) -> None:
 
 
 @given(
-    password=st.text(min_size=1, max_size=40).filter(lambda s: len(s.encode()) >= 3),
+    password=st.text(min_size=1, max_size=40).filter(
+        lambda s: len(s.encode()) >= 3 and s not in "*****"  # the redaction marker
+    ),
     username=st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0"), max_size=20),
 )
 def test_transcript_scrubs_secret_in_every_encoding(password: str, username: str) -> None:
