@@ -1,7 +1,7 @@
 """Start-up: decide between the command line and the desktop window.
 
 `mailer-gui send ...` and the other commands run the CLI without loading Qt;
-anything else (no arguments, a mailto: URL) opens the window.
+no arguments, or a mailto: URL, open the window.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def _wants_cli(argv: Sequence[str]) -> bool:
             continue
         if arg.startswith("-"):
             continue
-        return arg in cli.COMMANDS
+        # A mailto: link opens the composer; any other word is a command, and
+        # a mistyped one gets the CLI's usage message, not a window.
+        return not arg.lower().startswith("mailto:")
     return False
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.headerregistry import Address
-from email.utils import getaddresses
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
@@ -66,35 +65,75 @@ def _check_domain(domain: str, original: str) -> None:
             raise AddressError(f"{original!r}: the domain {domain!r} is not a valid name")
 
 
+def split_address_list(value: str) -> list[str]:
+    """``'Ann <a@x.org>, "Doe, J" <j@y.org>'`` -> the two addresses as typed.
+
+    Commas inside quotes or angle brackets do not separate. Unlike
+    email.utils.getaddresses, nothing typed is silently dropped.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    in_quotes = escaped = False
+    depth = 0
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and in_quotes:
+            escaped = True
+        elif ch == '"':
+            in_quotes = not in_quotes
+        elif not in_quotes and ch == "<":
+            depth += 1
+        elif not in_quotes and ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and not in_quotes and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _unquote_name(name: str) -> str:
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return name
+
+
 def parse_address(text: str) -> MailAddress:
-    """One address: ``Ann <ann@example.org>`` or ``ann@example.org``."""
+    """One address as typed: ``Ann <ann@example.org>`` or ``ann@example.org``."""
     original = text
+    text = text.strip()
     if any(ch in text for ch in "\r\n\0"):
         raise AddressError(f"{original!r}: an address cannot contain line breaks")
-    pairs = getaddresses([text])
-    if len(pairs) != 1:
-        raise AddressError(f"{original!r}: expected one address")
-    name, spec = pairs[0]
+    if text.endswith(">") and "<" in text:
+        cut = text.rindex("<")
+        name, spec = _unquote_name(text[:cut]), text[cut + 1 : -1].strip()
+    else:
+        name, spec = "", text
     if not spec or "@" not in spec:
         raise AddressError(f"{original!r} is not an email address (it needs a @ and a domain)")
+    quoted_or_literal = spec.startswith('"') or spec.rpartition("@")[2].startswith("[")
+    if not quoted_or_literal and (
+        any(ch.isspace() for ch in spec) or any(ch in spec for ch in "<>(),;[]\\")
+    ):
+        raise AddressError(
+            f"{original!r} is not one email address (spaces or punctuation where an "
+            "address cannot have them; separate several addresses with commas)"
+        )
     local, _, domain = spec.rpartition("@")
     if not local:
         raise AddressError(f"{original!r}: nothing before the @")
-    if " " in spec or not (_ATEXT.match(local) or not local.isascii() or local.startswith('"')):
+    if not (_ATEXT.match(local) or not local.isascii() or local.startswith('"')):
         raise AddressError(f"{original!r}: the part before the @ has characters not allowed there")
     if local.startswith(".") or local.endswith(".") or ".." in local:
         raise AddressError(f"{original!r}: dots cannot start, end or repeat in the part before @")
     _check_domain(domain, original)
-    return MailAddress(name.strip(), local, domain)
+    return MailAddress(name, local, domain)
 
 
 def parse_address_list(values: list[str] | tuple[str, ...]) -> list[MailAddress]:
     """Addresses from repeated options, each of which may hold a comma-separated list."""
-    result: list[MailAddress] = []
-    for value in values:
-        for name, spec in getaddresses([value]):
-            if not name and not spec:
-                continue
-            text = f"{name} <{spec}>" if name else spec
-            result.append(parse_address(text))
-    return result
+    return [parse_address(part) for value in values for part in split_address_list(value)]

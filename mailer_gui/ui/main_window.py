@@ -8,6 +8,8 @@ the network.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from PySide6.QtWidgets import (
@@ -62,11 +64,26 @@ class MainWindow(QMainWindow):
             self.status.setText("Send from a terminal with: mailer-gui send --to ... --subject ...")
 
 
+def _no_display() -> bool:
+    """On X11/Wayland systems, no display means Qt would abort; say so instead."""
+    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run_gui(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="mailer-gui")
     parser.add_argument("--home", metavar="DIR")
     parser.add_argument("url", nargs="?")
     args, qt_args = parser.parse_known_args(list(argv))
+    if _no_display():
+        print(
+            "mailer-gui: no desktop display was found (DISPLAY and WAYLAND_DISPLAY are "
+            "unset), so the window cannot open. Start Mailer from a desktop session, or "
+            "use the command line: mailer-gui send --help",
+            file=sys.stderr,
+        )
+        return 69
     app = QApplication(["mailer-gui", *qt_args])
     app.setApplicationName("mailer-gui")
     app.setApplicationDisplayName("Mailer")

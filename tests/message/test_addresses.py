@@ -1,0 +1,73 @@
+"""Addresses as people type them."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailer_gui.message.addresses import (
+    AddressError,
+    parse_address,
+    parse_address_list,
+    split_address_list,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "spec"),
+    [
+        ("ann@example.org", "", "ann@example.org"),
+        ("  ann@example.org ", "", "ann@example.org"),
+        ("Ann Example <ann@example.org>", "Ann Example", "ann@example.org"),
+        ('"Doe, Jane" <jane@example.org>', "Doe, Jane", "jane@example.org"),
+        ("Jörg <jörg@bücher.example>", "Jörg", "jörg@bücher.example"),
+        ("first.last+tag@sub.example.org", "", "first.last+tag@sub.example.org"),
+        ("x@[192.0.2.1]", "", "x@[192.0.2.1]"),
+    ],
+)
+def test_valid(text: str, name: str, spec: str) -> None:
+    address = parse_address(text)
+    assert (address.display_name, address.addr_spec) == (name, spec)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("bad address", "not an email address"),
+        ("ann@example.org bob@example.org", "not one email address"),
+        ("@example.org", "nothing before the @"),
+        ("ann@", "not a valid domain"),
+        ("ann@example..org", "not a valid domain"),
+        ("ann@-example.org", "not a valid name"),
+        (".ann@example.org", "dots cannot"),
+        ("ann@example.org\r\nBcc: x@y.z", "line breaks"),
+        ("ann(x)@example.org", "not one email address"),
+    ],
+)
+def test_invalid_names_the_input(text: str, words: str) -> None:
+    with pytest.raises(AddressError) as info:
+        parse_address(text)
+    assert words in str(info.value)
+    assert repr(text.strip())[:10] in str(info.value) or "line breaks" in words
+
+
+def test_split_respects_quotes_and_brackets() -> None:
+    assert split_address_list('"Doe, J" <j@x.org>, b@y.org,, <c,d@z.org>') == [
+        '"Doe, J" <j@x.org>',
+        "b@y.org",
+        "<c,d@z.org>",
+    ]
+
+
+def test_list_from_repeated_options() -> None:
+    addresses = parse_address_list(["a@x.org, b@x.org", "C <c@x.org>"])
+    assert [a.addr_spec for a in addresses] == ["a@x.org", "b@x.org", "c@x.org"]
+
+
+def test_idn_and_smtputf8() -> None:
+    idn = parse_address("ann@bücher.example")
+    assert idn.ascii_domain == "xn--bcher-kva.example"
+    assert not idn.needs_smtputf8
+    assert idn.envelope(smtputf8=False) == "ann@xn--bcher-kva.example"
+    utf8 = parse_address("jörg@example.org")
+    assert utf8.needs_smtputf8
+    assert utf8.envelope(smtputf8=True) == "jörg@example.org"
