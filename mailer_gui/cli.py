@@ -21,8 +21,15 @@ from mailer_gui.accounts import secrets
 from mailer_gui.accounts.model import ACCOUNT_FIELDS, Account, AccountError
 from mailer_gui.accounts.store import AccountStore, AccountStoreError
 from mailer_gui.message.addresses import AddressError, MailAddress, parse_address_list
-from mailer_gui.message.build import DraftError, build_message, parse_header_option
-from mailer_gui.message.draft import Draft
+from mailer_gui.message.build import (
+    BuiltMessage,
+    DraftError,
+    build_from_eml,
+    build_message,
+    parse_header_option,
+)
+from mailer_gui.message.draft import Draft, InlineImage, Priority
+from mailer_gui.message.eml import EmlError, save_eml
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import (
@@ -120,10 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--cc", action="append", default=[], metavar="ADDR")
     send.add_argument("--bcc", action="append", default=[], metavar="ADDR")
-    send.add_argument("--subject", required=True, metavar="TEXT")
-    body = send.add_mutually_exclusive_group(required=True)
+    send.add_argument("--reply-to", action="append", default=[], metavar="ADDR")
+    send.add_argument("--subject", metavar="TEXT", help="required unless --eml is given")
+    body = send.add_mutually_exclusive_group()
     body.add_argument("--body", metavar="TEXT")
     body.add_argument("--body-file", metavar="PATH", help="read the body from PATH, or - for stdin")
+    body.add_argument(
+        "--eml",
+        metavar="FILE",
+        help="send a prepared RFC 5322 message as it is; recipients from its To/Cc/Bcc "
+        "unless given (its Bcc header is removed)",
+    )
     send.add_argument(
         "--format",
         choices=("markdown", "plain"),
@@ -131,6 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="markdown (default) sends text and HTML; plain sends text only",
     )
     send.add_argument("--attach", action="append", default=[], metavar="PATH")
+    send.add_argument(
+        "--inline",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an image shown in the body: refer to it by file name, ![chart](chart.png)",
+    )
+    send.add_argument("--priority", choices=[p.value for p in Priority], default="normal")
+    send.add_argument(
+        "--save-eml",
+        metavar="PATH",
+        help="also save the exact bytes sent as an .eml file",
+    )
+    send.add_argument(
+        "--notify",
+        metavar="WHEN",
+        help="ask for delivery status notifications (DSN): a comma list of success, "
+        "failure, delay, or never",
+    )
     send.add_argument("--header", action="append", default=[], metavar="'Name: value'")
     send.add_argument(
         "-v",
@@ -371,25 +404,66 @@ def _read_body(args: argparse.Namespace) -> str:
         ) from exc
 
 
+def _notify(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    values = tuple(v.strip().upper() for v in text.split(",") if v.strip())
+    allowed = {"SUCCESS", "FAILURE", "DELAY", "NEVER"}
+    if not values or not set(values) <= allowed or ("NEVER" in values and len(values) > 1):
+        raise CliError(
+            f"--notify {text!r}: use a comma list of success, failure, delay, or never alone.",
+            EX_USAGE,
+        )
+    return values
+
+
+def _sender_text(account: Account) -> str:
+    if account.display_name:
+        return f"{account.display_name} <{account.email}>"
+    return account.email
+
+
+def _build(args: argparse.Namespace, account: Account, spool: Path) -> BuiltMessage:
+    """The message to send: built from the options, or a prepared .eml file."""
+    try:
+        if args.eml is None:
+            return build_message(_draft(args, account), spool_dir=spool)
+        sender = _addresses([_sender_text(account)], "sender")[0]
+        recipients = _addresses([*args.to, *args.cc, *args.bcc], "recipient")
+        smtputf8 = any(a.needs_smtputf8 for a in (sender, *recipients))
+        return build_from_eml(
+            Path(args.eml),
+            envelope_from=sender.envelope(smtputf8=smtputf8),
+            recipients=tuple(a.envelope(smtputf8=smtputf8) for a in recipients),
+            sender_domain=sender.ascii_domain,
+            spool_dir=spool,
+        )
+    except (DraftError, AddressError) as exc:
+        raise CliError(str(exc), EX_DATAERR) from exc
+
+
 def _draft(args: argparse.Namespace, account: Account) -> Draft:
-    sender_text = (
-        f"{account.display_name} <{account.email}>" if account.display_name else account.email
-    )
-    sender = _addresses([sender_text], "sender")[0]
+    sender = _addresses([_sender_text(account)], "sender")[0]
     try:
         headers = tuple(parse_header_option(h) for h in args.header)
     except DraftError as exc:
         raise CliError(str(exc), EX_DATAERR) from exc
+    if args.subject is None or (args.body is None and args.body_file is None):
+        raise CliError("send needs --subject and --body or --body-file (or --eml FILE).", EX_USAGE)
     draft = Draft(
         sender=sender,
         to=_addresses(args.to, "To"),
         cc=_addresses(args.cc, "Cc"),
         bcc=_addresses(args.bcc, "Bcc"),
+        reply_to=_addresses(args.reply_to, "Reply-To"),
         subject=args.subject,
         body=_read_body(args),
         body_format=args.format,
         attachments=tuple(Path(a) for a in args.attach),
+        inline_images=tuple(InlineImage(Path(p).name, path=Path(p)) for p in args.inline),
         extra_headers=headers,
+        priority=Priority(args.priority),
+        dsn_notify=_notify(args.notify),
     )
     if not draft.recipients:
         raise CliError("No recipients: give at least one --to, --cc or --bcc.", EX_USAGE)
@@ -443,14 +517,20 @@ def _print_result(message_id: str, result: MessageResult, as_json: bool) -> None
 
 def cmd_send(args: argparse.Namespace, paths: AppPaths) -> int:
     account = _account(paths, args.account)
-    draft = _draft(args, account)
-    spool = ensure_private_dir(paths.spool_dir)
+    built = _build(args, account, ensure_private_dir(paths.spool_dir))
     try:
-        built = build_message(draft, spool_dir=spool)
-    except (DraftError, AddressError) as exc:
-        raise CliError(str(exc), EX_DATAERR) from exc
-    try:
-        envelope = Envelope(built.envelope_from, built.recipients, smtputf8=built.smtputf8)
+        if args.save_eml:
+            try:
+                save_eml(built.path, Path(args.save_eml))
+            except EmlError as exc:
+                raise CliError(f"{exc} Nothing was sent.", EX_DATAERR) from exc
+        envelope = Envelope(
+            built.envelope_from,
+            built.recipients,
+            smtputf8=built.smtputf8,
+            eight_bit=built.eight_bit,
+            dsn_notify=built.dsn_notify,
+        )
         transcript = _transcript(args.transcript)
         try:
             session = _open_session(account, transcript)

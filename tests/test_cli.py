@@ -285,10 +285,16 @@ def test_bad_input_exits_65(
     assert tls_server.messages == []
 
 
-def test_usage_errors_exit_64(tmp_path, capsys, monkeypatch) -> None:
+def test_usage_errors_exit_64(tls_server, command_account, capsys, monkeypatch) -> None:
+    home = command_account(tls_server)
     with pytest.raises(SystemExit) as info:
-        run(capsys, monkeypatch, tmp_path, "send", "--to", "a@example.org")
+        run(capsys, monkeypatch, home, "send", "--bogus")
     assert info.value.code == cli.EX_USAGE
+    code, _, err = run(capsys, monkeypatch, home, "send", "--to", "a@example.org")
+    assert code == cli.EX_USAGE and "--subject" in err
+    code, _, err = run(capsys, monkeypatch, home, *send_args("--notify", "always"))
+    assert code == cli.EX_USAGE and "--notify" in err
+    assert tls_server.messages == []
 
 
 def test_unknown_account_exits_78(tmp_path, capsys, monkeypatch) -> None:
@@ -381,3 +387,47 @@ def test_untrusted_certificate_is_shown_with_its_fingerprint(
     code, out, err = run(capsys, monkeypatch, home, "accounts", "test", "pinned")
     assert code == 0, err
     assert "logged in" in out
+
+
+def test_send_rich_options_and_save_eml(
+    tls_server, command_account, tmp_path, capsys, monkeypatch
+) -> None:
+    home = command_account(tls_server)
+    image = tmp_path / "logo.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    saved = tmp_path / "out" / "sent.eml"
+    saved.parent.mkdir()
+    code, _out, err = run(
+        capsys, monkeypatch, home, "send",
+        "--to", "bob@example.org", "--reply-to", "list@example.org",
+        "--subject", "Logo", "--body", "Here: ![logo](logo.png)",
+        "--inline", str(image), "--priority", "high", "--notify", "success,failure",
+        "--save-eml", str(saved), "-v",
+    )  # fmt: skip
+    assert code == 0, err
+    (received,) = tls_server.wait_for_messages(1)
+    assert received.content.replace(b"\r\n", b"\n") == saved.read_bytes().replace(b"\r\n", b"\n")
+    assert b"multipart/related" in received.content
+    assert b"X-Priority: 1 (Highest)" in received.content
+    assert b"Reply-To: list@example.org" in received.content
+    # aiosmtpd offers no DSN, so NOTIFY is left out rather than refused.
+    assert "NOTIFY" not in err
+
+
+def test_send_prepared_eml(tls_server, command_account, tmp_path, capsys, monkeypatch) -> None:
+    home = command_account(tls_server)
+    prepared = tmp_path / "prepared.eml"
+    prepared.write_bytes(
+        b"From: Ann <ann@example.org>\nTo: bob@example.org\nBcc: hidden@example.org\n"
+        b"Subject: prepared\n\nBody text.\n"
+    )
+    code, out, err = run(capsys, monkeypatch, home, "send", "--eml", str(prepared), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert [r["address"] for r in result["recipients"]] == ["bob@example.org", "hidden@example.org"]
+    (received,) = tls_server.wait_for_messages(1)
+    assert received.rcpt_tos == ["bob@example.org", "hidden@example.org"]
+    assert b"hidden@example.org" not in received.content
+    assert received.content.endswith(b"Body text.\r\n")
+    code, _, err = run(capsys, monkeypatch, home, "send", "--eml", str(tmp_path / "none.eml"))
+    assert code == cli.EX_DATAERR and "none.eml" in err

@@ -45,14 +45,17 @@ class MailAddress:
     def header_address(self, *, smtputf8: bool = False) -> Address:
         """For From/To/Cc: Unicode domains as A-labels unless SMTPUTF8 carries them."""
         domain = self.domain if smtputf8 else self.ascii_domain
-        return Address(display_name=self.display_name, username=self.local_part, domain=domain)
+        name = self.display_name.strip()
+        return Address(display_name=name, username=self.local_part, domain=domain)
 
     def __str__(self) -> str:
         return f"{self.display_name} <{self.addr_spec}>" if self.display_name else self.addr_spec
 
 
 def _check_domain(domain: str, original: str) -> None:
-    if not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
+    if not domain:
+        raise AddressError(f"{original!r} has no domain after the @")
+    if domain.startswith(".") or domain.endswith(".") or ".." in domain:
         raise AddressError(f"{original!r}: the part after @ is not a valid domain")
     try:
         ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
@@ -66,9 +69,11 @@ def _check_domain(domain: str, original: str) -> None:
 
 
 def split_address_list(value: str) -> list[str]:
-    """``'Ann <a@x.org>, "Doe, J" <j@y.org>'`` -> the two addresses as typed.
+    """``'Ann <a@x.org>; "Doe, J" <j@y.org>'`` -> the two addresses as typed.
 
-    Commas inside quotes or angle brackets do not separate. Unlike
+    Commas and semicolons separate, except inside quotes or angle brackets.
+    A group (``Team: a@x.org, b@x.org;``) gives its members; an empty one
+    (``undisclosed-recipients:;``) gives nothing. Unlike
     email.utils.getaddresses, nothing typed is silently dropped.
     """
     parts: list[str] = []
@@ -86,13 +91,36 @@ def split_address_list(value: str) -> list[str]:
             depth += 1
         elif not in_quotes and ch == ">":
             depth = max(0, depth - 1)
-        elif ch == "," and not in_quotes and depth == 0:
+        elif ch in ",;" and not in_quotes and depth == 0:
             parts.append("".join(current))
             current = []
+            continue
+        elif ch == ":" and not in_quotes and depth == 0 and "@" not in "".join(current):
+            current = []  # "Team:" opens a group: its name is not an address
             continue
         current.append(ch)
     parts.append("".join(current))
     return [part.strip() for part in parts if part.strip()]
+
+
+@dataclass(frozen=True)
+class AddressCheck:
+    """One address of a field as typed, and what is wrong with it (if anything)."""
+
+    text: str
+    address: MailAddress | None
+    error: str | None
+
+
+def check_address_list(value: str) -> list[AddressCheck]:
+    """Every address in a field, each with its own verdict (for underlining)."""
+    checks: list[AddressCheck] = []
+    for part in split_address_list(value):
+        try:
+            checks.append(AddressCheck(part, parse_address(part), None))
+        except AddressError as exc:
+            checks.append(AddressCheck(part, None, str(exc)))
+    return checks
 
 
 def _unquote_name(name: str) -> str:
@@ -125,7 +153,7 @@ def parse_address(text: str) -> MailAddress:
         )
     local, _, domain = spec.rpartition("@")
     if not local:
-        raise AddressError(f"{original!r}: nothing before the @")
+        raise AddressError(f"{original!r} has nothing before the @")
     if not (_ATEXT.match(local) or not local.isascii() or local.startswith('"')):
         raise AddressError(f"{original!r}: the part before the @ has characters not allowed there")
     if local.startswith(".") or local.endswith(".") or ".." in local:

@@ -6,6 +6,7 @@ import pytest
 
 from mailer_gui.message.addresses import (
     AddressError,
+    check_address_list,
     parse_address,
     parse_address_list,
     split_address_list,
@@ -34,8 +35,8 @@ def test_valid(text: str, name: str, spec: str) -> None:
     [
         ("bad address", "not an email address"),
         ("ann@example.org bob@example.org", "not one email address"),
-        ("@example.org", "nothing before the @"),
-        ("ann@", "not a valid domain"),
+        ("@example.org", "has nothing before the @"),
+        ("bob@", "has no domain"),
         ("ann@example..org", "not a valid domain"),
         ("ann@-example.org", "not a valid name"),
         (".ann@example.org", "dots cannot"),
@@ -56,6 +57,30 @@ def test_split_respects_quotes_and_brackets() -> None:
         "b@y.org",
         "<c,d@z.org>",
     ]
+
+
+def test_semicolons_and_groups() -> None:
+    assert split_address_list("a@x.org; b@x.org") == ["a@x.org", "b@x.org"]
+    assert split_address_list("Team: a@x.org, B <b@x.org>;, c@x.org") == [
+        "a@x.org",
+        "B <b@x.org>",
+        "c@x.org",
+    ]
+    assert split_address_list("undisclosed-recipients:;") == []
+    assert split_address_list('"Re: us" <r@x.org>') == ['"Re: us" <r@x.org>']
+
+
+def test_each_bad_address_reported_by_itself() -> None:
+    checks = check_address_list("ann@example.org, bob@, Carol <carol@example.org>; dave")
+    assert [c.text for c in checks] == [
+        "ann@example.org",
+        "bob@",
+        "Carol <carol@example.org>",
+        "dave",
+    ]
+    assert [c.error is None for c in checks] == [True, False, True, False]
+    assert checks[1].error == "'bob@' has no domain after the @"
+    assert checks[2].address is not None and checks[2].address.display_name == "Carol"
 
 
 def test_list_from_repeated_options() -> None:

@@ -185,3 +185,61 @@ def test_installed_entry_point_end_to_end(
     assert send.returncode == 0, send.stderr
     server.wait_for_message(token)
     assert server.password not in (home / "config" / "accounts.json").read_text()
+
+
+def test_rich_message_read_back_from_the_maildir(
+    submission_server, trust_test_ca, tmp_path
+) -> None:
+    """A Markdown message with an inline image and attachments, through Postfix,
+    parsed back from the delivered file: structure, headers and bytes intact."""
+    import email
+    from email import policy
+
+    from mailer_gui.message.addresses import parse_address, parse_address_list
+    from mailer_gui.message.build import build_message
+    from mailer_gui.message.draft import Draft, InlineImage
+    from mailer_gui.smtp.auth import Credentials
+    from mailer_gui.smtp.session import Envelope, Session
+    from mailer_gui.smtp.settings import Security, ServerSettings
+
+    server = submission_server
+    image = tmp_path / "chart.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    report = tmp_path / "Übersicht 2026.pdf"
+    report.write_bytes(bytes(range(256)) * 4000)  # 1 MB, every byte value
+    token = uuid.uuid4().hex
+    draft = Draft(
+        sender=parse_address(f"Alice Tëst <{server.username}>"),
+        to=tuple(parse_address_list(["Bob <bob@example.test>"])),
+        subject=f"Bericht {token} — 報告",
+        body=f"# Hallo\n\nSee ![chart](chart.png) and the **report**.\n\n{token}\n",
+        attachments=(report,),
+        inline_images=(InlineImage("chart.png", path=image),),
+    )
+    built = build_message(draft, spool_dir=tmp_path / "spool")
+    settings = ServerSettings(server.host, server.tls_port, Security.TLS)
+    credentials = lambda: Credentials(server.username, server.password)  # noqa: E731
+    with Session(settings, credentials=credentials) as session, built.path.open("rb") as body:
+        result = session.send_message(
+            Envelope(built.envelope_from, built.recipients), body, built.size
+        )
+    assert result.outcome == "sent"
+    delivered = email.message_from_bytes(server.wait_for_message(token), policy=policy.default)
+    assert str(delivered["Subject"]) == f"Bericht {token} — 報告"
+    assert delivered["Message-ID"] == built.message_id
+    types = [part.get_content_type() for part in delivered.walk()]
+    assert types == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "multipart/related",
+        "text/html",
+        "image/png",
+        "application/pdf",
+    ]
+    parts = {part.get_content_type(): part for part in delivered.walk()}
+    assert parts["application/pdf"].get_filename() == "Übersicht 2026.pdf"
+    assert parts["application/pdf"].get_content() == report.read_bytes()
+    assert parts["image/png"].get_content() == image.read_bytes()
+    cid = parts["image/png"]["Content-ID"].strip("<>")
+    assert f"cid:{cid}" in parts["text/html"].get_content()
