@@ -12,7 +12,9 @@ import contextlib
 import getpass
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -30,6 +32,14 @@ from mailer_gui.message.build import (
 )
 from mailer_gui.message.draft import Draft, InlineImage, Priority
 from mailer_gui.message.eml import EmlError, save_eml
+from mailer_gui.outbox.runner import Event, Runner, TranscriptLine, deliver_direct_row
+from mailer_gui.outbox.store import (
+    MessageRow,
+    OutboxError,
+    OutboxStore,
+    RecipientRow,
+    State,
+)
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import (
@@ -41,10 +51,6 @@ from mailer_gui.smtp.errors import (
     TlsError,
 )
 from mailer_gui.smtp.session import (
-    Envelope,
-    MessageResult,
-    RecipientResult,
-    RecipientStatus,
     Session,
 )
 from mailer_gui.smtp.settings import AuthMethod
@@ -59,7 +65,7 @@ EX_TEMPFAIL = 75
 EX_NOPERM = 77
 EX_CONFIG = 78
 
-COMMANDS = ("send", "accounts")
+COMMANDS = ("send", "accounts", "outbox")
 
 
 class CliError(Exception):
@@ -172,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the SMTP conversation to stderr as it happens",
     )
     send.add_argument("--json", action="store_true", help="print the result as JSON")
+    send.add_argument(
+        "--later",
+        action="store_true",
+        help="only put the message in the outbox (sent by the app or 'outbox flush')",
+    )
+    send.add_argument(
+        "--at", metavar="ISO-8601", help="with --later: not before this time (local unless given)"
+    )
 
     accounts = commands.add_parser("accounts", help="add, list, test and remove accounts")
     actions = accounts.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -192,6 +206,36 @@ def build_parser() -> argparse.ArgumentParser:
     test = actions.add_parser("test", help="connect, start TLS, log in and quit")
     test.add_argument("name", metavar="NAME")
     test.add_argument("-v", "--transcript", action="store_true")
+    password = actions.add_parser(
+        "password", help="store a new password in the keyring and let the account send again"
+    )
+    password.add_argument("name", metavar="NAME")
+    password.add_argument("--password-stdin", action="store_true")
+
+    outbox = commands.add_parser("outbox", help="what is waiting, sent, failed; retry, cancel")
+    jobs = outbox.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    jobs.required = True
+    olist = jobs.add_parser("list", help="the messages in the outbox, newest first")
+    olist.add_argument("--json", action="store_true")
+    olist.add_argument("--state", choices=[state.value for state in State])
+    show = jobs.add_parser("show", help="one message: recipients, attempts, server replies")
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--transcript", action="store_true", help="every line of every attempt")
+    flush = jobs.add_parser("flush", help="send everything waiting now")
+    flush.add_argument(
+        "--wait",
+        action="store_true",
+        help="also wait for messages another Mailer is sending right now",
+    )
+    retry = jobs.add_parser("retry", help="send a deferred or failed message again now")
+    retry.add_argument("id", metavar="ID")
+    cancel = jobs.add_parser("cancel", help="do not send a waiting message")
+    cancel.add_argument("id", metavar="ID")
+    resolve = jobs.add_parser("resolve", help="decide about an uncertain message")
+    resolve.add_argument("id", metavar="ID")
+    answer = resolve.add_mutually_exclusive_group(required=True)
+    answer.add_argument("--sent", action="store_true", help="it arrived: mark it as sent")
+    answer.add_argument("--resend", action="store_true", help="send it again")
     return parser  # fmt: skip
 
 
@@ -262,6 +306,7 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
     elif (
         account.secret_source == "keyring"
         and account.auth is not AuthMethod.NONE
+        and account.kind == "relay"
         and sys.stdin.isatty()
     ):
         password = getpass.getpass(f"Password for {account.login}: ") or None
@@ -284,10 +329,16 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
                 secrets.delete_password(account.name)
         raise CliError(str(exc), EX_CONFIG) from exc
     where = "in the keyring" if password is not None else "not stored"
-    print(
-        f"Added account {account.name}: {account.email} via {account.host} port "
-        f"{account.effective_port} ({account.security.value}); password {where}."
-    )
+    if account.kind == "direct":
+        print(
+            f"Added account {account.name}: {account.email}, delivering directly to the "
+            f"recipients' mail servers on port {account.effective_port}."
+        )
+    else:
+        print(
+            f"Added account {account.name}: {account.email} via {account.host} port "
+            f"{account.effective_port} ({account.security.value}); password {where}."
+        )
     return EX_OK
 
 
@@ -308,10 +359,14 @@ def cmd_accounts_list(args: argparse.Namespace, paths: AppPaths) -> int:
         return EX_OK
     for account in accounts:
         mark = "*" if account.name == default_name else " "
-        print(
-            f"{mark} {account.name}\t{account.email}\t{account.host}:{account.effective_port}"
-            f"\t{account.security.value}\tauth {account.auth.value}"
-        )
+        if account.kind == "direct":
+            where = f"direct to MX, port {account.effective_port}"
+        else:
+            where = (
+                f"{account.host}:{account.effective_port}\t{account.security.value}"
+                f"\tauth {account.auth.value}"
+            )
+        print(f"{mark} {account.name}\t{account.email}\t{where}")
     return EX_OK
 
 
@@ -327,6 +382,28 @@ def cmd_accounts_remove(args: argparse.Namespace, paths: AppPaths) -> int:
     except secrets.SecretError as exc:
         note = f" (its keyring entry could not be removed: {exc})"
     print(f"Removed account {account.name}{note}.")
+    return EX_OK
+
+
+def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
+    account = _account(paths, args.name)
+    if args.password_stdin:
+        password = _read_password_line(sys.stdin)
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"New password for {account.login}: ")
+    else:
+        raise CliError("Give the password on standard input with --password-stdin.", EX_USAGE)
+    if not password:
+        raise CliError("No password was given; nothing changed.", EX_USAGE)
+    try:
+        secrets.store_password(account.name, password)
+    except secrets.SecretError as exc:
+        raise CliError(str(exc), EX_CONFIG) from exc
+    _outbox(paths).resume_account(account.name)
+    print(
+        f"The password for {account.name} is saved; its waiting messages go with "
+        "'mailer-gui outbox flush' or when the app next sends."
+    )
     return EX_OK
 
 
@@ -365,6 +442,13 @@ def _open_session(account: Account, transcript: Transcript) -> Session:
 
 def cmd_accounts_test(args: argparse.Namespace, paths: AppPaths) -> int:
     account = _account(paths, args.name)
+    if account.kind == "direct":
+        print(
+            f"{account.name} delivers directly to each recipient's mail servers (port "
+            f"{account.effective_port}); there is no single server to test. Send a message "
+            "with -v to see each connection."
+        )
+        return EX_OK
     transcript = _transcript(args.transcript)
     session = _open_session(account, transcript)
     try:
@@ -423,21 +507,31 @@ def _sender_text(account: Account) -> str:
     return account.email
 
 
-def _build(args: argparse.Namespace, account: Account, spool: Path) -> BuiltMessage:
-    """The message to send: built from the options, or a prepared .eml file."""
+def _build(
+    args: argparse.Namespace, account: Account, spool: Path
+) -> tuple[BuiltMessage, dict[str, str], str]:
+    """The message to send (built from the options, or a prepared .eml file),
+    each recipient's kind (to, cc, bcc) and the subject for the outbox list."""
     try:
         if args.eml is None:
-            return build_message(_draft(args, account), spool_dir=spool)
+            draft = _draft(args, account)
+            built = build_message(draft, spool_dir=spool)
+            kinds: dict[str, str] = {}
+            for kind, addresses in (("bcc", draft.bcc), ("cc", draft.cc), ("to", draft.to)):
+                for address in addresses:
+                    kinds[address.envelope(smtputf8=built.smtputf8)] = kind
+            return built, kinds, draft.subject
         sender = _addresses([_sender_text(account)], "sender")[0]
         recipients = _addresses([*args.to, *args.cc, *args.bcc], "recipient")
         smtputf8 = any(a.needs_smtputf8 for a in (sender, *recipients))
-        return build_from_eml(
+        built = build_from_eml(
             Path(args.eml),
             envelope_from=sender.envelope(smtputf8=smtputf8),
             recipients=tuple(a.envelope(smtputf8=smtputf8) for a in recipients),
             sender_domain=sender.ascii_domain,
             spool_dir=spool,
         )
+        return built, {}, Path(args.eml).name
     except (DraftError, AddressError) as exc:
         raise CliError(str(exc), EX_DATAERR) from exc
 
@@ -470,97 +564,307 @@ def _draft(args: argparse.Namespace, account: Account) -> Draft:
     return draft
 
 
-def _result_code(result: MessageResult) -> int:
-    outcome = result.outcome
-    if outcome == "sent":
+# ------------------------------------------------------------------ outbox
+
+
+def _outbox(paths: AppPaths) -> OutboxStore:
+    try:
+        return OutboxStore(paths.database, paths.spool_dir)
+    except OutboxError as exc:
+        raise CliError(str(exc), EX_CONFIG) from exc
+
+
+def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
+    accounts = _store(paths)
+
+    def show(event: Event) -> None:
+        if verbose and isinstance(event, TranscriptLine):
+            print(event.record.render(), file=sys.stderr, flush=True)
+
+    return Runner(
+        store,
+        accounts.get,
+        credentials=_credentials_for,  # type: ignore[arg-type]
+        on_event=show,
+        direct=deliver_direct_row,
+    )
+
+
+_OUTCOME = {
+    State.SENT: "sent",
+    State.FAILED: "rejected",
+    State.UNCERTAIN: "uncertain",
+    State.CANCELLED: "cancelled",
+}
+
+
+def _outcome(row: MessageRow) -> str:
+    statuses = {r.status for r in row.recipients}
+    if row.state is State.SENT and statuses != {"accepted"}:
+        return "partial"
+    return _OUTCOME.get(row.state, "deferred")
+
+
+def _row_code(row: MessageRow, error: SmtpError | None) -> int:
+    statuses = {r.status for r in row.recipients}
+    if row.state is State.SENT and statuses == {"accepted"}:
         return EX_OK
-    if outcome == "uncertain" or result.with_status(RecipientStatus.DEFERRED):
+    if error is not None and row.state not in (State.SENT, State.FAILED):
+        return _error_code(error)
+    if row.state is State.UNCERTAIN or statuses & {"pending", "deferred"}:
         return EX_TEMPFAIL
     return EX_UNAVAILABLE
 
 
-def _recipient_json(r: RecipientResult) -> dict[str, Any]:
+def _recipient_json(r: RecipientRow) -> dict[str, Any]:
     return {
         "address": r.address,
-        "status": r.status.value,
-        "code": r.reply.code if r.reply else None,
-        "enhanced": r.reply.enhanced if r.reply else None,
+        "status": r.status,
+        "code": r.code,
+        "enhanced": r.enhanced,
         "text": r.text,
     }
 
 
-def _print_result(message_id: str, result: MessageResult, as_json: bool) -> None:
+def _print_row(row: MessageRow, as_json: bool, error: SmtpError | None = None) -> None:
     if as_json:
-        document = {
-            "message_id": message_id,
-            "outcome": result.outcome,
-            "recipients": [_recipient_json(r) for r in result.recipients],
+        document: dict[str, Any] = {
+            "id": row.id,
+            "message_id": row.message_id,
+            "state": row.state.value,
+            "outcome": _outcome(row),
+            "recipients": [_recipient_json(r) for r in row.recipients],
         }
-        if result.error is not None:
-            document["error"] = result.error.message
+        if row.last_error:
+            document["error"] = row.last_error
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return
-    for r in result.recipients:
-        print(f"{r.status.value:9} {r.address}: {r.text}")
-    if result.uncertain:
+    for r in row.recipients:
+        print(f"{r.status:9} {r.address}: {r.text or ''}".rstrip())
+    if row.state is State.UNCERTAIN:
         print(
             "The connection broke after the whole message was sent and before the server "
-            "confirmed it: it may have been delivered. Check with a recipient before "
-            "sending again.",
+            "confirmed it: it may have been delivered. Check with a recipient, then run "
+            f"mailer-gui outbox resolve {row.id} --sent (or --resend).",
             file=sys.stderr,
         )
-    elif result.error is not None:
-        print(result.error.message, file=sys.stderr)
-    elif result.outcome != "sent" and result.reply is not None:
-        print(f"The server said: {result.reply}", file=sys.stderr)
+    elif row.state is not State.SENT:
+        text = _describe_error(error) if error is not None else (row.last_error or "")
+        if text:
+            print(text, file=sys.stderr)
+        if row.state in (State.DEFERRED, State.QUEUED):
+            print(
+                f"The message stays in the outbox as number {row.id} and will be sent later "
+                f"(mailer-gui outbox flush sends it now; mailer-gui outbox cancel {row.id} "
+                "drops it).",
+                file=sys.stderr,
+            )
+
+
+def _local_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def _parse_when(text: str) -> float:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(
+            f"--at {text!r} is not a date and time like 2026-12-24T09:00 or "
+            "2026-12-24T09:00+01:00.",
+            EX_USAGE,
+        ) from exc
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as people write it
+    return when.timestamp()
 
 
 def cmd_send(args: argparse.Namespace, paths: AppPaths) -> int:
     account = _account(paths, args.account)
-    built = _build(args, account, ensure_private_dir(paths.spool_dir))
+    due = _parse_when(args.at) if args.at else None
+    if args.at and not args.later:
+        raise CliError("--at goes with --later.", EX_USAGE)
+    built, kinds, subject = _build(args, account, ensure_private_dir(paths.spool_dir))
     try:
         if args.save_eml:
             try:
                 save_eml(built.path, Path(args.save_eml))
             except EmlError as exc:
                 raise CliError(f"{exc} Nothing was sent.", EX_DATAERR) from exc
-        envelope = Envelope(
-            built.envelope_from,
-            built.recipients,
-            smtputf8=built.smtputf8,
-            eight_bit=built.eight_bit,
-            dsn_notify=built.dsn_notify,
+        store = _outbox(paths)
+        message = store.enqueue(
+            built, account=account.name, subject=subject, due_at=due, kinds=kinds
         )
-        transcript = _transcript(args.transcript)
-        try:
-            session = _open_session(account, transcript)
-        except SmtpError as exc:
-            raise _smtp_cli_error(exc, built.message_id, built.recipients, args.json) from exc
-        try:
-            with built.path.open("rb") as body:
-                result = session.send_message(envelope, body, built.size)
-        except SmtpError as exc:
-            raise _smtp_cli_error(exc, built.message_id, built.recipients, args.json) from exc
-        finally:
-            session.close()
     finally:
-        built.path.unlink(missing_ok=True)
-    _print_result(built.message_id, result, args.json)
-    return _result_code(result)
+        built.path.unlink(missing_ok=True)  # gone already when it reached the spool
+    if args.later:
+        row = store.get(message)
+        if args.json:
+            document = {"id": row.id, "message_id": row.message_id, "state": row.state.value}
+            print(json.dumps(document))
+        else:
+            when = _local_time(row.due_at)
+            print(f"Queued as number {row.id} ({row.state.value}), due {when}.")
+        return EX_OK
+    runner = _runner(paths, store, args.transcript)
+    runner.deliver_now(message=message)
+    row = store.get(message)
+    error = runner.errors.get(message)
+    _print_row(row, args.json, error)
+    return _row_code(row, error)
 
 
-def _smtp_cli_error(
-    exc: SmtpError, message_id: str, recipients: Sequence[str], as_json: bool
-) -> CliError:
-    code = _error_code(exc)
-    if as_json:
-        status = RecipientStatus.DEFERRED if exc.transient else RecipientStatus.REJECTED
-        reply = exc.reply
-        result = MessageResult(
-            tuple(RecipientResult(a, status, reply, exc.message) for a in recipients), error=exc
+def _message_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise CliError(
+            f"{text!r} is not a message number (see mailer-gui outbox list).", EX_USAGE
+        ) from exc
+
+
+def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
+    store = _outbox(paths)
+    states = [State(args.state)] if args.state else None
+    rows = store.messages(states)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "state": r.state.value,
+                        "account": r.account,
+                        "subject": r.subject,
+                        "message_id": r.message_id,
+                        "created": r.created_at,
+                        "due": r.due_at,
+                        "attempts": r.attempts,
+                        "last_error": r.last_error,
+                        "recipients": [_recipient_json(x) for x in r.recipients],
+                    }
+                    for r in rows
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
         )
-        _print_result(message_id, result, True)
-    return CliError(_describe_error(exc), code)
+        return EX_OK
+    if not rows:
+        print("The outbox is empty." if states is None else "No message in that state.")
+        return EX_OK
+    for r in rows:
+        due = datetime.fromtimestamp(r.due_at).astimezone().strftime("%Y-%m-%d %H:%M")
+        waiting = f" next {due}" if r.state in (State.DEFERRED, State.SCHEDULED) else ""
+        print(
+            f"{r.id:>5}  {r.state.value:10} {r.account:12} {len(r.recipients)} rcpt  "
+            f"tries {r.attempts}{waiting}  {r.subject}"
+        )
+        if r.last_error and r.state is not State.SENT:
+            print(f"       {r.last_error.splitlines()[0][:160]}")
+    return EX_OK
+
+
+def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
+    store = _outbox(paths)
+    try:
+        row = store.get(_message_number(args.id))
+    except OutboxError as exc:
+        raise CliError(str(exc), EX_USAGE) from exc
+    print(f"Message {row.id}: {row.state.value}")
+    print(f"  Subject:    {row.subject}")
+    print(f"  Message-ID: {row.message_id}")
+    print(f"  Account:    {row.account}")
+    print(f"  Size:       {row.size} bytes ({row.spool_path})")
+    print(f"  Attempts:   {row.attempts}")
+    if row.state in (State.DEFERRED, State.SCHEDULED, State.QUEUED):
+        when = _local_time(row.due_at)
+        print(f"  Next try:   {when}")
+    if row.last_error:
+        print(f"  Last error: {row.last_error}")
+    print("  Recipients:")
+    for r in row.recipients:
+        code = f" {r.code}" if r.code else ""
+        enhanced = f" {r.enhanced}" if r.enhanced else ""
+        print(f"    {r.status:9} {r.kind:3} {r.address}{code}{enhanced} {r.text or ''}".rstrip())
+    for attempt in store.attempts(row.id):
+        started = _local_time(attempt.started_at)
+        print(f"  Attempt {attempt.id} at {started}: {attempt.outcome or 'in progress'}")
+        if attempt.error:
+            print(f"    {attempt.error}")
+        if args.transcript and attempt.transcript:
+            for line in attempt.transcript.splitlines():
+                print(f"    {line}")
+    return EX_OK
+
+
+def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
+    store = _outbox(paths)
+    for row in store.messages([State.DEFERRED, State.SCHEDULED, State.QUEUED]):
+        with contextlib.suppress(OutboxError):
+            store.retry_now(row.id)
+    runner = _runner(paths, store, False)
+    runner.deliver_now()
+    if args.wait:
+        # Messages another Mailer (the desktop app) is sending right now.
+        deadline = time.monotonic() + 600
+        while store.messages([State.SENDING]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    counts = store.counts()
+    summary = ", ".join(f"{n} {state.value}" for state, n in sorted(counts.items()))
+    print(f"Outbox: {summary or 'empty'}.")
+    waiting = sum(counts.get(s, 0) for s in (State.DEFERRED, State.QUEUED, State.SENDING))
+    return EX_TEMPFAIL if waiting else EX_OK
+
+
+def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:
+    store = _outbox(paths)
+    message = _message_number(args.id)
+    try:
+        store.retry_now(message)
+    except OutboxError as exc:
+        raise CliError(str(exc), EX_USAGE) from exc
+    runner = _runner(paths, store, False)
+    runner.deliver_now(message=message)
+    row = store.get(message)
+    error = runner.errors.get(message)
+    _print_row(row, False, error)
+    return _row_code(row, error)
+
+
+def cmd_outbox_cancel(args: argparse.Namespace, paths: AppPaths) -> int:
+    store = _outbox(paths)
+    try:
+        state = store.cancel(_message_number(args.id))
+    except OutboxError as exc:
+        raise CliError(str(exc), EX_USAGE) from exc
+    if state is State.CANCELLED:
+        print(f"Message {args.id} is cancelled; it will not be sent.")
+        return EX_OK
+    if state is State.SENDING:
+        raise CliError(
+            f"Message {args.id} is being sent right now by another Mailer; cancel it there.",
+            EX_TEMPFAIL,
+        )
+    raise CliError(f"Message {args.id} is {state.value} and can no longer be cancelled.", EX_USAGE)
+
+
+def cmd_outbox_resolve(args: argparse.Namespace, paths: AppPaths) -> int:
+    store = _outbox(paths)
+    message = _message_number(args.id)
+    try:
+        state = store.resolve_uncertain(message, sent=args.sent)
+    except OutboxError as exc:
+        raise CliError(str(exc), EX_USAGE) from exc
+    if state is State.SENT:
+        print(f"Message {message} is marked as sent.")
+        return EX_OK
+    runner = _runner(paths, store, False)
+    runner.deliver_now(message=message)
+    row = store.get(message)
+    error = runner.errors.get(message)
+    _print_row(row, False, error)
+    return _row_code(row, error)
 
 
 def _describe_error(exc: SmtpError) -> str:
@@ -591,6 +895,13 @@ def _error_code(exc: SmtpError) -> int:
 
 _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace, AppPaths], int]] = {
     ("send", None): cmd_send,
+    ("accounts", "password"): cmd_accounts_password,
+    ("outbox", "list"): cmd_outbox_list,
+    ("outbox", "show"): cmd_outbox_show,
+    ("outbox", "flush"): cmd_outbox_flush,
+    ("outbox", "retry"): cmd_outbox_retry,
+    ("outbox", "cancel"): cmd_outbox_cancel,
+    ("outbox", "resolve"): cmd_outbox_resolve,
     ("accounts", "add"): cmd_accounts_add,
     ("accounts", "list"): cmd_accounts_list,
     ("accounts", "remove"): cmd_accounts_remove,

@@ -137,7 +137,12 @@ def test_account_lifecycle_with_real_keyring(
     code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "remove", "work")
     assert code == 0 and "Removed account work" in out
     assert keyring.get_password("mailer-gui", "work") is None
-    assert not list(tmp_path.rglob("*.eml"))  # nothing left in the spool
+    # The outbox keeps the sent message (for "save as .eml" and "send again").
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "outbox", "list", "--json")
+    (row,) = json.loads(out)
+    assert row["state"] == "sent" and row["message_id"] == result["message_id"]
+    (spooled,) = tmp_path.rglob("*.eml")
+    assert spooled.read_bytes() == received.content
 
 
 @pytest.fixture

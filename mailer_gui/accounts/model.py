@@ -20,6 +20,8 @@ from mailer_gui.smtp.settings import AuthMethod, Security, ServerSettings
 
 SecretSource = Literal["keyring", "command", "none"]
 SECRET_SOURCES: Final[tuple[str, ...]] = get_args(SecretSource)
+AccountKind = Literal["relay", "direct"]
+ACCOUNT_KINDS: Final[tuple[str, ...]] = get_args(AccountKind)
 
 NAME_MAX_LENGTH = 100
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
@@ -244,8 +246,14 @@ ACCOUNT_FIELDS: Final[tuple[FieldSpec, ...]] = (
         "--display-name", check=_check_display_name,
     ),
     FieldSpec(
-        "host", str, REQUIRED, "The outgoing (SMTP submission) server.", "--host",
-        check=_check_host,
+        "kind", str, "relay",
+        "relay: send through the provider's server (the usual case); direct: deliver "
+        "straight to each recipient's mail servers (MX), with no relay.",
+        "--kind", choices=ACCOUNT_KINDS,
+    ),
+    FieldSpec(
+        "host", str, None, "The outgoing (SMTP submission) server; required for relay.",
+        "--host", check=_check_host,
     ),
     FieldSpec(
         "port", int, None,
@@ -304,7 +312,8 @@ class Account:
     name: str
     email: str
     display_name: str | None = None
-    host: str
+    kind: AccountKind = "relay"
+    host: str | None = None
     port: int | None = None
     security: Security = Security.STARTTLS
     auth: AuthMethod = AuthMethod.AUTO
@@ -319,8 +328,10 @@ class Account:
 
     @property
     def effective_port(self) -> int:
-        """`port`, or the usual port of the security mode when unset."""
-        return self.port if self.port is not None else self.security.default_port
+        """`port`, or the usual one: by security for relay, 25 for direct delivery."""
+        if self.port is not None:
+            return self.port
+        return 25 if self.kind == "direct" else self.security.default_port
 
     @property
     def login(self) -> str:
@@ -329,6 +340,10 @@ class Account:
 
     def server_settings(self, local_hostname: str | None = None) -> ServerSettings:
         """What the SMTP session needs; the password is fetched separately (secrets)."""
+        if self.host is None:
+            raise AccountError(
+                f"The account {self.name!r} delivers directly and has no server.", field="host"
+            )
         return ServerSettings(
             host=self.host,
             port=self.effective_port,
@@ -360,6 +375,12 @@ def validate_account(account: Account) -> None:
     """Raise AccountError for the first invalid setting of `account`."""
     for spec in ACCOUNT_FIELDS:
         spec.validate(getattr(account, spec.name))
+    if account.kind == "relay" and account.host is None:
+        raise AccountError(
+            f"The account {account.name!r} needs a server (--host) to relay through; "
+            "use --kind direct to deliver to the recipients' mail servers instead.",
+            field="host",
+        )
     if account.secret_source == "command" and account.password_command is None:
         raise AccountError(
             f"The account {account.name!r} takes its password from a command, "

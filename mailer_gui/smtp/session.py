@@ -289,6 +289,16 @@ class Session:
             self._conn.tls_established()
             self.transcript.note(info.describe())
             self._hello()
+        elif settings.opportunistic_tls and self._conn.supports("STARTTLS"):
+            # Between mail servers (port 25) TLS is taken when offered; the
+            # certificate is not checked, as the alternative is plaintext.
+            self._send(p.StartTls())
+            reply = self._next_reply()
+            if reply.reply.code == 220:
+                info = transport.start_tls(timeout=settings.timeouts.connect, verify=False)
+                self._conn.tls_established()
+                self.transcript.note(info.describe() + " (opportunistic; certificate not checked)")
+                self._hello()
         self._authenticate()
 
     def _hello(self) -> None:
@@ -371,8 +381,14 @@ class Session:
         size: int,
         *,
         progress: Progress | None = None,
+        before_end: Callable[[], None] | None = None,
     ) -> MessageResult:
-        """Send one message; recipients refused with 452 go in a further transaction."""
+        """Send one message; recipients refused with 452 go in a further transaction.
+
+        ``before_end`` is called just before the final "." leaves: from then on
+        the server may take the message even if no reply arrives, so the outbox
+        records that moment to tell "uncertain" from "not sent" after a crash.
+        """
         if self._broken is not None:
             raise self._broken
         if not envelope.recipients:
@@ -384,7 +400,7 @@ class Session:
         start = body.tell()
         while remaining:
             body.seek(start)
-            final = self._transaction(envelope, remaining, body, size, progress)
+            final = self._transaction(envelope, remaining, body, size, progress, before_end)
             for result in final.recipients:
                 results[result.address] = result
             too_many = [
@@ -415,6 +431,7 @@ class Session:
         body: BinaryIO,
         size: int,
         progress: Progress | None,
+        before_end: Callable[[], None] | None,
     ) -> MessageResult:
         conn = self._conn
         if conn.state in (p.State.MAIL, p.State.RCPT):
@@ -494,7 +511,7 @@ class Session:
                 self._next_reply(self.settings.timeouts.data_end)
                 return result()
 
-            sent_bytes = self._stream_body(body, size, progress)
+            sent_bytes = self._stream_body(body, size, progress, before_end)
             try:
                 final = self._next_reply(self.settings.timeouts.data_end)
             except SmtpError as exc:
@@ -535,7 +552,13 @@ class Session:
         self._require_transport().close()
         return MessageResult(tuple(outcome[a] for a in recipients), error=error)
 
-    def _stream_body(self, body: BinaryIO, size: int, progress: Progress | None) -> int:
+    def _stream_body(
+        self,
+        body: BinaryIO,
+        size: int,
+        progress: Progress | None,
+        before_end: Callable[[], None] | None,
+    ) -> int:
         transport = self._require_transport()
         timeout = self.settings.timeouts.data_block
         self.transcript.note(f"sending the message ({size} bytes)")
@@ -550,6 +573,8 @@ class Session:
             data = self._conn.send(p.BodyChunk(chunk)) if chunk else b""
             if not following:
                 data += self._conn.send(p.EndOfData())
+                if before_end:
+                    before_end()
             transport.write(data, timeout=timeout)
             sent += len(chunk)
             if progress and chunk:

@@ -67,6 +67,9 @@ class ServerSettings:
     tls_fingerprint: str | None = None
     local_hostname: str | None = None
     timeouts: Timeouts = Timeouts()
+    # With Security.NONE: use STARTTLS when the server offers it, unverified
+    # (direct delivery to MX hosts on port 25, like Postfix's "may" level).
+    opportunistic_tls: bool = False
 
     @property
     def normalized_fingerprint(self) -> str | None:

@@ -41,11 +41,15 @@ class TlsInfo:
         return text
 
 
-def make_tls_context(*, pinned: bool) -> ssl.SSLContext:
-    """A client context: system trust store and host names, or a pin."""
+def make_tls_context(*, pinned: bool, verify: bool = True) -> ssl.SSLContext:
+    """A client context: system trust store and host names, or a pin.
+
+    ``verify=False`` is only for opportunistic STARTTLS between mail servers
+    (direct delivery on port 25), where the alternative is no encryption.
+    """
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if pinned:
+    if pinned or not verify:
         # Chain and name are not checked: the fingerprint is compared instead,
         # after the handshake and before a single SMTP byte goes over it.
         context.check_hostname = False
@@ -132,9 +136,11 @@ class Transport:
             transport.start_tls(timeout=timeout, fingerprint=fingerprint)
         return transport
 
-    def start_tls(self, *, timeout: float, fingerprint: str | None = None) -> TlsInfo:
+    def start_tls(
+        self, *, timeout: float, fingerprint: str | None = None, verify: bool = True
+    ) -> TlsInfo:
         """Wrap the socket in TLS and verify the peer; raise TlsError if it fails."""
-        context = make_tls_context(pinned=fingerprint is not None)
+        context = make_tls_context(pinned=fingerprint is not None, verify=verify)
         self._set_timeout(timeout)
         try:
             tls_sock = context.wrap_socket(self._sock, server_hostname=self.host)

@@ -213,6 +213,13 @@ def test_json_round_trip() -> None:
     assert Account.from_json(raw) == account
 
 
+def test_direct_account_needs_no_server() -> None:
+    account = Account.from_json({"name": "mx", "email": "ana@example.org", "kind": "direct"})
+    assert account.host is None and account.effective_port == 25
+    with pytest.raises(AccountError, match="delivers directly"):
+        account.server_settings()
+
+
 def test_json_may_leave_out_optional_settings_and_carry_unknown_ones() -> None:
     account = Account.from_json(
         {"name": "work", "email": "ana@example.org", "host": "smtp.example.org", "color": "teal"}
@@ -223,8 +230,9 @@ def test_json_may_leave_out_optional_settings_and_carry_unknown_ones() -> None:
 @pytest.mark.parametrize(
     ("raw", "words"),
     [
-        ({"name": "work", "email": "ana@example.org"}, "missing setting"),
-        ({"name": "work", "email": "ana@example.org", "host": None}, "host must be set"),
+        ({"email": "ana@example.org", "host": "h"}, "missing setting"),
+        ({"name": "work", "email": "ana@example.org"}, "needs a server"),
+        ({"name": "work", "email": "ana@example.org", "host": None}, "needs a server"),
         ({"name": "work", "email": "ana@example.org", "host": "h", "port": "25"}, "must be int"),
         ({"name": "work", "email": "ana@example.org", "host": "h", "security": "ssl"}, "one of"),
         ({"name": "work", "email": "ana@example.org", "host": "h", "auth": ["plain"]}, "one of"),

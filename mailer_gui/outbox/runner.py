@@ -1,0 +1,411 @@
+"""The delivery loop: claim due messages, send them, record what happened.
+
+A scheduler thread wakes on new work (`wake()`), on the next due time, or to
+renew the leases of messages in flight; it never polls in a tight loop. Each
+account with due messages gets a worker thread (at most `max_connections` at
+once), which reuses one connection for up to `per_connection` messages.
+One failing message never blocks the others: its result is recorded and the
+worker goes on. Events (frozen dataclasses) report state changes, progress
+and transcript lines to whoever listens: the CLI, or the GUI's bridge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailer_gui.outbox.policy import Disposition, Verdict, judge
+from mailer_gui.outbox.store import MessageRow, OutboxError, OutboxStore, State, WrongState
+from mailer_gui.smtp.auth import Credentials
+from mailer_gui.smtp.errors import Cancelled, SmtpError
+from mailer_gui.smtp.session import Envelope, MessageResult, Session
+from mailer_gui.smtp.settings import ServerSettings
+from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
+
+CANCEL_HOLD = 60.0  # a cancelled send waits this long before it may go again
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    message: int
+    state: State
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    message: int
+    sent: int
+    total: int
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    message: int
+    account: str
+    record: TranscriptRecord
+
+
+Event = StateChanged | Progress | TranscriptLine
+Listener = Callable[[Event], None]
+
+
+class SendingAccount(Protocol):
+    """What the runner needs of an account (accounts.model.Account has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    def server_settings(self, local_hostname: str | None = None) -> ServerSettings: ...
+
+
+AccountLookup = Callable[[str], SendingAccount]
+CredentialsLookup = Callable[[SendingAccount], Callable[[], Credentials] | None]
+DirectDelivery = Callable[
+    [SendingAccount, MessageRow, Transcript, Callable[[], None]], MessageResult
+]
+
+
+class _Connection:
+    """One worker's session to its account's server, opened when first needed."""
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.messages = 0
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+        self.session = None
+        self.messages = 0
+
+
+class Runner:
+    """Delivers what the outbox holds, in the background or on demand."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        accounts: AccountLookup,
+        *,
+        credentials: CredentialsLookup,
+        on_event: Listener | None = None,
+        direct: DirectDelivery | None = None,
+        owner: str | None = None,
+        max_connections: int = 4,
+        per_connection: int = 50,
+        lease: float = 120.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self._accounts = accounts
+        self._credentials = credentials
+        self._on_event = on_event
+        self._direct = direct
+        self.owner = owner or f"runner-{uuid.uuid4().hex[:12]}"
+        self.max_connections = max_connections
+        self.per_connection = per_connection
+        self.lease = lease
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._workers: dict[str, threading.Thread] = {}
+        self._in_flight: dict[int, Session | None] = {}
+        self._cancelled: set[int] = set()
+        # An account whose server could not be reached waits until this time.
+        self._backoff: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+        # The error that ended each message's latest attempt, for callers that
+        # explain it (the CLI maps it to an exit code).
+        self.errors: dict[int, SmtpError] = {}
+
+    # ------------------------------------------------------------ controls
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._schedule, name="outbox-runner", daemon=True
+            )
+            self._thread.start()
+
+    def wake(self) -> None:
+        """New work, or a change the runner should look at now."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking work; interrupt sends in flight (they return to the queue)."""
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            sessions = [s for s in self._in_flight.values() if s is not None]
+            workers = list(self._workers.values())
+        for session in sessions:
+            session.abort()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for worker in workers:
+            worker.join(timeout)
+
+    def cancel(self, message: int) -> State:
+        """Cancel: a waiting message at once; one being sent here has its connection
+        closed and goes back to the queue (held a minute, to be cancelled for good)."""
+        state = self.store.cancel(message)
+        if state is State.SENDING:
+            with self._lock:
+                session = self._in_flight.get(message)
+                self._cancelled.add(message)
+            if session is not None:
+                session.abort()
+        else:
+            self._emit(StateChanged(message, state))
+        return state
+
+    def deliver_now(self, *, account: str | None = None, message: int | None = None) -> None:
+        """Deliver what is due, in this thread (the CLI's send and flush)."""
+        self.store.recover(now=self._clock())
+        if message is not None:
+            row = self.store.get(message)
+            self._work(row.account, only=message)
+            return
+        accounts = [account] if account else self.store.due_accounts(self._clock())
+        for name in accounts:
+            self._work(name)
+
+    # ----------------------------------------------------------- scheduler
+
+    def _emit(self, event: Event) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _schedule(self) -> None:
+        while not self._stopping.is_set():
+            now = self._clock()
+            with contextlib.suppress(OutboxError):
+                for message, state in self.store.recover(now=now):
+                    self._emit(StateChanged(message, state, "recovered after an interruption"))
+            self._renew_leases(now)
+            self._start_workers(now)
+            self._wake.wait(self._sleep_time(now))
+            self._wake.clear()
+
+    def _sleep_time(self, now: float) -> float:
+        waits = [self.lease / 3]  # leases of messages in flight need renewing
+        with self._lock:
+            busy = set(self._workers)
+        excluded = busy | {a for a, until in self._backoff.items() if until > now}
+        with contextlib.suppress(OutboxError):
+            due = self.store.next_due(exclude_accounts=excluded)
+            if due is not None:
+                waits.append(due - now)
+        waits.extend(until - now for until in self._backoff.values() if until > now)
+        return max(0.05, min(waits))
+
+    def _renew_leases(self, now: float) -> None:
+        with self._lock:
+            messages = list(self._in_flight)
+        if messages:
+            with contextlib.suppress(OutboxError):
+                self.store.renew_leases(self.owner, messages, now + self.lease)
+
+    def _start_workers(self, now: float) -> None:
+        try:
+            due = self.store.due_accounts(now)
+        except OutboxError:
+            return
+        with self._lock:
+            for account in due:
+                if len(self._workers) >= self.max_connections:
+                    break
+                if account in self._workers or self._backoff.get(account, 0) > now:
+                    continue
+                worker = threading.Thread(
+                    target=self._worker, args=(account,), name=f"outbox-{account}", daemon=True
+                )
+                self._workers[account] = worker
+                worker.start()
+
+    def _worker(self, account: str) -> None:
+        try:
+            self._work(account)
+        finally:
+            with self._lock:
+                self._workers.pop(account, None)
+            self._wake.set()
+
+    # -------------------------------------------------------------- worker
+
+    def _work(self, account_name: str, *, only: int | None = None) -> None:
+        connection = _Connection()
+        try:
+            while not self._stopping.is_set():
+                row = self.store.claim_next(
+                    self.owner,
+                    now=self._clock(),
+                    lease=self.lease,
+                    account=account_name,
+                    message=only,
+                )
+                if row is None:
+                    return
+                self._emit(StateChanged(row.id, State.SENDING))
+                keep_going = self._deliver(row, connection)
+                if only is not None or not keep_going:
+                    return
+        finally:
+            connection.close()
+
+    def _deliver(self, row: MessageRow, connection: _Connection) -> bool:
+        """Send one claimed message; False when the account should not be tried further now."""
+        transcript = Transcript(
+            lambda record: self._emit(TranscriptLine(row.id, row.account, record))
+        )
+        with self._lock:
+            self._in_flight[row.id] = None
+        try:
+            try:
+                account = self._accounts(row.account)
+            except Exception as exc:  # the account was removed or its file is unreadable
+                return self._fail(
+                    row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, str(exc), "needs attention")
+                )
+            if not row.spool_path.exists():
+                return self._fail(
+                    row,
+                    transcript,
+                    Verdict(
+                        Disposition.FAIL,
+                        f"The message file {row.spool_path} is missing, so this message cannot "
+                        "be sent. Nothing else was changed.",
+                    ),
+                )
+            mark_end = lambda: self.store.mark_data_end(row.id, self.owner)  # noqa: E731
+            if account.kind == "direct":
+                if self._direct is None:
+                    raise OutboxError("direct delivery is not available in this runner")
+                result = self._direct(account, row, transcript, mark_end)
+            else:
+                result = self._relay(account, row, transcript, connection, mark_end)
+            if result.error is not None:
+                self.errors[row.id] = result.error
+            state = self.store.record_result(
+                row.id, self.owner, result, transcript.render(), now=self._clock()
+            )
+            self._emit(StateChanged(row.id, state, result.error.message if result.error else None))
+            if result.error is not None and result.error.transient:
+                connection.close()
+            return True
+        except Cancelled:
+            self.store.release(row.id, self.owner, now=self._clock(), hold=CANCEL_HOLD)
+            connection.close()
+            self._emit(StateChanged(row.id, State.QUEUED, "the send was interrupted"))
+            return not self._stopping.is_set()
+        except SmtpError as exc:
+            connection.close()
+            self.errors[row.id] = exc
+            return self._fail(row, transcript, judge(exc))
+        except WrongState:
+            return True  # someone else resolved it (recovered after a lease ran out)
+        finally:
+            with self._lock:
+                self._in_flight.pop(row.id, None)
+                self._cancelled.discard(row.id)
+
+    def _relay(
+        self,
+        account: SendingAccount,
+        row: MessageRow,
+        transcript: Transcript,
+        connection: _Connection,
+        mark_end: Callable[[], None],
+    ) -> MessageResult:
+        if connection.session is not None and connection.messages >= self.per_connection:
+            connection.close()
+        if connection.session is None:
+            session = Session(
+                account.server_settings(),
+                transcript=transcript,
+                credentials=self._credentials(account),
+            )
+            with self._lock:
+                self._in_flight[row.id] = session
+            session.open()
+            connection.session = session
+        session = connection.session
+        session.transcript = transcript
+        with self._lock:
+            if row.id in self._cancelled:
+                raise Cancelled("The send was cancelled.")
+            self._in_flight[row.id] = session
+        envelope = Envelope(
+            row.envelope_from,
+            row.pending,
+            smtputf8=row.smtputf8,
+            eight_bit=row.eight_bit,
+            dsn_notify=row.dsn_notify,
+        )
+        last_report = [0.0]
+
+        def progress(sent: int, total: int) -> None:
+            now = time.monotonic()
+            if sent == total or now - last_report[0] > 0.1:  # at most ten events a second
+                last_report[0] = now
+                self._emit(Progress(row.id, sent, total))
+
+        with row.spool_path.open("rb") as body:
+            result = session.send_message(
+                envelope, body, row.size, progress=progress, before_end=mark_end
+            )
+        connection.messages += 1
+        return result
+
+    def _fail(self, row: MessageRow, transcript: Transcript, verdict: Verdict) -> bool:
+        now = self._clock()
+        state = self.store.record_failure(
+            row.id, self.owner, verdict, transcript.render(), account=row.account, now=now
+        )
+        self._emit(StateChanged(row.id, state, verdict.reason))
+        if verdict.disposition is Disposition.DEFER:
+            # The server could not be reached or refused for now: the account's
+            # other messages wait for the same retry time instead of hammering it.
+            with contextlib.suppress(OutboxError):
+                self._backoff[row.account] = self.store.get(row.id).due_at
+            return False
+        return verdict.disposition is Disposition.FAIL
+
+
+def deliver_direct_row(
+    account: SendingAccount,
+    row: MessageRow,
+    transcript: Transcript,
+    before_end: Callable[[], None],
+) -> MessageResult:
+    """Direct delivery of an outbox message to its recipients' MX hosts."""
+    from mailer_gui.outbox.routes import deliver_direct, make_resolver
+
+    envelope = Envelope(
+        row.envelope_from,
+        row.pending,
+        smtputf8=row.smtputf8,
+        eight_bit=row.eight_bit,
+        dsn_notify=row.dsn_notify,
+    )
+    port = getattr(account, "effective_port", 25)
+    with row.spool_path.open("rb") as body:
+        return deliver_direct(
+            envelope,
+            body,
+            row.size,
+            resolver=make_resolver(),
+            port=port,
+            transcript=transcript,
+            before_end=before_end,
+        )

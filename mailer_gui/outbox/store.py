@@ -1,0 +1,742 @@
+"""The outbox: what must not be lost. SQLite (WAL) plus a spool of frozen .eml files.
+
+A message's bytes reach the spool (temporary file, fsync, rename, fsync of the
+folder) before the row that points to them commits, so a crash can leave at
+most an orphan file, never a row without its message. Every change is one
+`BEGIN IMMEDIATE` transaction, so the GUI and a CLI runner on the same store
+serialise: a claim is a lease taken in one transaction, and two runners never
+send one message twice.
+
+States (DESIGN.md): scheduled (undo window or send later) -> queued ->
+sending -> sent | deferred (due again later) | failed | cancelled |
+uncertain (the final "." went out and no reply was recorded: the person
+decides). Recipients already accepted are never sent again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailer_gui.message.build import BuiltMessage
+from mailer_gui.outbox.policy import Disposition, RetryPolicy, Verdict
+from mailer_gui.paths import ensure_private_dir
+from mailer_gui.smtp.session import MessageResult, RecipientStatus
+
+
+class State(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNCERTAIN = "uncertain"
+
+
+# May be claimed once due.
+WAITING = (State.SCHEDULED, State.QUEUED, State.DEFERRED)
+FINISHED = (State.SENT, State.FAILED, State.CANCELLED)
+
+
+class OutboxError(Exception):
+    """The outbox cannot do what was asked; the message says why and names the file."""
+
+
+class NotFound(OutboxError):
+    pass
+
+
+class WrongState(OutboxError):
+    pass
+
+
+@dataclass(frozen=True)
+class RecipientRow:
+    address: str
+    kind: str  # to | cc | bcc
+    status: str  # pending | accepted | deferred | rejected
+    code: int | None
+    enhanced: str | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    id: int
+    started_at: float
+    ended_at: float | None
+    outcome: str | None
+    error: str | None
+    transcript: str
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: int
+    account: str
+    state: State
+    created_at: float
+    due_at: float
+    attempts: int
+    last_error: str | None
+    message_id: str
+    subject: str
+    size: int
+    spool_path: Path
+    envelope_from: str
+    smtputf8: bool
+    eight_bit: bool
+    dsn_notify: tuple[str, ...]
+    recipients: tuple[RecipientRow, ...]
+    first_attempt_at: float | None
+    data_end_at: float | None
+    updated_at: float
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Recipients still to be delivered (never those already accepted)."""
+        return tuple(r.address for r in self.recipients if r.status in ("pending", "deferred"))
+
+
+_SCHEMA: tuple[str, ...] = (
+    # version 1
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        message_id TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL,
+        spool_file TEXT NOT NULL,
+        envelope_from TEXT NOT NULL,
+        smtputf8 INTEGER NOT NULL DEFAULT 0,
+        eight_bit INTEGER NOT NULL DEFAULT 0,
+        dsn_notify TEXT NOT NULL DEFAULT '',
+        lease_owner TEXT,
+        lease_until REAL,
+        current_attempt INTEGER,
+        first_attempt_at REAL,
+        data_end_at REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX messages_due ON messages (state, due_at);
+    CREATE INDEX messages_account ON messages (account, state);
+    CREATE TABLE recipients (
+        message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'to',
+        status TEXT NOT NULL DEFAULT 'pending',
+        code INTEGER,
+        enhanced TEXT,
+        text TEXT,
+        PRIMARY KEY (message, position)
+    );
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        outcome TEXT,
+        error TEXT,
+        transcript TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX attempts_message ON attempts (message);
+    CREATE TABLE accounts (
+        account TEXT PRIMARY KEY,
+        paused TEXT,
+        reason TEXT,
+        since REAL
+    );
+    """,
+)
+
+_MESSAGE_COLUMNS = (
+    "id, account, state, created_at, due_at, attempts, last_error, message_id, subject, "
+    "size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at, "
+    "data_end_at, updated_at"
+)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class OutboxStore:
+    """The outbox database and spool. Safe to use from several threads and processes."""
+
+    def __init__(self, database: Path, spool_dir: Path, *, policy: RetryPolicy | None = None):
+        self.database = Path(database)
+        self.spool_dir = Path(spool_dir)
+        self.policy = policy or RetryPolicy()
+        self._local = threading.local()
+        ensure_private_dir(self.database.parent)
+        ensure_private_dir(self.spool_dir)
+        self._migrate()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            new = not self.database.exists()
+            try:
+                connection = sqlite3.connect(
+                    self.database, timeout=30.0, isolation_level=None, check_same_thread=True
+                )
+                if new:
+                    os.chmod(self.database, 0o600)
+                connection.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode: a committed change survives the process
+                # being killed at any moment (only a power cut can lose the
+                # last few, never corrupt); FULL would fsync every commit.
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as exc:
+                raise self._corrupt(exc) from exc
+            self._local.connection = connection
+        return connection
+
+    def _corrupt(self, exc: sqlite3.DatabaseError) -> OutboxError:
+        return OutboxError(
+            f"The outbox database {self.database} cannot be read ({exc}). Nothing was "
+            "deleted. Keep a copy of the file; the messages themselves are .eml files in "
+            f"{self.spool_dir}."
+        )
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        else:
+            connection.execute("COMMIT")
+
+    def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        connection = self._connection()
+        connection.row_factory = sqlite3.Row
+        try:
+            return connection.execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(_SCHEMA):
+                raise OutboxError(
+                    f"The outbox {self.database} was written by a newer Mailer "
+                    f"(schema {version}); update Mailer to use it."
+                )
+            for number, script in enumerate(_SCHEMA[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    # ------------------------------------------------------------- reading
+
+    def _message(self, row: sqlite3.Row, recipients: list[sqlite3.Row]) -> MessageRow:
+        return MessageRow(
+            id=row["id"],
+            account=row["account"],
+            state=State(row["state"]),
+            created_at=row["created_at"],
+            due_at=row["due_at"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            message_id=row["message_id"],
+            subject=row["subject"],
+            size=row["size"],
+            spool_path=self.spool_dir / row["spool_file"],
+            envelope_from=row["envelope_from"],
+            smtputf8=bool(row["smtputf8"]),
+            eight_bit=bool(row["eight_bit"]),
+            dsn_notify=tuple(v for v in row["dsn_notify"].split(",") if v),
+            recipients=tuple(
+                RecipientRow(
+                    r["address"], r["kind"], r["status"], r["code"], r["enhanced"], r["text"]
+                )
+                for r in recipients
+            ),
+            first_attempt_at=row["first_attempt_at"],
+            data_end_at=row["data_end_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def get(self, message: int) -> MessageRow:
+        rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message,))
+        if not rows:
+            raise NotFound(f"There is no message {message} in the outbox.")
+        recipients = self._read(
+            "SELECT * FROM recipients WHERE message = ? ORDER BY position", (message,)
+        )
+        return self._message(rows[0], recipients)
+
+    def messages(
+        self, states: Iterable[State] | None = None, *, limit: int | None = None
+    ) -> list[MessageRow]:
+        """Messages, newest first. A damaged database yields what can still be read."""
+        where, params = "", []
+        if states is not None:
+            wanted = [State(s).value for s in states]
+            where = f"WHERE state IN ({','.join('?' * len(wanted))})"
+            params = list(wanted)
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages {where} ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        try:
+            rows = self._read(sql, params)
+            recipients = self._read("SELECT * FROM recipients ORDER BY message, position")
+        except OutboxError:
+            return self._list_salvage(states)
+        by_message: dict[int, list[sqlite3.Row]] = {}
+        for r in recipients:
+            by_message.setdefault(r["message"], []).append(r)
+        return [self._message(row, by_message.get(row["id"], [])) for row in rows]
+
+    def _list_salvage(self, states: Iterable[State] | None) -> list[MessageRow]:
+        """Row by row, skipping what cannot be read, for a damaged file."""
+        wanted = {State(s) for s in states} if states is not None else None
+        try:
+            top = self._read("SELECT max(id) FROM messages")[0][0] or 0
+        except OutboxError:
+            return []
+        found: list[MessageRow] = []
+        for message in range(top, 0, -1):
+            try:
+                row = self.get(message)
+            except OutboxError:
+                continue
+            if wanted is None or row.state in wanted:
+                found.append(row)
+        return found
+
+    def attempts(self, message: int) -> list[AttemptRow]:
+        return [
+            AttemptRow(
+                r["id"], r["started_at"], r["ended_at"], r["outcome"], r["error"], r["transcript"]
+            )
+            for r in self._read("SELECT * FROM attempts WHERE message = ? ORDER BY id", (message,))
+        ]
+
+    def counts(self) -> dict[State, int]:
+        rows = self._read("SELECT state, count(*) FROM messages GROUP BY state")
+        return {State(r[0]): r[1] for r in rows}
+
+    def paused_accounts(self) -> dict[str, tuple[str, str]]:
+        """Account -> (short state, reason) for accounts that must not be tried."""
+        rows = self._read("SELECT account, paused, reason FROM accounts WHERE paused IS NOT NULL")
+        return {r["account"]: (r["paused"], r["reason"] or "") for r in rows}
+
+    def next_due(self, *, exclude_accounts: Iterable[str] = ()) -> float | None:
+        """The earliest due time of a waiting message on an account that is not paused."""
+        excluded = list(exclude_accounts)
+        sql = (
+            "SELECT min(due_at) FROM messages WHERE state IN ('scheduled','queued','deferred') "
+            "AND account NOT IN (SELECT account FROM accounts WHERE paused IS NOT NULL)"
+        )
+        if excluded:
+            sql += f" AND account NOT IN ({','.join('?' * len(excluded))})"
+        value = self._read(sql, excluded)[0][0]
+        return float(value) if value is not None else None
+
+    def due_accounts(self, now: float) -> list[str]:
+        rows = self._read(
+            "SELECT DISTINCT account FROM messages "
+            "WHERE state IN ('scheduled','queued','deferred') AND due_at <= ? AND account NOT IN "
+            "(SELECT account FROM accounts WHERE paused IS NOT NULL) ORDER BY account",
+            (now,),
+        )
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------- writing
+
+    def enqueue(
+        self,
+        built: BuiltMessage,
+        *,
+        account: str,
+        subject: str = "",
+        due_at: float | None = None,
+        kinds: Mapping[str, str] | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Freeze a built message into the spool and queue it.
+
+        ``due_at`` in the future makes it ``scheduled`` (undo window, send
+        later). The spool file is renamed into place and the folder fsynced
+        before the row commits.
+        """
+        now = time.time() if now is None else now
+        due = now if due_at is None else due_at
+        name = f"{uuid.uuid4().hex}.eml"
+        target = self.spool_dir / name
+        os.replace(built.path, target)
+        _fsync_dir(self.spool_dir)
+        state = State.SCHEDULED if due > now else State.QUEUED
+        kinds = kinds or {}
+        try:
+            with self._write() as db:
+                cursor = db.execute(
+                    "INSERT INTO messages (account, state, created_at, due_at, message_id, "
+                    "subject, size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, "
+                    "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        account, state.value, now, due, built.message_id, subject, built.size,
+                        name, built.envelope_from, int(built.smtputf8), int(built.eight_bit),
+                        ",".join(built.dsn_notify), now,
+                    ),
+                )  # fmt: skip
+                message = cursor.lastrowid
+                assert message is not None
+                db.executemany(
+                    "INSERT INTO recipients (message, position, address, kind) VALUES (?,?,?,?)",
+                    [
+                        (message, i, address, kinds.get(address, "to"))
+                        for i, address in enumerate(built.recipients)
+                    ],
+                )
+        except BaseException:
+            # The row did not commit: put the file back where the caller had it.
+            with contextlib.suppress(OSError):
+                os.replace(target, built.path)
+            raise
+        return message
+
+    def claim_next(
+        self,
+        owner: str,
+        *,
+        now: float,
+        lease: float,
+        account: str | None = None,
+        message: int | None = None,
+    ) -> MessageRow | None:
+        """Lease the next due message (of ``account``, or that ``message``) for sending."""
+        with self._write() as db:
+            db.row_factory = sqlite3.Row
+            sql = (
+                "SELECT id FROM messages WHERE state IN ('scheduled','queued','deferred') "
+                "AND due_at <= ? AND account NOT IN "
+                "(SELECT account FROM accounts WHERE paused IS NOT NULL)"
+            )
+            params: list[object] = [now]
+            if account is not None:
+                sql += " AND account = ?"
+                params.append(account)
+            if message is not None:
+                sql += " AND id = ?"
+                params.append(message)
+            row = db.execute(sql + " ORDER BY due_at, id LIMIT 1", params).fetchone()
+            if row is None:
+                return None
+            message = int(row["id"])
+            attempt = db.execute(
+                "INSERT INTO attempts (message, started_at) VALUES (?, ?)", (message, now)
+            ).lastrowid
+            db.execute(
+                "UPDATE messages SET state = 'sending', lease_owner = ?, lease_until = ?, "
+                "attempts = attempts + 1, current_attempt = ?, data_end_at = NULL, "
+                "first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ? WHERE id = ?",
+                (owner, now + lease, attempt, now, now, message),
+            )
+        return self.get(message)
+
+    def renew_leases(self, owner: str, messages: Iterable[int], until: float) -> None:
+        ids = list(messages)
+        if not ids:
+            return
+        with self._write() as db:
+            db.execute(
+                f"UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending' "
+                f"AND id IN ({','.join('?' * len(ids))})",
+                (until, owner, *ids),
+            )
+
+    def mark_data_end(self, message: int, owner: str, *, now: float | None = None) -> None:
+        """The final "." is about to leave: from here a crash means "uncertain"."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE messages SET data_end_at = ? WHERE id = ? AND lease_owner = ?",
+                (time.time() if now is None else now, message, owner),
+            )
+
+    def _finish_attempt(
+        self, db: sqlite3.Connection, message: int, outcome: str, error: str | None,
+        transcript: str, now: float,
+    ) -> None:  # fmt: skip
+        db.execute(
+            "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, transcript = ? "
+            "WHERE id = (SELECT current_attempt FROM messages WHERE id = ?)",
+            (now, outcome, error, transcript, message),
+        )
+
+    def _owned(self, db: sqlite3.Connection, message: int, owner: str) -> sqlite3.Row:
+        db.row_factory = sqlite3.Row
+        row = db.execute(
+            "SELECT * FROM messages WHERE id = ? AND state = 'sending' AND lease_owner = ?",
+            (message, owner),
+        ).fetchone()
+        if row is None:
+            raise WrongState(f"Message {message} is not being sent by this runner any more.")
+        found: sqlite3.Row = row
+        return found
+
+    def _settle(
+        self, db: sqlite3.Connection, row: sqlite3.Row, last_error: str | None, now: float
+    ) -> State:
+        """The message's state from its recipients, after an attempt."""
+        statuses = [
+            r[0]
+            for r in db.execute("SELECT status FROM recipients WHERE message = ?", (row["id"],))
+        ]
+        pending = [s for s in statuses if s in ("pending", "deferred")]
+        if not pending:
+            state = State.SENT if "accepted" in statuses else State.FAILED
+            due = row["due_at"]
+        else:
+            first = row["first_attempt_at"] or now
+            when = self.policy.next_attempt(row["attempts"], first, now)
+            if when is None:
+                state, due = State.FAILED, row["due_at"]
+                hours = self.policy.give_up_after / 3600
+                last_error = (
+                    f"Mailer gave up after {row['attempts']} attempts over {hours:g} hours. "
+                    f"The last problem: {last_error or 'unknown'}"
+                )
+            else:
+                state, due = State.DEFERRED, when
+        db.execute(
+            "UPDATE messages SET state = ?, due_at = ?, last_error = ?, lease_owner = NULL, "
+            "lease_until = NULL, updated_at = ? WHERE id = ?",
+            (state.value, due, last_error, now, row["id"]),
+        )
+        return state
+
+    def record_result(
+        self, message: int, owner: str, result: MessageResult, transcript: str = "",
+        *, now: float | None = None,
+    ) -> State:  # fmt: skip
+        """Store what the server said for each recipient and move the message on."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            row = self._owned(db, message, owner)
+            for r in result.recipients:
+                db.execute(
+                    "UPDATE recipients SET status = ?, code = ?, enhanced = ?, text = ? "
+                    "WHERE message = ? AND address = ? AND status != 'accepted'",
+                    (
+                        "deferred" if result.uncertain else r.status.value,
+                        r.reply.code if r.reply else None,
+                        r.reply.enhanced if r.reply else None,
+                        r.text,
+                        message,
+                        r.address,
+                    ),
+                )
+            problems = [r for r in result.recipients if r.status is not RecipientStatus.ACCEPTED]
+            error = result.error.message if result.error else None
+            if error is None and problems:
+                error = f"{problems[0].address}: {problems[0].text}"
+            self._finish_attempt(db, message, result.outcome, error, transcript, now)
+            if result.uncertain:
+                db.execute(
+                    "UPDATE messages SET state = 'uncertain', last_error = ?, lease_owner = NULL, "
+                    "lease_until = NULL, updated_at = ? WHERE id = ?",
+                    (error, now, message),
+                )
+                return State.UNCERTAIN
+            return self._settle(db, row, error, now)
+
+    def record_failure(
+        self, message: int, owner: str, verdict: Verdict, transcript: str = "",
+        *, account: str, now: float | None = None,
+    ) -> State:  # fmt: skip
+        """An attempt ended before any recipient got an answer (connect, TLS, login ...)."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            row = self._owned(db, message, owner)
+            self._finish_attempt(
+                db, message, verdict.disposition.value, verdict.reason, transcript, now
+            )
+            if verdict.disposition is Disposition.PAUSE_ACCOUNT:
+                db.execute(
+                    "INSERT INTO accounts (account, paused, reason, since) VALUES (?,?,?,?) "
+                    "ON CONFLICT (account) DO UPDATE SET paused = excluded.paused, "
+                    "reason = excluded.reason, since = excluded.since",
+                    (account, verdict.account_state, verdict.reason, now),
+                )
+                # Not the message's fault: it waits, as queued, for the account.
+                db.execute(
+                    "UPDATE messages SET state = 'queued', attempts = attempts - 1, "
+                    "last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? "
+                    "WHERE id = ?",
+                    (verdict.reason, now, message),
+                )
+                return State.QUEUED
+            status = "rejected" if verdict.disposition is Disposition.FAIL else "deferred"
+            db.execute(
+                "UPDATE recipients SET status = ?, text = ? WHERE message = ? "
+                "AND status IN ('pending', 'deferred')",
+                (status, verdict.reason, message),
+            )
+            return self._settle(db, row, verdict.reason, now)
+
+    def release(
+        self, message: int, owner: str, *, now: float | None = None, hold: float = 0.0
+    ) -> None:
+        """A send was interrupted before the final "." (cancel, shutdown): queue it again.
+
+        ``hold`` keeps it from being taken again at once (after a cancel, the
+        person may want to cancel it for good).
+        """
+        now = time.time() if now is None else now
+        with self._write() as db:
+            db.execute(
+                "UPDATE messages SET state = 'queued', due_at = ?, "
+                "attempts = max(attempts - 1, 0), lease_owner = NULL, lease_until = NULL, "
+                "updated_at = ? "
+                "WHERE id = ? AND lease_owner = ? AND state = 'sending'",
+                (now + hold, now, message, owner),
+            )
+            self._finish_attempt(db, message, "interrupted", None, "", now)
+
+    def recover(self, *, now: float | None = None) -> list[tuple[int, State]]:
+        """Messages left in `sending` by a runner that died (its lease ran out)."""
+        now = time.time() if now is None else now
+        changed: list[tuple[int, State]] = []
+        with self._write() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(
+                "SELECT id, data_end_at FROM messages WHERE state = 'sending' AND lease_until < ?",
+                (now,),
+            ).fetchall()
+            for row in rows:
+                if row["data_end_at"] is not None:
+                    state = State.UNCERTAIN
+                    error = (
+                        "Mailer stopped after sending the whole message and before the server "
+                        "confirmed it: it may have been delivered."
+                    )
+                    db.execute(
+                        "UPDATE messages SET state = 'uncertain', last_error = ?, "
+                        "lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?",
+                        (error, now, row["id"]),
+                    )
+                else:
+                    state = State.QUEUED
+                    db.execute(
+                        "UPDATE messages SET state = 'queued', due_at = ?, lease_owner = NULL, "
+                        "lease_until = NULL, updated_at = ? WHERE id = ?",
+                        (now, now, row["id"]),
+                    )
+                changed.append((row["id"], state))
+        return changed
+
+    def cancel(self, message: int, *, now: float | None = None) -> State:
+        """Cancel a waiting message at once; a message being sent is left to its runner."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            row = db.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+            if row is None:
+                raise NotFound(f"There is no message {message} in the outbox.")
+            state = State(row[0])
+            if state in (*WAITING, State.UNCERTAIN):
+                db.execute(
+                    "UPDATE messages SET state = 'cancelled', updated_at = ? WHERE id = ?",
+                    (now, message),
+                )
+                return State.CANCELLED
+            return state
+
+    def retry_now(self, message: int, *, now: float | None = None) -> None:
+        """Send again as soon as possible: a deferred or failed message, or a scheduled one."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            row = db.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+            if row is None:
+                raise NotFound(f"There is no message {message} in the outbox.")
+            state = State(row[0])
+            if state not in (State.DEFERRED, State.FAILED, State.SCHEDULED, State.QUEUED):
+                raise WrongState(
+                    f"Message {message} is {state.value}; only a waiting or failed one "
+                    "can be retried."
+                )
+            if state is State.FAILED:
+                db.execute(
+                    "UPDATE recipients SET status = 'pending' WHERE message = ? "
+                    "AND status != 'accepted'",
+                    (message,),
+                )
+                db.execute(
+                    "UPDATE messages SET first_attempt_at = NULL, attempts = 0 WHERE id = ?",
+                    (message,),
+                )
+            db.execute(
+                "UPDATE messages SET state = 'queued', due_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, message),
+            )
+
+    def resolve_uncertain(self, message: int, *, sent: bool, now: float | None = None) -> State:
+        """The person's answer for an uncertain message: it arrived, or send it again."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            row = db.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+            if row is None:
+                raise NotFound(f"There is no message {message} in the outbox.")
+            if State(row[0]) is not State.UNCERTAIN:
+                raise WrongState(f"Message {message} is {row[0]}, not uncertain.")
+            if sent:
+                db.execute(
+                    "UPDATE recipients SET status = 'accepted', text = 'marked as sent' "
+                    "WHERE message = ? AND status IN ('pending', 'deferred')",
+                    (message,),
+                )
+                state = State.SENT
+            else:
+                state = State.QUEUED
+            db.execute(
+                "UPDATE messages SET state = ?, due_at = ?, data_end_at = NULL, updated_at = ? "
+                "WHERE id = ?",
+                (state.value, now, now, message),
+            )
+        return state
+
+    def resume_account(self, account: str) -> None:
+        """The person fixed the account (new password, settings): try it again."""
+        with self._write() as db:
+            db.execute("DELETE FROM accounts WHERE account = ?", (account,))
