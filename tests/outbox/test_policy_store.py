@@ -1,0 +1,262 @@
+"""The retry schedule and the outbox's states, as tables; the store on real SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mailer_gui.message.addresses import parse_address, parse_address_list
+from mailer_gui.message.build import build_message
+from mailer_gui.message.draft import Draft
+from mailer_gui.outbox.policy import HOUR, MINUTE, Disposition, RetryPolicy, Verdict, judge
+from mailer_gui.outbox.store import NotFound, OutboxError, OutboxStore, State, WrongState
+from mailer_gui.smtp.errors import (
+    AuthenticationError,
+    ConnectError,
+    MessageRefused,
+    ReplyError,
+    SecurityPolicyError,
+    TlsError,
+)
+from mailer_gui.smtp.replies import Reply, Stage
+from mailer_gui.smtp.session import MessageResult, RecipientResult, RecipientStatus
+
+T0 = 1_800_000_000.0
+
+# ------------------------------------------------------------------ policy
+
+
+@pytest.mark.parametrize(
+    ("failures", "delay"),
+    [(1, 1 * MINUTE), (2, 5 * MINUTE), (3, 15 * MINUTE), (4, 30 * MINUTE), (5, 1 * HOUR),
+     (6, 2 * HOUR), (20, 2 * HOUR)],
+)  # fmt: skip
+def test_default_schedule(failures: int, delay: float) -> None:
+    assert RetryPolicy().delay(failures) == delay
+
+
+def test_gives_up_after_two_days() -> None:
+    policy = RetryPolicy()
+    assert policy.next_attempt(3, first_attempt_at=T0, now=T0 + HOUR) == T0 + HOUR + 15 * MINUTE
+    assert policy.next_attempt(30, first_attempt_at=T0, now=T0 + 47 * HOUR) is None
+
+
+def test_configurable() -> None:
+    policy = RetryPolicy(delays=(10.0,), then_every=20.0, give_up_after=100.0)
+    assert [policy.delay(n) for n in (1, 2, 3)] == [10.0, 20.0, 20.0]
+    with pytest.raises(ValueError):
+        RetryPolicy(delays=(0.0,))
+
+
+def reply(code: int, enhanced: str, text: str) -> Reply:
+    return Reply(code, enhanced, (text,))
+
+
+@pytest.mark.parametrize(
+    ("error", "disposition", "account_state"),
+    [
+        (AuthenticationError("bad", reply=reply(535, "5.7.8", "no")), Disposition.PAUSE_ACCOUNT,
+         "needs password"),
+        (AuthenticationError("later", reply=reply(454, "4.7.0", "t"), transient=True),
+         Disposition.DEFER, None),
+        (TlsError("cert"), Disposition.PAUSE_ACCOUNT, "needs attention"),
+        (SecurityPolicyError("no starttls"), Disposition.PAUSE_ACCOUNT, "needs attention"),
+        (ConnectError("refused"), Disposition.DEFER, None),
+        (MessageRefused("too big"), Disposition.FAIL, None),
+        (ReplyError("greylist", reply=reply(451, "4.7.1", "later"), stage=Stage.MAIL),
+         Disposition.DEFER, None),
+        (ReplyError("no", reply=reply(554, "5.7.1", "no"), stage=Stage.GREETING),
+         Disposition.FAIL, None),
+    ],
+)  # fmt: skip
+def test_judge(error: Exception, disposition: Disposition, account_state: str | None) -> None:
+    verdict = judge(error)  # type: ignore[arg-type]
+    assert verdict.disposition is disposition
+    assert verdict.account_state == account_state
+
+
+# ------------------------------------------------------------------- store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> OutboxStore:
+    return OutboxStore(tmp_path / "data" / "outbox.sqlite3", tmp_path / "data" / "spool")
+
+
+def enqueue(store: OutboxStore, tmp_path: Path, *rcpts: str, due: float | None = None) -> int:
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=tuple(parse_address_list(list(rcpts or ("bob@example.org",)))),
+        subject="hello",
+        body="text",
+    )
+    built = build_message(draft, spool_dir=tmp_path)
+    return store.enqueue(built, account="work", subject=draft.subject, due_at=due, now=T0)
+
+
+def result(*pairs: tuple[str, int], uncertain: bool = False) -> MessageResult:
+    recipients = []
+    for address, code in pairs:
+        r = Reply(code, None, ("ok" if code < 300 else "no",))
+        status = (
+            RecipientStatus.ACCEPTED
+            if code < 300
+            else RecipientStatus.DEFERRED
+            if code < 500
+            else RecipientStatus.REJECTED
+        )
+        recipients.append(RecipientResult(address, status, r))
+    return MessageResult(tuple(recipients), uncertain=uncertain)
+
+
+def test_files_are_private_and_spooled_before_the_row(store: OutboxStore, tmp_path: Path) -> None:
+    message = enqueue(store, tmp_path)
+    row = store.get(message)
+    assert row.state is State.QUEUED
+    assert row.spool_path.parent == store.spool_dir and row.spool_path.exists()
+    assert oct(store.database.stat().st_mode & 0o777) == "0o600"
+    assert oct(store.spool_dir.stat().st_mode & 0o777) == "0o700"
+    assert not list(tmp_path.glob("msg-*.eml"))  # moved, not copied
+
+
+def test_scheduled_is_not_due_before_its_time(store: OutboxStore, tmp_path: Path) -> None:
+    message = enqueue(store, tmp_path, due=T0 + 10)
+    assert store.get(message).state is State.SCHEDULED
+    assert store.claim_next("a", now=T0 + 5, lease=60) is None
+    claimed = store.claim_next("a", now=T0 + 10, lease=60)
+    assert claimed is not None and claimed.state is State.SENDING and claimed.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("replies", "state", "statuses"),
+    [
+        ([("b@x.org", 250), ("c@x.org", 250)], State.SENT, ["accepted", "accepted"]),
+        ([("b@x.org", 250), ("c@x.org", 550)], State.SENT, ["accepted", "rejected"]),
+        ([("b@x.org", 550), ("c@x.org", 550)], State.FAILED, ["rejected", "rejected"]),
+        ([("b@x.org", 250), ("c@x.org", 451)], State.DEFERRED, ["accepted", "deferred"]),
+        ([("b@x.org", 451), ("c@x.org", 451)], State.DEFERRED, ["deferred", "deferred"]),
+    ],
+)
+def test_result_moves_the_state(
+    store: OutboxStore, tmp_path: Path, replies, state: State, statuses: list[str]
+) -> None:
+    message = enqueue(store, tmp_path, "b@x.org", "c@x.org")
+    store.claim_next("a", now=T0, lease=60)
+    assert store.record_result(message, "a", result(*replies), "C: QUIT", now=T0 + 1) is state
+    row = store.get(message)
+    assert [r.status for r in row.recipients] == statuses
+    if state is State.DEFERRED:
+        assert row.due_at == T0 + 1 + MINUTE
+    (attempt,) = store.attempts(message)
+    assert attempt.transcript == "C: QUIT" and attempt.ended_at == T0 + 1
+
+
+def test_only_unconfirmed_recipients_are_retried(store: OutboxStore, tmp_path: Path) -> None:
+    message = enqueue(store, tmp_path, "b@x.org", "c@x.org")
+    store.claim_next("a", now=T0, lease=60)
+    store.record_result(message, "a", result(("b@x.org", 250), ("c@x.org", 451)), now=T0)
+    row = store.claim_next("a", now=T0 + MINUTE, lease=60)
+    assert row is not None and row.pending == ("c@x.org",) and row.attempts == 2
+    store.record_result(message, "a", result(("c@x.org", 250)), now=T0 + MINUTE)
+    assert store.get(message).state is State.SENT
+
+
+def test_gives_up_after_the_policy(tmp_path: Path) -> None:
+    store = OutboxStore(
+        tmp_path / "o.sqlite3", tmp_path / "spool", policy=RetryPolicy(give_up_after=100.0)
+    )
+    message = enqueue(store, tmp_path)
+    store.claim_next("a", now=T0, lease=60)
+    store.record_result(message, "a", result(("bob@example.org", 451)), now=T0)
+    store.claim_next("a", now=T0 + 120, lease=60)
+    assert store.record_result(message, "a", result(("bob@example.org", 451)), now=T0 + 150) is (
+        State.FAILED
+    )
+    assert "gave up after 2 attempts" in (store.get(message).last_error or "")
+
+
+def test_uncertain_then_resolved(store: OutboxStore, tmp_path: Path) -> None:
+    message = enqueue(store, tmp_path)
+    store.claim_next("a", now=T0, lease=60)
+    assert store.record_result(message, "a", result(("bob@example.org", 250), uncertain=True)) is (
+        State.UNCERTAIN
+    )
+    assert store.claim_next("a", now=T0 + 999, lease=60) is None  # never resent by itself
+    assert store.resolve_uncertain(message, sent=False) is State.QUEUED
+    assert store.get(message).pending == ("bob@example.org",)
+    with pytest.raises(WrongState):
+        store.resolve_uncertain(message, sent=True)
+
+
+def test_recover_after_a_crash(store: OutboxStore, tmp_path: Path) -> None:
+    before_dot = enqueue(store, tmp_path)
+    after_dot = enqueue(store, tmp_path)
+    store.claim_next("dead", now=T0, lease=10)
+    store.claim_next("dead", now=T0, lease=10)
+    store.mark_data_end(after_dot, "dead", now=T0 + 1)
+    assert store.recover(now=T0 + 5) == []  # leases still running
+    assert dict(store.recover(now=T0 + 11)) == {
+        before_dot: State.QUEUED,
+        after_dot: State.UNCERTAIN,
+    }
+    with pytest.raises(WrongState):  # the dead runner's late answer is refused
+        store.record_result(before_dot, "dead", result(("bob@example.org", 250)))
+
+
+def test_pause_account_and_resume(store: OutboxStore, tmp_path: Path) -> None:
+    message = enqueue(store, tmp_path)
+    enqueue(store, tmp_path)
+    store.claim_next("a", now=T0, lease=60)
+    verdict = Verdict(Disposition.PAUSE_ACCOUNT, "535 bad password", "needs password")
+    assert store.record_failure(message, "a", verdict, account="work", now=T0) is State.QUEUED
+    assert store.paused_accounts() == {"work": ("needs password", "535 bad password")}
+    assert store.claim_next("a", now=T0 + 9999, lease=60) is None
+    assert store.due_accounts(T0 + 9999) == []
+    store.resume_account("work")
+    assert store.claim_next("a", now=T0 + 1, lease=60) is not None
+
+
+def test_cancel(store: OutboxStore, tmp_path: Path) -> None:
+    waiting = enqueue(store, tmp_path)
+    sending = enqueue(store, tmp_path, due=T0 + 100)
+    assert store.cancel(waiting) is State.CANCELLED
+    store.claim_next("a", now=T0 + 100, lease=60)
+    assert store.cancel(sending) is State.SENDING  # left to its runner
+    with pytest.raises(NotFound):
+        store.cancel(999)
+
+
+def test_retry_now_and_failed_messages(store: OutboxStore, tmp_path: Path) -> None:
+    message = enqueue(store, tmp_path)
+    store.claim_next("a", now=T0, lease=60)
+    store.record_result(message, "a", result(("bob@example.org", 550)), now=T0)
+    assert store.get(message).state is State.FAILED
+    store.retry_now(message, now=T0 + 1)
+    row = store.get(message)
+    assert row.state is State.QUEUED and row.pending == ("bob@example.org",)
+
+
+def test_missing_spool_file_is_listed(store: OutboxStore, tmp_path: Path) -> None:
+    message = enqueue(store, tmp_path)
+    store.get(message).spool_path.unlink()
+    assert [row.id for row in store.messages()] == [message]
+
+
+def test_corrupt_database_is_named_and_kept(tmp_path: Path) -> None:
+    database = tmp_path / "outbox.sqlite3"
+    database.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(OutboxError) as info:
+        OutboxStore(database, tmp_path / "spool")
+    assert str(database) in str(info.value) and "Nothing was deleted" in str(info.value)
+    assert database.read_bytes().startswith(b"this is not")
+
+
+def test_newer_schema_refused(tmp_path: Path) -> None:
+    database = tmp_path / "outbox.sqlite3"
+    OutboxStore(database, tmp_path / "spool").close()
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(OutboxError, match="newer Mailer"):
+        OutboxStore(database, tmp_path / "spool")

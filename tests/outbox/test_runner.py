@@ -1,0 +1,247 @@
+"""The delivery loop against real servers: aiosmtpd fault handlers and smtp-sink."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mailer_gui.accounts.model import Account
+from mailer_gui.message.addresses import parse_address, parse_address_list
+from mailer_gui.message.build import build_message
+from mailer_gui.message.draft import Draft
+from mailer_gui.outbox.runner import Event, Progress, Runner, StateChanged, TranscriptLine
+from mailer_gui.outbox.store import OutboxStore, State
+from mailer_gui.smtp.auth import Credentials
+from mailer_gui.smtp.settings import AuthMethod, Security
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> OutboxStore:
+    return OutboxStore(tmp_path / "outbox.sqlite3", tmp_path / "spool")
+
+
+def account_for(server, **kwargs) -> Account:
+    values = {
+        "name": "work",
+        "email": "ann@example.org",
+        "host": "localhost",
+        "port": server.port,
+        "security": Security.NONE,
+        "auth": AuthMethod.NONE,
+    }
+    values.update(kwargs)
+    return Account(**values)  # type: ignore[arg-type]
+
+
+def queue(outbox: OutboxStore, tmp_path: Path, *rcpts: str, subject: str = "hi", **kw) -> int:
+    draft = Draft(
+        sender=parse_address("Ann <ann@example.org>"),
+        to=tuple(parse_address_list(list(rcpts or ("bob@example.org",)))),
+        subject=subject,
+        body="Hello there.",
+    )
+    built = build_message(draft, spool_dir=tmp_path)
+    return outbox.enqueue(built, account="work", subject=subject, **kw)
+
+
+def runner_for(outbox: OutboxStore, account: Account, events=None, **kwargs) -> Runner:
+    return Runner(
+        outbox,
+        lambda name: account,
+        credentials=lambda a: None,
+        on_event=(events.append if events is not None else None),
+        **kwargs,
+    )
+
+
+def test_4xx_then_success(aiosmtpd_factory, outbox, tmp_path) -> None:
+    tries: dict[str, int] = {}
+
+    def greylist(address: str, options: list[str]) -> str | None:
+        tries[address] = tries.get(address, 0) + 1
+        return "451 4.7.1 Greylisted, try again in a minute" if tries[address] == 1 else None
+
+    server = aiosmtpd_factory(on_rcpt=greylist)
+    message = queue(outbox, tmp_path)
+    clock = Clock()
+    runner = runner_for(outbox, account_for(server), clock=clock)
+    runner.deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.DEFERRED and row.due_at == pytest.approx(clock.now + 60)
+    assert "Greylisted" in (row.recipients[0].text or "")
+    runner.deliver_now()  # not due yet: nothing happens
+    assert server.messages == []
+    clock.now += 61
+    runner.deliver_now()
+    assert outbox.get(message).state is State.SENT
+    assert len(server.wait_for_messages(1)) == 1
+    assert [a.outcome for a in outbox.attempts(message)] == ["deferred", "sent"]
+
+
+def test_5xx_for_one_of_three(aiosmtpd_factory, outbox, tmp_path) -> None:
+    server = aiosmtpd_factory(rcpt_replies={"gone@example.org": "550 5.1.1 No such user"})
+    message = queue(outbox, tmp_path, "a@example.org, gone@example.org, c@example.org")
+    runner_for(outbox, account_for(server)).deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.SENT
+    assert [(r.address, r.status, r.code) for r in row.recipients] == [
+        ("a@example.org", "accepted", 250),
+        ("gone@example.org", "rejected", 550),
+        ("c@example.org", "accepted", 250),
+    ]
+    assert server.wait_for_messages(1)[0].rcpt_tos == ["a@example.org", "c@example.org"]
+
+
+def test_452_after_n_recipients(aiosmtpd_factory, outbox, tmp_path) -> None:
+    count = {"n": 0}
+
+    def on_mail(address: str, options: list[str]) -> None:
+        count["n"] = 0
+
+    def on_rcpt(address: str, options: list[str]) -> str | None:
+        count["n"] += 1
+        return "452 4.5.3 Too many recipients" if count["n"] > 2 else None
+
+    server = aiosmtpd_factory(on_mail=on_mail, on_rcpt=on_rcpt)
+    message = queue(outbox, tmp_path, *(f"r{n}@example.org" for n in range(5)))
+    runner_for(outbox, account_for(server)).deliver_now()
+    assert outbox.get(message).state is State.SENT
+    assert [m.rcpt_tos for m in server.wait_for_messages(3)] == [
+        ["r0@example.org", "r1@example.org"],
+        ["r2@example.org", "r3@example.org"],
+        ["r4@example.org"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "state", "words"),
+    [
+        (("-Q", "RCPT"), State.DEFERRED, "421"),  # 421 after RCPT: all unconfirmed deferred
+        (("-q", "DATA"), State.DEFERRED, "closed the connection"),  # dropped before the dot
+        (("-q", "."), State.UNCERTAIN, "closed the connection"),  # dropped after the dot
+    ],
+)
+def test_connection_faults(smtp_sink_factory, outbox, tmp_path, flags, state, words) -> None:
+    sink = smtp_sink_factory(*flags)
+    message = queue(outbox, tmp_path, "a@example.org", "b@example.org")
+    other = queue(outbox, tmp_path, "c@example.org")
+    runner_for(outbox, account_for(sink)).deliver_now()
+    row = outbox.get(message)
+    assert row.state is state
+    assert words in (row.last_error or "")
+    # The other message of the account is not blocked by this one's failure.
+    assert outbox.get(other).state in (State.DEFERRED, State.QUEUED, State.UNCERTAIN, State.SENT)
+
+
+def test_bad_password_pauses_the_account(aiosmtpd_factory, trust_test_ca, outbox, tmp_path) -> None:
+    server = aiosmtpd_factory(tls="implicit", users={"ann": "right"}, auth_required=True)
+    account = account_for(server, security=Security.TLS, auth=AuthMethod.PLAIN, username="ann")
+    password = {"value": "wrong"}
+    first = queue(outbox, tmp_path)
+    second = queue(outbox, tmp_path)
+    runner = Runner(
+        outbox,
+        lambda name: account,
+        credentials=lambda a: lambda: Credentials("ann", password["value"]),
+    )
+    runner.deliver_now()
+    assert outbox.paused_accounts()["work"][0] == "needs password"
+    assert {outbox.get(first).state, outbox.get(second).state} == {State.QUEUED}
+    attempts = outbox.attempts(first) + outbox.attempts(second)
+    assert len([a for a in attempts if a.outcome == "pause-account"]) == 1  # tried once only
+    runner.deliver_now()  # still paused: no new attempt
+    assert len(outbox.attempts(first) + outbox.attempts(second)) == len(attempts)
+    password["value"] = "right"
+    outbox.resume_account("work")
+    runner.deliver_now()
+    assert {outbox.get(first).state, outbox.get(second).state} == {State.SENT}
+
+
+def test_one_connection_for_many_messages(aiosmtpd_factory, outbox, tmp_path) -> None:
+    server = aiosmtpd_factory()
+    ids = [queue(outbox, tmp_path, f"r{n}@example.org") for n in range(5)]
+    runner_for(outbox, account_for(server), per_connection=2).deliver_now()
+    assert {outbox.get(i).state for i in ids} == {State.SENT}
+    transcripts = [outbox.attempts(i)[0].transcript for i in ids]
+    connects = [t.count("* connecting to") for t in transcripts]
+    assert connects == [1, 0, 1, 0, 1]  # reused, and renewed every 2 messages
+    assert len(server.wait_for_messages(5)) == 5
+
+
+def test_missing_spool_file_fails_that_message_only(aiosmtpd_factory, outbox, tmp_path) -> None:
+    server = aiosmtpd_factory()
+    broken = queue(outbox, tmp_path)
+    fine = queue(outbox, tmp_path)
+    outbox.get(broken).spool_path.unlink()
+    runner_for(outbox, account_for(server)).deliver_now()
+    assert outbox.get(broken).state is State.FAILED
+    assert "is missing" in (outbox.get(broken).last_error or "")
+    assert outbox.get(fine).state is State.SENT
+
+
+def test_background_thread_with_undo_window(aiosmtpd_factory, outbox, tmp_path) -> None:
+    server = aiosmtpd_factory()
+    events: list[Event] = []
+    runner = runner_for(outbox, account_for(server), events)
+    runner.start()
+    try:
+        message = queue(outbox, tmp_path, due_at=time.time() + 0.5)  # the undo window
+        assert outbox.get(message).state is State.SCHEDULED
+        runner.wake()
+        time.sleep(0.2)
+        assert outbox.get(message).state is State.SCHEDULED  # not before its time
+        deadline = time.monotonic() + 10
+        while outbox.get(message).state is not State.SENT and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    assert outbox.get(message).state is State.SENT
+    states = [e.state for e in events if isinstance(e, StateChanged)]
+    assert states == [State.SENDING, State.SENT]
+    assert any(isinstance(e, Progress) and e.sent == e.total for e in events)
+    assert any(isinstance(e, TranscriptLine) and e.record.text.startswith("250") for e in events)
+
+
+def test_runner_idles_without_spinning(aiosmtpd_factory, outbox, tmp_path) -> None:
+    server = aiosmtpd_factory()
+    runner = runner_for(outbox, account_for(server))
+    queue(outbox, tmp_path, due_at=time.time() + 3600)  # send later
+    started = time.process_time()
+    runner.start()
+    time.sleep(1.0)
+    runner.stop()
+    assert time.process_time() - started < 0.3  # asleep, not polling
+
+
+def test_cancel_while_sending(aiosmtpd_factory, outbox, tmp_path) -> None:
+    def slow(address: str, options: list[str]) -> None:
+        time.sleep(3)
+
+    server = aiosmtpd_factory(on_rcpt=slow)
+    runner = runner_for(outbox, account_for(server))
+    message = queue(outbox, tmp_path)
+    worker = threading.Thread(target=runner.deliver_now)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while outbox.get(message).state is not State.SENDING and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert runner.cancel(message) is State.SENDING
+    worker.join(5)
+    assert time.monotonic() - started < 2.5  # the connection was closed, not waited out
+    row = outbox.get(message)
+    assert row.state is State.QUEUED and row.due_at > time.time()  # held, not resent at once
+    assert runner.cancel(message) is State.CANCELLED  # and now it can go for good
+    assert server.messages == []
