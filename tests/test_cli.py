@@ -436,3 +436,101 @@ def test_send_prepared_eml(tls_server, command_account, tmp_path, capsys, monkey
     assert received.content.endswith(b"Body text.\r\n")
     code, _, err = run(capsys, monkeypatch, home, "send", "--eml", str(tmp_path / "none.eml"))
     assert code == cli.EX_DATAERR and "none.eml" in err
+
+
+def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> None:
+    tries: dict[str, int] = {}
+
+    def greylist(address: str, options: list[str]) -> str | None:
+        tries[address] = tries.get(address, 0) + 1
+        return "451 4.7.1 Greylisted" if tries[address] == 1 else None
+
+    server = aiosmtpd_factory(on_rcpt=greylist)
+    home = tmp_path / "home"
+    common = ["--email", USER, "--host", "127.0.0.1", "--port", str(server.port)]
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", "plain", *common,
+        "--security", "none", "--auth", "none",
+    )  # fmt: skip
+    assert code == 0, err
+
+    # Deferred: exit 75, and the message stays in the outbox.
+    code, out, err = run(capsys, monkeypatch, home, *send_args("--json"))
+    assert code == cli.EX_TEMPFAIL
+    first = json.loads(out)
+    assert first["state"] == "deferred" and first["recipients"][0]["code"] == 451
+    assert "stays in the outbox" not in err  # JSON mode prints the document only
+
+    # Queued for later: nothing is sent.
+    code, out, _ = run(capsys, monkeypatch, home, *send_args("--later", "--json"))
+    later = json.loads(out)
+    assert code == 0 and later["state"] == "queued"
+    code, out, _ = run(
+        capsys, monkeypatch, home, *send_args("--later", "--at", "2099-01-01T09:00", "--json")
+    )
+    scheduled = json.loads(out)
+    assert scheduled["state"] == "scheduled"
+
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--json")
+    states = {row["id"]: row["state"] for row in json.loads(out)}
+    assert states == {first["id"]: "deferred", later["id"]: "queued", scheduled["id"]: "scheduled"}
+
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "cancel", str(scheduled["id"]))
+    assert code == 0 and "cancelled" in out
+
+    # flush sends what waits, the deferred one included.
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0, out
+    assert "2 sent" in out and "1 cancelled" in out
+    assert len(server.wait_for_messages(2)) == 2
+
+    code, out, _ = run(
+        capsys, monkeypatch, home, "outbox", "show", str(first["id"]), "--transcript"
+    )
+    assert "Message" in out and "sent" in out
+    assert "451 4.7.1 Greylisted" in out  # the first attempt's server words
+    assert "C: MAIL FROM:<ann@example.org>" in out
+
+    code, _, err = run(capsys, monkeypatch, home, "outbox", "resolve", str(first["id"]), "--sent")
+    assert code == cli.EX_USAGE and "not uncertain" in err
+    code, _, err = run(capsys, monkeypatch, home, "outbox", "show", "nope")
+    assert code == cli.EX_USAGE
+
+
+def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:
+    sink = smtp_sink_factory("-q", ".")  # drops the line after the final dot
+    home = tmp_path / "home"
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", "sink", "--email", USER,
+        "--host", "127.0.0.1", "--port", str(sink.port), "--security", "none", "--auth", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, monkeypatch, home, *send_args("--json"))
+    result = json.loads(out)
+    assert code == cli.EX_TEMPFAIL and result["state"] == "uncertain"
+    code, _, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--json")
+    assert json.loads(out)[0]["state"] == "uncertain"  # never resent by itself
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "resolve", str(result["id"]), "--sent")
+    assert code == 0 and "marked as sent" in out
+
+
+def test_password_change_resumes_a_paused_account(
+    secret_service, aiosmtpd_factory, trust_test_ca, tmp_path, capsys, monkeypatch
+) -> None:
+    server = aiosmtpd_factory(tls="implicit", users={USER: PASSWORD}, auth_required=True)
+    home = tmp_path / "home"
+    code, _, err = add_account(capsys, monkeypatch, home, server, password="wrong-one")
+    assert code == 0, err
+    code, _, err = run(capsys, monkeypatch, home, *send_args())
+    assert code == cli.EX_NOPERM and "stays in the outbox" in err
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert server.messages == []  # paused: no second try with the wrong password
+    code, out, err = run(
+        capsys, monkeypatch, home, "accounts", "password", "work", "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0 and "1 sent" in out
+    assert len(server.wait_for_messages(1)) == 1
