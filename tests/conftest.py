@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from tests.servers.aiosmtpd_server import aiosmtpd_factory
+from tests.servers.dnsmasq import dnsmasq_factory
 from tests.servers.postfix_dovecot import submission_server
 from tests.servers.smtp_sink import smtp_sink_factory
 from tests.servers.tls import (
@@ -23,6 +24,7 @@ from tests.servers.tls import (
 __all__ = [
     "aiosmtpd_factory",
     "ca_bundle",
+    "dnsmasq_factory",
     "expired_cert",
     "self_signed_cert",
     "server_cert",

@@ -69,8 +69,9 @@ class SendingAccount(Protocol):
 
 AccountLookup = Callable[[str], SendingAccount]
 CredentialsLookup = Callable[[SendingAccount], Callable[[], Credentials] | None]
+SessionHook = Callable[[Session], None]
 DirectDelivery = Callable[
-    [SendingAccount, MessageRow, Transcript, Callable[[], None]], MessageResult
+    [SendingAccount, MessageRow, Transcript, Callable[[], None], SessionHook], MessageResult
 ]
 
 
@@ -291,7 +292,7 @@ class Runner:
             if account.kind == "direct":
                 if self._direct is None:
                     raise OutboxError("direct delivery is not available in this runner")
-                result = self._direct(account, row, transcript, mark_end)
+                result = self._direct(account, row, transcript, mark_end, self._register(row.id))
             else:
                 result = self._relay(account, row, transcript, connection, mark_end)
             if result.error is not None:
@@ -318,6 +319,18 @@ class Runner:
             with self._lock:
                 self._in_flight.pop(row.id, None)
                 self._cancelled.discard(row.id)
+
+    def _register(self, message: int) -> SessionHook:
+        """Note the session carrying ``message``, so that cancel can close it."""
+
+        def register(session: Session) -> None:
+            with self._lock:
+                cancelled = message in self._cancelled
+                self._in_flight[message] = session
+            if cancelled:
+                session.abort()
+
+        return register
 
     def _relay(
         self,
@@ -387,6 +400,7 @@ def deliver_direct_row(
     row: MessageRow,
     transcript: Transcript,
     before_end: Callable[[], None],
+    on_session: SessionHook,
 ) -> MessageResult:
     """Direct delivery of an outbox message to its recipients' MX hosts."""
     from mailer_gui.outbox.routes import deliver_direct, make_resolver
@@ -408,4 +422,5 @@ def deliver_direct_row(
             port=port,
             transcript=transcript,
             before_end=before_end,
+            on_session=on_session,
         )

@@ -1,0 +1,750 @@
+"""Direct delivery to the recipients' MX hosts, against real peers on loopback.
+
+dnsmasq answers for the ``.test`` domains; aiosmtpd servers listen on 127.0.0.2,
+127.0.0.3, ... all on one port, which stands in for port 25. An address where
+nothing listens (127.0.0.5 and up, unless a test starts a server there) is a
+mail server that is down.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import dns.resolver
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import Envelope as ServerEnvelope
+from aiosmtpd.smtp import Session as ServerSession
+
+from mailer_gui.outbox.routes import (
+    DNS_LIFETIME,
+    NAMESERVER_VARIABLE,
+    MxHost,
+    PortBlockedError,
+    RouteError,
+    deliver_direct,
+    make_resolver,
+    mx_hosts,
+    parse_nameserver,
+)
+from mailer_gui.smtp.session import Envelope, MessageResult, RecipientStatus, Session
+from mailer_gui.smtp.settings import Timeouts
+from mailer_gui.smtp.transcript import Transcript
+from tests.servers.dnsmasq import Dnsmasq, DnsmasqFactory
+
+MESSAGE = (
+    b"From: sender@example.org\r\nTo: someone@example.test\r\nSubject: direct\r\n"
+    b"Message-ID: <routes-test@example.org>\r\n\r\n" + b"a line of the body\r\n" * 200
+)
+TIMEOUTS = Timeouts(connect=5.0, greeting=5.0, command=5.0, data_block=5.0)
+ACCEPTED, DEFERRED, REJECTED = (
+    RecipientStatus.ACCEPTED,
+    RecipientStatus.DEFERRED,
+    RecipientStatus.REJECTED,
+)
+
+
+# ----------------------------------------------------------------- mail servers
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+    tls: bool
+
+
+@dataclass
+class Recorder:
+    """aiosmtpd handler: counts the conversations, keeps what it accepted."""
+
+    rcpt_reply: str | None = None  # every RCPT gets this instead of 250
+    data_reply: str | None = None  # the final "." gets this instead of 250
+    ehlos: int = 0
+    messages: list[Received] = field(default_factory=list)
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: ServerSession,
+        envelope: ServerEnvelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        self.ehlos += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: ServerSession,
+        envelope: ServerEnvelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(
+        self, server: SMTP, session: ServerSession, envelope: ServerEnvelope
+    ) -> str:
+        if self.data_reply:
+            return self.data_reply
+        content = envelope.original_content or b""
+        self.messages.append(
+            Received(
+                envelope.mail_from or "",
+                tuple(envelope.rcpt_tos),
+                bytes(content),
+                session.ssl is not None,
+            )
+        )
+        return "250 2.0.0 OK: queued"
+
+
+@dataclass
+class MailServer:
+    host: str
+    port: int
+    recorder: Recorder
+    controller: Controller
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.recorder.messages
+
+    @property
+    def untouched(self) -> bool:
+        """No client said EHLO here (aiosmtpd's own readiness probe does not)."""
+        return self.recorder.ehlos == 0
+
+
+class Greeter:
+    """A server that only greets with ``line`` and hangs up (a 421 at connect)."""
+
+    def __init__(self, host: str, port: int, line: bytes) -> None:
+        self.line = line
+        self.connections = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self._sock.listen(5)
+        self._sock.settimeout(0.1)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                self.connections += 1
+                conn.sendall(self.line)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
+def _free_shared_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.2", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class MailServers:
+    """aiosmtpd servers on 127.0.0.x, all on ``self.port``."""
+
+    def __init__(self) -> None:
+        self.port = _free_shared_port()
+        self._controllers: list[Controller] = []
+        self._greeters: list[Greeter] = []
+
+    def start(
+        self,
+        host: str,
+        *,
+        rcpt_reply: str | None = None,
+        data_reply: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> MailServer:
+        recorder = Recorder(rcpt_reply=rcpt_reply, data_reply=data_reply)
+        controller = Controller(
+            recorder,
+            hostname=host,
+            port=self.port,
+            server_hostname=f"mx-{host}",
+            ready_timeout=10.0,
+            tls_context=tls_context,
+        )
+        controller.start()
+        self._controllers.append(controller)
+        return MailServer(host, self.port, recorder, controller)
+
+    def greeter(self, host: str, line: bytes) -> Greeter:
+        greeter = Greeter(host, self.port, line)
+        self._greeters.append(greeter)
+        return greeter
+
+    def stop_all(self) -> None:
+        controllers, self._controllers = self._controllers, []
+        greeters, self._greeters = self._greeters, []
+        for controller in controllers:
+            controller.stop()
+        for greeter in greeters:
+            greeter.stop()
+
+
+@pytest.fixture
+def servers() -> Iterator[MailServers]:
+    started = MailServers()
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def send(
+    resolver: dns.resolver.Resolver,
+    port: int,
+    *recipients: str,
+    transcript: Transcript | None = None,
+    rng: random.Random | None = None,
+    prefix: bytes = b"",
+) -> MessageResult:
+    body = io.BytesIO(prefix + MESSAGE)
+    body.seek(len(prefix))
+    return deliver_direct(
+        Envelope("sender@example.org", recipients),
+        body,
+        len(MESSAGE),
+        resolver=resolver,
+        port=port,
+        transcript=transcript,
+        timeouts=TIMEOUTS,
+        rng=rng,
+    )
+
+
+def statuses(result: MessageResult) -> dict[str, RecipientStatus]:
+    return {r.address: r.status for r in result.recipients}
+
+
+def details(result: MessageResult) -> str:
+    return " | ".join(r.text for r in result.recipients)
+
+
+# --------------------------------------------------------------------- MX lookup
+
+
+def test_lowest_preference_first_and_equal_preferences_shuffled(
+    dnsmasq_factory: DnsmasqFactory,
+) -> None:
+    dns = dnsmasq_factory(
+        mx={
+            "eq.test": [
+                (20, "d.eq.test"),
+                (10, "a.eq.test"),
+                (30, "e.eq.test"),
+                (10, "b.eq.test"),
+                (10, "c.eq.test"),
+            ]
+        },
+        hosts={f"{n}.eq.test": f"127.0.0.{i}" for i, n in enumerate("abcde", start=10)},
+    )
+    resolver = dns.resolver()
+    orders = set()
+    for seed in range(20):
+        hosts = mx_hosts("eq.test", resolver, rng=random.Random(seed))
+        assert [h.preference for h in hosts] == [10, 10, 10, 20, 30]
+        assert {h.name for h in hosts[:3]} == {"a.eq.test", "b.eq.test", "c.eq.test"}
+        assert [h.name for h in hosts[3:]] == ["d.eq.test", "e.eq.test"]
+        orders.add(tuple(h.name for h in hosts[:3]))
+        again = mx_hosts("eq.test", resolver, rng=random.Random(seed))
+        assert again == hosts  # a seed fixes the order: the shuffle is the rng's
+    assert len(orders) > 1, "equal preferences must not always come in the same order"
+
+
+def test_mx_hosts_carry_ipv4_then_ipv6_addresses(dnsmasq_factory: DnsmasqFactory) -> None:
+    dns = dnsmasq_factory(
+        mx={"dual.test": [(5, "mx.dual.test")]},
+        hosts={"mx.dual.test": ["::2", "127.0.0.2"], "dual.test": "127.0.0.9"},
+    )
+    assert mx_hosts("dual.test", dns.resolver()) == [
+        MxHost("mx.dual.test", 5, ("127.0.0.2", "::2"), implicit=False)
+    ]
+
+
+def test_internationalized_domain_is_looked_up_in_a_labels(
+    dnsmasq_factory: DnsmasqFactory,
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"xn--bcher-kva.test": [(10, "mx.xn--bcher-kva.test")]},
+        hosts={"mx.xn--bcher-kva.test": "127.0.0.2"},
+    )
+    hosts = mx_hosts("Bücher.test", dns.resolver())
+    assert hosts == [MxHost("mx.xn--bcher-kva.test", 10, ("127.0.0.2",), implicit=False)]
+
+
+# -------------------------------------------------------------- choosing the host
+
+
+def test_delivers_to_the_lowest_preference_host(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"mx.test": [(20, "mx2.mx.test"), (10, "mx1.mx.test")]},
+        hosts={"mx1.mx.test": "127.0.0.2", "mx2.mx.test": "127.0.0.3"},
+    )
+    first, second = servers.start("127.0.0.2"), servers.start("127.0.0.3")
+    transcript = Transcript()
+    result = send(dns.resolver(), servers.port, "ann@mx.test", transcript=transcript)
+
+    assert result.outcome == "sent", details(result)
+    assert [m.rcpt_tos for m in first.messages] == [("ann@mx.test",)]
+    assert first.messages[0].mail_from == "sender@example.org"
+    assert first.messages[0].content.endswith(b"a line of the body\r\n")
+    assert second.untouched
+    log = transcript.render()
+    assert "* MX for mx.test: mx1.mx.test (10) 127.0.0.2, mx2.mx.test (20) 127.0.0.3" in log
+    assert f"* trying 127.0.0.2 port {servers.port}" in log
+    assert "127.0.0.3 port" not in log
+
+
+def test_next_mx_when_the_first_is_down(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"down.test": [(10, "mx1.down.test"), (20, "mx2.down.test")]},
+        hosts={"mx1.down.test": "127.0.0.5", "mx2.down.test": "127.0.0.3"},
+    )
+    backup = servers.start("127.0.0.3")
+    transcript = Transcript()
+    result = send(dns.resolver(), servers.port, "bo@down.test", transcript=transcript)
+
+    assert result.outcome == "sent", details(result)
+    assert [m.rcpt_tos for m in backup.messages] == [("bo@down.test",)]
+    log = transcript.render()
+    assert log.index("trying 127.0.0.5") < log.index("trying 127.0.0.3")
+
+
+def test_next_mx_when_the_first_defers_every_recipient(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"busy.test": [(10, "mx1.busy.test"), (20, "mx2.busy.test")]},
+        hosts={"mx1.busy.test": "127.0.0.2", "mx2.busy.test": "127.0.0.3"},
+    )
+    busy = servers.start("127.0.0.2", rcpt_reply="451 4.7.1 Greylisted, try again later")
+    backup = servers.start("127.0.0.3")
+    result = send(dns.resolver(), servers.port, "cy@busy.test", "di@busy.test")
+
+    assert statuses(result) == {"cy@busy.test": ACCEPTED, "di@busy.test": ACCEPTED}
+    assert busy.recorder.ehlos == 1 and busy.messages == []
+    assert [m.rcpt_tos for m in backup.messages] == [("cy@busy.test", "di@busy.test")]
+
+
+def test_next_mx_gets_the_whole_body_after_a_4xx_at_the_end_of_data(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"late.test": [(10, "mx1.late.test"), (20, "mx2.late.test")]},
+        hosts={"mx1.late.test": "127.0.0.2", "mx2.late.test": "127.0.0.3"},
+    )
+    servers.start("127.0.0.2", data_reply="452 4.3.1 Insufficient system storage")
+    backup = servers.start("127.0.0.3")
+    # The body starts after unrelated bytes: each attempt reads from that start again.
+    result = send(dns.resolver(), servers.port, "ed@late.test", prefix=b"NOT PART OF IT")
+
+    assert result.outcome == "sent", details(result)
+    assert len(backup.messages) == 1
+    assert backup.messages[0].content.replace(b"\r\n", b"\n") == MESSAGE.replace(b"\r\n", b"\n")
+
+
+def test_next_mx_after_a_421_greeting(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"greet.test": [(10, "mx1.greet.test"), (20, "mx2.greet.test")]},
+        hosts={"mx1.greet.test": "127.0.0.2", "mx2.greet.test": "127.0.0.3"},
+    )
+    refusing = servers.greeter("127.0.0.2", b"421 4.3.2 Too busy, come back later\r\n")
+    backup = servers.start("127.0.0.3")
+    result = send(dns.resolver(), servers.port, "fi@greet.test")
+
+    assert result.outcome == "sent", details(result)
+    assert refusing.connections == 1
+    assert [m.rcpt_tos for m in backup.messages] == [("fi@greet.test",)]
+
+
+def test_a_definite_answer_ends_the_search(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"strict.test": [(10, "mx1.strict.test"), (20, "mx2.strict.test")]},
+        hosts={"mx1.strict.test": "127.0.0.2", "mx2.strict.test": "127.0.0.3"},
+    )
+    servers.start("127.0.0.2", rcpt_reply="550 5.1.1 No such user here")
+    backup = servers.start("127.0.0.3")
+    result = send(dns.resolver(), servers.port, "gus@strict.test")
+
+    assert statuses(result) == {"gus@strict.test": REJECTED}
+    assert "No such user here" in details(result)
+    assert backup.untouched
+
+
+def test_broken_starttls_falls_back_to_plain_text_on_the_same_host(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"tls.test": [(10, "mx.tls.test")]}, hosts={"mx.tls.test": "127.0.0.2"}
+    )
+    # A server context without a certificate: STARTTLS is offered, every handshake fails.
+    server = servers.start("127.0.0.2", tls_context=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    transcript = Transcript()
+    result = send(dns.resolver(), servers.port, "hal@tls.test", transcript=transcript)
+
+    assert result.outcome == "sent", details(result)
+    assert [(m.rcpt_tos, m.tls) for m in server.messages] == [(("hal@tls.test",), False)]
+    assert "trying again without TLS" in transcript.render()
+
+
+# -------------------------------------------------------------- implicit MX, A
+
+
+def test_no_mx_records_means_the_domain_itself(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(hosts={"plain.test": "127.0.0.4"})
+    server = servers.start("127.0.0.4")
+    resolver = dns.resolver()
+
+    assert mx_hosts("plain.test", resolver) == [
+        MxHost("plain.test", 0, ("127.0.0.4",), implicit=True)
+    ]
+    result = send(resolver, servers.port, "ivy@plain.test")
+    assert result.outcome == "sent", details(result)
+    assert [m.rcpt_tos for m in server.messages] == [("ivy@plain.test",)]
+
+
+def test_never_the_domains_address_when_an_mx_exists(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"mxonly.test": [(10, "mx.mxonly.test")]},
+        hosts={"mx.mxonly.test": "127.0.0.5", "mxonly.test": "127.0.0.4"},
+    )
+    decoy = servers.start("127.0.0.4")  # the domain's A: must see nothing
+    result = send(dns.resolver(), servers.port, "jo@mxonly.test")
+
+    assert statuses(result) == {"jo@mxonly.test": DEFERRED}
+    assert decoy.untouched and decoy.messages == []
+
+
+def test_mx_without_address_fails_and_still_ignores_the_domains_address(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"broken.test": [(10, "gone.broken.test")]}, hosts={"broken.test": "127.0.0.4"}
+    )
+    decoy = servers.start("127.0.0.4")
+    result = send(dns.resolver(), servers.port, "kim@broken.test")
+
+    assert statuses(result) == {"kim@broken.test": REJECTED}
+    assert "gone.broken.test" in details(result) and "no address" in details(result)
+    assert decoy.untouched
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        {"mx": {"null.test": [(0, ".")]}},  # --mx-host=null.test,.,0
+        {"rr": [("null.test", 15, "000000")]},  # --dns-rr: preference 0, root name
+    ],
+    ids=["mx-host", "dns-rr"],
+)
+def test_null_mx_fails_permanently_without_connecting(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers, records: dict[str, object]
+) -> None:
+    dns = dnsmasq_factory(hosts={"null.test": "127.0.0.4"}, **records)  # type: ignore[arg-type]
+    decoy = servers.start("127.0.0.4")
+    resolver = dns.resolver()
+
+    with pytest.raises(RouteError) as caught:
+        mx_hosts("null.test", resolver)
+    assert caught.value.permanent and caught.value.domain == "null.test"
+    result = send(resolver, servers.port, "lou@null.test")
+    assert statuses(result) == {"lou@null.test": REJECTED}
+    assert "null.test says it accepts no mail" in details(result)
+    assert "556 5.1.10" in details(result)
+    assert isinstance(result.error, RouteError) and result.error.permanent
+    assert decoy.untouched
+
+
+def test_a_domain_that_does_not_exist_fails_permanently(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(hosts={"real.test": "127.0.0.4"})
+    with pytest.raises(RouteError) as caught:
+        mx_hosts("nosuch.test", dns.resolver())
+    assert caught.value.permanent
+    assert "nosuch.test does not exist" in caught.value.message
+
+    result = send(dns.resolver(), servers.port, "max@nosuch.test")
+    assert statuses(result) == {"max@nosuch.test": REJECTED}
+    assert "does not exist" in details(result)
+
+
+# -------------------------------------------------------------- DNS not answering
+
+
+@pytest.fixture
+def silent_nameserver() -> Iterator[int]:
+    """A UDP port that takes queries and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("where", ["silent", "closed"])
+def test_dns_timeout_defers(silent_nameserver: int, servers: MailServers, where: str) -> None:
+    if where == "silent":
+        port = silent_nameserver
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]  # closed again: nothing listens there
+    resolver = make_resolver({NAMESERVER_VARIABLE: f"127.0.0.1:{port}"})
+    resolver.timeout, resolver.lifetime = 0.3, 0.6
+
+    started = time.monotonic()
+    with pytest.raises(RouteError) as caught:
+        mx_hosts("slow.test", resolver)
+    assert caught.value.transient
+    result = send(resolver, servers.port, "ned@slow.test")
+    assert time.monotonic() - started < 5
+    assert statuses(result) == {"ned@slow.test": DEFERRED}
+    assert "try again later" in details(result)
+    assert isinstance(result.error, RouteError) and result.error.transient
+
+
+def test_refused_lookup_defers(dnsmasq_factory: DnsmasqFactory, servers: MailServers) -> None:
+    # dnsmasq knows only .test; it REFUSES other names (no upstream): not a "no".
+    dns = dnsmasq_factory()
+    result = send(dns.resolver(), servers.port, "olga@example.org")
+    assert statuses(result) == {"olga@example.org": DEFERRED}
+    assert "DNS servers failed to answer" in details(result)
+
+
+# ---------------------------------------------------------------- several domains
+
+
+def test_each_domain_goes_to_its_own_servers(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"a.test": [(10, "mx.a.test")], "b.test": [(10, "mx.b.test")]},
+        hosts={"mx.a.test": "127.0.0.2", "mx.b.test": "127.0.0.3"},
+    )
+    server_a, server_b = servers.start("127.0.0.2"), servers.start("127.0.0.3")
+    result = send(
+        dns.resolver(),
+        servers.port,
+        "alice@a.test",
+        "bob@B.Test",
+        "carol@A.TEST",
+        "dan@nosuch.test",
+    )
+
+    assert [r.address for r in result.recipients] == [
+        "alice@a.test",
+        "bob@B.Test",
+        "carol@A.TEST",
+        "dan@nosuch.test",
+    ]
+    assert statuses(result) == {
+        "alice@a.test": ACCEPTED,
+        "bob@B.Test": ACCEPTED,
+        "carol@A.TEST": ACCEPTED,
+        "dan@nosuch.test": REJECTED,
+    }
+    assert result.outcome == "partial" and result.error is None
+    assert [m.rcpt_tos for m in server_a.messages] == [("alice@a.test", "carol@A.TEST")]
+    assert [m.rcpt_tos for m in server_b.messages] == [("bob@B.Test",)]
+
+
+def test_says_port_25_is_probably_blocked_when_nothing_answers_anywhere(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"a.test": [(10, "mx.a.test")], "b.test": [(10, "mx.b.test")]},
+        hosts={"mx.a.test": "127.0.0.5", "mx.b.test": "127.0.0.6"},
+    )
+    result = send(dns.resolver(), servers.port, "pia@a.test", "quinn@b.test")
+
+    assert statuses(result) == {"pia@a.test": DEFERRED, "quinn@b.test": DEFERRED}
+    for recipient in result.recipients:
+        assert f"probably blocks outgoing port {servers.port}" in recipient.detail
+        assert "relay account" in recipient.detail
+        assert "submission server" in recipient.detail
+    assert "a.test: 127.0.0.5: connection refused; nor for b.test" in result.recipients[0].detail
+    assert "b.test: 127.0.0.6: connection refused; nor for a.test" in result.recipients[1].detail
+    assert isinstance(result.error, PortBlockedError) and result.error.transient
+    assert result.error.port == servers.port
+
+
+def test_every_session_is_shown_to_the_caller_before_it_opens(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    # The runner keeps the session it is shown, so that Cancel can abort() it.
+    dns = dnsmasq_factory(
+        mx={"seen.test": [(10, "mx1.seen.test"), (20, "mx2.seen.test")]},
+        hosts={"mx1.seen.test": "127.0.0.5", "mx2.seen.test": "127.0.0.3"},
+    )
+    servers.start("127.0.0.3")
+    sessions: list[Session] = []
+    result = deliver_direct(
+        Envelope("sender@example.org", ("vic@seen.test",)),
+        io.BytesIO(MESSAGE),
+        len(MESSAGE),
+        resolver=dns.resolver(),
+        port=servers.port,
+        timeouts=TIMEOUTS,
+        on_session=sessions.append,
+    )
+    assert result.outcome == "sent", details(result)
+    assert [s.settings.host for s in sessions] == ["127.0.0.5", "127.0.0.3"]
+    assert all(s.settings.opportunistic_tls for s in sessions)
+
+
+def test_an_unreachable_domain_is_not_blamed_on_the_port_when_another_got_through(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns = dnsmasq_factory(
+        mx={"a.test": [(10, "mx.a.test")], "b.test": [(10, "mx.b.test")]},
+        hosts={"mx.a.test": "127.0.0.5", "mx.b.test": "127.0.0.3"},
+    )
+    server_b = servers.start("127.0.0.3")
+    result = send(dns.resolver(), servers.port, "rae@a.test", "sam@b.test")
+
+    assert statuses(result) == {"rae@a.test": DEFERRED, "sam@b.test": ACCEPTED}
+    rae = result.recipients[0]
+    assert "Could not connect to any mail server for a.test" in rae.detail
+    assert "blocks" not in rae.detail
+    assert [m.rcpt_tos for m in server_b.messages] == [("sam@b.test",)]
+
+
+def test_an_address_literal_needs_no_dns(servers: MailServers) -> None:
+    server = servers.start("127.0.0.2")
+    resolver = make_resolver({NAMESERVER_VARIABLE: "127.0.0.1:9"})
+    result = send(resolver, servers.port, "tess@[127.0.0.2]")
+    assert result.outcome == "sent", details(result)
+    assert [m.rcpt_tos for m in server.messages] == [("tess@[127.0.0.2]",)]
+
+
+# ------------------------------------------------------------------- the resolver
+
+
+def test_make_resolver_uses_mailer_gui_nameserver(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    dns: Dnsmasq = dnsmasq_factory(
+        mx={"env.test": [(10, "mx.env.test")]}, hosts={"mx.env.test": "127.0.0.2"}
+    )
+    server = servers.start("127.0.0.2")
+    resolver = make_resolver({NAMESERVER_VARIABLE: dns.nameserver})
+
+    assert resolver.nameservers == ["127.0.0.1"]
+    assert resolver.port == dns.port
+    assert resolver.lifetime <= DNS_LIFETIME
+    result = send(resolver, servers.port, "uma@env.test")
+    assert result.outcome == "sent", details(result)
+    assert len(server.messages) == 1
+    assert "env.test" in dns.log_text()  # the query really went to dnsmasq
+
+
+def test_make_resolver_without_the_variable_is_the_systems_bounded() -> None:
+    resolver = make_resolver({})
+    assert resolver.lifetime <= DNS_LIFETIME
+    assert resolver.timeout <= resolver.lifetime
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        (" 192.0.2.53 ", ("192.0.2.53", 53)),
+        ("[::1]:5353", ("::1", 5353)),
+        ("[::1]", ("::1", 53)),
+        ("2001:db8::53", ("2001:db8::53", 53)),
+    ],
+)
+def test_parse_nameserver(value: str, expected: tuple[str, int]) -> None:
+    assert parse_nameserver(value) == expected
+
+
+@pytest.mark.parametrize("value", ["localhost:53", "127.0.0.1:0", "127.0.0.1:x", "[::1", ":53"])
+def test_parse_nameserver_refuses_what_is_not_an_address(value: str) -> None:
+    with pytest.raises(ValueError, match=NAMESERVER_VARIABLE):
+        parse_nameserver(value)
+
+
+def test_cli_direct_account_delivers_through_the_outbox(
+    dnsmasq_factory, servers: MailServers, tmp_path, monkeypatch, capsys
+) -> None:
+    """`accounts add --kind direct` then `send`: MX lookup, fallback, delivery."""
+    import json
+    import sys
+
+    from mailer_gui import cli
+
+    dns_server = dnsmasq_factory(
+        mx={"direct.test": [(10, "mx1.direct.test"), (20, "mx2.direct.test")]},
+        hosts={"mx1.direct.test": "127.0.0.5", "mx2.direct.test": "127.0.0.3"},
+    )
+    backup = servers.start("127.0.0.3")  # the first MX (127.0.0.5) is down
+    monkeypatch.setenv("MAILER_GUI_NAMESERVER", dns_server.nameserver)
+    home = tmp_path / "home"
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        code = cli.main(["--home", str(home), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = run(
+        "accounts", "add", "mx", "--kind", "direct", "--email", "ann@example.org",
+        "--port", str(servers.port),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "directly" in out
+    code, out, err = run(
+        "send", "--to", "bob@direct.test", "--subject", "direct", "--body", "hi", "--json", "-v"
+    )
+    assert code == 0, err
+    assert json.loads(out)["state"] == "sent"
+    assert "* MX for direct.test" in err and "could not connect to 127.0.0.5" in err
+    assert backup.recorder.messages  # delivered to the second MX
+
+    code, out, err = run("send", "--to", "x@null-domain.test", "--subject", "s", "--body", "b")
+    assert code == cli.EX_UNAVAILABLE
+    assert "does not exist" in (out + err)
