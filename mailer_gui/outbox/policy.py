@@ -81,3 +81,18 @@ def judge(error: SmtpError) -> Verdict:
     if error.transient:
         return Verdict(Disposition.DEFER, error.message)
     return Verdict(Disposition.FAIL, error.message)
+
+
+UNDO_WINDOW_DEFAULT = 10.0
+UNDO_WINDOW_MAX = 60.0
+
+
+def undo_deadline(now: float, seconds: float = UNDO_WINDOW_DEFAULT) -> float:
+    """When a message pressed Send on at ``now`` may leave (the undo window).
+
+    Until then it waits as ``scheduled``, and Undo simply cancels it: the
+    message has not been sent, so nothing claims it was.
+    """
+    if not 0 <= seconds <= UNDO_WINDOW_MAX:
+        raise ValueError(f"the undo window is 0 to {UNDO_WINDOW_MAX:g} seconds, not {seconds:g}")
+    return now + seconds

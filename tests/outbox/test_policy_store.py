@@ -260,3 +260,23 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(OutboxError, match="newer Mailer"):
         OutboxStore(database, tmp_path / "spool")
+
+
+def test_undo_window() -> None:
+    from mailer_gui.outbox.policy import undo_deadline
+
+    assert undo_deadline(T0) == T0 + 10
+    assert undo_deadline(T0, 0) == T0
+    for bad in (-1, 61):
+        with pytest.raises(ValueError, match="0 to 60"):
+            undo_deadline(T0, bad)
+
+
+def test_undo_is_a_cancel_before_anything_left(store: OutboxStore, tmp_path: Path) -> None:
+    from mailer_gui.outbox.policy import undo_deadline
+
+    message = enqueue(store, tmp_path, due=undo_deadline(T0))
+    assert store.get(message).state is State.SCHEDULED
+    assert store.claim_next("a", now=T0 + 9, lease=60) is None
+    assert store.cancel(message) is State.CANCELLED
+    assert store.claim_next("a", now=T0 + 11, lease=60) is None
