@@ -650,7 +650,8 @@ def _print_row(row: MessageRow, as_json: bool, error: SmtpError | None = None) -
         )
     elif row.state is not State.SENT:
         text = _describe_error(error) if error is not None else (row.last_error or "")
-        if text:
+        already_shown = {r.text for r in row.recipients}
+        if text and text not in already_shown:
             print(text, file=sys.stderr)
         if row.state in (State.DEFERRED, State.QUEUED):
             print(

@@ -263,9 +263,9 @@ def test_server_down_exits_75(tmp_path, capsys, monkeypatch) -> None:
         "none",
     )
     assert code == 0, err
-    code, _, err = run(capsys, monkeypatch, home, *send_args())
+    code, out, err = run(capsys, monkeypatch, home, *send_args())
     assert code == cli.EX_TEMPFAIL
-    assert "refused the connection" in err
+    assert "refused the connection" in out and "stays in the outbox" in err
 
 
 @pytest.mark.parametrize(
