@@ -20,9 +20,14 @@ from typing import Any, NoReturn, TextIO
 
 from mailer_gui import __version__
 from mailer_gui.accounts import secrets
-from mailer_gui.accounts.model import ACCOUNT_FIELDS, Account, AccountError
+from mailer_gui.accounts.model import ACCOUNT_FIELDS, Account, AccountError, Identity
 from mailer_gui.accounts.store import AccountStore, AccountStoreError
-from mailer_gui.message.addresses import AddressError, MailAddress, parse_address_list
+from mailer_gui.message.addresses import (
+    AddressError,
+    MailAddress,
+    parse_address,
+    parse_address_list,
+)
 from mailer_gui.message.build import (
     BuiltMessage,
     DraftError,
@@ -199,6 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the password from standard input (one line)",
     )
     add.add_argument("--default", action="store_true", help="make it the default account")
+    add.add_argument(
+        "--identity",
+        action="append",
+        default=[],
+        metavar="'Name <addr>'",
+        help="another address this account sends as (repeat for several)",
+    )
+    add.add_argument(
+        "--token-command",
+        metavar="CMD",
+        help="for OAuth2 (XOAUTH2): a command that prints an access token, e.g. an OAuth "
+        "helper for Gmail or Microsoft 365; the token is kept in memory only",
+    )
+    default = actions.add_parser("default", help="make an account the default one")
+    default.add_argument("name", metavar="NAME")
+    show_account = actions.add_parser("show", help="one account's settings (never a secret)")
+    show_account.add_argument("name", metavar="NAME")
+    show_account.add_argument("--json", action="store_true")
     listing = actions.add_parser("list", help="list the accounts")
     listing.add_argument("--json", action="store_true")
     remove = actions.add_parser("remove", help="remove an account and its keyring entry")
@@ -280,10 +303,20 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
                     values[spec.name] = True
             elif raw is not None:
                 values[spec.name] = spec.parse(raw)
+        if args.token_command:
+            if values.get("password_command"):
+                raise AccountError("give either --password-command or --token-command.")
+            values["password_command"] = args.token_command
+            values.setdefault("auth", AuthMethod.XOAUTH2)
         if values.get("password_command") and "secret_source" not in values:
             values["secret_source"] = "command"
+        identities = []
+        for text in args.identity:
+            address = parse_address(text)
+            identities.append(Identity(address.addr_spec, address.display_name or None))
+        values["identities"] = tuple(identities)
         account = Account(**values)
-    except AccountError as exc:
+    except (AccountError, AddressError) as exc:
         raise CliError(f"The account settings are not valid: {exc}", EX_USAGE) from exc
 
     store = _store(paths)
@@ -385,6 +418,43 @@ def cmd_accounts_remove(args: argparse.Namespace, paths: AppPaths) -> int:
     return EX_OK
 
 
+def cmd_accounts_default(args: argparse.Namespace, paths: AppPaths) -> int:
+    try:
+        _store(paths).set_default(args.name)
+    except AccountStoreError as exc:
+        raise CliError(str(exc), EX_CONFIG) from exc
+    print(f"{args.name} is now the default account.")
+    return EX_OK
+
+
+def cmd_accounts_show(args: argparse.Namespace, paths: AppPaths) -> int:
+    account = _account(paths, args.name)
+    store = _store(paths)
+    default = store.default()
+    document = dict(account.to_json(), default=default is not None and default.name == account.name)
+    if account.secret_source == "keyring":
+        usable, _ = secrets.keyring_usable()
+        document["password"] = "in the keyring" if usable else "no keyring available"
+    elif account.secret_source == "command":
+        document["password"] = "printed by the command"
+    else:
+        document["password"] = "asked when sending"
+    paused = _outbox(paths).paused_accounts().get(account.name)
+    if paused:
+        document["paused"] = {"state": paused[0], "reason": paused[1]}
+    if args.json:
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return EX_OK
+    width = max(len(key) for key in document)
+    for key, value in document.items():
+        if key == "identities":
+            value = ", ".join(str(Identity.from_json(i)) for i in value)
+        elif key == "paused":
+            value = f"{value['state']}: {value['reason']}"
+        print(f"{key.replace('_', ' '):{width}}  {'' if value is None else value}")
+    return EX_OK
+
+
 def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
     account = _account(paths, args.name)
     if args.password_stdin:
@@ -413,7 +483,7 @@ def _credentials_for(account: Account) -> Callable[[], Credentials] | None:
 
     def provide() -> Credentials:
         try:
-            password = secrets.get_password(account)
+            password = secrets.get_secret(account)
         except secrets.PasswordMissing:
             if not sys.stdin.isatty():
                 raise
@@ -897,6 +967,8 @@ def _error_code(exc: SmtpError) -> int:
 _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace, AppPaths], int]] = {
     ("send", None): cmd_send,
     ("accounts", "password"): cmd_accounts_password,
+    ("accounts", "default"): cmd_accounts_default,
+    ("accounts", "show"): cmd_accounts_show,
     ("outbox", "list"): cmd_outbox_list,
     ("outbox", "show"): cmd_outbox_show,
     ("outbox", "flush"): cmd_outbox_flush,

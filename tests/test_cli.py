@@ -534,3 +534,57 @@ def test_password_change_resumes_a_paused_account(
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
     assert code == 0 and "1 sent" in out
     assert len(server.wait_for_messages(1)) == 1
+
+
+def test_identities_default_and_show_never_a_secret(
+    secret_service, tls_server, tmp_path, capsys, monkeypatch
+) -> None:
+    code, _, err = add_account(
+        capsys, monkeypatch, tmp_path, tls_server,
+        "--identity", "Sales <sales@example.org>", "--signature", "-- Ann",
+        "--connection-limit", "10",
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = run(
+        capsys, monkeypatch, tmp_path, "accounts", "add", "other", "--email", "o@example.org",
+        "--host", "smtp.example.org", "--token-command", "printf %s token-xyz",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "default", "other")
+    assert code == 0
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "show", "work", "--json")
+    shown = json.loads(out)
+    assert shown["identities"] == [{"email": "sales@example.org", "display_name": "Sales"}]
+    assert shown["signature"] == "-- Ann" and shown["connection_limit"] == 10
+    assert shown["password"] == "in the keyring" and shown["default"] is False
+    assert PASSWORD not in out
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "show", "other")
+    assert "auth" in out and "xoauth2" in out and "printed by the command" in out
+    assert "printf %s token-xyz" in out  # the command is shown, never run for show
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "list")
+    assert out.splitlines()[1].startswith("* other")
+
+
+def test_token_command_is_cached_in_memory(tmp_path) -> None:
+    from mailer_gui.accounts import secrets
+    from mailer_gui.accounts.model import Account
+    from mailer_gui.smtp.settings import AuthMethod
+
+    counter = tmp_path / "count"
+    account = Account(
+        name="oauth",
+        email="a@example.org",
+        host="smtp.example.org",
+        auth=AuthMethod.XOAUTH2,
+        secret_source="command",
+        password_command=f"echo x >> {counter}; echo token-{{}}",
+    )
+    first = secrets.get_secret(account, now=1000.0)
+    assert secrets.get_secret(account, now=1100.0) == first
+    assert counter.read_text().count("x") == 1  # the command ran once
+    secrets.get_secret(account, now=1000.0 + secrets.TOKEN_CACHE_SECONDS + 1)
+    assert counter.read_text().count("x") == 2
+    secrets.forget_token("oauth")
+    secrets.get_secret(account, now=2000.0)
+    assert counter.read_text().count("x") == 3
+    assert not any(tmp_path.glob("*token*"))  # nothing written but the test's own counter

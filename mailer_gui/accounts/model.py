@@ -103,6 +103,14 @@ def _check_host(value: Any) -> None:
         )
 
 
+def _check_connection_limit(value: Any) -> None:
+    if not 1 <= value <= 1000:
+        raise AccountError(
+            f"The connection limit must be 1 to 1000 messages, not {value}.",
+            field="connection_limit",
+        )
+
+
 def _check_port(value: Any) -> None:
     if not 1 <= value <= 65535:
         raise AccountError(
@@ -285,6 +293,20 @@ ACCOUNT_FIELDS: Final[tuple[FieldSpec, ...]] = (
         "--tls-fingerprint", check=_check_fingerprint,
     ),
     FieldSpec(
+        "reply_to", str, None, "Where replies should go, when not to the email address.",
+        "--reply-to", check=_check_email,
+    ),
+    FieldSpec(
+        "signature", str, None, "Text added below new messages from this address.",
+        "--signature",
+    ),
+    FieldSpec(
+        "connection_limit", int, 50,
+        "How many messages one connection carries before Mailer reconnects "
+        "(some servers allow fewer).",
+        "--connection-limit", check=_check_connection_limit,
+    ),
+    FieldSpec(
         "secret_source", str, "keyring",
         "Where the password comes from: keyring, command (--password-command), "
         "or none (asked when sending, or no login).",
@@ -320,11 +342,23 @@ class Account:
     username: str | None = None
     allow_insecure_auth: bool = False
     tls_fingerprint: str | None = None
+    reply_to: str | None = None
+    signature: str | None = None
+    connection_limit: int = 50
     secret_source: SecretSource = "keyring"
     password_command: str | None = None
+    # Further addresses this account sends as (the first identity is
+    # email/display_name/reply_to/signature above).
+    identities: tuple[Identity, ...] = ()
 
     def __post_init__(self) -> None:
         validate_account(self)
+
+    @property
+    def all_identities(self) -> tuple[Identity, ...]:
+        """Every address this account sends as, the account's own first."""
+        own = Identity(self.email, self.display_name, self.reply_to, self.signature)
+        return (own, *self.identities)
 
     @property
     def effective_port(self) -> int:
@@ -357,7 +391,10 @@ class Account:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of this account, in ACCOUNT_FIELDS order."""
-        return {spec.name: spec.to_json(getattr(self, spec.name)) for spec in ACCOUNT_FIELDS}
+        document = {spec.name: spec.to_json(getattr(self, spec.name)) for spec in ACCOUNT_FIELDS}
+        if self.identities:
+            document["identities"] = [identity.to_json() for identity in self.identities]
+        return document
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Account:
@@ -365,10 +402,49 @@ class Account:
         missing = [spec.name for spec in ACCOUNT_FIELDS if spec.required and spec.name not in raw]
         if missing:
             raise AccountError(f"missing setting(s): {', '.join(missing)}.", field=missing[0])
-        values = {
+        values: dict[str, Any] = {
             spec.name: spec.from_json(raw[spec.name]) for spec in ACCOUNT_FIELDS if spec.name in raw
         }
+        identities = raw.get("identities", [])
+        if not isinstance(identities, list):
+            raise AccountError("identities must be a list.", field="identities")
+        values["identities"] = tuple(Identity.from_json(item) for item in identities)
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An address to send as: shown in the composer's From picker."""
+
+    email: str
+    display_name: str | None = None
+    reply_to: str | None = None
+    signature: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_email(self.email)
+        if self.display_name is not None:
+            _check_display_name(self.display_name)
+        if self.reply_to is not None:
+            _check_email(self.reply_to)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Identity:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("email"), str):
+            raise AccountError("each identity needs an email address.", field="identities")
+        texts: dict[str, str | None] = {}
+        for key in ("display_name", "reply_to", "signature"):
+            value = raw.get(key)
+            if value is not None and not isinstance(value, str):
+                raise AccountError(f"identity {key} must be text.", field="identities")
+            texts[key] = value
+        return cls(raw["email"], texts["display_name"], texts["reply_to"], texts["signature"])
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.email}>" if self.display_name else self.email
 
 
 def validate_account(account: Account) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 from typing import Final
 
 import keyring
@@ -19,6 +21,7 @@ import keyring.errors
 from keyring.backends import chainer, fail
 
 from mailer_gui.accounts.model import Account
+from mailer_gui.smtp.settings import AuthMethod
 
 SERVICE: Final = "mailer-gui"
 PASSWORD_COMMAND_TIMEOUT: Final = 30.0
@@ -242,3 +245,32 @@ def _describe(error: BaseException, password: str | None = None) -> str:
     if password:
         text = text.replace(password, "***")
     return f"{text} ({type(error).__name__})"
+
+
+# OAuth2 access tokens printed by a token command live about an hour; keep
+# them in memory (never on disk) for a few minutes so a burst of messages
+# does not run the command for each one.
+TOKEN_CACHE_SECONDS: Final = 300.0
+_tokens: dict[str, tuple[float, str]] = {}
+_tokens_lock = threading.Lock()
+
+
+def get_secret(account: Account, *, now: float | None = None) -> str:
+    """The password, or for XOAUTH2 with a token command the (cached) access token."""
+    if account.auth is not AuthMethod.XOAUTH2 or account.secret_source != "command":
+        return get_password(account)
+    moment = time.monotonic() if now is None else now
+    with _tokens_lock:
+        cached = _tokens.get(account.name)
+        if cached is not None and moment - cached[0] < TOKEN_CACHE_SECONDS:
+            return cached[1]
+    token = get_password(account)
+    with _tokens_lock:
+        _tokens[account.name] = (moment, token)
+    return token
+
+
+def forget_token(account_name: str) -> None:
+    """Drop a cached token (it was refused, or the account changed)."""
+    with _tokens_lock:
+        _tokens.pop(account_name, None)

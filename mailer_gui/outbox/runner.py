@@ -340,7 +340,8 @@ class Runner:
         connection: _Connection,
         mark_end: Callable[[], None],
     ) -> MessageResult:
-        if connection.session is not None and connection.messages >= self.per_connection:
+        limit = min(self.per_connection, getattr(account, "connection_limit", self.per_connection))
+        if connection.session is not None and connection.messages >= limit:
             connection.close()
         if connection.session is None:
             session = Session(
