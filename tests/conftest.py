@@ -9,6 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from tests.servers.aiosmtpd_server import aiosmtpd_factory
 from tests.servers.dnsmasq import dnsmasq_factory
+from tests.servers.https_server import https_server_factory
 from tests.servers.postfix_dovecot import submission_server
 from tests.servers.smtp_sink import smtp_sink_factory
 from tests.servers.tls import (
@@ -26,6 +27,7 @@ __all__ = [
     "ca_bundle",
     "dnsmasq_factory",
     "expired_cert",
+    "https_server_factory",
     "self_signed_cert",
     "server_cert",
     "smtp_sink_factory",

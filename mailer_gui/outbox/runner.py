@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +28,12 @@ from mailer_gui.smtp.settings import ServerSettings
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
 
 CANCEL_HOLD = 60.0  # a cancelled send waits this long before it may go again
+
+
+class LeaseLost(SmtpError):
+    """This runner's claim on a message ran out and another runner holds it now."""
+
+    transient = True
 
 
 @dataclass(frozen=True)
@@ -172,14 +178,32 @@ class Runner:
 
     def deliver_now(self, *, account: str | None = None, message: int | None = None) -> None:
         """Deliver what is due, in this thread (the CLI's send and flush)."""
-        self.store.recover(now=self._clock())
-        if message is not None:
-            row = self.store.get(message)
-            self._work(row.account, only=message)
-            return
-        accounts = [account] if account else self.store.due_accounts(self._clock())
-        for name in accounts:
-            self._work(name)
+        self.store.recover(now=self._clock(), keep_owner=self.owner)
+        with self._heartbeat():
+            if message is not None:
+                row = self.store.get(message)
+                self._work(row.account, only=message)
+                return
+            accounts = [account] if account else self.store.due_accounts(self._clock())
+            for name in accounts:
+                self._work(name)
+
+    @contextlib.contextmanager
+    def _heartbeat(self) -> Iterator[None]:
+        """Renew the leases of messages in flight while the caller's thread sends."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.lease / 3):
+                self._renew_leases(self._clock())
+
+        thread = threading.Thread(target=beat, name="outbox-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(5)
 
     # ----------------------------------------------------------- scheduler
 
@@ -190,10 +214,10 @@ class Runner:
     def _schedule(self) -> None:
         while not self._stopping.is_set():
             now = self._clock()
-            with contextlib.suppress(OutboxError):
-                for message, state in self.store.recover(now=now):
-                    self._emit(StateChanged(message, state, "recovered after an interruption"))
             self._renew_leases(now)
+            with contextlib.suppress(OutboxError):
+                for message, state in self.store.recover(now=now, keep_owner=self.owner):
+                    self._emit(StateChanged(message, state, "recovered after an interruption"))
             self._start_workers(now)
             self._wake.wait(self._sleep_time(now))
             self._wake.clear()
@@ -288,7 +312,15 @@ class Runner:
                         "be sent. Nothing else was changed.",
                     ),
                 )
-            mark_end = lambda: self.store.mark_data_end(row.id, self.owner)  # noqa: E731
+
+            def mark_end() -> None:
+                if not self.store.mark_data_end(row.id, self.owner, now=self._clock()):
+                    # Another runner took the message over (this one's lease ran
+                    # out): it sends it; this one must not send the final ".".
+                    raise LeaseLost(
+                        "Another Mailer took this message over; this copy was not finished."
+                    )
+
             if account.kind == "direct":
                 if self._direct is None:
                     raise OutboxError("direct delivery is not available in this runner")
@@ -314,7 +346,8 @@ class Runner:
             self.errors[row.id] = exc
             return self._fail(row, transcript, judge(exc))
         except WrongState:
-            return True  # someone else resolved it (recovered after a lease ran out)
+            connection.close()
+            return True  # someone else holds it now (recovered after a lease ran out)
         finally:
             with self._lock:
                 self._in_flight.pop(row.id, None)
@@ -341,7 +374,9 @@ class Runner:
         mark_end: Callable[[], None],
     ) -> MessageResult:
         limit = min(self.per_connection, getattr(account, "connection_limit", self.per_connection))
-        if connection.session is not None and connection.messages >= limit:
+        if connection.session is not None and (
+            connection.messages >= limit or not connection.session.usable
+        ):
             connection.close()
         if connection.session is None:
             session = Session(
@@ -383,9 +418,12 @@ class Runner:
 
     def _fail(self, row: MessageRow, transcript: Transcript, verdict: Verdict) -> bool:
         now = self._clock()
-        state = self.store.record_failure(
-            row.id, self.owner, verdict, transcript.render(), account=row.account, now=now
-        )
+        try:
+            state = self.store.record_failure(
+                row.id, self.owner, verdict, transcript.render(), account=row.account, now=now
+            )
+        except WrongState:
+            return True  # another runner holds it now; its own attempt will be recorded
         self._emit(StateChanged(row.id, state, verdict.reason))
         if verdict.disposition is Disposition.DEFER:
             # The server could not be reached or refused for now: the account's

@@ -218,6 +218,11 @@ class OutboxStore:
         return connection
 
     def _corrupt(self, exc: sqlite3.DatabaseError) -> OutboxError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return OutboxError(
+                f"The outbox {self.database} is busy: another Mailer has held it for more "
+                "than 30 seconds. Try again; nothing was changed."
+            )
         return OutboxError(
             f"The outbox database {self.database} cannot be read ({exc}). Nothing was "
             "deleted. Keep a copy of the file; the messages themselves are .eml files in "
@@ -487,13 +492,19 @@ class OutboxStore:
                 (until, owner, *ids),
             )
 
-    def mark_data_end(self, message: int, owner: str, *, now: float | None = None) -> None:
-        """The final "." is about to leave: from here a crash means "uncertain"."""
+    def mark_data_end(self, message: int, owner: str, *, now: float | None = None) -> bool:
+        """The final "." is about to leave: from here a crash means "uncertain".
+
+        False when this runner no longer holds the message (its lease ran out
+        and another runner took it): the caller must not send the ".".
+        """
         with self._write() as db:
-            db.execute(
-                "UPDATE messages SET data_end_at = ? WHERE id = ? AND lease_owner = ?",
+            cursor = db.execute(
+                "UPDATE messages SET data_end_at = ? WHERE id = ? AND lease_owner = ? "
+                "AND state = 'sending'",
                 (time.time() if now is None else now, message, owner),
             )
+            return cursor.rowcount == 1
 
     def _finish_attempt(
         self, db: sqlite3.Connection, message: int, outcome: str, error: str | None,
@@ -635,17 +646,25 @@ class OutboxStore:
             )
             self._finish_attempt(db, message, "interrupted", None, "", now)
 
-    def recover(self, *, now: float | None = None) -> list[tuple[int, State]]:
-        """Messages left in `sending` by a runner that died (its lease ran out)."""
+    def recover(
+        self, *, now: float | None = None, keep_owner: str | None = None
+    ) -> list[tuple[int, State]]:
+        """Messages left in `sending` by a runner that died (its lease ran out).
+
+        ``keep_owner``: the calling runner's own messages are never taken back
+        from it (after a suspend its leases look expired, but it still holds them).
+        """
         now = time.time() if now is None else now
         changed: list[tuple[int, State]] = []
         with self._write() as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(
-                "SELECT id, data_end_at FROM messages WHERE state = 'sending' AND lease_until < ?",
-                (now,),
+                "SELECT id, data_end_at FROM messages WHERE state = 'sending' AND lease_until < ? "
+                "AND lease_owner IS NOT ?",
+                (now, keep_owner),
             ).fetchall()
             for row in rows:
+                self._finish_attempt(db, row["id"], "interrupted", None, "", now)
                 if row["data_end_at"] is not None:
                     state = State.UNCERTAIN
                     error = (

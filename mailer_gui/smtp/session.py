@@ -152,6 +152,11 @@ class Session:
         return self._conn.size_limit
 
     @property
+    def usable(self) -> bool:
+        """Open, and able to carry another message."""
+        return self._transport is not None and self._broken is None
+
+    @property
     def tls_active(self) -> bool:
         return self._conn.tls_active
 

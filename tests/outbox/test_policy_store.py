@@ -280,3 +280,19 @@ def test_undo_is_a_cancel_before_anything_left(store: OutboxStore, tmp_path: Pat
     assert store.claim_next("a", now=T0 + 9, lease=60) is None
     assert store.cancel(message) is State.CANCELLED
     assert store.claim_next("a", now=T0 + 11, lease=60) is None
+
+
+def test_a_runner_that_lost_its_lease_may_not_send_the_dot(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    message = enqueue(store, tmp_path)
+    store.claim_next("slow", now=T0, lease=10)
+    # "slow" stalls past its lease; another runner recovers and takes the message.
+    assert dict(store.recover(now=T0 + 11, keep_owner="fast")) == {message: State.QUEUED}
+    assert store.claim_next("fast", now=T0 + 11, lease=10) is not None
+    assert store.mark_data_end(message, "slow") is False  # "slow" must stop before the dot
+    assert store.mark_data_end(message, "fast") is True
+    # A runner never takes back its own message, even when its lease looks expired.
+    assert store.recover(now=T0 + 99, keep_owner="fast") == []
+    (first, second) = store.attempts(message)
+    assert first.outcome == "interrupted" and second.outcome is None

@@ -306,16 +306,8 @@ def test_claims_are_exclusive(tmp_path: Path, threads: int, pause: float) -> Non
 
 
 # ---------------------------------------------------------------------------
-# Known bug, kept as strict xfails until mailer_gui/outbox is fixed: a lease that
-# runs out while its runner is still sending (deliver_now() never renews its
-# leases; the scheduler recovers before it renews, and a suspended laptop or a
-# clock step jumps past any lease) sends the message a second time, and it is
-# never `uncertain`. The holder's own result is then dropped (WrongState).
-
-LEASE_BUG = (
-    "outbox bug: recover() requeues a message whose runner is still sending it "
-    "(lease not renewed by deliver_now / clock jump), so it is sent twice, never uncertain"
-)
+# A lease that runs out while its runner is still sending (a long send, a
+# suspended laptop, a clock step) must never lead to a second, silent send.
 
 
 def one_message(tmp_path: Path, port: int) -> tuple[AppPaths, int]:
@@ -323,7 +315,6 @@ def one_message(tmp_path: Path, port: int) -> tuple[AppPaths, int]:
     return paths, next(iter(ids))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=LEASE_BUG)
 def test_lease_running_out_mid_send_is_not_a_second_send(aiosmtpd_factory, tmp_path) -> None:
     arrivals: Counter[str] = Counter()
     slow = threading.Event()
@@ -372,7 +363,6 @@ def test_lease_running_out_mid_send_is_not_a_second_send(aiosmtpd_factory, tmp_p
     assert total == 1 or state is State.UNCERTAIN, f"sent {total} times, state {state.value}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=LEASE_BUG)
 def test_clock_jump_mid_send_is_not_a_second_send(aiosmtpd_factory, tmp_path) -> None:
     """One background runner; the machine sleeps (the clock jumps past the lease)
     while a message is between MAIL and the final "."."""
