@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TextIO
 
 from mailer_gui import __version__
 from mailer_gui.accounts import secrets
+from mailer_gui.accounts.discover import Candidate, DiscoveryResult, ProgressEvent, discover
 from mailer_gui.accounts.model import ACCOUNT_FIELDS, Account, AccountError, Identity
 from mailer_gui.accounts.store import AccountStore, AccountStoreError
 from mailer_gui.message.addresses import (
@@ -217,6 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="for OAuth2 (XOAUTH2): a command that prints an access token, e.g. an OAuth "
         "helper for Gmail or Microsoft 365; the token is kept in memory only",
     )
+    detect = actions.add_parser(
+        "detect", help="find the server settings for an email address (nothing is saved)"
+    )
+    detect.add_argument("address", metavar="ADDR")
+    detect.add_argument("--json", action="store_true")
+    detect.add_argument(
+        "-v",
+        "--transcript",
+        action="store_true",
+        help="show each source's progress and the probes' SMTP lines",
+    )
+    setup = actions.add_parser(
+        "setup",
+        help="detect the settings, test the login, save the account and the password",
+    )
+    setup.add_argument("address", metavar="ADDR")
+    setup.add_argument("--name", metavar="NAME", help="the account's name (default: the domain)")
+    setup.add_argument("--display-name", metavar="TEXT")
+    setup.add_argument("--password-stdin", action="store_true")
+    setup.add_argument("--default", action="store_true", help="make it the default account")
+    setup.add_argument("-v", "--transcript", action="store_true")
     default = actions.add_parser("default", help="make an account the default one")
     default.add_argument("name", metavar="NAME")
     show_account = actions.add_parser("show", help="one account's settings (never a secret)")
@@ -415,6 +437,151 @@ def cmd_accounts_remove(args: argparse.Namespace, paths: AppPaths) -> int:
     except secrets.SecretError as exc:
         note = f" (its keyring entry could not be removed: {exc})"
     print(f"Removed account {account.name}{note}.")
+    return EX_OK
+
+
+def _candidate_json(candidate: Candidate) -> dict[str, Any]:
+    probe = candidate.probe
+    return {
+        "host": candidate.host,
+        "port": candidate.port,
+        "security": candidate.security.value,
+        "auth": candidate.auth.value,
+        "username": candidate.username,
+        "source": candidate.source,
+        "notes": list(candidate.notes),
+        "warnings": list(candidate.warnings),
+        "probe": None
+        if probe is None
+        else {
+            "accepted": probe.accepted,
+            "reason": probe.reason or None,
+            "tls": probe.tls_version,
+            "auth_mechanisms": list(probe.auth_mechanisms),
+            "size_limit": probe.size_limit,
+        },
+    }
+
+
+def _print_candidates(result: DiscoveryResult) -> None:
+    if not result.candidates:
+        print(f"No server settings were found for {result.address}.")
+    for number, candidate in enumerate(result.candidates, start=1):
+        mark = " (login works)" if candidate == result.working else ""
+        print(f"{number}. {candidate.describe()}, auth {candidate.auth.value}, user "
+              f"{candidate.username or '(none)'} — from {candidate.source}{mark}")  # fmt: skip
+        probe = candidate.probe
+        if probe is not None and probe.accepted:
+            mechanisms = " ".join(probe.auth_mechanisms) or "none"
+            size = f", SIZE {probe.size_limit}" if probe.size_limit else ""
+            print(f"   probe: {probe.tls_version or 'no TLS'}, AUTH {mechanisms}{size}")
+        for note in candidate.notes:
+            print(f"   note: {note}")
+        for warning in candidate.warnings:
+            print(f"   warning: {warning}")
+    for candidate in result.rejected:
+        reason = candidate.probe.reason if candidate.probe else ""
+        print(f"   rejected {candidate.describe()}: {reason}")
+    for failure in result.login_errors:
+        print(f"   login failed at {failure.candidate.describe()}: {failure.reason}")
+    sources = ", ".join(f"{name}: {status}" for name, status in result.sources.items())
+    print(f"({sources}; {result.elapsed:.1f} s)")
+
+
+def _discover(address: str, password: str | None, verbose: bool) -> DiscoveryResult:
+    def progress(event: ProgressEvent) -> None:
+        if verbose:
+            print(f"* {event.source}: {event.status} {event.detail}".rstrip(), file=sys.stderr)
+
+    try:
+        return discover(
+            address, password=password, on_progress=progress, transcript=_transcript(verbose)
+        )
+    except (ValueError, AddressError) as exc:
+        raise CliError(f"{address!r} cannot be looked up: {exc}", EX_DATAERR) from exc
+
+
+def cmd_accounts_detect(args: argparse.Namespace, paths: AppPaths) -> int:
+    result = _discover(args.address, None, args.transcript)
+    if args.json:
+        document = {
+            "address": result.address,
+            "candidates": [_candidate_json(c) for c in result.candidates],
+            "rejected": [_candidate_json(c) for c in result.rejected],
+            "sources": result.sources,
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        _print_candidates(result)
+    return EX_OK if result.candidates else EX_UNAVAILABLE
+
+
+def cmd_accounts_setup(args: argparse.Namespace, paths: AppPaths) -> int:
+    if args.password_stdin:
+        password = _read_password_line(sys.stdin)
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.address}: ")
+    else:
+        raise CliError("Give the password on standard input with --password-stdin.", EX_USAGE)
+    if not password:
+        raise CliError("No password was given; nothing was saved.", EX_USAGE)
+    try:
+        address = parse_address(args.address)
+    except AddressError as exc:
+        raise CliError(f"The address is not valid: {exc}", EX_DATAERR) from exc
+    name = args.name or address.ascii_domain
+    store = _store(paths)
+    try:
+        if any(a.name.lower() == name.lower() for a in store.load()):
+            raise CliError(
+                f"An account named {name!r} already exists; choose another with --name.",
+                EX_USAGE,
+            )
+    except AccountStoreError as exc:
+        raise CliError(str(exc), EX_CONFIG) from exc
+    result = _discover(address.addr_spec, password, args.transcript)
+    working = result.working
+    if working is None:
+        _print_candidates(result)
+        if result.login_errors:
+            raise CliError(
+                "None of the servers found accepted the login; nothing was saved. "
+                f"{result.login_errors[0].reason}",
+                EX_NOPERM,
+            )
+        raise CliError(
+            "No working server was found for this address; nothing was saved. Add the "
+            "account by hand with 'mailer-gui accounts add' if you know the settings.",
+            EX_UNAVAILABLE,
+        )
+    try:
+        account = Account(
+            name=name,
+            email=address.addr_spec,
+            display_name=args.display_name or address.display_name or None,
+            host=working.host,
+            port=working.port,
+            security=working.security,
+            auth=working.auth,
+            username=working.username if working.username != address.addr_spec else None,
+        )
+        secrets.store_password(account.name, password)
+    except AccountError as exc:
+        raise CliError(f"The settings found are not usable: {exc}", EX_CONFIG) from exc
+    except secrets.SecretError as exc:
+        raise CliError(str(exc), EX_CONFIG) from exc
+    try:
+        store.add(account, make_default=args.default)
+    except AccountStoreError as exc:
+        with contextlib.suppress(secrets.SecretError):
+            secrets.delete_password(account.name)
+        raise CliError(str(exc), EX_CONFIG) from exc
+    print(
+        f"Set up {account.name}: {account.email} via {working.describe()} (found by "
+        f"{working.source}, login tested); the password is in the keyring."
+    )
+    for warning in working.warnings:
+        print(f"Note: {warning}")
     return EX_OK
 
 
@@ -968,6 +1135,8 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace, AppPaths],
     ("send", None): cmd_send,
     ("accounts", "password"): cmd_accounts_password,
     ("accounts", "default"): cmd_accounts_default,
+    ("accounts", "detect"): cmd_accounts_detect,
+    ("accounts", "setup"): cmd_accounts_setup,
     ("accounts", "show"): cmd_accounts_show,
     ("outbox", "list"): cmd_outbox_list,
     ("outbox", "show"): cmd_outbox_show,

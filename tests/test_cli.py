@@ -588,3 +588,46 @@ def test_token_command_is_cached_in_memory(tmp_path) -> None:
     secrets.get_secret(account, now=2000.0)
     assert counter.read_text().count("x") == 3
     assert not any(tmp_path.glob("*token*"))  # nothing written but the test's own counter
+
+
+def test_accounts_setup_from_the_address_alone(
+    dnsmasq_factory, submission_server, secret_service, trust_test_ca, tmp_path, capsys,
+    monkeypatch,
+) -> None:  # fmt: skip
+    server = submission_server
+    dns = dnsmasq_factory(
+        srv={
+            "_submissions._tcp.example.test": [("localhost", server.tls_port, 0, 0)],
+            "_submission._tcp.example.test": [("localhost", server.starttls_port, 0, 0)],
+        }
+    )
+    monkeypatch.setenv("MAILER_GUI_NAMESERVER", dns.nameserver)
+    code, out, err = run(capsys, monkeypatch, tmp_path, "accounts", "detect", server.username)
+    assert code == 0, err
+    assert f"localhost port {server.tls_port} (tls)" in out and "DNS SRV" in out
+
+    code, out, err = run(
+        capsys, monkeypatch, tmp_path, "accounts", "setup", server.username,
+        "--name", "pf", "--password-stdin", stdin="not-" + server.password + "\n",
+    )  # fmt: skip
+    assert code == cli.EX_NOPERM and "nothing was saved" in err
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "list", "--json")
+    assert json.loads(out) == []
+
+    code, out, err = run(
+        capsys, monkeypatch, tmp_path, "accounts", "setup", server.username,
+        "--name", "pf", "--password-stdin", stdin=server.password + "\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "login tested" in out and "outside your domain" in out
+    import keyring
+
+    assert keyring.get_password("mailer-gui", "pf") == server.password
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "show", "pf", "--json")
+    shown = json.loads(out)
+    assert (shown["host"], shown["port"], shown["security"]) == (
+        "localhost",
+        server.tls_port,
+        "tls",
+    )
+    assert server.password not in out + tree_text(tmp_path)
