@@ -822,7 +822,7 @@ def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
         store,
         accounts.get,
         credentials=_credentials_for,  # type: ignore[arg-type]
-        on_event=show,
+        on_event=show if verbose else None,
         direct=deliver_direct_row,
     )
 

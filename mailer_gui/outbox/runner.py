@@ -15,6 +15,7 @@ import contextlib
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +29,7 @@ from mailer_gui.smtp.settings import ServerSettings
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
 
 CANCEL_HOLD = 60.0  # a cancelled send waits this long before it may go again
+CLAIM_BATCH = 10  # messages a worker claims in one transaction
 
 
 class LeaseLost(SmtpError):
@@ -87,6 +89,8 @@ class _Connection:
     def __init__(self) -> None:
         self.session: Session | None = None
         self.messages = 0
+        # A sent message whose result waits for the next commit.
+        self.unrecorded: tuple[MessageRow, MessageResult, str] | None = None
 
     def close(self) -> None:
         if self.session is not None:
@@ -127,6 +131,7 @@ class Runner:
         self._lock = threading.Lock()
         self._workers: dict[str, threading.Thread] = {}
         self._in_flight: dict[int, Session | None] = {}
+        self._held: set[int] = set()  # claimed by a worker, not yet being sent
         self._cancelled: set[int] = set()
         # An account whose server could not be reached waits until this time.
         self._backoff: dict[str, float] = {}
@@ -236,7 +241,7 @@ class Runner:
 
     def _renew_leases(self, now: float) -> None:
         with self._lock:
-            messages = list(self._in_flight)
+            messages = list(self._in_flight.keys() | self._held)
         if messages:
             with contextlib.suppress(OutboxError):
                 self.store.renew_leases(self.owner, messages, now + self.lease)
@@ -270,35 +275,58 @@ class Runner:
 
     def _work(self, account_name: str, *, only: int | None = None) -> None:
         connection = _Connection()
+        claimed: deque[MessageRow] = deque()
         try:
             while not self._stopping.is_set():
-                row = self.store.claim_next(
-                    self.owner,
-                    now=self._clock(),
-                    lease=self.lease,
-                    account=account_name,
-                    message=only,
-                )
-                if row is None:
-                    return
+                if not claimed:
+                    # A few at a time: one transaction for several claims.
+                    rows = self.store.claim(
+                        self.owner,
+                        now=self._clock(),
+                        lease=self.lease,
+                        account=account_name,
+                        message=only,
+                        limit=1 if only is not None else CLAIM_BATCH,
+                    )
+                    if not rows:
+                        return
+                    claimed.extend(rows)
+                    with self._lock:
+                        self._held.update(row.id for row in rows)
+                row = claimed.popleft()
                 self._emit(StateChanged(row.id, State.SENDING))
-                keep_going = self._deliver(row, connection)
+                try:
+                    keep_going = self._deliver(row, connection)
+                finally:
+                    with self._lock:
+                        self._held.discard(row.id)
                 if only is not None or not keep_going:
                     return
         finally:
+            with contextlib.suppress(OutboxError):
+                self._flush(connection)
             connection.close()
+            # Claimed but not started: back to the queue, as if never taken.
+            for row in claimed:
+                with contextlib.suppress(OutboxError):
+                    self.store.release(row.id, self.owner, now=self._clock())
+                with self._lock:
+                    self._held.discard(row.id)
 
     def _deliver(self, row: MessageRow, connection: _Connection) -> bool:
         """Send one claimed message; False when the account should not be tried further now."""
-        transcript = Transcript(
-            lambda record: self._emit(TranscriptLine(row.id, row.account, record))
-        )
+        transcript = Transcript(self._transcript_listener(row))
         with self._lock:
             self._in_flight[row.id] = None
         try:
+            if connection.unrecorded is not None and (
+                connection.unrecorded[0].account != row.account or not row.spool_path.exists()
+            ):
+                self._flush(connection)
             try:
                 account = self._accounts(row.account)
             except Exception as exc:  # the account was removed or its file is unreadable
+                self._flush(connection)
                 return self._fail(
                     row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, str(exc), "needs attention")
                 )
@@ -314,7 +342,7 @@ class Runner:
                 )
 
             def mark_end() -> None:
-                if not self.store.mark_data_end(row.id, self.owner, now=self._clock()):
+                if not self._mark(row, connection):
                     # Another runner took the message over (this one's lease ran
                     # out): it sends it; this one must not send the final ".".
                     raise LeaseLost(
@@ -327,6 +355,17 @@ class Runner:
                 result = self._direct(account, row, transcript, mark_end, self._register(row.id))
             else:
                 result = self._relay(account, row, transcript, connection, mark_end)
+            if result.error is None and account.kind != "direct":
+                # A clean result: recorded in the same commit as the next
+                # message's end-of-data mark (or when the worker stops). A
+                # crash before that leaves it "sending" with its mark set,
+                # which recovers as uncertain: never lost, never resent silently.
+                self._flush(connection)
+                connection.unrecorded = (row, result, transcript.render())
+                with self._lock:
+                    self._held.add(row.id)
+                return True
+            self._flush(connection)
             if result.error is not None:
                 self.errors[row.id] = result.error
             state = self.store.record_result(
@@ -337,21 +376,69 @@ class Runner:
                 connection.close()
             return True
         except Cancelled:
+            self._flush(connection)
             self.store.release(row.id, self.owner, now=self._clock(), hold=CANCEL_HOLD)
             connection.close()
             self._emit(StateChanged(row.id, State.QUEUED, "the send was interrupted"))
             return not self._stopping.is_set()
         except SmtpError as exc:
+            self._flush(connection)
             connection.close()
             self.errors[row.id] = exc
             return self._fail(row, transcript, judge(exc))
         except WrongState:
+            self._flush(connection)
             connection.close()
             return True  # someone else holds it now (recovered after a lease ran out)
         finally:
             with self._lock:
                 self._in_flight.pop(row.id, None)
                 self._cancelled.discard(row.id)
+
+    def _mark(self, row: MessageRow, connection: _Connection) -> bool:
+        """Record the previous clean result and mark this message's end of data."""
+        now = self._clock()
+        if connection.unrecorded is None:
+            return self.store.mark_data_end(row.id, self.owner, now=now)
+        previous, result, transcript = connection.unrecorded
+        connection.unrecorded = None
+        try:
+            state, marked = self.store.record_and_mark(
+                previous.id, self.owner, result, transcript, mark=row.id, now=now
+            )
+        except WrongState:
+            return self.store.mark_data_end(row.id, self.owner, now=now)
+        finally:
+            with self._lock:
+                self._held.discard(previous.id)
+        self._emit(StateChanged(previous.id, state))
+        return marked
+
+    def _flush(self, connection: _Connection) -> None:
+        """Record a clean result still waiting for the next message's commit."""
+        if connection.unrecorded is None:
+            return
+        previous, result, transcript = connection.unrecorded
+        connection.unrecorded = None
+        try:
+            state = self.store.record_result(
+                previous.id, self.owner, result, transcript, now=self._clock()
+            )
+            self._emit(StateChanged(previous.id, state))
+        except WrongState:
+            pass
+        finally:
+            with self._lock:
+                self._held.discard(previous.id)
+
+    def _transcript_listener(self, row: MessageRow) -> Callable[[TranscriptRecord], None] | None:
+        if self._on_event is None:
+            return None  # nobody listens: no event objects per line
+
+        def listener(record: TranscriptRecord) -> None:
+            self._emit(TranscriptLine(row.id, row.account, record))
+
+        return listener
 
     def _register(self, message: int) -> SessionHook:
         """Note the session carrying ``message``, so that cancel can close it."""

@@ -164,6 +164,11 @@ _SCHEMA: tuple[str, ...] = (
         since REAL
     );
     """,
+    # version 2: claims read only the waiting messages, in due order
+    """
+    CREATE INDEX messages_waiting ON messages (account, due_at, id)
+        WHERE state IN ('scheduled','queued','deferred');
+    """,
 )
 
 _MESSAGE_COLUMNS = (
@@ -452,8 +457,27 @@ class OutboxStore:
         message: int | None = None,
     ) -> MessageRow | None:
         """Lease the next due message (of ``account``, or that ``message``) for sending."""
+        rows = self.claim(owner, now=now, lease=lease, account=account, message=message, limit=1)
+        return rows[0] if rows else None
+
+    def claim(
+        self,
+        owner: str,
+        *,
+        now: float,
+        lease: float,
+        account: str | None = None,
+        message: int | None = None,
+        limit: int = 1,
+    ) -> list[MessageRow]:
+        """Lease up to ``limit`` due messages, oldest due first, in one transaction.
+
+        A runner that claims several at once sends them over one connection;
+        what it does not get to, it gives back with `release()`.
+        """
         with self._write() as db:
             db.row_factory = sqlite3.Row
+            # The conditions match the partial index messages_waiting.
             sql = (
                 "SELECT id FROM messages WHERE state IN ('scheduled','queued','deferred') "
                 "AND due_at <= ? AND account NOT IN "
@@ -466,20 +490,34 @@ class OutboxStore:
             if message is not None:
                 sql += " AND id = ?"
                 params.append(message)
-            row = db.execute(sql + " ORDER BY due_at, id LIMIT 1", params).fetchone()
-            if row is None:
-                return None
-            message = int(row["id"])
-            attempt = db.execute(
-                "INSERT INTO attempts (message, started_at) VALUES (?, ?)", (message, now)
-            ).lastrowid
-            db.execute(
-                "UPDATE messages SET state = 'sending', lease_owner = ?, lease_until = ?, "
-                "attempts = attempts + 1, current_attempt = ?, data_end_at = NULL, "
-                "first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ? WHERE id = ?",
-                (owner, now + lease, attempt, now, now, message),
-            )
-        return self.get(message)
+            params.append(int(limit))
+            ids = [int(r["id"]) for r in db.execute(sql + " ORDER BY due_at, id LIMIT ?", params)]
+            if not ids:
+                return []
+            for claimed in ids:
+                attempt = db.execute(
+                    "INSERT INTO attempts (message, started_at) VALUES (?, ?)", (claimed, now)
+                ).lastrowid
+                db.execute(
+                    "UPDATE messages SET state = 'sending', lease_owner = ?, lease_until = ?, "
+                    "attempts = attempts + 1, current_attempt = ?, data_end_at = NULL, "
+                    "first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ? "
+                    "WHERE id = ?",
+                    (owner, now + lease, attempt, now, now, claimed),
+                )
+            marks = ",".join("?" * len(ids))
+            rows = db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({marks})", ids
+            ).fetchall()
+            recipients = db.execute(
+                f"SELECT * FROM recipients WHERE message IN ({marks}) ORDER BY message, position",
+                ids,
+            ).fetchall()
+        by_message: dict[int, list[sqlite3.Row]] = {}
+        for r in recipients:
+            by_message.setdefault(r["message"], []).append(r)
+        found = {row["id"]: self._message(row, by_message.get(row["id"], [])) for row in rows}
+        return [found[i] for i in ids]
 
     def renew_leases(self, owner: str, messages: Iterable[int], until: float) -> None:
         ids = list(messages)
@@ -499,12 +537,15 @@ class OutboxStore:
         and another runner took it): the caller must not send the ".".
         """
         with self._write() as db:
-            cursor = db.execute(
-                "UPDATE messages SET data_end_at = ? WHERE id = ? AND lease_owner = ? "
-                "AND state = 'sending'",
-                (time.time() if now is None else now, message, owner),
-            )
-            return cursor.rowcount == 1
+            return self._mark(db, message, owner, time.time() if now is None else now)
+
+    def _mark(self, db: sqlite3.Connection, message: int, owner: str, now: float) -> bool:
+        cursor = db.execute(
+            "UPDATE messages SET data_end_at = ? WHERE id = ? AND lease_owner = ? "
+            "AND state = 'sending'",
+            (now, message, owner),
+        )
+        return cursor.rowcount == 1
 
     def _finish_attempt(
         self, db: sqlite3.Connection, message: int, outcome: str, error: str | None,
@@ -565,33 +606,52 @@ class OutboxStore:
         """Store what the server said for each recipient and move the message on."""
         now = time.time() if now is None else now
         with self._write() as db:
-            row = self._owned(db, message, owner)
-            for r in result.recipients:
-                db.execute(
-                    "UPDATE recipients SET status = ?, code = ?, enhanced = ?, text = ? "
-                    "WHERE message = ? AND address = ? AND status != 'accepted'",
-                    (
-                        "deferred" if result.uncertain else r.status.value,
-                        r.reply.code if r.reply else None,
-                        r.reply.enhanced if r.reply else None,
-                        r.text,
-                        message,
-                        r.address,
-                    ),
+            return self._record(db, message, owner, result, transcript, now)
+
+    def record_and_mark(
+        self, recorded: int, owner: str, result: MessageResult, transcript: str,
+        *, mark: int, now: float | None = None,
+    ) -> tuple[State, bool]:  # fmt: skip
+        """`record_result` for one message and `mark_data_end` for the next, in one
+        transaction: a connection carrying many messages commits once per message."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            state = self._record(db, recorded, owner, result, transcript, now)
+            return state, self._mark(db, mark, owner, now)
+
+    def _record(
+        self, db: sqlite3.Connection, message: int, owner: str, result: MessageResult,
+        transcript: str, now: float,
+    ) -> State:  # fmt: skip
+        row = self._owned(db, message, owner)
+        db.executemany(
+            "UPDATE recipients SET status = ?, code = ?, enhanced = ?, text = ? "
+            "WHERE message = ? AND address = ? AND status != 'accepted'",
+            [
+                (
+                    "deferred" if result.uncertain else r.status.value,
+                    r.reply.code if r.reply else None,
+                    r.reply.enhanced if r.reply else None,
+                    r.text,
+                    message,
+                    r.address,
                 )
-            problems = [r for r in result.recipients if r.status is not RecipientStatus.ACCEPTED]
-            error = result.error.message if result.error else None
-            if error is None and problems:
-                error = f"{problems[0].address}: {problems[0].text}"
-            self._finish_attempt(db, message, result.outcome, error, transcript, now)
-            if result.uncertain:
-                db.execute(
-                    "UPDATE messages SET state = 'uncertain', last_error = ?, lease_owner = NULL, "
-                    "lease_until = NULL, updated_at = ? WHERE id = ?",
-                    (error, now, message),
-                )
-                return State.UNCERTAIN
-            return self._settle(db, row, error, now)
+                for r in result.recipients
+            ],
+        )
+        problems = [r for r in result.recipients if r.status is not RecipientStatus.ACCEPTED]
+        error = result.error.message if result.error else None
+        if error is None and problems:
+            error = f"{problems[0].address}: {problems[0].text}"
+        self._finish_attempt(db, message, result.outcome, error, transcript, now)
+        if result.uncertain:
+            db.execute(
+                "UPDATE messages SET state = 'uncertain', last_error = ?, lease_owner = NULL, "
+                "lease_until = NULL, updated_at = ? WHERE id = ?",
+                (error, now, message),
+            )
+            return State.UNCERTAIN
+        return self._settle(db, row, error, now)
 
     def record_failure(
         self, message: int, owner: str, verdict: Verdict, transcript: str = "",
