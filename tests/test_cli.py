@@ -631,3 +631,19 @@ def test_accounts_setup_from_the_address_alone(
         "tls",
     )
     assert server.password not in out + tree_text(tmp_path)
+
+
+def test_detect_exits_cleanly_while_other_sources_still_run(dnsmasq_factory, tmp_path) -> None:
+    """The provider list answers at once while slower sources are still looking;
+    the process must still end normally (it once crashed at exit)."""
+    dns = dnsmasq_factory()
+    env = dict(os.environ, MAILER_GUI_NAMESERVER=dns.nameserver)
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-m", "mailer_gui", "--home", str(tmp_path), "accounts", "detect",
+             "ann@gmail.com"],
+            capture_output=True, text=True, timeout=60, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "smtp.gmail.com port 465 (tls)" in done.stdout
+        assert "app password" in done.stdout

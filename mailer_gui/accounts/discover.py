@@ -13,6 +13,7 @@ The wizard (ui/wizard) shows the result; accounts/store.py saves the choice.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import enum
 import functools
@@ -27,6 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -507,8 +509,29 @@ def _spawn(work: Callable[[], _T], name: str) -> cf.Future[_T]:
         else:
             future.set_result(result)
 
-    threading.Thread(target=run, name=f"mailer-discover-{name}", daemon=True).start()
+    thread = threading.Thread(target=run, name=f"mailer-discover-{name}", daemon=True)
+    with _threads_lock:
+        _threads.add(thread)
+    thread.start()
     return future
+
+
+# Threads left running past a deadline finish on their own timeouts; the
+# interpreter must not be torn down under them (a thread inside ssl or the
+# resolver when Python finalises can crash the process), so exit waits for
+# them, bounded.
+_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+_threads_lock = threading.Lock()
+_EXIT_WAIT = 12.0
+
+
+@atexit.register
+def _join_leftover_threads() -> None:
+    deadline = time.monotonic() + _EXIT_WAIT
+    with _threads_lock:
+        leftovers = [t for t in _threads if t.is_alive()]
+    for thread in leftovers:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _NothingHere(Exception):
