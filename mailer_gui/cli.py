@@ -47,6 +47,7 @@ from mailer_gui.outbox.store import (
     State,
 )
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
+from mailer_gui.sandbox import cli as sandbox_cli
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import (
     AuthenticationError,
@@ -71,7 +72,7 @@ EX_TEMPFAIL = 75
 EX_NOPERM = 77
 EX_CONFIG = 78
 
-COMMANDS = ("send", "accounts", "outbox")
+COMMANDS = ("send", "accounts", "outbox", "sandbox")
 
 
 class CliError(Exception):
@@ -281,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     answer = resolve.add_mutually_exclusive_group(required=True)
     answer.add_argument("--sent", action="store_true", help="it arrived: mark it as sent")
     answer.add_argument("--resend", action="store_true", help="send it again")
+    sandbox_cli.add_parser(commands)
     return parser  # fmt: skip
 
 
@@ -1144,6 +1146,7 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace, AppPaths],
     ("outbox", "retry"): cmd_outbox_retry,
     ("outbox", "cancel"): cmd_outbox_cancel,
     ("outbox", "resolve"): cmd_outbox_resolve,
+    ("sandbox", None): sandbox_cli.run,
     ("accounts", "add"): cmd_accounts_add,
     ("accounts", "list"): cmd_accounts_list,
     ("accounts", "remove"): cmd_accounts_remove,

@@ -1,0 +1,136 @@
+"""The "sandbox" account: what lets the app send to the sandbox like to any server.
+
+`ensure_sandbox_account` writes (or brings up to date) the account for a
+running SandboxServer: its port, its pinned certificate fingerprint, and its
+password in the keyring. With no usable keyring the password stays in memory
+(the server holds it) and the account asks for it (secret source "none").
+`stored_password` gives the password kept from an earlier run, so the login
+stays the same for as long as the keyring keeps it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final, Protocol
+
+import keyring.backend
+
+from mailer_gui.accounts import secrets
+from mailer_gui.accounts.model import Account, SecretSource
+from mailer_gui.accounts.store import AccountStore, UnknownAccount
+from mailer_gui.paths import AppPaths
+from mailer_gui.sandbox.errors import SandboxError
+from mailer_gui.smtp.settings import AuthMethod, Security
+
+SANDBOX_ACCOUNT: Final = "sandbox"
+SANDBOX_EMAIL: Final = "you@sandbox.test"  # .test is reserved (RFC 2606): never a real domain
+SANDBOX_DISPLAY_NAME: Final = "You (sandbox)"
+SANDBOX_HOST: Final = "127.0.0.1"
+SANDBOX_USERNAME: Final = "sandbox"
+
+
+class RunningSandbox(Protocol):
+    """What the account needs from a server (SandboxServer has it)."""
+
+    @property
+    def port(self) -> int: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+
+
+def sandbox_account(server: RunningSandbox, *, secret_source: SecretSource = "keyring") -> Account:
+    """The account that sends to `server` (not saved)."""
+    return Account(
+        name=SANDBOX_ACCOUNT,
+        email=SANDBOX_EMAIL,
+        display_name=SANDBOX_DISPLAY_NAME,
+        kind="relay",
+        host=SANDBOX_HOST,
+        port=server.port,
+        security=Security.STARTTLS,
+        auth=AuthMethod.PLAIN,
+        username=SANDBOX_USERNAME,
+        tls_fingerprint=server.fingerprint,
+        secret_source=secret_source,
+    )
+
+
+def is_sandbox_account(account: Account) -> bool:
+    """True for an account that sends to a sandbox (not the person's own account by that name)."""
+    return (
+        account.kind == "relay"
+        and account.host == SANDBOX_HOST
+        and account.username == SANDBOX_USERNAME
+    )
+
+
+def stored_password(*, backend: keyring.backend.KeyringBackend | None = None) -> str | None:
+    """The sandbox password kept in the keyring, or None (none kept, or no usable keyring)."""
+    lookup = Account(name=SANDBOX_ACCOUNT, email=SANDBOX_EMAIL, host=SANDBOX_HOST)
+    try:
+        return secrets.get_password(lookup, backend=backend)
+    except secrets.SecretError:
+        return None
+
+
+def ensure_sandbox_account(
+    paths: AppPaths,
+    server: RunningSandbox,
+    *,
+    backend: keyring.backend.KeyringBackend | None = None,
+) -> Account:
+    """Create or update the "sandbox" account for `server`, which must be started (its port).
+
+    The password goes to the keyring when one is usable. The person's changes
+    to the sender (address, name, signature, identities) are kept; the
+    connection settings are the server's. An account named "sandbox" that
+    sends elsewhere is the person's own: SandboxError, and it is left alone.
+    AccountStoreError when the accounts file cannot be read or written.
+    """
+    if server.port == 0:
+        raise SandboxError("Start the sandbox before setting up its account (no port yet).")
+    source: SecretSource = "keyring" if _keep_password(server.password, backend) else "none"
+    wanted = sandbox_account(server, secret_source=source)
+    store = AccountStore(paths.accounts_file)
+    try:
+        existing = store.get(SANDBOX_ACCOUNT)
+    except UnknownAccount:
+        store.add(wanted)
+        return wanted
+    if not is_sandbox_account(existing):
+        raise SandboxError(
+            f"There is already an account named {existing.name!r} that sends through "
+            f"{existing.host or 'direct delivery'}, so the sandbox leaves it alone. Rename or "
+            "remove that account to let the sandbox set up its own."
+        )
+    account = dataclasses.replace(
+        existing,
+        port=wanted.port,
+        security=wanted.security,
+        auth=wanted.auth,
+        allow_insecure_auth=False,
+        tls_fingerprint=wanted.tls_fingerprint,
+        secret_source=wanted.secret_source,
+        password_command=None,
+    )
+    if account == existing:
+        return existing
+    default = store.default()
+    was_default = default is not None and default.name.casefold() == existing.name.casefold()
+    # The store has no update: remove and add again, under its lock each.
+    store.remove(existing.name)
+    store.add(account, make_default=was_default)
+    return account
+
+
+def _keep_password(password: str, backend: keyring.backend.KeyringBackend | None) -> bool:
+    usable, _ = secrets.keyring_usable(backend)
+    if not usable:
+        return False
+    try:
+        secrets.store_password(SANDBOX_ACCOUNT, password, backend=backend)
+    except secrets.SecretError:
+        return False
+    return True
