@@ -310,6 +310,19 @@ def _account(paths: AppPaths, name: str | None) -> Account:
     return account
 
 
+def _ask_password(args: argparse.Namespace, prompt: str, otherwise: str) -> str:
+    """From --password-stdin, or asked on the terminal; never from an option."""
+    if args.password_stdin:
+        password = _read_password_line(sys.stdin)
+    elif sys.stdin.isatty():
+        password = getpass.getpass(prompt)
+    else:
+        raise CliError("Give the password on standard input with --password-stdin.", EX_USAGE)
+    if not password:
+        raise CliError(f"No password was given; {otherwise}.", EX_USAGE)
+    return password
+
+
 def _read_password_line(stream: TextIO) -> str:
     line = stream.readline()
     return line[:-1] if line.endswith("\n") else line
@@ -519,14 +532,7 @@ def cmd_accounts_detect(args: argparse.Namespace, paths: AppPaths) -> int:
 
 
 def cmd_accounts_setup(args: argparse.Namespace, paths: AppPaths) -> int:
-    if args.password_stdin:
-        password = _read_password_line(sys.stdin)
-    elif sys.stdin.isatty():
-        password = getpass.getpass(f"Password for {args.address}: ")
-    else:
-        raise CliError("Give the password on standard input with --password-stdin.", EX_USAGE)
-    if not password:
-        raise CliError("No password was given; nothing was saved.", EX_USAGE)
+    password = _ask_password(args, f"Password for {args.address}: ", "nothing was saved")
     try:
         address = parse_address(args.address)
     except AddressError as exc:
@@ -626,14 +632,7 @@ def cmd_accounts_show(args: argparse.Namespace, paths: AppPaths) -> int:
 
 def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
     account = _account(paths, args.name)
-    if args.password_stdin:
-        password = _read_password_line(sys.stdin)
-    elif sys.stdin.isatty():
-        password = getpass.getpass(f"New password for {account.login}: ")
-    else:
-        raise CliError("Give the password on standard input with --password-stdin.", EX_USAGE)
-    if not password:
-        raise CliError("No password was given; nothing changed.", EX_USAGE)
+    password = _ask_password(args, f"New password for {account.login}: ", "nothing changed")
     try:
         secrets.store_password(account.name, password)
     except secrets.SecretError as exc:

@@ -28,6 +28,7 @@ from mailer_gui.message.addresses import (
     split_address_list,
 )
 from mailer_gui.message.draft import Draft, InlineImage
+from mailer_gui.paths import fsync_directory
 
 _CHUNK = 1024 * 1024  # spool files can be 50 MB and more: never read one whole
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -92,7 +93,7 @@ def save_eml(source: Path, destination: Path) -> None:
             if isinstance(exc, OSError):
                 raise EmlError(_save_failed(destination, exc), destination) from exc
             raise
-    _fsync_directory(destination.parent)
+    fsync_directory(destination.parent)
 
 
 def _save_failed(destination: Path, exc: OSError) -> str:
@@ -100,16 +101,6 @@ def _save_failed(destination: Path, exc: OSError) -> str:
         f"The message could not be saved as {destination} ({_reason(exc)}). "
         "Check that the folder exists, that you may write to it and that the disk has room."
     )
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; not possible everywhere (Windows), so best effort."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # -- reading ------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.policy import Disposition, RetryPolicy, Verdict
-from mailer_gui.paths import ensure_private_dir
+from mailer_gui.paths import ensure_private_dir, fsync_directory
 from mailer_gui.smtp.session import MessageResult, RecipientStatus
 
 
@@ -176,15 +176,6 @@ _MESSAGE_COLUMNS = (
     "size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at, "
     "data_end_at, updated_at"
 )
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class OutboxStore:
@@ -416,7 +407,7 @@ class OutboxStore:
         name = f"{uuid.uuid4().hex}.eml"
         target = self.spool_dir / name
         os.replace(built.path, target)
-        _fsync_dir(self.spool_dir)
+        fsync_directory(self.spool_dir)
         state = State.SCHEDULED if due > now else State.QUEUED
         kinds = kinds or {}
         try:
@@ -746,14 +737,18 @@ class OutboxStore:
                 changed.append((row["id"], state))
         return changed
 
+    @staticmethod
+    def _state_of(db: sqlite3.Connection, message: int) -> State:
+        row = db.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
+        if row is None:
+            raise NotFound(f"There is no message {message} in the outbox.")
+        return State(row[0])
+
     def cancel(self, message: int, *, now: float | None = None) -> State:
         """Cancel a waiting message at once; a message being sent is left to its runner."""
         now = time.time() if now is None else now
         with self._write() as db:
-            row = db.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
-            if row is None:
-                raise NotFound(f"There is no message {message} in the outbox.")
-            state = State(row[0])
+            state = self._state_of(db, message)
             if state in (*WAITING, State.UNCERTAIN):
                 db.execute(
                     "UPDATE messages SET state = 'cancelled', updated_at = ? WHERE id = ?",
@@ -766,10 +761,7 @@ class OutboxStore:
         """Send again as soon as possible: a deferred or failed message, or a scheduled one."""
         now = time.time() if now is None else now
         with self._write() as db:
-            row = db.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
-            if row is None:
-                raise NotFound(f"There is no message {message} in the outbox.")
-            state = State(row[0])
+            state = self._state_of(db, message)
             if state not in (State.DEFERRED, State.FAILED, State.SCHEDULED, State.QUEUED):
                 raise WrongState(
                     f"Message {message} is {state.value}; only a waiting or failed one "
@@ -794,11 +786,9 @@ class OutboxStore:
         """The person's answer for an uncertain message: it arrived, or send it again."""
         now = time.time() if now is None else now
         with self._write() as db:
-            row = db.execute("SELECT state FROM messages WHERE id = ?", (message,)).fetchone()
-            if row is None:
-                raise NotFound(f"There is no message {message} in the outbox.")
-            if State(row[0]) is not State.UNCERTAIN:
-                raise WrongState(f"Message {message} is {row[0]}, not uncertain.")
+            state = self._state_of(db, message)
+            if state is not State.UNCERTAIN:
+                raise WrongState(f"Message {message} is {state.value}, not uncertain.")
             if sent:
                 db.execute(
                     "UPDATE recipients SET status = 'accepted', text = 'marked as sent' "

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from mailer_gui.paths import ensure_private_dir
+from mailer_gui.paths import ensure_private_dir, fsync_directory
 from mailer_gui.sandbox.errors import SandboxError
 
 ENVELOPE_FROM: Final = b"Return-Path"
@@ -98,7 +98,7 @@ class Inbox:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
-        _fsync_directory(final.parent)
+        fsync_directory(final.parent)
         return CapturedMessage(
             id=name,
             envelope_from=envelope_from,
@@ -245,13 +245,3 @@ def _captured_fields(value: str, default_size: int) -> tuple[datetime | None, in
     if key == "size" and number.isdigit():
         size = int(number)
     return moment, size
-
-
-def _fsync_directory(directory: Path) -> None:
-    if os.name != "posix":
-        return  # Windows cannot open a folder for fsync
-    descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -1,0 +1,226 @@
+"""The only door from widgets to the outbox: Qt signals in, plain calls out.
+
+The runner reports from its own threads through plain callbacks; the bridge
+hops each event onto the GUI thread with a queued signal before re-emitting it,
+so every public signal is delivered on the GUI thread whatever its receiver is.
+Blocking core calls (SQLite, keyring) go through `run_in_background`, which
+posts the result back the way Picard's util/thread.py does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
+
+from mailer_gui.accounts import secrets
+from mailer_gui.accounts.model import Account
+from mailer_gui.accounts.store import AccountStore
+from mailer_gui.outbox.runner import (
+    AccountLookup,
+    CredentialsLookup,
+    Event,
+    Progress,
+    Runner,
+    StateChanged,
+    TranscriptLine,
+    deliver_direct_row,
+)
+from mailer_gui.outbox.store import OutboxStore, State
+from mailer_gui.paths import AppPaths
+from mailer_gui.smtp.auth import Credentials
+from mailer_gui.smtp.settings import AuthMethod
+
+COUNTS_DELAY_MS = 200  # state changes within this window share one count query
+
+Done = Callable[[Any, BaseException | None], None]
+
+
+def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
+    """Credentials from the keyring or password command, read on the runner's thread.
+
+    The GUI cannot prompt on a terminal: an account with `secret_source` "none"
+    sends without logging in, and a missing password fails that send with a
+    message saying where to store it.
+    """
+    if account.auth is AuthMethod.NONE or account.secret_source == "none":
+        return None
+
+    def provide() -> Credentials:
+        return Credentials(account.login, secrets.get_secret(account))
+
+    return provide
+
+
+class OutboxBridge(QObject):
+    """Owns the outbox runner and turns its events into Qt signals on the GUI thread."""
+
+    #: message id, State value, detail ("" when none)
+    stateChanged = Signal(int, str, str)
+    #: message id, bytes sent, bytes total
+    progress = Signal(int, int, int)
+    #: message id, account name, TranscriptRecord (frozen)
+    transcriptLine = Signal(int, str, object)
+    #: {State value: number of messages}, every state present
+    countsChanged = Signal(dict)
+    #: message id, what went wrong (an action started without its own on_done)
+    actionFailed = Signal(int, str)
+
+    # Private hops onto the GUI thread, connected queued to slots of this object.
+    _runnerEvent = Signal(object)
+    _taskDone = Signal(object, object, object)
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        accounts: AccountLookup,
+        *,
+        credentials: CredentialsLookup = stored_credentials,  # type: ignore[assignment]
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._closed = False
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
+        self._runnerEvent.connect(self._on_runner_event, Qt.ConnectionType.QueuedConnection)
+        self._taskDone.connect(self._on_task_done, Qt.ConnectionType.QueuedConnection)
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(COUNTS_DELAY_MS)
+        self._counts_timer.timeout.connect(self._load_counts)
+        self._counts_loading = False
+        self._counts_again = False
+        self.runner = Runner(
+            store,
+            accounts,
+            credentials=credentials,
+            on_event=self._from_runner,
+            direct=deliver_direct_row,
+        )
+
+    @classmethod
+    def for_paths(cls, paths: AppPaths, parent: QObject | None = None) -> OutboxBridge:
+        store = OutboxStore(paths.database, paths.spool_dir)
+        return cls(store, AccountStore(paths.accounts_file).get, parent=parent)
+
+    # ------------------------------------------------------------ controls
+
+    def start(self) -> None:
+        """Start delivering in the background, and report the counts once."""
+        self.runner.start()
+        self.refresh_counts()
+
+    @Slot()
+    def wake(self) -> None:
+        """New work in the outbox (a message queued, a retry asked for)."""
+        self.runner.wake()
+
+    def cancel(self, message: int, on_done: Done | None = None) -> None:
+        """Cancel a message off the GUI thread (the store write may wait for a lock).
+
+        ``on_done(state, error)`` gets the State the message is in now, or the
+        error; without ``on_done`` an error is reported through `actionFailed`.
+        """
+
+        def finished(state: State | None, error: BaseException | None) -> None:
+            if on_done is not None:
+                on_done(state, error)
+            elif error is not None:
+                self.actionFailed.emit(message, str(error))
+
+        self.run_in_background(lambda: self.runner.cancel(message), finished)
+
+    def load_messages(self, states: Iterable[State] | None, on_done: Done) -> None:
+        """``on_done(list[MessageRow] | None, error)`` with the messages in ``states``."""
+        wanted = None if states is None else tuple(states)
+        self.run_in_background(lambda: self.store.messages(wanted), on_done)
+
+    def load_message(self, message: int, on_done: Done) -> None:
+        """``on_done(MessageRow | None, error)`` with one message as stored now."""
+        self.run_in_background(lambda: self.store.get(message), on_done)
+
+    @Slot()
+    def refresh_counts(self) -> None:
+        """Recount soon; changes arriving together share one query."""
+        if not self._closed and not self._counts_timer.isActive():
+            self._counts_timer.start()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the runner (sends in flight go back to the queue) and the workers.
+
+        Blocks for at most about ``timeout`` seconds per thread: meant for quit.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._counts_timer.stop()
+        self.runner.stop(timeout)
+        self._pool.clear()  # not yet started: dropped
+        self._pool.waitForDone(int(timeout * 1000))
+
+    # ------------------------------------------------------------ threads
+
+    def run_in_background(self, fn: Callable[[], Any], on_done: Done) -> None:
+        """Run blocking ``fn()`` on a worker thread; ``on_done(result, error)`` on this thread.
+
+        Exactly one of ``result`` / ``error`` is meaningful: ``error`` is the
+        exception ``fn`` raised, or None.
+        """
+        if self._closed:
+            return
+
+        def task() -> None:
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn()
+            except Exception as exc:  # handed to on_done, which decides what to tell
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the bridge was deleted meanwhile
+                self._taskDone.emit(on_done, result, error)
+
+        self._pool.start(task)
+
+    @Slot(object, object, object)
+    def _on_task_done(self, on_done: Done, result: Any, error: BaseException | None) -> None:
+        if not self._closed:
+            on_done(result, error)
+
+    def _from_runner(self, event: Event) -> None:
+        """Called on the runner's threads: only hop, never touch anything else."""
+        with contextlib.suppress(RuntimeError):  # the bridge was deleted at quit
+            self._runnerEvent.emit(event)
+
+    @Slot(object)
+    def _on_runner_event(self, event: Event) -> None:
+        if self._closed:
+            return
+        if isinstance(event, StateChanged):
+            self.stateChanged.emit(event.message, event.state.value, event.detail or "")
+            self.refresh_counts()
+        elif isinstance(event, Progress):
+            self.progress.emit(event.message, event.sent, event.total)
+        elif isinstance(event, TranscriptLine):
+            self.transcriptLine.emit(event.message, event.account, event.record)
+
+    @Slot()
+    def _load_counts(self) -> None:
+        if self._counts_loading:
+            self._counts_again = True  # one more query when this one is back
+            return
+        self._counts_loading = True
+        self.run_in_background(self.store.counts, self._counts_loaded)
+
+    def _counts_loaded(self, counts: dict[State, int] | None, error: BaseException | None) -> None:
+        self._counts_loading = False
+        if error is None and counts is not None:
+            self.countsChanged.emit({state.value: counts.get(state, 0) for state in State})
+        if self._counts_again:
+            self._counts_again = False
+            self.refresh_counts()
+
+
+__all__ = ["OutboxBridge", "stored_credentials"]

@@ -1,0 +1,288 @@
+"""The session log dock: a live, bounded view of every connection's transcript lines.
+
+Records arrive from the bridge's ``transcriptLine(int, str, object)`` signal already
+redacted by the core (smtp/transcript.py); this dock only shows, filters and saves them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, Qt, QTimer, Slot
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QGuiApplication,
+    QKeySequence,
+    QPalette,
+    QShortcut,
+    QTextCharFormat,
+    QTextCursor,
+)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mailer_gui.smtp.transcript import Direction, TranscriptRecord
+
+# A line's kind is stored as its block's userState, an index into KINDS.
+KINDS = ("client", "server", "note", "error", "heading")
+_ERROR_REPLY = re.compile(r"[45]\d\d(?:[ -]|$)")
+# Session._open starts every connection with this note.
+_HEADING_PREFIX = "connecting to "
+# Bursts (a DATA dialogue, many sessions at once) are drawn together, not line by line.
+_FLUSH_MS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    message_id: int
+    account: str
+    record: TranscriptRecord
+    kind: str
+    text: str  # as shown, and as the filter matches it
+
+
+def _kind(record: TranscriptRecord) -> str:
+    if record.direction is Direction.CLIENT:
+        return "client"
+    if record.direction is Direction.SERVER:
+        return "error" if _ERROR_REPLY.match(record.text) else "server"
+    return "heading" if record.text.startswith(_HEADING_PREFIX) else "note"
+
+
+def _line(message_id: int, account: str, record: TranscriptRecord) -> LogLine:
+    kind = _kind(record)
+    stamp = time.strftime("%H:%M:%S", time.localtime(record.time))
+    if kind == "heading":
+        text = f"{stamp} [{account}] {record.render()}"
+    else:
+        text = f"{stamp} {record.render()}"
+    return LogLine(message_id, account, record, kind, text)
+
+
+class SessionLogDock(QDockWidget):
+    def __init__(self, parent: QWidget | None = None, *, max_lines: int = 5000) -> None:
+        super().__init__("Session log", parent)
+        self.setObjectName("sessionLogDock")
+        self.max_lines = max_lines
+        self._lines: deque[LogLine] = deque(maxlen=max_lines)
+        self._pending: deque[LogLine] = deque(maxlen=max_lines)
+        self._needle = ""
+
+        body = QWidget(self)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(4, 4, 4, 4)
+        bar = QHBoxLayout()
+        self.filter = QLineEdit(body)
+        self.filter.setPlaceholderText("Filter")
+        self.filter.setAccessibleName("Filter session log")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setToolTip("Show only lines containing this text (Ctrl+F)")
+        self.copy_button = QPushButton("&Copy", body)
+        self.copy_button.setAccessibleName("Copy session log")
+        self.copy_button.setToolTip("Copy the selected lines, or every shown line")
+        self.save_button = QPushButton("&Save…", body)
+        self.save_button.setAccessibleName("Save session log")
+        self.save_button.setToolTip("Save the shown lines to a text file")
+        self.clear_button = QPushButton("C&lear", body)
+        self.clear_button.setAccessibleName("Clear session log")
+        bar.addWidget(self.filter, 1)
+        for button in (self.copy_button, self.save_button, self.clear_button):
+            bar.addWidget(button)
+        layout.addLayout(bar)
+
+        self.view = QPlainTextEdit(body)
+        self.view.setReadOnly(True)
+        self.view.setUndoRedoEnabled(False)
+        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.view.setMaximumBlockCount(max_lines)
+        self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.view.setAccessibleName("Session log lines")
+        layout.addWidget(self.view, 1)
+        self.setWidget(body)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(_FLUSH_MS)
+        self._timer.timeout.connect(self.flush)
+        self._formats = self._make_formats()
+
+        self.filter.textChanged.connect(self._set_filter)
+        self.copy_button.clicked.connect(self.copy)
+        self.save_button.clicked.connect(self._ask_save)
+        self.clear_button.clicked.connect(self.clear)
+        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        find = QShortcut(QKeySequence.StandardKey.Find, self, self._focus_filter)
+        find.setContext(context)
+        save = QShortcut(QKeySequence.StandardKey.Save, self, self._ask_save)
+        save.setContext(context)
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.filter, self.filter.clear)
+        escape.setContext(Qt.ShortcutContext.WidgetShortcut)
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    @Slot(int, str, object)
+    def append(self, message_id: int, account: str, record: TranscriptRecord) -> None:
+        line = _line(message_id, account, record)
+        self._lines.append(line)
+        if self._matches(line):
+            self._pending.append(line)
+            if not self._timer.isActive():
+                self._timer.start()
+
+    @Slot()
+    def flush(self) -> None:
+        """Draw the lines waiting since the last flush (the timer calls this)."""
+        self._timer.stop()
+        if not self._pending:
+            return
+        bar = self.view.verticalScrollBar()
+        following = bar.value() == bar.maximum()
+        self._insert(self._pending)
+        self._pending.clear()
+        if following:
+            bar.setValue(bar.maximum())
+
+    def _insert(self, lines: deque[LogLine] | list[LogLine]) -> None:
+        document = self.view.document()
+        cursor = QTextCursor(document)
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.beginEditBlock()
+        for line in lines:
+            if not document.isEmpty():
+                cursor.insertBlock()
+            cursor.insertText(line.text, self._formats[line.kind])
+            cursor.block().setUserState(KINDS.index(line.kind))
+        cursor.endEditBlock()
+
+    # -- looking ---------------------------------------------------------------------------
+
+    def _matches(self, line: LogLine) -> bool:
+        return not self._needle or self._needle in line.text.casefold()
+
+    @Slot(str)
+    def _set_filter(self, text: str) -> None:
+        self._needle = text.casefold()
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._timer.stop()
+        self._pending.clear()
+        self.view.clear()
+        self._insert([line for line in self._lines if self._matches(line)])
+        bar = self.view.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _focus_filter(self) -> None:
+        self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter.selectAll()
+
+    def text(self) -> str:
+        """The shown lines as plain text (pending lines are drawn first)."""
+        self.flush()
+        return self.view.toPlainText()
+
+    def line_kinds(self) -> list[str]:
+        """Each shown line's kind: client, server, note, error or heading."""
+        self.flush()
+        document = self.view.document()
+        if document.isEmpty():
+            return []
+        block = document.firstBlock()
+        kinds = []
+        while block.isValid():
+            kinds.append(KINDS[block.userState()])
+            block = block.next()
+        return kinds
+
+    # -- colours ---------------------------------------------------------------------------
+
+    def _make_formats(self) -> dict[str, QTextCharFormat]:
+        """Colours from the palette, so light and dark themes both read well."""
+        palette = self.view.palette()
+        dark = palette.color(QPalette.ColorRole.Base).lightness() < 128
+        colours = {
+            "client": palette.color(QPalette.ColorRole.Link),
+            "server": palette.color(QPalette.ColorRole.Text),
+            "note": palette.color(QPalette.ColorRole.PlaceholderText),
+            "error": QColor("#ff7b72") if dark else QColor("#c62828"),
+            "heading": palette.color(QPalette.ColorRole.Text),
+        }
+        formats = {}
+        for kind, colour in colours.items():
+            fmt = QTextCharFormat()
+            fmt.setForeground(colour)
+            if kind in ("error", "heading"):
+                fmt.setFontWeight(QFont.Weight.Bold)
+            formats[kind] = fmt
+        return formats
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._formats = self._make_formats()
+            self._rebuild()
+
+    # -- actions ---------------------------------------------------------------------------
+
+    @Slot()
+    def copy(self) -> None:
+        """Copy the selection, or every shown line when nothing is selected."""
+        selected = self.view.textCursor().selection().toPlainText()
+        QGuiApplication.clipboard().setText(selected or self.text())
+
+    @Slot()
+    def clear(self) -> None:
+        self._lines.clear()
+        self._timer.stop()
+        self._pending.clear()
+        self.view.clear()
+
+    def save_to(self, path: str | os.PathLike[str]) -> None:
+        """Write the shown lines to ``path``, replacing it only once fully written."""
+        target = Path(path)
+        text = self.text()
+        data = (text + "\n" if text else "").encode("utf-8")
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    @Slot()
+    def _ask_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save session log", "session-log.txt", "Text files (*.txt);;All files (*)"
+        )
+        if not path:
+            return
+        try:
+            self.save_to(path)
+        except OSError as exc:
+            QMessageBox.warning(
+                self,
+                "Session log not saved",
+                f"The session log could not be saved to {path}: {exc.strerror or exc}.\n"
+                "Choose another folder or file name and try again.",
+            )

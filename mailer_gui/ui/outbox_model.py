@@ -1,0 +1,249 @@
+"""The outbox folders (Outbox, Sent, Failed) as a Qt table model.
+
+Rows are MessageRows loaded off the GUI thread (`OutboxBridge.load_messages`);
+every cell's text is worked out once in `set_rows`, so `data()` is a list
+lookup and ten thousand messages scroll and sort smoothly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+
+from mailer_gui.outbox.store import MessageRow, State
+
+COLUMNS = (
+    "Subject",
+    "Recipients",
+    "Account",
+    "State",
+    "Attempts",
+    "Next attempt",
+    "Last server reply",
+)
+SUBJECT, RECIPIENTS, ACCOUNT, STATE, ATTEMPTS, NEXT_ATTEMPT, LAST_REPLY = range(len(COLUMNS))
+
+# Plain ints: role comparisons in data() stay cheap.
+_DISPLAY = Qt.ItemDataRole.DisplayRole.value
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole.value
+MESSAGE_ID_ROLE = Qt.ItemDataRole.UserRole.value
+SORT_ROLE = Qt.ItemDataRole.UserRole.value + 1  # numbers and times sort as such
+
+_WAITING = (State.SCHEDULED, State.QUEUED, State.DEFERRED)
+_STATE_ORDER = {state: i for i, state in enumerate(State)}
+
+
+class Folder(enum.Enum):
+    """Which messages a view shows."""
+
+    OUTBOX = (State.SCHEDULED, State.QUEUED, State.SENDING, State.DEFERRED, State.UNCERTAIN)
+    SENT = (State.SENT,)
+    FAILED = (State.FAILED, State.CANCELLED)
+
+    @property
+    def states(self) -> frozenset[State]:
+        return frozenset(self.value)
+
+
+def _clock_time(when: float, now: float) -> str:
+    moment = datetime.fromtimestamp(when)
+    if moment.date() == datetime.fromtimestamp(now).date():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def state_text(row: MessageRow, now: float) -> str:
+    """The state in plain words, as the State column shows it."""
+    state = row.state
+    if state is State.SCHEDULED:
+        return "Scheduled (undo possible)"
+    if state is State.QUEUED:
+        return "Queued" if row.due_at <= now else f"Queued for {_clock_time(row.due_at, now)}"
+    if state is State.SENDING:
+        return "Sending…"
+    if state is State.DEFERRED:
+        return f"Waiting to retry at {_clock_time(row.due_at, now)}"
+    if state is State.UNCERTAIN:
+        return "Uncertain — check"
+    return {State.SENT: "Sent", State.FAILED: "Failed", State.CANCELLED: "Cancelled"}[state]
+
+
+def _first_line(text: str | None) -> str:
+    return text.strip().splitlines()[0] if text and text.strip() else ""
+
+
+def _cells(row: MessageRow, now: float) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """(display texts, sort keys) of one message, one entry per column."""
+    recipients = ", ".join(r.address for r in row.recipients)
+    waiting = row.state in _WAITING
+    next_attempt = _clock_time(row.due_at, now) if waiting and row.due_at > now else ""
+    if waiting and not next_attempt:
+        next_attempt = "Now"
+    reply = _first_line(row.last_error)
+    display = (
+        row.subject or "(no subject)",
+        recipients,
+        row.account,
+        state_text(row, now),
+        str(row.attempts),
+        next_attempt,
+        reply,
+    )
+    keys = (
+        row.subject.casefold(),
+        recipients.casefold(),
+        row.account.casefold(),
+        _STATE_ORDER[row.state],
+        row.attempts,
+        row.due_at if waiting else float("inf"),
+        reply.casefold(),
+    )
+    return display, keys
+
+
+class OutboxTableModel(QAbstractTableModel):
+    """The messages of one folder, newest first as loaded; sort through `make_proxy()`."""
+
+    def __init__(self, folder: Folder | Iterable[State], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        states = folder.states if isinstance(folder, Folder) else frozenset(folder)
+        self.states: frozenset[State] = states
+        self._rows: list[MessageRow] = []
+        self._display: list[tuple[str, ...]] = []
+        self._keys: list[tuple[Any, ...]] = []
+        self._tooltips: list[str | None] = []
+        self._ids: list[int] = []
+        self._row_of: dict[int, int] = {}
+
+    # ------------------------------------------------------------ updates
+
+    def set_rows(self, rows: Sequence[MessageRow], *, now: float | None = None) -> None:
+        """Show ``rows`` (those outside this folder are left out)."""
+        now = time.time() if now is None else now
+        shown = [row for row in rows if row.state in self.states]
+        self.beginResetModel()
+        self._rows = shown
+        cells = [_cells(row, now) for row in shown]
+        self._display = [display for display, _ in cells]
+        self._keys = [keys for _, keys in cells]
+        self._tooltips = [row.last_error or None for row in shown]
+        self._ids = [row.id for row in shown]
+        self._row_of = {message: i for i, message in enumerate(self._ids)}
+        self.endResetModel()
+
+    def update_state(
+        self, message: int, state: str | State, detail: str = "", *, now: float | None = None
+    ) -> bool:
+        """Apply a state change reported by the bridge.
+
+        The row is updated in place, or removed when the message leaves this
+        folder. Returns True when the message entered the folder and is not
+        shown yet: the caller reloads (this model does not know its row).
+        """
+        state = State(state)
+        i = self._row_of.get(message)
+        if i is None:
+            return state in self.states
+        if state not in self.states:
+            self._remove(i)
+            return False
+        old = self._rows[i]
+        row = dataclasses.replace(old, state=state, last_error=detail or old.last_error)
+        self._replace(i, row, now)
+        return False
+
+    def update_row(self, row: MessageRow, *, now: float | None = None) -> None:
+        """Show ``row`` as freshly loaded: replaced, removed, or added at the top."""
+        i = self._row_of.get(row.id)
+        if i is None:
+            if row.state in self.states:
+                self._insert(0, row, now)
+        elif row.state not in self.states:
+            self._remove(i)
+        else:
+            self._replace(i, row, now)
+
+    def message_row(self, row: int) -> MessageRow:
+        return self._rows[row]
+
+    def row_of(self, message: int) -> int | None:
+        return self._row_of.get(message)
+
+    def _replace(self, i: int, row: MessageRow, now: float | None) -> None:
+        self._rows[i] = row
+        self._display[i], self._keys[i] = _cells(row, time.time() if now is None else now)
+        self._tooltips[i] = row.last_error or None
+        self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
+
+    def _insert(self, i: int, row: MessageRow, now: float | None) -> None:
+        display, keys = _cells(row, time.time() if now is None else now)
+        self.beginInsertRows(QModelIndex(), i, i)
+        self._rows.insert(i, row)
+        self._display.insert(i, display)
+        self._keys.insert(i, keys)
+        self._tooltips.insert(i, row.last_error or None)
+        self._ids.insert(i, row.id)
+        self._reindex(i)
+        self.endInsertRows()
+
+    def _remove(self, i: int) -> None:
+        self.beginRemoveRows(QModelIndex(), i, i)
+        del self._rows[i], self._display[i], self._keys[i], self._tooltips[i]
+        self._row_of.pop(self._ids.pop(i))
+        self._reindex(i)
+        self.endRemoveRows()
+
+    def _reindex(self, start: int) -> None:
+        for j in range(start, len(self._ids)):
+            self._row_of[self._ids[j]] = j
+
+    # ------------------------------------------------------------ Qt model
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self._ids)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
+        if not index.isValid():
+            return None
+        role = int(role)
+        if role == _DISPLAY:
+            return self._display[index.row()][index.column()]
+        if role == _TOOLTIP:
+            return self._tooltips[index.row()]
+        if role == MESSAGE_ID_ROLE:
+            return self._ids[index.row()]
+        if role == SORT_ROLE:
+            return self._keys[index.row()][index.column()]
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
+        if (
+            int(role) == _DISPLAY
+            and orientation == Qt.Orientation.Horizontal
+            and 0 <= section < len(COLUMNS)
+        ):
+            return COLUMNS[section]
+        return None
+
+    def make_proxy(self, parent: QObject | None = None) -> QSortFilterProxyModel:
+        """A sorting proxy over this model (times and attempt counts sort as numbers)."""
+        proxy = QSortFilterProxyModel(parent if parent is not None else self)
+        proxy.setSortRole(SORT_ROLE)
+        proxy.setSourceModel(self)
+        return proxy
