@@ -6,25 +6,24 @@ redacted by the core (smtp/transcript.py); this dock only shows, filters and sav
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Slot
 from PySide6.QtGui import (
     QColor,
-    QFont,
     QFontDatabase,
     QGuiApplication,
     QKeySequence,
     QPalette,
     QShortcut,
-    QTextCharFormat,
-    QTextCursor,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -38,10 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mailer_gui.paths import fsync_directory
 from mailer_gui.smtp.transcript import Direction, TranscriptRecord
 
-# A line's kind is stored as its block's userState, an index into KINDS.
-KINDS = ("client", "server", "note", "error", "heading")
 _ERROR_REPLY = re.compile(r"[45]\d\d(?:[ -]|$)")
 # Session._open starts every connection with this note.
 _HEADING_PREFIX = "connecting to "
@@ -73,6 +71,8 @@ def _line(message_id: int, account: str, record: TranscriptRecord) -> LogLine:
         text = f"{stamp} [{account}] {record.render()}"
     else:
         text = f"{stamp} {record.render()}"
+    # One record, one block: a stray line break would split it and skew line_kinds().
+    text = " ".join(text.splitlines())
     return LogLine(message_id, account, record, kind, text)
 
 
@@ -83,6 +83,8 @@ class SessionLogDock(QDockWidget):
         self.max_lines = max_lines
         self._lines: deque[LogLine] = deque(maxlen=max_lines)
         self._pending: deque[LogLine] = deque(maxlen=max_lines)
+        # The kind of each line in the view, trimmed in step with setMaximumBlockCount.
+        self._shown_kinds: deque[str] = deque(maxlen=max_lines)
         self._needle = ""
 
         body = QWidget(self)
@@ -121,7 +123,7 @@ class SessionLogDock(QDockWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(_FLUSH_MS)
         self._timer.timeout.connect(self.flush)
-        self._formats = self._make_formats()
+        self._styles = self._make_styles()
 
         self.filter.textChanged.connect(self._set_filter)
         self.copy_button.clicked.connect(self.copy)
@@ -152,24 +154,20 @@ class SessionLogDock(QDockWidget):
         self._timer.stop()
         if not self._pending:
             return
-        bar = self.view.verticalScrollBar()
-        following = bar.value() == bar.maximum()
+        # appendHtml keeps following the tail when the view was at the bottom.
         self._insert(self._pending)
         self._pending.clear()
-        if following:
-            bar.setValue(bar.maximum())
 
-    def _insert(self, lines: deque[LogLine] | list[LogLine]) -> None:
-        document = self.view.document()
-        cursor = QTextCursor(document)
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.beginEditBlock()
+    def _insert(self, lines: Iterable[LogLine]) -> None:
+        # One appendHtml per batch, not a call per line: it keeps a burst cheap, and the
+        # installed PySide6 build loses a reference to None on every void call it makes,
+        # so per-line calls crash Python 3.11 after a few thousand lines.
+        paragraphs = []
         for line in lines:
-            if not document.isEmpty():
-                cursor.insertBlock()
-            cursor.insertText(line.text, self._formats[line.kind])
-            cursor.block().setUserState(KINDS.index(line.kind))
-        cursor.endEditBlock()
+            paragraphs.append(f'<p style="{self._styles[line.kind]}">{html.escape(line.text)}</p>')
+            self._shown_kinds.append(line.kind)
+        if paragraphs:
+            self.view.appendHtml("".join(paragraphs))
 
     # -- looking ---------------------------------------------------------------------------
 
@@ -184,10 +182,8 @@ class SessionLogDock(QDockWidget):
     def _rebuild(self) -> None:
         self._timer.stop()
         self._pending.clear()
-        self.view.clear()
-        self._insert([line for line in self._lines if self._matches(line)])
-        bar = self.view.verticalScrollBar()
-        bar.setValue(bar.maximum())
+        self._clear_view()
+        self._insert(line for line in self._lines if self._matches(line))
 
     def _focus_filter(self) -> None:
         self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
@@ -201,21 +197,13 @@ class SessionLogDock(QDockWidget):
     def line_kinds(self) -> list[str]:
         """Each shown line's kind: client, server, note, error or heading."""
         self.flush()
-        document = self.view.document()
-        if document.isEmpty():
-            return []
-        block = document.firstBlock()
-        kinds = []
-        while block.isValid():
-            kinds.append(KINDS[block.userState()])
-            block = block.next()
-        return kinds
+        return list(self._shown_kinds)
 
     # -- colours ---------------------------------------------------------------------------
 
-    def _make_formats(self) -> dict[str, QTextCharFormat]:
+    def _make_styles(self) -> dict[str, str]:
         """Colours from the palette, so light and dark themes both read well."""
-        palette = self.view.palette()
+        palette = self.palette()  # the view inherits it; its own copy updates later
         dark = palette.color(QPalette.ColorRole.Base).lightness() < 128
         colours = {
             "client": palette.color(QPalette.ColorRole.Link),
@@ -224,19 +212,16 @@ class SessionLogDock(QDockWidget):
             "error": QColor("#ff7b72") if dark else QColor("#c62828"),
             "heading": palette.color(QPalette.ColorRole.Text),
         }
-        formats = {}
+        styles = {}
         for kind, colour in colours.items():
-            fmt = QTextCharFormat()
-            fmt.setForeground(colour)
-            if kind in ("error", "heading"):
-                fmt.setFontWeight(QFont.Weight.Bold)
-            formats[kind] = fmt
-        return formats
+            weight = "bold" if kind in ("error", "heading") else "normal"
+            styles[kind] = f"margin:0; white-space:pre; color:{colour.name()}; font-weight:{weight}"
+        return styles
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange:
-            self._formats = self._make_formats()
+            self._styles = self._make_styles()
             self._rebuild()
 
     # -- actions ---------------------------------------------------------------------------
@@ -252,14 +237,18 @@ class SessionLogDock(QDockWidget):
         self._lines.clear()
         self._timer.stop()
         self._pending.clear()
+        self._clear_view()
+
+    def _clear_view(self) -> None:
         self.view.clear()
+        self._shown_kinds.clear()
 
     def save_to(self, path: str | os.PathLike[str]) -> None:
         """Write the shown lines to ``path``, replacing it only once fully written."""
         target = Path(path)
         text = self.text()
         data = (text + "\n" if text else "").encode("utf-8")
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
@@ -269,6 +258,7 @@ class SessionLogDock(QDockWidget):
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+        fsync_directory(target.parent)
 
     @Slot()
     def _ask_save(self) -> None:

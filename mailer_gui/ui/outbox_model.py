@@ -242,8 +242,12 @@ class OutboxTableModel(QAbstractTableModel):
         return None
 
     def make_proxy(self, parent: QObject | None = None) -> QSortFilterProxyModel:
-        """A sorting proxy over this model (times and attempt counts sort as numbers)."""
-        proxy = QSortFilterProxyModel(parent if parent is not None else self)
+        """A sorting proxy over this model (times and attempt counts sort as numbers).
+
+        Give it the view or widget as parent (or keep a reference): parented to this
+        model, PySide 6.12 crashed when the model was garbage-collected.
+        """
+        proxy = QSortFilterProxyModel(parent)
         proxy.setSortRole(SORT_ROLE)
         proxy.setSourceModel(self)
         return proxy
