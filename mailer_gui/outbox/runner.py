@@ -505,6 +505,7 @@ class Runner:
 
     def _fail(self, row: MessageRow, transcript: Transcript, verdict: Verdict) -> bool:
         now = self._clock()
+        transcript.note(verdict.reason)  # the session log says why it stopped
         try:
             state = self.store.record_failure(
                 row.id, self.owner, verdict, transcript.render(), account=row.account, now=now
