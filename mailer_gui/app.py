@@ -31,6 +31,10 @@ def _wants_cli(argv: Sequence[str]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--self-test"]:
+        from mailer_gui.ui.self_test import run_self_test
+
+        return run_self_test()
     if _wants_cli(args):
         return cli.main(args)
     from mailer_gui.ui.main_window import run_gui

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -52,3 +53,17 @@ def test_typo_command_exits_64() -> None:
     )
     assert done.returncode == 64
     assert "invalid choice: 'sned'" in done.stderr
+
+
+def test_self_test_sends_through_the_sandbox(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mailer_gui", "--self-test"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "self-test passed" in done.stdout
+    assert not any(tmp_path.iterdir())  # nothing left in the person's home
