@@ -49,6 +49,7 @@ import dns.resolver
 import pytest
 
 from tests.servers.availability import unavailable
+from tests.servers.processes import stop_process
 
 __all__ = ["DNSMASQ", "Dnsmasq", "DnsmasqFactory", "dnsmasq_factory"]
 
@@ -115,13 +116,7 @@ class Dnsmasq:
         return self._process.poll() is None
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self._process.wait(timeout=5)
+        stop_process(self._process)
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 

@@ -58,6 +58,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.availability import require_program
+from tests.servers.processes import stop_process
 
 __all__ = ["SmtpSink", "SmtpSinkFactory", "smtp_sink_factory"]
 
@@ -122,13 +123,7 @@ class SmtpSink:
         return self._process.poll() is None
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self._process.wait(timeout=5)
+        stop_process(self._process)
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 
