@@ -28,9 +28,7 @@ import io
 import os
 import pstats
 import shutil
-import signal
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,10 +38,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# The smtp-sink helpers of the test suite (run from a checkout: its root on the path).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mailer_gui.smtp.errors import SmtpError
 from mailer_gui.smtp.session import Envelope, Session
 from mailer_gui.smtp.settings import AuthMethod, Security, ServerSettings
 from mailer_gui.smtp.transcript import Transcript
+from tests.servers.processes import stop_process
+from tests.servers.smtp_sink import _free_port, _listening
 
 HOST = "127.0.0.1"
 SENDER = "bench-sender@example.test"
@@ -58,31 +60,6 @@ class BenchError(Exception):
 
 
 # ------------------------------------------------------------------ smtp-sink
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _listening(port: int) -> bool:
-    """Whether 127.0.0.1:port is in LISTEN state (from /proc, without connecting)."""
-    wanted = f"0100007F:{port:04X}"
-    try:
-        with open("/proc/net/tcp", encoding="ascii") as table:
-            next(table)
-            return any(
-                fields[1] == wanted and fields[3] == "0A"
-                for fields in (line.split() for line in table)
-            )
-    except OSError:
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return True
-        except OSError:
-            return False
 
 
 @dataclass
@@ -134,24 +111,13 @@ def running_sink(program: str, workdir: Path, ready_timeout: float = 10.0) -> It
             time.sleep(0.02)
         if sink is not None:
             break
-        _stop(process)
+        stop_process(process)
     if sink is None:
         raise BenchError(f"smtp-sink did not start: {(log.read_text('utf-8', 'replace'))}")
     try:
         yield sink
     finally:
-        _stop(sink.process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+        stop_process(sink.process)
 
 
 # ------------------------------------------------------------------- messages
