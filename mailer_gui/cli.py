@@ -46,6 +46,7 @@ from mailer_gui.outbox.store import (
     RecipientRow,
     State,
 )
+from mailer_gui.outbox.submit import recipient_kinds
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.sandbox import cli as sandbox_cli
 from mailer_gui.smtp.auth import Credentials
@@ -754,11 +755,7 @@ def _build(
         if args.eml is None:
             draft = _draft(args, account)
             built = build_message(draft, spool_dir=spool)
-            kinds: dict[str, str] = {}
-            for kind, addresses in (("bcc", draft.bcc), ("cc", draft.cc), ("to", draft.to)):
-                for address in addresses:
-                    kinds[address.envelope(smtputf8=built.smtputf8)] = kind
-            return built, kinds, draft.subject
+            return built, recipient_kinds(draft, built), draft.subject
         sender = _addresses([_sender_text(account)], "sender")[0]
         recipients = _addresses([*args.to, *args.cc, *args.bcc], "recipient")
         smtputf8 = any(a.needs_smtputf8 for a in (sender, *recipients))

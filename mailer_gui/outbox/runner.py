@@ -128,6 +128,9 @@ class Runner:
         self._clock = clock
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        # Paused by the person ("Pause sending"): no new connection starts;
+        # sends already under way finish.
+        self._paused = threading.Event()
         self._lock = threading.Lock()
         self._workers: dict[str, threading.Thread] = {}
         self._in_flight: dict[int, Session | None] = {}
@@ -151,6 +154,18 @@ class Runner:
 
     def wake(self) -> None:
         """New work, or a change the runner should look at now."""
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def pause(self) -> None:
+        """Start no new delivery until `resume` (what is being sent now finishes)."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -247,6 +262,8 @@ class Runner:
                 self.store.renew_leases(self.owner, messages, now + self.lease)
 
     def _start_workers(self, now: float) -> None:
+        if self._paused.is_set():
+            return
         try:
             due = self.store.due_accounts(now)
         except OutboxError:
@@ -279,6 +296,8 @@ class Runner:
         try:
             while not self._stopping.is_set():
                 if not claimed:
+                    if self._paused.is_set() and only is None:
+                        return  # paused: finish what was claimed, take no more
                     # A few at a time: one transaction for several claims.
                     rows = self.store.claim(
                         self.owner,

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
 from mailer_gui.accounts import secrets
 from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
+from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.runner import (
     AccountLookup,
     CredentialsLookup,
@@ -28,7 +29,8 @@ from mailer_gui.outbox.runner import (
     TranscriptLine,
     deliver_direct_row,
 )
-from mailer_gui.outbox.store import OutboxStore, State
+from mailer_gui.outbox.store import MessageRow, OutboxStore, State
+from mailer_gui.outbox.submit import queue_draft
 from mailer_gui.paths import AppPaths
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.settings import AuthMethod
@@ -132,6 +134,68 @@ class OutboxBridge(QObject):
                 self.actionFailed.emit(message, str(error))
 
         self.run_in_background(lambda: self.runner.cancel(message), finished)
+        self.refresh_counts()
+
+    def send_draft(
+        self,
+        draft: Draft,
+        account: str,
+        on_done: Done,
+        *,
+        due_at: float | None = None,
+    ) -> None:
+        """Build and queue ``draft`` off the GUI thread, then wake the runner.
+
+        ``on_done(message number | None, error)``; a DraftError names the field
+        or file that stopped it, and nothing is queued then.
+        """
+
+        def queued(message: int | None, error: BaseException | None) -> None:
+            if error is None:
+                self.runner.wake()
+                self.refresh_counts()
+            on_done(message, error)
+
+        self.run_in_background(
+            lambda: queue_draft(self.store, draft, account=account, due_at=due_at), queued
+        )
+
+    def retry_now(self, message: int, on_done: Done | None = None) -> None:
+        """Send a waiting, deferred or failed message as soon as possible."""
+        self._act(message, lambda: self.store.retry_now(message), on_done)
+
+    def resolve_uncertain(self, message: int, *, sent: bool, on_done: Done | None = None) -> None:
+        """The person's answer for an uncertain message: "mark as sent" or "send again"."""
+        self._act(message, lambda: self.store.resolve_uncertain(message, sent=sent), on_done)
+
+    def load_attempts(self, message: int, on_done: Done) -> None:
+        """``on_done(list[AttemptRow] | None, error)``: every attempt with its transcript."""
+        self.run_in_background(lambda: self.store.attempts(message), on_done)
+
+    def pause_sending(self, paused: bool) -> None:
+        """Start no new delivery while paused (sends under way finish)."""
+        if paused:
+            self.runner.pause()
+        else:
+            self.runner.resume()
+
+    def _act(self, message: int, fn: Callable[[], Any], on_done: Done | None) -> None:
+        def finished(result: Any, error: BaseException | None) -> None:
+            if error is None:
+                self.runner.wake()
+                self.refresh_counts()
+                with contextlib.suppress(Exception):  # the state as it is now, for views
+                    self.load_message(message, self._announce_state)
+            if on_done is not None:
+                on_done(result, error)
+            elif error is not None:
+                self.actionFailed.emit(message, str(error))
+
+        self.run_in_background(fn, finished)
+
+    def _announce_state(self, row: MessageRow | None, error: BaseException | None) -> None:
+        if row is not None and error is None:
+            self.stateChanged.emit(row.id, row.state.value, row.last_error or "")
 
     def load_messages(self, states: Iterable[State] | None, on_done: Done) -> None:
         """``on_done(list[MessageRow] | None, error)`` with the messages in ``states``."""

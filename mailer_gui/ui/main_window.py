@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
@@ -134,7 +135,7 @@ class MainWindow(QMainWindow):
             names = ", ".join(a.name for a in accounts)
             self.status.setText(f"Mailer {__version__} · accounts: {names}")
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.bridge.shutdown()
         super().closeEvent(event)
 

@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SUBJECT = "Mailer self-test"
@@ -27,6 +28,7 @@ def run_self_test() -> int:
     from mailer_gui.message.addresses import parse_address
     from mailer_gui.message.build import build_message
     from mailer_gui.message.draft import Draft
+    from mailer_gui.outbox.runner import SendingAccount
     from mailer_gui.outbox.store import OutboxStore
     from mailer_gui.paths import ensure_private_dir, resolve_paths
     from mailer_gui.sandbox.account import sandbox_account
@@ -47,7 +49,7 @@ def run_self_test() -> int:
             account = sandbox_account(server, secret_source="none")
             AccountStore(paths.accounts_file).add(account, make_default=True)
 
-            def credentials(_account: object) -> object:
+            def credentials(_account: SendingAccount) -> Callable[[], Credentials] | None:
                 return lambda: Credentials(server.username, server.password)
 
             store = OutboxStore(paths.database, paths.spool_dir)

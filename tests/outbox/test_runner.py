@@ -245,3 +245,24 @@ def test_cancel_while_sending(aiosmtpd_factory, outbox, tmp_path) -> None:
     assert row.state is State.QUEUED and row.due_at > time.time()  # held, not resent at once
     assert runner.cancel(message) is State.CANCELLED  # and now it can go for good
     assert server.messages == []
+
+
+def test_pause_holds_new_work_until_resumed(aiosmtpd_factory, outbox, tmp_path) -> None:
+    server = aiosmtpd_factory()
+    runner = runner_for(outbox, account_for(server))
+    runner.pause()
+    runner.start()
+    try:
+        message = queue(outbox, tmp_path)
+        runner.wake()
+        time.sleep(0.5)  # the scheduler ran at least once meanwhile
+        assert runner.paused
+        assert outbox.get(message).state is State.QUEUED
+        runner.resume()
+        deadline = time.monotonic() + 10
+        while outbox.get(message).state is not State.SENT and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    assert outbox.get(message).state is State.SENT
+    assert len(server.messages) == 1

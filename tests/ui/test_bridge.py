@@ -168,3 +168,91 @@ def test_run_in_background_delivers_the_exception(qtbot, bridge: OutboxBridge) -
     qtbot.waitUntil(lambda: bool(results), timeout=5_000)
     row, error = results[0]
     assert row is None and "12345" in str(error)
+
+
+def test_send_draft_queues_and_delivers(
+    qtbot, bridge: OutboxBridge, store: OutboxStore, server
+) -> None:
+    draft = Draft(
+        sender=parse_address("Ann <ann@example.org>"),
+        to=(parse_address("bob@example.org"),),
+        cc=(parse_address("carol@example.org"),),
+        subject="From the composer",
+        body="**Hello.**",
+    )
+    bridge.start()
+    done: list[tuple[object, object]] = []
+    with qtbot.waitSignal(
+        bridge.stateChanged, timeout=10_000, check_params_cb=lambda m, s, d: s == "sent"
+    ):
+        bridge.send_draft(draft, "work", lambda m, e: done.append((m, e)))
+    message, error = done[0]
+    assert error is None and isinstance(message, int)
+    row = store.get(message)
+    assert row.state is State.SENT and row.subject == "From the composer"
+    assert {(r.address, r.kind) for r in row.recipients} == {
+        ("bob@example.org", "to"),
+        ("carol@example.org", "cc"),
+    }
+    assert b"<strong>Hello.</strong>" in server.messages[0].content
+
+
+def test_send_draft_reports_a_bad_draft_and_queues_nothing(
+    qtbot, bridge: OutboxBridge, store: OutboxStore, tmp_path: Path
+) -> None:
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=(parse_address("bob@example.org"),),
+        subject="Missing file",
+        attachments=(tmp_path / "not-there.pdf",),
+    )
+    done: list[tuple[object, object]] = []
+    bridge.send_draft(draft, "work", lambda m, e: done.append((m, e)))
+    qtbot.waitUntil(lambda: bool(done), timeout=5_000)
+    assert done[0][0] is None and "not-there.pdf" in str(done[0][1])
+    assert store.messages() == []
+    assert list((tmp_path / "data" / "spool").iterdir()) == []
+
+
+def test_pause_retry_and_resolve(
+    qtbot, bridge: OutboxBridge, store: OutboxStore, server, tmp_path
+) -> None:
+    bridge.pause_sending(True)
+    bridge.start()
+    message = enqueue(store, tmp_path, "Held")
+    bridge.wake()
+    qtbot.wait(300)
+    assert store.get(message).state is State.QUEUED  # paused: not sent
+    with qtbot.waitSignal(
+        bridge.stateChanged, timeout=10_000, check_params_cb=lambda m, s, d: s == "sent"
+    ):
+        bridge.pause_sending(False)
+
+    # A message whose reply was lost: the person says "send again".
+    later = store.enqueue(
+        build_message(
+            Draft(
+                sender=parse_address("ann@example.org"),
+                to=(parse_address("bob@example.org"),),
+                subject="Lost reply",
+                body="Again?",
+            ),
+            spool_dir=tmp_path,
+        ),
+        account="work",
+        due_at=time.time() + 3600,  # not picked up before it is made uncertain
+    )
+    with store._write() as db:  # the state a crash after the final "." leaves
+        db.execute("UPDATE messages SET state = 'uncertain' WHERE id = ?", (later,))
+    with qtbot.waitSignal(
+        bridge.stateChanged,
+        timeout=10_000,
+        check_params_cb=lambda m, s, d: (m, s) == (later, "sent"),
+    ):
+        bridge.resolve_uncertain(later, sent=False)
+    assert len(server.messages) == 2
+
+    # Retrying a sent message is refused with the store's words.
+    with qtbot.waitSignal(bridge.actionFailed, timeout=5_000) as failed:
+        bridge.retry_now(later)
+    assert "only a waiting or failed one" in failed.args[1]
