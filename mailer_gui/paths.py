@@ -40,6 +40,21 @@ class AppPaths:
     def database(self) -> Path:
         return self.data_dir / "outbox.sqlite3"
 
+    @property
+    def preferences_file(self) -> Path:
+        """How the app behaves (undo window, retry schedule, composer): no secrets."""
+        return self.config_dir / "preferences.json"
+
+    @property
+    def drafts_dir(self) -> Path:
+        """Unsent drafts, one file each, autosaved while a composer is open."""
+        return self.data_dir / "drafts"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        """The built-in test server's captured mail and certificate."""
+        return self.data_dir / "sandbox"
+
 
 def resolve_paths(
     home: str | os.PathLike[str] | None = None,

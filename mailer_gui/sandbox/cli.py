@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, paths: AppPaths) -> int:
     from mailer_gui.sandbox.account import stored_password
     from mailer_gui.sandbox.server import SandboxServer
 
-    state_dir = paths.data_dir / "sandbox"
+    state_dir = paths.sandbox_dir
     maildir = Path(args.maildir).expanduser().absolute() if args.maildir else state_dir / "Maildir"
     captured: queue.Queue[CapturedMessage] = queue.Queue()
     try:
