@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailer_gui.accounts.model import Account, AccountError
+from mailer_gui.accounts.model import FIELDS_BY_NAME, Account, AccountError
 from mailer_gui.paths import ensure_private_dir, write_private_file_atomic
 
 if sys.platform != "win32":
@@ -143,6 +143,33 @@ class AccountStore:
             if isinstance(marked, str) and marked.casefold() == removed.name.casefold():
                 document.raw["default"] = None
             return removed
+
+    def replace(self, name: str, account: Account) -> None:
+        """Put `account` in place of the account called `name`, in one atomic write.
+
+        The account keeps its place in the file, its default mark and any keys
+        this version of Mailer does not know. AccountExists when the new name
+        belongs to another account; UnknownAccount when `name` is not there.
+        """
+        with self._update() as document:
+            position = self._require(document, name)
+            other = document.index(account.name)
+            if other is not None and other != position:
+                raise AccountExists(
+                    f"There is already an account named {account.name!r}; choose another name.",
+                    path=self._path,
+                    name=account.name,
+                )
+            unknown = {
+                key: value
+                for key, value in document.entries[position].items()
+                if key not in FIELDS_BY_NAME and key != "identities"
+            }
+            document.entries[position] = {**account.to_json(), **unknown}
+            document.accounts[position] = account
+            marked = document.raw.get("default")
+            if isinstance(marked, str) and marked.casefold() == name.casefold():
+                document.raw["default"] = account.name
 
     def set_default(self, name: str | None) -> None:
         """Mark the account called `name` as the default (None: no marked default)."""

@@ -283,3 +283,25 @@ def test_a_hand_written_password_is_refused_not_copied(store: AccountStore) -> N
         store.load()
     assert "hunter22" not in str(caught.value)
     assert corrupt_copies(store) == []
+
+
+def test_replace_keeps_place_default_and_unknown_keys(store: AccountStore) -> None:
+    store.add(account("home"))
+    store.add(account("work"), make_default=True)
+    document = json.loads(store.path.read_text())
+    document["accounts"][1]["from_a_newer_version"] = [1, 2]
+    store.path.write_text(json.dumps(document))
+
+    store.replace("work", account("work", port=2525))
+    assert [a.name for a in store.load()] == ["home", "work"]
+    assert store.get("work").port == 2525
+    assert store.default() is not None and store.default().name == "work"
+    saved = json.loads(store.path.read_text())
+    assert saved["accounts"][1]["from_a_newer_version"] == [1, 2]
+
+    store.replace("work", account("office"))  # renamed: the default mark follows
+    assert store.default() is not None and store.default().name == "office"
+    with pytest.raises(AccountExists):
+        store.replace("office", account("home"))
+    with pytest.raises(UnknownAccount):
+        store.replace("nobody", account("nobody"))

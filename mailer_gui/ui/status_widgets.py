@@ -1,0 +1,195 @@
+"""The status bar's live parts: the undo-send countdown, the current send, online state.
+
+The countdown never says "Sent" before the server said so: a message in its
+undo window reads "Sending “Subject” in 8 s", and the Undo button cancels it
+while it is still only scheduled. What happens afterwards is reported by the
+state changes the bridge forwards (sending, sent, deferred, failed).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtNetwork import QNetworkInformation
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+
+@dataclass
+class _Pending:
+    subject: str
+    due_at: float
+
+
+def _subject(text: str) -> str:
+    text = text.strip() or "(no subject)"
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+class UndoCountdown(QWidget):
+    """ "Sending “Report” in 8 s  [Undo]" for messages still in their undo window."""
+
+    #: the message the person wants back
+    undoRequested = Signal(int)
+
+    def __init__(
+        self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(parent)
+        self._clock = clock
+        self._pending: dict[int, _Pending] = {}
+        self.label = QLabel(self)
+        self.label.setAccessibleName("Undo send countdown")
+        self.button = QPushButton("&Undo", self)
+        self.button.setAccessibleName("Undo send")
+        self.button.setToolTip("Stop this message and keep it as a draft (Ctrl+Z)")
+        self.button.clicked.connect(self._undo_latest)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.button)
+        self._timer = QTimer(self)
+        self._timer.setInterval(250)
+        self._timer.timeout.connect(self._tick)
+        self.hide()
+
+    def add(self, message: int, subject: str, due_at: float) -> None:
+        """A message was queued with an undo window ending at ``due_at``."""
+        if due_at <= self._clock():
+            return  # no window (undo set to 0 s): nothing to undo
+        self._pending[message] = _Pending(subject, due_at)
+        self._tick()
+        self._timer.start()
+
+    def forget(self, message: int) -> None:
+        """The message left its undo window (sending, cancelled, …)."""
+        if self._pending.pop(message, None) is not None:
+            self._tick()
+
+    def pending(self) -> list[int]:
+        return list(self._pending)
+
+    def _latest(self) -> int | None:
+        return max(self._pending, key=lambda m: self._pending[m].due_at, default=None)
+
+    def _undo_latest(self) -> None:
+        latest = self._latest()
+        if latest is not None:
+            self.undoRequested.emit(latest)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        latest = self._latest()
+        if latest is None:
+            self._timer.stop()
+            self.hide()
+            return
+        item = self._pending[latest]
+        seconds = max(0, math.ceil(item.due_at - now))
+        if seconds > 0:
+            text = f"Sending “{_subject(item.subject)}” in {seconds} s"
+        else:
+            text = f"Sending “{_subject(item.subject)}” now…"
+        others = len(self._pending) - 1
+        if others:
+            text += f" (and {others} more)"
+        self.label.setText(text)
+        self.button.setEnabled(seconds > 0)
+        self.show()
+
+
+class SendProgress(QWidget):
+    """The message being sent now: a bar with bytes and speed."""
+
+    def __init__(
+        self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(parent)
+        self._clock = clock
+        self._message: int | None = None
+        self._started = 0.0
+        self.label = QLabel(self)
+        self.label.setAccessibleName("Current send")
+        self.bar = QProgressBar(self)
+        self.bar.setAccessibleName("Send progress")
+        self.bar.setMaximumWidth(160)
+        self.bar.setTextVisible(False)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar)
+        self.hide()
+
+    def update_progress(self, message: int, sent: int, total: int) -> None:
+        now = self._clock()
+        if message != self._message:
+            self._message = message
+            self._started = now
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(int(1000 * sent / total) if total else 1000)
+        elapsed = now - self._started
+        speed = f", {human_size(sent / elapsed)}/s" if elapsed > 0.2 and sent else ""
+        self.label.setText(
+            f"Sending message {message}: {human_size(sent)} of {human_size(total)}{speed}"
+        )
+        self.show()
+
+    def finished(self, message: int) -> None:
+        if message == self._message:
+            self._message = None
+            self.hide()
+
+
+class Connectivity(QObject):
+    """Online or offline, as the system's network information backend says.
+
+    Where no backend exists the state is unknown and nothing is shown.
+    """
+
+    #: True when the system is online again
+    changed = Signal(bool)
+
+    def __init__(self, label: QLabel, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.label = label
+        self.label.setAccessibleName("Network state")
+        self.online: bool | None = None
+        if QNetworkInformation.loadBackendByFeatures(QNetworkInformation.Feature.Reachability):
+            info = QNetworkInformation.instance()
+            if info is not None:
+                info.reachabilityChanged.connect(self._changed)
+                self._changed(info.reachability())
+                return
+        self.label.hide()
+
+    def _changed(self, reachability: QNetworkInformation.Reachability) -> None:
+        online = reachability in (
+            QNetworkInformation.Reachability.Online,
+            QNetworkInformation.Reachability.Site,
+            QNetworkInformation.Reachability.Local,
+        )
+        unknown = reachability is QNetworkInformation.Reachability.Unknown
+        self.label.setText("" if unknown else ("Online" if online else "Offline"))
+        self.label.setToolTip(
+            "" if online or unknown else "Messages wait in the outbox until the network is back."
+        )
+        before, self.online = self.online, (None if unknown else online)
+        if self.online is not None and self.online != before:
+            self.changed.emit(self.online)
+
+
+def human_size(size: float) -> str:
+    """1536 -> "1.5 KB"; what people read on file sizes."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            if unit == "bytes":
+                return f"{int(size)} bytes"
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+__all__ = ["Connectivity", "SendProgress", "UndoCountdown", "human_size"]
