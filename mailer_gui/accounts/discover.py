@@ -584,14 +584,23 @@ class _Run:
         """A per-step network timeout that ends before the phase does."""
         return max(0.2, min(cap, self.remaining() * share))
 
-    def wait(self, futures: Iterable[cf.Future[Any]], *, any_done: bool = False) -> None:
-        """Wait for the futures (or the first of them) until the phase is over."""
+    def wait(
+        self,
+        futures: Iterable[cf.Future[Any]],
+        *,
+        any_done: bool = False,
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Wait for the futures (or the first of them) until the phase is over, or
+        until ``until()`` is true (checked every POLL seconds)."""
         pending = set(futures)
         while pending and not self.over:
             done, pending = cf.wait(
                 pending, timeout=min(POLL, self.remaining()), return_when=cf.FIRST_COMPLETED
             )
             if done and any_done:
+                return
+            if until is not None and until():
                 return
 
     def session(self, settings: ServerSettings, tag: str, **kwargs: Any) -> Session | None:
@@ -1098,8 +1107,9 @@ def discover(
     All sources start at once. Unless ``exhaustive``, discovery stops as soon as
     the best-ranked source that found something has no better-ranked source
     still running (a provider-list hit returns at once). ``on_progress`` is
-    called on the calling thread only. With ``password``, up to three distinct
-    candidates are tried for a real login; the password appears in no result,
+    called on the calling thread only, within POLL seconds of each event while
+    sources run. With ``password``, up to three distinct candidates are tried
+    for a real login; the password appears in no result,
     event, transcript or error text. ``cancel`` ends everything promptly, with
     what was found so far. ``autoconfig_urls(domain, address)`` and
     ``guess_ports`` exist so tests can point at loopback servers.
@@ -1157,7 +1167,12 @@ def discover(
                 break
             if not exhaustive and _settled(outcomes, sources):
                 break
-            run.wait([f for n, f in futures.items() if n not in sources], any_done=True)
+            # Events waiting (a probe started, say) are reported while sources still run.
+            run.wait(
+                [f for n, f in futures.items() if n not in sources],
+                any_done=True,
+                until=lambda: on_progress is not None and not events.empty(),
+            )
         for name, future in futures.items():  # what finished in the last instant counts
             if name not in sources and future.done():
                 sources[name] = _settle(name, future, outcomes, run)

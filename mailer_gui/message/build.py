@@ -111,7 +111,10 @@ def parse_header_option(text: str) -> tuple[str, str]:
 
 def _text_part(text: str, subtype: str, policy: _Policy) -> MIMEPart:
     part = MIMEPart(policy=policy)
-    cte = "7bit" if text.isascii() else "quoted-printable"
+    # 7bit only when it is also short-lined: RFC 5322 caps a line at 998 octets,
+    # and one long Markdown paragraph easily renders to a longer HTML line.
+    short = all(len(line) <= 998 for line in text.splitlines())
+    cte = "7bit" if text.isascii() and short else "quoted-printable"
     part.set_content(text, subtype=subtype, cte=cte)
     del part["MIME-Version"]  # only the top level carries it
     return part

@@ -5,22 +5,29 @@ running SandboxServer: its port, its pinned certificate fingerprint, and its
 password in the keyring. With no usable keyring the password stays in memory
 (the server holds it) and the account asks for it (secret source "none").
 `stored_password` gives the password kept from an earlier run, so the login
-stays the same for as long as the keyring keeps it.
+stays the same for as long as the keyring keeps it. `sandbox_credentials`
+lets a process that runs the server itself (the GUI) log in with the password
+the server holds in memory, keyring or not: nothing is ever written to a file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, Protocol
 
 import keyring.backend
 
 from mailer_gui.accounts import secrets
-from mailer_gui.accounts.model import Account, SecretSource
+from mailer_gui.accounts.model import Account, AccountError, SecretSource
 from mailer_gui.accounts.store import AccountStore, UnknownAccount
 from mailer_gui.paths import AppPaths
 from mailer_gui.sandbox.errors import SandboxError
+from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.settings import AuthMethod, Security
+
+if TYPE_CHECKING:
+    from mailer_gui.outbox.runner import CredentialsLookup, SendingAccount
 
 SANDBOX_ACCOUNT: Final = "sandbox"
 SANDBOX_EMAIL: Final = "you@sandbox.test"  # .test is reserved (RFC 2606): never a real domain
@@ -64,6 +71,54 @@ def is_sandbox_account(account: Account) -> bool:
         and account.host == SANDBOX_HOST
         and account.username == SANDBOX_USERNAME
     )
+
+
+def sends_to(account: SendingAccount, server: RunningSandbox) -> bool:
+    """True when `account` logs in to `server`: its host, port, login and pinned certificate.
+
+    The pin is what makes handing over the password safe: a program that took
+    the port after the sandbox stopped fails the TLS check before any AUTH.
+    """
+    if account.kind != "relay":
+        return False
+    try:
+        settings = account.server_settings()
+    except AccountError:
+        return False
+    return (
+        settings.host == SANDBOX_HOST
+        and settings.port == server.port
+        and settings.security is not Security.NONE
+        and settings.username == SANDBOX_USERNAME
+        and settings.normalized_fingerprint == server.fingerprint.lower()
+    )
+
+
+def sandbox_credentials(
+    running: Callable[[], RunningSandbox | None], fallback: CredentialsLookup
+) -> CredentialsLookup:
+    """An outbox credentials lookup that knows the running sandbox's password.
+
+    `running()` gives the server this process runs (None while it is
+    stopped). An account that sends to it logs in with the password the
+    server holds in memory, so a send works without a keyring (the account's
+    secret source is "none" then) and never reads a stale keyring entry.
+    Every other account, and the sandbox account while the server is
+    stopped, gets `fallback(account)`. Called on the runner's threads.
+    """
+
+    def lookup(account: SendingAccount) -> Callable[[], Credentials] | None:
+        server = running()
+        if server is None or not sends_to(account, server):
+            return fallback(account)
+        password = server.password
+
+        def provide() -> Credentials:
+            return Credentials(SANDBOX_USERNAME, password)
+
+        return provide
+
+    return lookup
 
 
 def stored_password(*, backend: keyring.backend.KeyringBackend | None = None) -> str | None:

@@ -374,8 +374,8 @@ class Session:
         limit = self._conn.size_limit
         if limit is not None and size > limit:
             raise MessageRefused(
-                f"The message is {size / 1e6:.1f} MB and {self.settings.host} accepts at "
-                f"most {limit / 1e6:.1f} MB (SIZE {limit}). Nothing was sent. Remove or "
+                f"The message is {_size_text(size)} and {self.settings.host} accepts at "
+                f"most {_size_text(limit)} (SIZE {limit}). Nothing was sent. Remove or "
                 "shrink attachments, or share large files by link."
             )
 
@@ -617,3 +617,12 @@ class Session:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _size_text(size: int) -> str:
+    """A message size as people read it: 1,000 bytes, 12.3 KB, 25.0 MB."""
+    if size < 10_000:
+        return f"{size:,} bytes"
+    if size < 1_000_000:
+        return f"{size / 1e3:.1f} KB"
+    return f"{size / 1e6:.1f} MB"

@@ -385,3 +385,23 @@ def test_long_and_special_display_names(tmp_path: Path, name: str) -> None:
     raw = built.path.read_bytes()
     assert_wire_rules(raw)
     assert display_name(raw) == name
+
+
+def test_a_long_paragraph_keeps_every_line_within_998_octets(tmp_path: Path) -> None:
+    # One Markdown paragraph of about 1,500 characters renders to one long HTML line.
+    paragraph = " ".join(["word"] * 300)
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=(parse_address("bob@example.org"),),
+        subject="Long",
+        body=paragraph,
+    )
+    built = build_message(draft, spool_dir=tmp_path)
+    raw = built.path.read_bytes()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    for part in parsed.walk():
+        if part.get_content_maintype() == "text":
+            assert part["Content-Transfer-Encoding"] == "quoted-printable"
+            assert paragraph in part.get_content().replace("\n", " ")
