@@ -398,7 +398,11 @@ def test_ca_hook_does_nothing_outside_a_frozen_app(monkeypatch: pytest.MonkeyPat
 def frozen_app() -> str:
     app = os.environ.get("MAILER_GUI_FROZEN_APP")
     if not app:
-        pytest.skip("set MAILER_GUI_FROZEN_APP to a built mailer-gui (see .ci/run)")
+        pytest.fail(
+            "set MAILER_GUI_FROZEN_APP to a built mailer-gui (.ci/run does, after building "
+            "and installing the .deb)",
+            pytrace=False,
+        )
     if not os.access(app, os.X_OK):
         pytest.fail(f"MAILER_GUI_FROZEN_APP={app} is not an executable", pytrace=False)
     return app
@@ -426,18 +430,21 @@ def run_frozen(
     )
 
 
+@pytest.mark.installed_app
 def test_frozen_app_prints_its_version(tmp_path: Path) -> None:
     done = run_frozen("--version", home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"mailer-gui {__version__}"
 
 
+@pytest.mark.installed_app
 def test_frozen_app_passes_its_self_test(tmp_path: Path) -> None:
     done = run_frozen("--self-test", home=tmp_path, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "self-test passed" in done.stdout
 
 
+@pytest.mark.installed_app
 def test_frozen_app_verifies_certificates_against_the_trust_store(
     aiosmtpd_factory, ca_bundle: Path, tmp_path: Path
 ) -> None:
@@ -468,6 +475,7 @@ def test_frozen_app_verifies_certificates_against_the_trust_store(
     assert password not in done.stdout + done.stderr
 
 
+@pytest.mark.installed_app
 def test_frozen_app_is_the_installed_one() -> None:
     app = frozen_app()
     if not app.startswith("/usr/bin/"):
