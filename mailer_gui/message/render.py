@@ -112,7 +112,7 @@ def render_plain(source: str) -> str:
     or more blank lines become one, and the text ends with exactly one newline.
     """
     text = source.replace("\r\n", "\n").replace("\r", "\n")
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    text = "\n".join(line if line == "-- " else line.rstrip() for line in text.split("\n"))
     return _BLANK_RUN.sub("\n\n", text).strip("\n") + "\n"
 
 
