@@ -1,7 +1,8 @@
 """Start-up: decide between the command line and the desktop window.
 
 `mailer-gui send ...` and the other commands run the CLI without loading Qt;
-no arguments, or a mailto: URL, open the window.
+no arguments, a mailto: URL or `compose [mailto:...]` open the window (or hand
+the URL to the window already open).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ def _wants_cli(argv: Sequence[str]) -> bool:
             continue
         if arg.startswith("-"):
             continue
-        # A mailto: link opens the composer; any other word is a command, and
-        # a mistyped one gets the CLI's usage message, not a window.
-        return not arg.lower().startswith("mailto:")
+        # A mailto: link (or `compose`) opens the composer; any other word is
+        # a command, and a mistyped one gets the CLI's usage message, not a window.
+        return not (arg.lower().startswith("mailto:") or arg == "compose")
     return False
 
 

@@ -16,6 +16,8 @@ from mailer_gui import app
     [
         ([], False),
         (["mailto:ann@example.org?subject=Hi"], False),
+        (["compose", "mailto:ann@example.org"], False),
+        (["compose"], False),
         (["--home", "/tmp/x"], False),
         (["--home", "/tmp/send"], False),
         (["--home", "/tmp/x", "send", "--to", "a@b.c"], True),

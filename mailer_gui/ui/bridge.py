@@ -104,9 +104,18 @@ class OutboxBridge(QObject):
         )
 
     @classmethod
-    def for_paths(cls, paths: AppPaths, parent: QObject | None = None) -> OutboxBridge:
+    def for_paths(
+        cls,
+        paths: AppPaths,
+        parent: QObject | None = None,
+        *,
+        credentials: CredentialsLookup | None = None,
+    ) -> OutboxBridge:
         store = OutboxStore(paths.database, paths.spool_dir)
-        return cls(store, AccountStore(paths.accounts_file).get, parent=parent)
+        accounts = AccountStore(paths.accounts_file).get
+        if credentials is None:
+            return cls(store, accounts, parent=parent)
+        return cls(store, accounts, credentials=credentials, parent=parent)
 
     # ------------------------------------------------------------ controls
 

@@ -1,143 +1,846 @@
-"""The main window: folders with counts, the message table, and the session log.
+"""The main window: folders with counts, the messages, the detail pane and the session log.
 
-Everything that touches the outbox goes through `OutboxBridge`, which runs
-the delivery loop and every store query off the GUI thread and hands results
-back as signals. The composer, the detail pane and the setup wizard come next.
+Everything that touches the outbox goes through `OutboxBridge`, which runs the
+delivery loop and every store query off the GUI thread and hands results back
+as signals. Composers are windows of their own; the window keeps track of them
+so that quitting asks about each unsaved draft once.
+
+A first start with no account shows the welcome page (set up an account, or
+try the built-in sandbox). Window size, splitters and the dock layout are
+remembered in the config folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QFileOpenEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QSplitter,
+    QStackedWidget,
+    QSystemTrayIcon,
     QTableView,
+    QWidget,
 )
 
 from mailer_gui import __version__
+from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore, AccountStoreError
-from mailer_gui.outbox.store import MessageRow, State
-from mailer_gui.paths import AppPaths, resolve_paths
+from mailer_gui.message.addresses import split_address_list
+from mailer_gui.message.draft import Draft
+from mailer_gui.message.drafts import DraftListing, DraftStore, StoredDraft
+from mailer_gui.outbox.retention import prune_transcripts
+from mailer_gui.outbox.store import State
+from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
+from mailer_gui.preferences import Preferences, load_preferences
+from mailer_gui.sandbox.account import is_sandbox_account
 from mailer_gui.ui.bridge import OutboxBridge
+from mailer_gui.ui.composer import ComposerWindow
+from mailer_gui.ui.composer.attachments import SizeLimits
+from mailer_gui.ui.icons import action_icon, app_icon
 from mailer_gui.ui.log_dock import SessionLogDock
-from mailer_gui.ui.outbox_model import Folder, OutboxTableModel
+from mailer_gui.ui.outbox_model import (
+    MESSAGE_ID_ROLE,
+    Folder,
+    OutboxTableModel,
+    PreparedRows,
+    prepare_rows,
+)
+from mailer_gui.ui.sandbox_view import SandboxController, SandboxInboxView, SandboxTrial
+from mailer_gui.ui.settings import SettingsDialog
+from mailer_gui.ui.status_widgets import Connectivity, SendProgress, UndoCountdown
+from mailer_gui.ui.wizard import SetupWizard
 
-_FOLDER_NAMES = {Folder.OUTBOX: "Outbox", Folder.SENT: "Sent", Folder.FAILED: "Failed"}
+OUTBOX, SENT, FAILED, DRAFTS, SANDBOX = "outbox", "sent", "failed", "drafts", "sandbox"
+_FOLDERS = {OUTBOX: Folder.OUTBOX, SENT: Folder.SENT, FAILED: Folder.FAILED}
+_NAMES = {
+    OUTBOX: "Outbox",
+    SENT: "Sent",
+    FAILED: "Failed",
+    DRAFTS: "Drafts",
+    SANDBOX: "Sandbox inbox",
+}
+_NOTIFY_STATES = (State.FAILED, State.DEFERRED, State.UNCERTAIN, State.SENT)
+
+
+def _stored_from_draft(draft: Draft, account: str) -> StoredDraft:
+    """A Draft (edit as new, undo send, the sandbox's first message) as a composer opens it."""
+
+    def text(addresses: tuple[Any, ...]) -> str:
+        return ", ".join(str(a) for a in addresses)
+
+    return StoredDraft(
+        account=account,
+        identity=draft.sender.addr_spec,
+        to=text(draft.to),
+        cc=text(draft.cc),
+        bcc=text(draft.bcc),
+        subject=draft.subject,
+        body=draft.body,
+        body_format=draft.body_format,
+        attachments=draft.attachments,
+        inline_images=draft.inline_images,
+        priority=draft.priority,
+        in_reply_to=draft.in_reply_to,
+        references=draft.references,
+    )
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, paths: AppPaths, bridge: OutboxBridge | None = None) -> None:
+    def __init__(
+        self,
+        paths: AppPaths,
+        bridge: OutboxBridge | None = None,
+        *,
+        tray: bool = True,
+    ) -> None:
         super().__init__()
+        self.paths = paths
         self.setWindowTitle("Mailer")
-        self.resize(960, 600)
-        self.bridge = bridge or OutboxBridge.for_paths(paths, parent=self)
-        self.folder = Folder.OUTBOX
+        self.setObjectName("mainWindow")
+        self.resize(1100, 720)
+        self._preference_warning: str | None = None
+        self.preferences = load_preferences(paths.preferences_file, warn=self._preference_warned)
+        # The built-in test server; its account logs in with the password the
+        # running server holds, keyring or not.
+        self.sandbox = SandboxController(paths, parent=self)
+        self.bridge = bridge or OutboxBridge.for_paths(
+            paths, parent=self, credentials=self.sandbox.credentials_lookup()
+        )
+        self.sandbox.error.connect(self.show_status)
+        self.settings_dialog: SettingsDialog | None = None
+        self.folder_key = OUTBOX
+        self.accounts: list[Account] = []
+        self.composers: list[ComposerWindow] = []
+        self.drafts = DraftStore.for_paths(paths)
+        self.size_limits = SizeLimits(self)  # each server's SIZE, asked once per run
+        self._known_addresses: set[str] = set()
+        self.wizard: QWidget | None = None
+        self._sandbox_started = False
+        self.notifications: list[tuple[str, str]] = []  # what was announced, newest last
+        self._subjects: dict[int, str] = {}
+        self._deferred_before: set[int] = set()
 
-        self.folders = QListWidget(self)
-        self.folders.setAccessibleName("Folders")
-        for folder, name in _FOLDER_NAMES.items():
-            item = QListWidgetItem(name)
-            item.setData(Qt.ItemDataRole.UserRole, folder)
-            self.folders.addItem(item)
-        self.folders.setCurrentRow(0)
-        self.folders.currentItemChanged.connect(self._folder_chosen)
-
-        self.model = OutboxTableModel(self.folder)
-        self.table = QTableView(self)
-        self.table.setAccessibleName("Messages")
-        self.proxy = self.model.make_proxy(self.table)
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().hide()
-
-        splitter = QSplitter(self)
-        splitter.addWidget(self.folders)
-        splitter.addWidget(self.table)
-        splitter.setStretchFactor(1, 4)
-        self.setCentralWidget(splitter)
-
-        self.log = SessionLogDock(self)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log)
-
-        self.status = QLabel(self)
-        self.status.setWordWrap(True)
-        self.statusBar().addWidget(self.status, 1)
+        self._build_actions()
+        self._build_folders()
+        self._build_pages()
+        self._build_status()
+        self.tray = self._build_tray() if tray else None
+        self._settings = QSettings(
+            str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat, self
+        )
+        self._restore_layout()
 
         self.bridge.stateChanged.connect(self._state_changed)
         self.bridge.transcriptLine.connect(self.log.append)
         self.bridge.countsChanged.connect(self._show_counts)
-        self.bridge.actionFailed.connect(lambda _id, text: self.status.setText(text))
+        self.bridge.progress.connect(self.send_progress.update_progress)
+        self.bridge.actionFailed.connect(lambda _id, text: self.show_status(text))
 
-        self._describe_accounts(paths)
+        self._load_accounts()
+        self.apply_preferences(self.preferences)
+        if self._preference_warning:
+            self.show_status(self._preference_warning)
         self._reload()
         self.bridge.refresh_counts()
         self.bridge.start()
+        self._prune_transcripts()
 
-    # ------------------------------------------------------------- loading
+    # ------------------------------------------------------------- building
 
-    def _reload(self) -> None:
-        folder = self.folder
+    def _action(
+        self,
+        text: str,
+        slot: Callable[[], Any],
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
 
-        def loaded(rows: list[MessageRow] | None, error: BaseException | None) -> None:
-            if error is not None:
-                self.status.setText(str(error))
-            elif folder is self.folder and rows is not None:
-                self.model.set_rows(rows)
+    def _build_actions(self) -> None:
+        self.new_action = self._action(
+            "&New message", self.open_composer, QKeySequence.StandardKey.New,
+            "Write a new message (Ctrl+N)",
+        )  # fmt: skip
+        self.send_now_action = self._action(
+            "Send &queued now", self.send_queued_now, "F9",
+            "Send everything waiting in the outbox now, deferred messages too (F9)",
+        )  # fmt: skip
+        self.pause_action = QAction("&Pause sending", self)
+        self.pause_action.setCheckable(True)
+        self.pause_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self.pause_action.setToolTip("Start no new send until sending is resumed (Ctrl+Shift+P)")
+        self.pause_action.toggled.connect(self._pause_toggled)
+        self.addAction(self.pause_action)
+        self.settings_action = self._action(
+            "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences,
+            "Accounts, sending, composer and privacy settings",
+        )  # fmt: skip
+        if self.settings_action.shortcut().isEmpty():
+            self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.add_account_action = self._action(
+            "&Add account…", self.open_wizard, None, "Set up an email account"
+        )
+        self.sandbox_action = self._action(
+            "Try the &sandbox", self.start_sandbox_trial, None,
+            "Start the built-in test server and write a first message to it",
+        )  # fmt: skip
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.undo_action = self._action(
+            "&Undo send", self._undo_latest, QKeySequence.StandardKey.Undo,
+            "Stop the message that is counting down to be sent",
+        )  # fmt: skip
 
-        self.bridge.load_messages(folder.states, loaded)
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.new_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        outbox_menu = self.menuBar().addMenu("&Outbox")
+        for action in (self.send_now_action, self.pause_action, self.undo_action):
+            outbox_menu.addAction(action)
+        self.view_menu = self.menuBar().addMenu("&View")
+        accounts_menu = self.menuBar().addMenu("&Accounts")
+        for action in (self.add_account_action, self.sandbox_action, self.settings_action):
+            accounts_menu.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("&About Mailer", self._about))
+
+        toolbar = self.addToolBar("Main toolbar")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setAccessibleName("Main toolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.new_action, self.send_now_action, self.pause_action):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.settings_action)
+        for action, icon in (
+            (self.new_action, "message-new"),
+            (self.send_now_action, "send"),
+            (self.pause_action, "pause"),
+            (self.settings_action, "settings"),
+            (self.add_account_action, "message-new"),
+            (self.sandbox_action, "sandbox"),
+        ):
+            action.setIcon(action_icon(icon))
+
+    def _build_folders(self) -> None:
+        self.folders = QListWidget(self)
+        self.folders.setAccessibleName("Folders")
+        for key in (OUTBOX, SENT, FAILED, DRAFTS, SANDBOX):
+            item = QListWidgetItem(_NAMES[key])
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            self.folders.addItem(item)
+        self._folder_item(SANDBOX).setHidden(True)  # until the sandbox is used
+        self.folders.setCurrentRow(0)
+        self.folders.currentItemChanged.connect(self._folder_chosen)
+
+    def _build_pages(self) -> None:
+        from mailer_gui.ui.detail_pane import DetailPane
+
+        self.model = OutboxTableModel(Folder.OUTBOX)
+        self.table = QTableView(self)
+        self.table.setAccessibleName("Messages")
+        self.table.setModel(self.model)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self._connect_selection()
+
+        self.detail = DetailPane(self.bridge, self)
+        self.detail.editAsNew.connect(lambda draft: self.open_composer(draft=draft))
+
+        self.message_split = QSplitter(Qt.Orientation.Vertical, self)
+        self.message_split.setObjectName("messageSplit")
+        self.message_split.addWidget(self.table)
+        self.message_split.addWidget(self.detail)
+        self.message_split.setStretchFactor(0, 2)
+        self.message_split.setStretchFactor(1, 3)
+
+        self.drafts_list = QListWidget(self)
+        self.drafts_list.setAccessibleName("Drafts")
+        self.drafts_list.itemActivated.connect(self._open_draft_item)
+
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(self.message_split)
+        self.pages.addWidget(self.drafts_list)
+        self.welcome: QWidget | None = None
+        self.sandbox_view: QWidget | None = None
+
+        self.main_split = QSplitter(self)
+        self.main_split.setObjectName("mainSplit")
+        self.main_split.addWidget(self.folders)
+        self.main_split.addWidget(self.pages)
+        self.main_split.setStretchFactor(1, 4)
+        self.main_split.setSizes([180, 900])
+        self.setCentralWidget(self.main_split)
+
+        self.log = SessionLogDock(self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log)
+        log_action = self.log.toggleViewAction()
+        log_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.view_menu.addAction(log_action)
+
+    def _build_status(self) -> None:
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        self.status.setAccessibleName("Status")
+        self.statusBar().addWidget(self.status, 1)
+        self.send_progress = SendProgress(self)
+        self.statusBar().addPermanentWidget(self.send_progress)
+        self.countdown = UndoCountdown(self)
+        self.countdown.undoRequested.connect(self.undo_send)
+        self.statusBar().addPermanentWidget(self.countdown)
+        self.network_label = QLabel(self)
+        self.statusBar().addPermanentWidget(self.network_label)
+        self.connectivity = Connectivity(self.network_label, self)
+        self.connectivity.changed.connect(self._online_changed)
+
+    def _build_tray(self) -> QSystemTrayIcon | None:
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return None
+        tray = QSystemTrayIcon(self.windowIcon(), self)
+        tray.setToolTip("Mailer")
+        menu = QMenu(self)
+        menu.addAction("Show Mailer", self._raise)
+        menu.addAction(self.new_action)
+        menu.addAction(self.pause_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        tray.setContextMenu(menu)
+        tray.activated.connect(lambda reason: self._raise())
+        tray.show()
+        return tray
+
+    # --------------------------------------------------------------- layout
+
+    def _restore_layout(self) -> None:
+        geometry = self._settings.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self._settings.value("windowState")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        for splitter in (self.main_split, self.message_split):
+            saved = self._settings.value(splitter.objectName())
+            if isinstance(saved, QByteArray):
+                splitter.restoreState(saved)
+
+    def save_layout(self) -> None:
+        with contextlib.suppress(OSError):
+            ensure_private_dir(self.paths.config_dir)
+        self._settings.setValue("geometry", self.saveGeometry())
+        self._settings.setValue("windowState", self.saveState())
+        for splitter in (self.main_split, self.message_split):
+            self._settings.setValue(splitter.objectName(), splitter.saveState())
+        self._settings.sync()
+
+    # -------------------------------------------------------------- folders
+
+    def _folder_item(self, key: str) -> QListWidgetItem:
+        for index in range(self.folders.count()):
+            item = self.folders.item(index)
+            if item.data(Qt.ItemDataRole.UserRole) == key:
+                return item
+        raise KeyError(key)
+
+    def show_folder(self, key: str) -> None:
+        self.folders.setCurrentItem(self._folder_item(key))
 
     def _folder_chosen(self, item: QListWidgetItem | None) -> None:
         if item is None:
             return
-        self.folder = item.data(Qt.ItemDataRole.UserRole)
+        self.folder_key = item.data(Qt.ItemDataRole.UserRole)
+        if self.folder_key == DRAFTS:
+            self.pages.setCurrentWidget(self.drafts_list)
+            self.reload_drafts()
+            return
+        if self.folder_key == SANDBOX:
+            view = self._ensure_sandbox_view()
+            self.pages.setCurrentWidget(view)
+            return
+        self.pages.setCurrentWidget(self.message_split)
         self.model.deleteLater()
-        self.model = OutboxTableModel(self.folder)
-        self.proxy = self.model.make_proxy(self.table)
-        self.table.setModel(self.proxy)
+        self.model = OutboxTableModel(_FOLDERS[self.folder_key])
+        self.table.setModel(self.model)
+        header = self.table.horizontalHeader()
+        self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
+        self._connect_selection()
+        self.detail.show_message(None)
         self._reload()
 
+    def _connect_selection(self) -> None:
+        self.table.selectionModel().currentRowChanged.connect(self._row_chosen)
+
+    def _row_chosen(self, current: Any, _previous: Any) -> None:
+        message = current.data(MESSAGE_ID_ROLE) if current.isValid() else None
+        self.detail.show_message(message)
+
+    def select_message(self, message: int) -> bool:
+        """Select ``message`` in the current folder's table (True when it is there)."""
+        row = self.model.row_of(message)
+        if row is None:
+            return False
+        self.table.setCurrentIndex(self.model.index(row, 0))
+        return True
+
+    def _reload(self) -> None:
+        folder = _FOLDERS.get(self.folder_key)
+        if folder is None:
+            return
+        key = self.folder_key
+        store = self.bridge.store
+        states = tuple(folder.states)
+
+        def load() -> PreparedRows:
+            # Query and cell texts both on the worker: the GUI thread only swaps lists.
+            return prepare_rows(store.messages(states), states)
+
+        def loaded(prepared: PreparedRows | None, error: BaseException | None) -> None:
+            if error is not None:
+                self.show_status(str(error))
+            elif key == self.folder_key and prepared is not None:
+                current = self.detail.message_id
+                self.model.set_prepared(prepared)
+                for row in prepared.rows:
+                    self._subjects[row.id] = row.subject
+                if current is not None:
+                    self.select_message(current)
+
+        self.bridge.run_in_background(load, loaded)
+
     def _state_changed(self, message: int, state: str, detail: str) -> None:
-        if self.model.update_state(message, state, detail) or State(state) in self.folder.states:
+        new = State(state)
+        if new is not State.SCHEDULED:
+            self.countdown.forget(message)
+        if new is not State.SENDING:
+            self.send_progress.finished(message)
+        folder = _FOLDERS.get(self.folder_key)
+        if folder is not None and (
+            self.model.update_state(message, state, detail) or new in folder.states
+        ):
             self._reload()
+        if new in _NOTIFY_STATES:
+            self._announce(message, new, detail)
 
     def _show_counts(self, counts: dict[str, int]) -> None:
-        for index in range(self.folders.count()):
-            item = self.folders.item(index)
-            folder = item.data(Qt.ItemDataRole.UserRole)
+        for key, folder in _FOLDERS.items():
             number = sum(counts.get(state.value, 0) for state in folder.states)
-            name = _FOLDER_NAMES[folder]
-            item.setText(f"{name} ({number})" if number else name)
+            name = _NAMES[key]
+            self._folder_item(key).setText(f"{name} ({number})" if number else name)
 
-    def _describe_accounts(self, paths: AppPaths) -> None:
+    # --------------------------------------------------------- notifications
+
+    def _announce(self, message: int, state: State, detail: str) -> None:
+        """Tell the person about what they would otherwise miss (tray, status bar)."""
+        subject = self._subjects.get(message) or f"message {message}"
+        if state is State.SENT:
+            if message not in self._deferred_before:
+                return  # sent at the first try: the folder count says enough
+            self._deferred_before.discard(message)
+            title, text = "Sent after all", f"“{subject}” was delivered."
+        elif state is State.DEFERRED:
+            self._deferred_before.add(message)
+            title = "Sending deferred"
+            text = f"“{subject}” will be tried again. {detail}".strip()
+        elif state is State.UNCERTAIN:
+            title = "Delivery uncertain"
+            text = f"“{subject}”: the server's reply was lost. Check it in the Outbox."
+        else:
+            self._deferred_before.discard(message)
+            title = "Sending failed"
+            text = f"“{subject}” could not be sent. {detail}".strip()
+        self.notifications.append((title, text))
+        self.show_status(f"{title}: {text}")
+        if self.tray is not None and self.tray.isVisible():
+            icon = (
+                QSystemTrayIcon.MessageIcon.Warning
+                if state in (State.FAILED, State.UNCERTAIN)
+                else QSystemTrayIcon.MessageIcon.Information
+            )
+            self.tray.showMessage(title, text, icon, 8000)
+
+    def show_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    # --------------------------------------------------------------- actions
+
+    def _pause_toggled(self, paused: bool) -> None:
+        self.bridge.pause_sending(paused)
+        self.pause_action.setText("Resume sending" if paused else "&Pause sending")
+        self.show_status(
+            "Sending is paused: messages wait in the outbox." if paused else "Sending resumed."
+        )
+
+    def send_queued_now(self) -> None:
+        """Every deferred message is due now; then the runner looks at once."""
+        store = self.bridge.store
+
+        def retry_all() -> int:
+            due = [r.id for r in store.messages((State.DEFERRED,))]
+            for message in due:
+                with contextlib.suppress(Exception):  # changed state meanwhile
+                    store.retry_now(message)
+            return len(due)
+
+        def done(count: int | None, error: BaseException | None) -> None:
+            if error is not None:
+                self.show_status(str(error))
+                return
+            if self.pause_action.isChecked():
+                self.pause_action.setChecked(False)
+            self.bridge.wake()
+            self.bridge.refresh_counts()
+            self._reload()
+            self.show_status("Sending what is waiting in the outbox now.")
+
+        self.bridge.run_in_background(retry_all, done)
+
+    def _online_changed(self, online: bool) -> None:
+        if online:
+            self.bridge.wake()
+
+    def _undo_latest(self) -> None:
+        pending = self.countdown.pending()
+        if pending:
+            self.undo_send(pending[-1])
+
+    def undo_send(self, message: int) -> None:
+        """Stop a message in its undo window and give it back as a draft."""
+        from mailer_gui.message.eml import load_eml
+
+        store = self.bridge.store
+        attachments = self.paths.data_dir / "restored" / str(message)
+
+        def cancel_and_load() -> tuple[State, Any]:
+            state = store.cancel(message)
+            if state is not State.CANCELLED:
+                return state, None
+            row = store.get(message)
+            ensure_private_dir(attachments.parent)
+            draft, _notes = load_eml(row.spool_path, attachments)
+            return state, (row.account, draft)
+
+        def done(result: tuple[State, Any] | None, error: BaseException | None) -> None:
+            self.countdown.forget(message)
+            if error is not None or result is None:
+                self.show_status(f"Could not undo: {error}")
+                return
+            state, loaded = result
+            if loaded is None:
+                self.show_status(f"Too late to undo: the message is {state.value} already.")
+                return
+            self.bridge.refresh_counts()
+            self._reload()
+            account, draft = loaded
+            self.show_status("Sending undone: the message is back in a composer.")
+            self.open_composer(draft=draft, account=account)
+
+        self.bridge.run_in_background(cancel_and_load, done)
+
+    def _raise(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def _about(self) -> None:
+        self.show_status(
+            f"Mailer {__version__}: writes messages and delivers them over SMTP, "
+            "showing every line the server said."
+        )
+
+    # ------------------------------------------------------------- accounts
+
+    def _load_accounts(self) -> None:
         # A small JSON file: reading it here does not stall the window.
         try:
-            accounts = AccountStore(paths.accounts_file).load()
+            self.accounts = AccountStore(self.paths.accounts_file).load()
         except AccountStoreError as exc:
-            self.status.setText(str(exc))
+            self.accounts = []
+            self.show_status(str(exc))
             return
-        if not accounts:
-            self.status.setText(
-                "No account yet. Set one up from a terminal: mailer-gui accounts setup "
-                "you@example.org --password-stdin (or try mailer-gui sandbox)."
+        if any(is_sandbox_account(a) for a in self.accounts):
+            self._folder_item(SANDBOX).setHidden(False)
+            if not self.sandbox.running and not self._sandbox_started:
+                # Its messages need it: the sandbox runs while Mailer does.
+                self._sandbox_started = True
+                self.sandbox.start()
+        if not self.accounts:
+            self._show_welcome()
+            self.show_status("No account yet: add yours, or try the built-in test server.")
+        else:
+            self._hide_welcome()
+            names = ", ".join(a.name for a in self.accounts)
+            self.show_status(f"Mailer {__version__} · accounts: {names}")
+
+    def accounts_changed(self) -> None:
+        self._load_accounts()
+
+    def _show_welcome(self) -> None:
+        from mailer_gui.ui.welcome import WelcomePage
+
+        if self.welcome is None:
+            welcome = WelcomePage(self)
+            welcome.addAccount.connect(self.open_wizard)
+            welcome.trySandbox.connect(self.start_sandbox_trial)
+            self.pages.addWidget(welcome)
+            self.welcome = welcome
+        self.pages.setCurrentWidget(self.welcome)
+
+    def _hide_welcome(self) -> None:
+        if self.welcome is not None and self.pages.currentWidget() is self.welcome:
+            self.pages.setCurrentWidget(self.message_split)
+
+    # --------------------------------------------------- other windows (stubs)
+
+    def open_composer(
+        self,
+        *,
+        draft: Draft | None = None,
+        account: str | None = None,
+        stored: StoredDraft | None = None,
+        mailto: str | None = None,
+    ) -> ComposerWindow | None:
+        """A composer window: empty, or filled from a Draft, a stored draft or a mailto: URL."""
+        if not self.accounts:
+            self.show_status(
+                "Add an account first (Accounts → Add account…), or try the built-in test server."
+            )
+            self._show_welcome()
+            return None
+        options: dict[str, Any] = {
+            "undo_seconds": float(self.preferences.undo_seconds),
+            "default_format": self.preferences.default_format,
+            "known_addresses": sorted(self._known_addresses),
+            "size_limits": self.size_limits,
+        }
+        if draft is not None:
+            stored = _stored_from_draft(draft, account or "")
+        if mailto is not None:
+            composer = ComposerWindow.from_mailto(
+                mailto, self.bridge, self.accounts, self.drafts, **options
             )
         else:
-            names = ", ".join(a.name for a in accounts)
-            self.status.setText(f"Mailer {__version__} · accounts: {names}")
+            composer = ComposerWindow(
+                self.bridge, self.accounts, self.drafts, stored=stored, **options
+            )
+        composer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        composer.apply_preferences(self.preferences)
+        composer.queued.connect(
+            lambda message, due, c=composer: self._composer_queued(message, due, c)
+        )
+        composer.draftSaved.connect(lambda _id: self.reload_drafts())
+        composer.draftDeleted.connect(lambda _id: self.reload_drafts())
+        composer.destroyed.connect(lambda _obj=None, c=composer: self._forget_composer(c))
+        self.composers.append(composer)
+        composer.show()
+        composer.raise_()
+        composer.activateWindow()
+        return composer
+
+    def _forget_composer(self, composer: ComposerWindow) -> None:
+        with contextlib.suppress(ValueError):
+            self.composers.remove(composer)
+
+    def _composer_queued(self, message: int, due_at: float, composer: ComposerWindow) -> None:
+        subject = composer.subject_field.text()
+        self._subjects[message] = subject
+        self.countdown.add(message, subject, due_at)
+        for address in split_address_list(
+            ", ".join((composer.to_field.text(), composer.cc_field.text()))
+        ):
+            self._known_addresses.add(address)
+        self._reload()
+
+    def reload_drafts(self) -> None:
+        """List the drafts folder (read off the GUI thread); damaged files are named."""
+        drafts = self.drafts
+
+        def loaded(listing: DraftListing | None, error: BaseException | None) -> None:
+            if error is not None or listing is None:
+                self.show_status(f"The drafts could not be listed: {error}")
+                return
+            self.drafts_list.clear()
+            for stored in listing.drafts:
+                when = datetime.fromtimestamp(stored.updated_at).strftime("%Y-%m-%d %H:%M")
+                to = stored.to.strip() or "no recipient yet"
+                item = QListWidgetItem(f"{stored.title}\n    to {to} · {when}")
+                item.setData(Qt.ItemDataRole.UserRole, stored.id)
+                item.setToolTip("Double-click or press Enter to go on writing")
+                self.drafts_list.addItem(item)
+            for damaged in listing.damaged:
+                item = QListWidgetItem(f"{damaged.name}: {damaged.reason}")
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+                self.drafts_list.addItem(item)
+            count = len(listing.drafts)
+            name = _NAMES[DRAFTS]
+            self._folder_item(DRAFTS).setText(f"{name} ({count})" if count else name)
+
+        self.bridge.run_in_background(drafts.list, loaded)
+
+    def _open_draft_item(self, item: QListWidgetItem) -> None:
+        draft_id = item.data(Qt.ItemDataRole.UserRole)
+        if not draft_id:
+            return
+        for composer in self.composers:
+            if composer.draft_id == draft_id:
+                composer.raise_()
+                composer.activateWindow()
+                return
+
+        def loaded(stored: StoredDraft | None, error: BaseException | None) -> None:
+            if error is not None or stored is None:
+                self.show_status(f"The draft could not be opened: {error}")
+                return
+            self.open_composer(stored=stored)
+
+        self.bridge.run_in_background(lambda: self.drafts.load(draft_id), loaded)
+
+    def open_wizard(self) -> None:
+        """The account setup wizard (window-modal; nothing is saved before Finish)."""
+        wizard = SetupWizard(self.paths, self)
+        wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        wizard.accountCreated.connect(self._account_created)
+        wizard.open()
+        self.wizard = wizard
+
+    def _account_created(self, name: str) -> None:
+        self.accounts_changed()
+        if self.settings_dialog is not None:
+            self.settings_dialog.accounts_page.reload()
+        self.show_status(f"The account {name!r} is ready. Write a message with Ctrl+N.")
+        self.bridge.wake()
+
+    def open_settings(self, page: str | None = None) -> None:
+        """The settings window (one at a time, not modal)."""
+        if self.settings_dialog is None:
+            dialog = SettingsDialog(
+                self.paths, self.preferences, self, add_account=self.open_wizard
+            )
+            dialog.preferencesChanged.connect(self.apply_preferences)
+            dialog.accountsChanged.connect(self.accounts_changed)
+            self.settings_dialog = dialog
+        if page is not None:
+            self.settings_dialog.show_page(page)
+        self.settings_dialog.show()
+        self.settings_dialog.raise_()
+        self.settings_dialog.activateWindow()
+
+    def apply_preferences(self, preferences: Preferences) -> None:
+        """New settings take effect at once: retries, connections, composers."""
+        self.preferences = preferences
+        self.bridge.store.policy = preferences.retry_policy()
+        runner = self.bridge.runner
+        runner.max_connections = preferences.max_connections
+        runner.per_connection = preferences.per_connection
+        for composer in list(self.composers):
+            composer.apply_preferences(preferences)
+        self.bridge.wake()
+
+    def _preference_warned(self, text: str) -> None:
+        self._preference_warning = text
+
+    def _prune_transcripts(self) -> None:
+        days = self.preferences.transcript_days
+        if days <= 0:
+            return
+        store = self.bridge.store
+
+        def done(count: int | None, error: BaseException | None) -> None:
+            if error is not None:
+                self.show_status(f"Old transcripts were not cleared: {error}")
+
+        self.bridge.run_in_background(lambda: prune_transcripts(store, days), done)
+
+    def start_sandbox_trial(self) -> None:
+        """Start the test server, make its account, and open a first message to it."""
+        if self.welcome is not None:
+            self.welcome.set_busy("Starting the test server…")
+        self.show_status("Starting the built-in test server…")
+
+        def done(trial: SandboxTrial | None, error: BaseException | None) -> None:
+            if self.welcome is not None:
+                self.welcome.set_busy(None)
+            if error is not None or trial is None:
+                text = f"The test server did not start: {error}"
+                if self.welcome is not None and self.pages.currentWidget() is self.welcome:
+                    self.welcome.show_problem(text)
+                self.show_status(text)
+                return
+            self.accounts_changed()
+            self.show_status(
+                f"The test server runs on 127.0.0.1:{trial.port}. What you send to it "
+                "shows up in Sandbox inbox."
+            )
+            self.open_composer(draft=trial.draft, account=trial.account.name)
+
+        self.sandbox.start_trial(done)
+
+    def _ensure_sandbox_view(self) -> QWidget:
+        if self.sandbox_view is None:
+            self.sandbox_view = SandboxInboxView(self.sandbox, self)
+            self.pages.addWidget(self.sandbox_view)
+        if not self.sandbox.running:
+            self.sandbox.start()
+        return self.sandbox_view
+
+    def open_request(self, request: str) -> None:
+        """A mailto: URL (or nothing) from the command line or a second launch."""
+        self._raise()
+        if request.lower().startswith("mailto:"):
+            self.open_composer(mailto=request)
+        elif request:
+            self.show_status(f"Mailer opens mailto: links; {request!r} is not one.")
+
+    # --------------------------------------------------------------- closing
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        if self.tray is not None:
+            self.tray.hide()
+        if self.settings_dialog is not None:
+            self.settings_dialog.shutdown()
         self.bridge.shutdown()
+        self.sandbox.shutdown()
         super().closeEvent(event)
+
+
+class _UrlOpened(QObject):
+    """Passes the URL of a QFileOpenEvent (macOS: a clicked mailto: link) to the window."""
+
+    def __init__(self, window: MainWindow, parent: QObject) -> None:
+        super().__init__(parent)
+        self.window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.FileOpen and isinstance(event, QFileOpenEvent):
+            url = event.url().toString()
+            if url.lower().startswith("mailto:"):
+                self.window.open_request(url)
+                return True
+        return False
 
 
 def _no_display() -> bool:
@@ -147,10 +850,22 @@ def _no_display() -> bool:
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run_gui(argv: Sequence[str]) -> int:
+def _request(args: argparse.Namespace) -> str:
+    words = [w for w in args.words if w != "compose"]
+    return words[0] if words else ""
+
+
+def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | None = None) -> int:
+    """Open the window (or hand a mailto: URL to the one already open).
+
+    ``on_shown(window)`` runs right after the window is shown (benchmarks and
+    the screenshot script use it to watch the first paint).
+    """
+    from mailer_gui.ui.single_instance import InstanceServer, hand_over
+
     parser = argparse.ArgumentParser(prog="mailer-gui")
     parser.add_argument("--home", metavar="DIR")
-    parser.add_argument("url", nargs="?")
+    parser.add_argument("words", nargs="*", help="compose, and/or a mailto: URL")
     args, qt_args = parser.parse_known_args(list(argv))
     if _no_display():
         print(
@@ -160,9 +875,31 @@ def run_gui(argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return 69
-    app = QApplication(["mailer-gui", *qt_args])
+    app = QApplication.instance() or QApplication(["mailer-gui", *qt_args])
+    assert isinstance(app, QApplication)
     app.setApplicationName("mailer-gui")
     app.setApplicationDisplayName("Mailer")
-    window = MainWindow(resolve_paths(args.home))
+    app.setDesktopFileName("mailer-gui")
+    paths = resolve_paths(args.home)
+    request = _request(args)
+    if hand_over(paths, request):
+        return 0  # the running Mailer opens it
+    server = InstanceServer(paths)
+    server.listen()
+    window = MainWindow(paths)
+    app.setWindowIcon(QIcon.fromTheme("mailer-gui", app_icon()))
+    server.received.connect(window.open_request)
+    opened = _UrlOpened(window, app)  # macOS hands mailto: clicks over as events
+    app.installEventFilter(opened)
     window.show()
-    return app.exec()
+    if on_shown is not None:
+        on_shown(window)
+    if request:
+        QTimer.singleShot(0, lambda: window.open_request(request))
+    try:
+        return app.exec()
+    finally:
+        server.close()
+
+
+__all__ = ["MainWindow", "run_gui"]

@@ -1,8 +1,10 @@
 """The outbox folders (Outbox, Sent, Failed) as a Qt table model.
 
-Rows are MessageRows loaded off the GUI thread (`OutboxBridge.load_messages`);
-every cell's text is worked out once in `set_rows`, so `data()` is a list
-lookup and ten thousand messages scroll and sort smoothly.
+Rows are MessageRows loaded off the GUI thread (`OutboxBridge.load_messages`),
+and every cell's text and sort key is worked out there too (`prepare_rows`),
+so `data()` is a list lookup and sorting is one list sort in the model itself
+(no proxy calling `data()` a million times): ten thousand messages open, sort
+and scroll without a stall (tests/bench/bench_outbox_view.py).
 """
 
 from __future__ import annotations
@@ -114,6 +116,27 @@ def _cells(row: MessageRow, now: float) -> tuple[tuple[str, ...], tuple[Any, ...
     return display, keys
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedRows:
+    """A folder's rows with every cell's text and sort key worked out."""
+
+    rows: list[MessageRow]
+    display: list[tuple[str, ...]]
+    keys: list[tuple[Any, ...]]
+
+
+def prepare_rows(
+    rows: Sequence[MessageRow], states: Iterable[State], *, now: float | None = None
+) -> PreparedRows:
+    """The cells of ``rows`` in ``states``: plain Python, so a worker thread can do it
+    for ten thousand rows while the GUI thread goes on painting."""
+    now = time.time() if now is None else now
+    wanted = frozenset(states)
+    shown = [row for row in rows if row.state in wanted]
+    cells = [_cells(row, now) for row in shown]
+    return PreparedRows(shown, [d for d, _ in cells], [k for _, k in cells])
+
+
 class OutboxTableModel(QAbstractTableModel):
     """The messages of one folder, newest first as loaded; sort through `make_proxy()`."""
 
@@ -127,22 +150,60 @@ class OutboxTableModel(QAbstractTableModel):
         self._tooltips: list[str | None] = []
         self._ids: list[int] = []
         self._row_of: dict[int, int] = {}
+        self._sort_column: int | None = None
+        self._sort_order = Qt.SortOrder.AscendingOrder
 
     # ------------------------------------------------------------ updates
 
     def set_rows(self, rows: Sequence[MessageRow], *, now: float | None = None) -> None:
         """Show ``rows`` (those outside this folder are left out)."""
-        now = time.time() if now is None else now
-        shown = [row for row in rows if row.state in self.states]
+        self.set_prepared(prepare_rows(rows, self.states, now=now))
+
+    def set_prepared(self, prepared: PreparedRows) -> None:
+        """Show rows whose cells were worked out on a worker thread (`prepare_rows`)."""
+        order = self._sorted_order(prepared.keys)
         self.beginResetModel()
-        self._rows = shown
-        cells = [_cells(row, now) for row in shown]
-        self._display = [display for display, _ in cells]
-        self._keys = [keys for _, keys in cells]
-        self._tooltips = [row.last_error or None for row in shown]
-        self._ids = [row.id for row in shown]
+        self._rows = [prepared.rows[i] for i in order]
+        self._display = [prepared.display[i] for i in order]
+        self._keys = [prepared.keys[i] for i in order]
+        self._tooltips = [prepared.rows[i].last_error or None for i in order]
+        self._ids = [prepared.rows[i].id for i in order]
         self._row_of = {message: i for i, message in enumerate(self._ids)}
         self.endResetModel()
+
+    # ------------------------------------------------------------ sorting
+
+    def _sorted_order(self, keys: Sequence[tuple[Any, ...]]) -> list[int]:
+        order = list(range(len(keys)))
+        if self._sort_column is not None:
+            column = self._sort_column
+            order.sort(
+                key=lambda i: keys[i][column],
+                reverse=self._sort_order == Qt.SortOrder.DescendingOrder,
+            )
+        return order
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort by ``column`` on the keys worked out when the rows came in (times and
+        counts as numbers). Selections and other persistent indexes follow their rows."""
+        if not 0 <= column < len(COLUMNS):
+            return
+        self._sort_column, self._sort_order = column, order
+        self.layoutAboutToBeChanged.emit()
+        new_order = self._sorted_order(self._keys)
+        moved_to = {old: new for new, old in enumerate(new_order)}
+        persistent = self.persistentIndexList()
+        self._rows = [self._rows[i] for i in new_order]
+        self._display = [self._display[i] for i in new_order]
+        self._keys = [self._keys[i] for i in new_order]
+        self._tooltips = [self._tooltips[i] for i in new_order]
+        self._ids = [self._ids[i] for i in new_order]
+        self._row_of = {message: i for i, message in enumerate(self._ids)}
+        self.changePersistentIndexList(
+            persistent,
+            [self.index(moved_to[index.row()], index.column()) for index in persistent],
+        )
+        self.layoutChanged.emit()
 
     def update_state(
         self, message: int, state: str | State, detail: str = "", *, now: float | None = None

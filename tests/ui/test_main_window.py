@@ -1,42 +1,304 @@
-"""The main window against a real outbox and a loopback server (offscreen, pytest-qt)."""
+"""The main window's flows against a real outbox, real composers and loopback servers."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import threading
 from pathlib import Path
+
+import pytest
 
 from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
 from mailer_gui.message.addresses import parse_address
 from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
-from mailer_gui.outbox.store import OutboxStore
-from mailer_gui.paths import ensure_private_dir, resolve_paths
+from mailer_gui.outbox.store import OutboxStore, State
+from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
+from mailer_gui.preferences import Preferences, load_preferences, save_preferences
 from mailer_gui.smtp.settings import AuthMethod, Security
+from mailer_gui.ui.composer import ComposerWindow
 from mailer_gui.ui.main_window import MainWindow
+from tests.ui.many_rows import fill_outbox
+from tests.ui.test_gui_thread import BlockingCalls
 
 
-def test_first_start_explains_what_to_do(qtbot, tmp_path: Path) -> None:
-    window = MainWindow(resolve_paths(tmp_path))
-    qtbot.addWidget(window)
-    assert "accounts setup" in window.status.text()
-    assert window.model.rowCount() == 0
-    window.close()
-
-
-def test_a_queued_message_goes_to_sent_live(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
-    server = aiosmtpd_factory()
-    paths = resolve_paths(tmp_path)
+def home_with_account(tmp_path: Path, port: int, *, undo_seconds: int = 0) -> AppPaths:
+    paths = resolve_paths(tmp_path / "home")
     ensure_private_dir(paths.config_dir)
     AccountStore(paths.accounts_file).add(
         Account(
             name="work",
             email="ann@example.org",
+            display_name="Ann",
             host="localhost",
-            port=server.port,
+            port=port,
             security=Security.NONE,
             auth=AuthMethod.NONE,
         )
     )
+    save_preferences(paths.preferences_file, Preferences(undo_seconds=undo_seconds))
+    return paths
+
+
+def open_window(qtbot, paths: AppPaths) -> MainWindow:
+    window = MainWindow(paths, tray=False)
+    qtbot.addWidget(window)
+    return window
+
+
+def only_composer(qtbot, window: MainWindow) -> ComposerWindow:
+    qtbot.waitUntil(lambda: len(window.composers) == 1, timeout=10_000)
+    return window.composers[0]
+
+
+def write(composer: ComposerWindow, to: str, subject: str, body: str) -> None:
+    composer.to_field.setText(to)
+    composer.subject_field.setText(subject)
+    composer.editor.setPlainText(body)
+
+
+def close_all(window: MainWindow) -> None:
+    for composer in list(window.composers):
+        composer.discard()
+    window.close()
+
+
+def test_first_start_shows_the_welcome(qtbot, tmp_path: Path) -> None:
+    window = open_window(qtbot, resolve_paths(tmp_path))
+    assert window.welcome is not None
+    assert window.pages.currentWidget() is window.welcome
+    assert "No account yet" in window.status.text()
+    window.open_composer()  # nothing to send from: the welcome says what to do
+    assert window.composers == []
+    window.close()
+
+
+def test_try_the_sandbox_first_send_arrives(qtbot, tmp_path: Path, memory_keyring) -> None:
+    paths = resolve_paths(tmp_path)
+    ensure_private_dir(paths.config_dir)
+    save_preferences(paths.preferences_file, Preferences(undo_seconds=0))
+    window = open_window(qtbot, paths)
+    assert window.welcome is not None
+    window.welcome.trySandbox.emit()
+    composer = only_composer(qtbot, window)
+    assert "friend@sandbox.test" in composer.to_field.text()
+    composer.send()
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=20_000)
+    assert not window._folder_item("sandbox").isHidden()
+    assert window.pages.currentWidget() is not window.welcome
+    captured = window.sandbox.server.messages()
+    assert len(captured) == 1
+    # It logged in: the sandbox demands AUTH, and the password never reached the log.
+    window.log.flush()
+    assert "AUTH PLAIN" in window.log.text()
+    assert window.sandbox.server.password not in window.log.text()
+    close_all(window)
+
+
+def test_compose_send_goes_to_sent_with_its_transcript(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    window.new_action.trigger()
+    composer = only_composer(qtbot, window)
+    write(composer, "bob@example.org", "From the composer", "**Hello** Bob.")
+    composer.send_action.trigger()
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
+    assert b"<strong>Hello</strong>" in server.messages[0].content
+    window.show_folder("sent")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
+    assert window.select_message(window.model.index(0, 0).data(256))
+    qtbot.waitUntil(lambda: "Sent" in window.detail.attempts_text(), timeout=5_000)
+    assert window.detail.state_text().startswith("Sent at ")
+    message = window.detail.message_id
+    assert message is not None
+    (attempt,) = window.bridge.store.attempts(message)
+    assert "DATA" in attempt.transcript and "250" in attempt.transcript
+    close_all(window)
+
+
+def test_undo_within_the_window_stops_the_send(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port, undo_seconds=30))
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Second thoughts", "I take it back.")
+    composer.send()
+    qtbot.waitUntil(lambda: window.countdown.pending() != [], timeout=10_000)
+    assert window.countdown.label.text().startswith("Sending “Second thoughts” in ")
+    assert "Sent" not in window.countdown.label.text()
+    message = window.countdown.pending()[0]
+    qtbot.waitUntil(lambda: composer not in window.composers, timeout=10_000)
+
+    window.countdown.button.click()
+    back = only_composer(qtbot, window)
+    assert back.subject_field.text() == "Second thoughts"
+    assert "bob@example.org" in back.to_field.text()
+    assert "I take it back." in back.editor.toPlainText()
+    assert window.bridge.store.get(message).state is State.CANCELLED
+    assert window.countdown.pending() == []
+    assert server.messages == []
+    close_all(window)
+
+
+def test_a_5xx_is_explained_in_the_detail_pane(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(
+        rcpt_replies={"nobody@example.org": "550 5.1.1 <nobody@example.org>: user unknown"}
+    )
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "nobody@example.org", "To nobody", "Hello?")
+    composer.send()
+    qtbot.waitUntil(lambda: window._folder_item("failed").text() == "Failed (1)", timeout=15_000)
+    assert window.notifications and window.notifications[-1][0] == "Sending failed"
+    window.show_folder("failed")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
+    window.table.selectRow(0)
+    qtbot.waitUntil(lambda: "550" in window.detail.recipients_text(), timeout=5_000)
+    assert "does not exist" in window.detail.recipients_text().lower() or (
+        "unknown" in window.detail.recipients_text().lower()
+    )
+    close_all(window)
+
+
+def test_deferred_then_sent_is_announced(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    tries: list[str] = []
+
+    def greylist(address: str, options: list[str]) -> str | None:
+        tries.append(address)
+        return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
+
+    server = aiosmtpd_factory(on_rcpt=greylist)
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Greylisted", "Again.")
+    composer.send()
+    qtbot.waitUntil(
+        lambda: any(t == "Sending deferred" for t, _ in window.notifications), timeout=15_000
+    )
+    window.send_now_action.trigger()  # the person does not want to wait a minute
+    qtbot.waitUntil(
+        lambda: any(t == "Sent after all" for t, _ in window.notifications), timeout=15_000
+    )
+    assert len(server.messages) == 1
+    close_all(window)
+
+
+def test_pause_holds_messages_until_resumed(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    window.pause_action.trigger()
+    assert window.bridge.runner.paused
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Held back", "Later.")
+    composer.send()
+    qtbot.waitUntil(lambda: window._folder_item("outbox").text() == "Outbox (1)", timeout=10_000)
+    qtbot.wait(300)
+    assert server.messages == []
+    window.pause_action.trigger()
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
+    close_all(window)
+
+
+def test_a_mailto_request_fills_a_composer(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    window.open_request("mailto:bob@example.org?cc=carol@example.org&subject=Lunch%20Friday")
+    composer = only_composer(qtbot, window)
+    assert composer.to_field.text() == "bob@example.org"
+    assert composer.cc_field.text() == "carol@example.org"
+    assert composer.subject_field.text() == "Lunch Friday"
+    close_all(window)
+
+
+def test_drafts_folder_lists_and_reopens_autosaved_drafts(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Unfinished", "Half a thought")
+    saved: list[bool] = []
+    composer.save_draft(saved.append)
+    qtbot.waitUntil(lambda: saved == [True], timeout=5_000)
+    composer.close()  # saved: closes without asking
+    qtbot.waitUntil(lambda: window.composers == [], timeout=5_000)
+    window.show_folder("drafts")
+    qtbot.waitUntil(lambda: window.drafts_list.count() == 1, timeout=5_000)
+    assert window._folder_item("drafts").text() == "Drafts (1)"
+    window.drafts_list.itemActivated.emit(window.drafts_list.item(0))
+    reopened = only_composer(qtbot, window)
+    assert reopened.subject_field.text() == "Unfinished"
+    assert reopened.editor.toPlainText().startswith("Half a thought")
+    close_all(window)
+
+
+def test_settings_apply_without_a_restart(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    window.open_settings()
+    assert window.settings_dialog is not None
+    changed = dataclasses.replace(
+        window.preferences, max_connections=2, undo_seconds=25, retry_delays=(120, 600)
+    )
+    window.settings_dialog.preferencesChanged.emit(changed)
+    assert window.bridge.runner.max_connections == 2
+    assert window.bridge.store.policy == changed.retry_policy()
+    composer = window.open_composer()
+    assert composer is not None
+    assert composer._undo_seconds == 25
+    close_all(window)
+    assert load_preferences(paths.preferences_file).undo_seconds == 0  # the dialog saves
+
+
+def test_window_layout_is_remembered(qtbot, tmp_path: Path) -> None:
+    paths = resolve_paths(tmp_path)
+    window = open_window(qtbot, paths)
+    window.resize(640, 470)  # within the offscreen screen, which restoreGeometry respects
+    window.log.hide()
+    window.close()
+    again = open_window(qtbot, paths)
+    assert (again.width(), again.height()) == (640, 470)
+    assert not again.log.isVisibleTo(again)
+    again.close()
+
+
+def test_ten_thousand_messages_open_off_the_gui_thread(qtbot, tmp_path: Path) -> None:
+    paths = home_with_account(tmp_path, 9)
+    ensure_private_dir(paths.data_dir)
+    fill_outbox(paths.database, paths.spool_dir, 10_000)
+    # The database is opened (and migrated) once, as the window is made; from
+    # then on the GUI thread never waits on it.
+    window = open_window(qtbot, paths)
+    hook = BlockingCalls()
+    assert threading.current_thread() is threading.main_thread()
+    sys.setprofile(hook)
+    try:
+        window.show()
+        qtbot.waitUntil(lambda: window.model.rowCount() == 10_000, timeout=30_000)
+        window.table.sortByColumn(0, window.table.horizontalHeader().sortIndicatorOrder())
+        window.table.scrollToBottom()
+    finally:
+        sys.setprofile(None)
+    assert hook.seen == []
+    subjects = {window.model.index(r, 0).data() for r in (0, 9_999)}
+    assert subjects == {"Message 00000", "Message 09999"}
+    window.close()
+
+
+@pytest.fixture
+def queued_home(tmp_path: Path, aiosmtpd_factory) -> tuple[AppPaths, object]:
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
     store = OutboxStore(paths.database, paths.spool_dir)
     draft = Draft(
         sender=parse_address("ann@example.org"),
@@ -48,15 +310,17 @@ def test_a_queued_message_goes_to_sent_live(qtbot, tmp_path: Path, aiosmtpd_fact
         build_message(draft, spool_dir=tmp_path), account="work", subject="From the window"
     )
     store.close()
+    return paths, server
 
-    window = MainWindow(paths)
-    qtbot.addWidget(window)
-    qtbot.waitUntil(lambda: window.folders.item(1).text() == "Sent (1)", timeout=10_000)
-    assert window.folders.item(0).text() == "Outbox"
-    window.folders.setCurrentRow(1)
+
+def test_a_queued_message_goes_to_sent_live(qtbot, queued_home) -> None:
+    paths, _server = queued_home
+    window = open_window(qtbot, paths)
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=10_000)
+    assert window._folder_item("outbox").text() == "Outbox"
+    window.show_folder("sent")
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
     assert window.model.index(0, 0).data() == "From the window"
     window.log.flush()
     assert "S: 250" in window.log.text()
-    assert len(server.wait_for_messages(1)) == 1
     window.close()

@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from mailer_gui.outbox.store import MessageRow, RecipientRow, State
 from mailer_gui.ui.outbox_model import (
@@ -17,6 +17,7 @@ from mailer_gui.ui.outbox_model import (
     STATE,
     Folder,
     OutboxTableModel,
+    prepare_rows,
 )
 
 NOW = time.time()
@@ -165,3 +166,21 @@ def test_proxy_sorts_attempts_as_numbers() -> None:
     proxy = model.make_proxy()
     proxy.sort(4, Qt.SortOrder.AscendingOrder)
     assert [proxy.index(r, 4).data() for r in range(3)] == ["9", "10", "100"]
+
+
+def test_model_sorts_itself_and_selections_follow_their_rows() -> None:
+    model = OutboxTableModel(Folder.OUTBOX)
+    model.set_rows([message_row(i, attempts=a) for i, a in ((1, 10), (2, 9), (3, 100))])
+    selected = QPersistentModelIndex(model.index(0, 0))  # message 1
+    model.sort(4, Qt.SortOrder.AscendingOrder)
+    assert [model.index(r, 4).data() for r in range(3)] == ["9", "10", "100"]
+    assert selected.row() == 1 and selected.data(MESSAGE_ID_ROLE) == 1
+    assert model.row_of(3) == 2
+    model.sort(4, Qt.SortOrder.DescendingOrder)
+    assert [model.index(r, 4).data() for r in range(3)] == ["100", "10", "9"]
+
+    # Rows loaded later come in the chosen order; prepared off the GUI thread.
+    prepared = prepare_rows([message_row(i, attempts=i) for i in (5, 50, 7)], model.states)
+    model.set_prepared(prepared)
+    assert [model.index(r, 4).data() for r in range(3)] == ["50", "7", "5"]
+    assert model.row_of(50) == 0

@@ -1,0 +1,120 @@
+"""One Mailer per person and home folder: a second launch hands its request over.
+
+Clicking a mailto: link starts `mailer-gui mailto:...`. When Mailer is already
+running for the same data folder, that second process connects to the first
+through a QLocalServer (a Unix socket, or a named pipe on Windows), sends the
+request as one line of UTF-8 and exits; the running app opens a composer. The
+socket name includes the user and a hash of the data folder, so two portable
+installs (or tests with their own home) never talk to each other.
+
+A server left behind by a crashed instance is removed before listening: the
+first instance to start after a crash simply takes the name over.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+
+from PySide6.QtCore import QByteArray, QObject, Signal
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+from mailer_gui.paths import AppPaths
+
+#: How long a second launch waits for the running instance, in milliseconds.
+#: Only the second process waits, before it has a window.
+HANDOFF_TIMEOUT_MS = 3000
+#: A request that does not fit here is not a mailto URL or a command.
+MAX_REQUEST = 64 * 1024
+
+ACK = b"ok\n"
+
+
+def server_name(paths: AppPaths) -> str:
+    """The local socket's name for this user and data folder."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    digest = hashlib.sha256(str(paths.data_dir).encode("utf-8")).hexdigest()[:16]
+    return f"mailer-gui-{user}-{digest}"
+
+
+def hand_over(paths: AppPaths, request: str, timeout_ms: int = HANDOFF_TIMEOUT_MS) -> bool:
+    """Give ``request`` ("" to just raise the window) to a running instance.
+
+    True when an instance took it (this process should exit); False when none
+    is running (this process becomes the instance).
+    """
+    socket = QLocalSocket()
+    socket.connectToServer(server_name(paths))
+    if not socket.waitForConnected(timeout_ms):
+        return False
+    socket.write(QByteArray(request.encode("utf-8") + b"\n"))
+    socket.flush()  # sends at once; the reply below proves it arrived
+    answered = socket.waitForReadyRead(timeout_ms) and bytes(socket.readAll().data()) == ACK
+    socket.disconnectFromServer()
+    return answered
+
+
+class InstanceServer(QObject):
+    """Listens for later launches; `received` carries each one's request."""
+
+    #: the request line ("" when a later launch had nothing to open)
+    received = Signal(str)
+
+    def __init__(self, paths: AppPaths, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._name = server_name(paths)
+        self._server = QLocalServer(self)
+        self._server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        self._server.newConnection.connect(self._accept)
+        self._buffers: dict[QLocalSocket, bytearray] = {}
+
+    def listen(self) -> bool:
+        """Take the name; a socket file left by a crashed instance is replaced."""
+        if self._server.listen(self._name):
+            return True
+        QLocalServer.removeServer(self._name)
+        return self._server.listen(self._name)
+
+    def close(self) -> None:
+        """Stop listening and drop the connections still open (before Qt deletes them)."""
+        self._server.close()
+        for socket in list(self._buffers):
+            socket.disconnected.disconnect()
+            socket.readyRead.disconnect()
+            socket.abort()
+            socket.deleteLater()
+        self._buffers.clear()
+
+    def _accept(self) -> None:
+        while self._server.hasPendingConnections():
+            socket = self._server.nextPendingConnection()
+            self._buffers[socket] = bytearray()
+            socket.readyRead.connect(lambda s=socket: self._read(s))
+            socket.disconnected.connect(lambda s=socket: self._forget(s))
+
+    def _read(self, socket: QLocalSocket) -> None:
+        buffer = self._buffers.get(socket)
+        if buffer is None:
+            return
+        buffer.extend(bytes(socket.readAll().data()))
+        if len(buffer) > MAX_REQUEST:
+            socket.abort()
+            return
+        if b"\n" not in buffer:
+            return
+        line = bytes(buffer.split(b"\n", 1)[0])
+        self._buffers[socket] = bytearray()
+        socket.write(QByteArray(ACK))
+        socket.flush()
+        self.received.emit(line.decode("utf-8", "replace").strip())
+
+    def _forget(self, socket: QLocalSocket) -> None:
+        self._buffers.pop(socket, None)
+        socket.deleteLater()
+
+
+__all__ = ["InstanceServer", "hand_over", "server_name"]

@@ -1,0 +1,94 @@
+"""A second launch hands its mailto: URL to the running instance (real local socket)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mailer_gui.paths import resolve_paths
+from mailer_gui.ui.single_instance import InstanceServer, server_name
+from tests.servers.processes import stop_process
+
+
+def launch(home: Path, *args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailer_gui", "--home", str(home), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_second_launch_hands_its_url_over_and_exits(qtbot, tmp_path: Path) -> None:
+    server = InstanceServer(resolve_paths(tmp_path))
+    assert server.listen()
+    try:
+        url = "mailto:bob@example.org?subject=Lunch%20on%20Friday"
+        with qtbot.waitSignal(server.received, timeout=20_000) as got:
+            process = launch(tmp_path, url)
+        assert got.args == [url]
+        _out, err = process.communicate(timeout=20)
+        assert process.returncode == 0, err
+        assert err == ""
+    finally:
+        server.close()
+
+
+def test_compose_command_is_handed_over_too(qtbot, tmp_path: Path) -> None:
+    server = InstanceServer(resolve_paths(tmp_path))
+    assert server.listen()
+    try:
+        with qtbot.waitSignal(server.received, timeout=20_000) as got:
+            process = launch(tmp_path, "compose", "mailto:ann@example.org")
+        assert got.args == ["mailto:ann@example.org"]
+        process.communicate(timeout=20)
+        assert process.returncode == 0
+    finally:
+        server.close()
+
+
+def test_instances_for_different_homes_do_not_meet(tmp_path: Path) -> None:
+    first = resolve_paths(tmp_path / "one")
+    second = resolve_paths(tmp_path / "two")
+    assert server_name(first) != server_name(second)
+    assert server_name(first) == server_name(resolve_paths(tmp_path / "one"))
+
+
+LISTENER = """
+import sys, time
+from PySide6.QtCore import QCoreApplication
+from mailer_gui.paths import resolve_paths
+from mailer_gui.ui.single_instance import InstanceServer
+app = QCoreApplication([])
+server = InstanceServer(resolve_paths(sys.argv[1]))
+print("listening" if server.listen() else "refused", flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_socket_of_a_killed_instance_is_taken_over(qtbot, tmp_path: Path) -> None:
+    paths = resolve_paths(tmp_path)
+    crashed = subprocess.Popen(
+        [sys.executable, "-c", LISTENER, str(tmp_path)],
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert crashed.stdout is not None
+        assert crashed.stdout.readline().strip() == "listening"
+    finally:
+        stop_process(crashed)  # SIGTERM: Python dies without closing its socket
+    fresh = InstanceServer(paths)
+    try:
+        assert fresh.listen()
+        with qtbot.waitSignal(fresh.received, timeout=20_000) as got:
+            process = launch(tmp_path, "mailto:carol@example.org")
+        assert got.args == ["mailto:carol@example.org"]
+        process.communicate(timeout=20)
+    finally:
+        fresh.close()
