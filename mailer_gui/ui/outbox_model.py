@@ -25,6 +25,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from mailer_gui.outbox.policy import UNDO_WINDOW_MAX
 from mailer_gui.outbox.store import MessageRow, State
 
 COLUMNS = (
@@ -71,7 +72,9 @@ def state_text(row: MessageRow, now: float) -> str:
     """The state in plain words, as the State column shows it."""
     state = row.state
     if state is State.SCHEDULED:
-        return "Scheduled (undo possible)"
+        if row.due_at - now > UNDO_WINDOW_MAX:
+            return f"Send later: {_clock_time(row.due_at, now)}"
+        return "Sending soon (undo possible)"
     if state is State.QUEUED:
         return "Queued" if row.due_at <= now else f"Queued for {_clock_time(row.due_at, now)}"
     if state is State.SENDING:

@@ -91,11 +91,14 @@ def test_state_words_and_server_reply() -> None:
                 3, State.DEFERRED, due_at=retry, last_error="451 4.7.1 Greylisted\nsee the docs"
             ),
             message_row(4, State.UNCERTAIN),
+            message_row(5, State.SCHEDULED, due_at=NOW + 86400),  # send later, tomorrow
         ],
         now=NOW,
     )
+    tomorrow = datetime.fromtimestamp(NOW + 86400).strftime("%Y-%m-%d %H:%M")
+    assert cell(model, 4, STATE) == f"Send later: {tomorrow}"
     assert [cell(model, r, STATE) for r in range(4)] == [
-        "Scheduled (undo possible)",
+        "Sending soon (undo possible)",
         "Sending…",
         f"Waiting to retry at {datetime.fromtimestamp(retry).strftime('%H:%M')}"
         if datetime.fromtimestamp(retry).date() == datetime.fromtimestamp(NOW).date()
