@@ -7,6 +7,36 @@ once), which reuses one connection for up to `per_connection` messages.
 One failing message never blocks the others: its result is recorded and the
 worker goes on. Events (frozen dataclasses) report state changes, progress
 and transcript lines to whoever listens: the CLI, or the GUI's bridge.
+
+What a worker writes, and when (crash safety):
+
+- Just before a message's final "." leaves, `OutboxStore.mark_data_end`
+  commits its end-of-data mark, in the worker's thread, one statement. The
+  commit also checks that this runner still holds the message's lease; if
+  not, the "." is never sent. A message whose "." may have reached the
+  server therefore always has a durable record that it may have been
+  delivered: after a crash, recovery finds it `sending` with the mark and
+  makes it `uncertain` (the person decides), never queued again silently.
+  A message interrupted before its mark goes back to `queued`.
+- The server's reply to a message that needs no decision (a clean result)
+  is kept in memory and written later, together with others, in one
+  transaction (`OutboxStore.record_and_claim`), which also claims the next
+  messages when the worker runs low. Until it is written the message stays
+  `sending` with its mark set and its lease renewed, so a crash in between
+  makes it `uncertain` as above: nothing is lost or sent twice.
+- When: just after the next final "." left (the session reports its last
+  bytes after writing them, through the `progress` callback), while the
+  server takes that message and the worker would only wait. At full speed
+  results gather for up to `RECORD_BATCH` messages or `RECORD_DELAY`
+  seconds, so a crash then may leave that many messages that did arrive
+  `uncertain`. At a slower pace (a message every `RECORD_DELAY` or more)
+  each result is written at the next ".", as when nothing was batched: one
+  message at most. Results kept are also written before a large transfer
+  and when the worker stops; a run is over only when all are written.
+  Errors, failures and cancellations are written at once.
+- SQLite runs in WAL mode with ``synchronous=NORMAL`` (see store.py): a
+  commit survives the process being killed at any moment; a power cut can
+  lose the last few commits, never corrupt the file.
 """
 
 from __future__ import annotations
@@ -18,7 +48,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from mailer_gui.outbox.policy import Disposition, Verdict, judge
 from mailer_gui.outbox.store import MessageRow, OutboxError, OutboxStore, State, WrongState
@@ -30,6 +60,14 @@ from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
 
 CANCEL_HOLD = 60.0  # a cancelled send waits this long before it may go again
 CLAIM_BATCH = 10  # messages a worker claims in one transaction
+CLAIM_AHEAD = 2  # claim the next ones while the server works when fewer are left
+# Results written together, in one transaction. As many as a claim takes, so
+# that one commit carries both: the claim comes due as the results do.
+RECORD_BATCH = CLAIM_BATCH
+# Seconds a result may wait for others before it is written. At full speed a
+# batch fills in a few milliseconds; slower, each result is written at once.
+RECORD_DELAY = 0.01
+LARGE_MESSAGE = 256 * 1024  # bytes; results kept are written before such a transfer
 
 
 class LeaseLost(SmtpError):
@@ -89,14 +127,135 @@ class _Connection:
     def __init__(self) -> None:
         self.session: Session | None = None
         self.messages = 0
-        # A sent message whose result waits for the next commit.
-        self.unrecorded: tuple[MessageRow, MessageResult, str] | None = None
+        # The account (by the name its messages give) as read for this
+        # connection; read again once it closes. Reading the accounts file for
+        # every message would cost more than sending a small message.
+        self.account: tuple[str, SendingAccount] | None = None
 
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
         self.session = None
         self.messages = 0
+        self.account = None
+
+
+# A sent message, its result and its transcript, waiting to be written.
+_Result = tuple[MessageRow, MessageResult, tuple[TranscriptRecord, ...]]
+
+
+class _Ledger:
+    """A worker's claimed messages, and the results it has not written yet.
+
+    Writes happen while the server works: `idle()` runs just after a final "."
+    left, when the server has the message and the worker would only wait for
+    its reply. Each write is one transaction with every result kept so far and,
+    when the worker runs low, the next claims (see the module docstring).
+    """
+
+    def __init__(self, runner: Runner, account: str, *, only: int | None) -> None:
+        self._runner = runner
+        self._account = account
+        self._only = only
+        self._claimed: deque[MessageRow] = deque()
+        self._results: list[_Result] = []
+        self._since = 0.0  # when the oldest result kept was added (monotonic)
+        self._last_idle = 0.0  # when the last final "." left (monotonic)
+        self._exhausted = False  # a claim found nothing while nothing was left
+
+    def next(self) -> MessageRow | None:
+        """The next claimed message to send; None when there is none."""
+        if not self._claimed and not self._exhausted:
+            if self._runner._paused.is_set() and self._only is None:
+                self.write()
+                return None  # paused: finish what was claimed, take no more
+            self.write(claim=1 if self._only is not None else CLAIM_BATCH)
+            if not self._claimed:
+                self._exhausted = True
+                return None
+        if self._only is not None and self._exhausted:
+            return None
+        row = self._claimed.popleft() if self._claimed else None
+        if self._results and (
+            row is None or row.size > LARGE_MESSAGE or time.monotonic() - self._since > RECORD_DELAY
+        ):
+            self.write()  # do not leave results waiting behind a long transfer
+        if self._only is not None:
+            self._exhausted = True  # one message only
+        return row
+
+    def record(self, row: MessageRow, result: MessageResult, transcript: Transcript) -> None:
+        """Keep ``result`` for the next write (a result that needs no decision)."""
+        with self._runner._lock:  # still leased by this runner: the heartbeat renews it
+            self._runner._held.add(row.id)
+        if not self._results:
+            self._since = time.monotonic()
+        self._results.append((row, result, transcript.records))
+
+    def idle(self) -> None:
+        """A final "." just left: write now if it is time, while the server works."""
+        now = time.monotonic()
+        # At a slow pace (a slow server, large messages) a batch saves nothing
+        # worth a result kept unwritten for longer: write each one at once.
+        slow = now - self._last_idle > RECORD_DELAY
+        self._last_idle = now
+        claim = 0
+        if (
+            self._only is None
+            and not self._exhausted
+            and len(self._claimed) < CLAIM_AHEAD
+            and not self._runner._paused.is_set()
+        ):
+            claim = CLAIM_BATCH
+        if claim or (
+            self._results
+            and (len(self._results) >= RECORD_BATCH or slow or now - self._since > RECORD_DELAY)
+        ):
+            self.write(claim=claim)
+
+    def write(self, *, claim: int = 0) -> None:
+        """Write the results kept so far, and claim up to ``claim`` more, in one commit."""
+        if not self._results and not claim:
+            return
+        runner = self._runner
+        batch, self._results = self._results, []
+        try:
+            states, rows = runner.store.record_and_claim(
+                runner.owner,
+                [
+                    (row.id, result, "\n".join(record.render() for record in records))
+                    for row, result, records in batch
+                ],
+                now=runner._clock(),
+                lease=runner.lease,
+                account=self._account,
+                message=self._only,
+                limit=claim,
+            )
+        finally:
+            if batch:  # written, or left "sending" with its mark: uncertain once recovered
+                with runner._lock:
+                    runner._held.difference_update(row.id for row, _, _ in batch)
+        if rows:
+            with runner._lock:
+                runner._held.update(row.id for row in rows)
+            self._claimed.extend(rows)
+        for (row, _, _), state in zip(batch, states, strict=True):
+            if state is not None:  # None: another runner holds it now
+                runner._emit(StateChanged(row.id, state))
+
+    def close(self) -> None:
+        """Write what is left, and give back what was claimed and not sent."""
+        runner = self._runner
+        try:
+            self.write()
+        finally:
+            while self._claimed:
+                row = self._claimed.popleft()
+                with contextlib.suppress(OutboxError):
+                    runner.store.release(row.id, runner.owner, now=runner._clock())
+                with runner._lock:
+                    runner._held.discard(row.id)
 
 
 class Runner:
@@ -292,64 +451,40 @@ class Runner:
 
     def _work(self, account_name: str, *, only: int | None = None) -> None:
         connection = _Connection()
-        claimed: deque[MessageRow] = deque()
+        ledger = _Ledger(self, account_name, only=only)
         try:
             while not self._stopping.is_set():
-                if not claimed:
-                    if self._paused.is_set() and only is None:
-                        return  # paused: finish what was claimed, take no more
-                    # A few at a time: one transaction for several claims.
-                    rows = self.store.claim(
-                        self.owner,
-                        now=self._clock(),
-                        lease=self.lease,
-                        account=account_name,
-                        message=only,
-                        limit=1 if only is not None else CLAIM_BATCH,
-                    )
-                    if not rows:
-                        return
-                    claimed.extend(rows)
-                    with self._lock:
-                        self._held.update(row.id for row in rows)
-                row = claimed.popleft()
+                row = ledger.next()
+                if row is None:
+                    return
                 self._emit(StateChanged(row.id, State.SENDING))
-                try:
-                    keep_going = self._deliver(row, connection)
-                finally:
-                    with self._lock:
-                        self._held.discard(row.id)
+                keep_going = self._deliver(row, connection, ledger)
                 if only is not None or not keep_going:
                     return
         finally:
-            with contextlib.suppress(OutboxError):
-                self._flush(connection)
-            connection.close()
-            # Claimed but not started: back to the queue, as if never taken.
-            for row in claimed:
-                with contextlib.suppress(OutboxError):
-                    self.store.release(row.id, self.owner, now=self._clock())
-                with self._lock:
-                    self._held.discard(row.id)
+            try:
+                connection.close()
+            finally:
+                ledger.close()
 
-    def _deliver(self, row: MessageRow, connection: _Connection) -> bool:
+    def _deliver(self, row: MessageRow, connection: _Connection, ledger: _Ledger) -> bool:
         """Send one claimed message; False when the account should not be tried further now."""
         transcript = Transcript(self._transcript_listener(row))
         with self._lock:
             self._in_flight[row.id] = None
+            self._held.discard(row.id)
         try:
-            if connection.unrecorded is not None and (
-                connection.unrecorded[0].account != row.account or not row.spool_path.exists()
-            ):
-                self._flush(connection)
             try:
-                account = self._accounts(row.account)
+                if connection.account is None or connection.account[0] != row.account:
+                    connection.account = (row.account, self._accounts(row.account))
+                account = connection.account[1]
             except Exception as exc:  # the account was removed or its file is unreadable
-                self._flush(connection)
                 return self._fail(
                     row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, str(exc), "needs attention")
                 )
-            if not row.spool_path.exists():
+            try:
+                body = row.spool_path.open("rb")
+            except FileNotFoundError:
                 return self._fail(
                     row,
                     transcript,
@@ -361,30 +496,31 @@ class Runner:
                 )
 
             def mark_end() -> None:
-                if not self._mark(row, connection):
+                if not self.store.mark_data_end(row.id, self.owner, now=self._clock()):
                     # Another runner took the message over (this one's lease ran
                     # out): it sends it; this one must not send the final ".".
                     raise LeaseLost(
                         "Another Mailer took this message over; this copy was not finished."
                     )
 
-            if account.kind == "direct":
-                if self._direct is None:
-                    raise OutboxError("direct delivery is not available in this runner")
-                result = self._direct(account, row, transcript, mark_end, self._register(row.id))
-            else:
-                result = self._relay(account, row, transcript, connection, mark_end)
+            with body:
+                if account.kind == "direct":
+                    if self._direct is None:
+                        raise OutboxError("direct delivery is not available in this runner")
+                    result = self._direct(
+                        account, row, transcript, mark_end, self._register(row.id)
+                    )
+                else:
+                    result = self._relay(
+                        account, row, body, transcript, connection, ledger, mark_end
+                    )
             if result.error is None and account.kind != "direct":
-                # A clean result: recorded in the same commit as the next
-                # message's end-of-data mark (or when the worker stops). A
-                # crash before that leaves it "sending" with its mark set,
-                # which recovers as uncertain: never lost, never resent silently.
-                self._flush(connection)
-                connection.unrecorded = (row, result, transcript.render())
-                with self._lock:
-                    self._held.add(row.id)
+                # A clean result: written by the ledger while the next message
+                # goes out. Until then the message is "sending" with its mark
+                # set, which a crash turns into uncertain: never lost, never
+                # resent silently.
+                ledger.record(row, result, transcript)
                 return True
-            self._flush(connection)
             if result.error is not None:
                 self.errors[row.id] = result.error
             state = self.store.record_result(
@@ -395,60 +531,21 @@ class Runner:
                 connection.close()
             return True
         except Cancelled:
-            self._flush(connection)
             self.store.release(row.id, self.owner, now=self._clock(), hold=CANCEL_HOLD)
             connection.close()
             self._emit(StateChanged(row.id, State.QUEUED, "the send was interrupted"))
             return not self._stopping.is_set()
         except SmtpError as exc:
-            self._flush(connection)
             connection.close()
             self.errors[row.id] = exc
             return self._fail(row, transcript, judge(exc))
         except WrongState:
-            self._flush(connection)
             connection.close()
             return True  # someone else holds it now (recovered after a lease ran out)
         finally:
             with self._lock:
                 self._in_flight.pop(row.id, None)
                 self._cancelled.discard(row.id)
-
-    def _mark(self, row: MessageRow, connection: _Connection) -> bool:
-        """Record the previous clean result and mark this message's end of data."""
-        now = self._clock()
-        if connection.unrecorded is None:
-            return self.store.mark_data_end(row.id, self.owner, now=now)
-        previous, result, transcript = connection.unrecorded
-        connection.unrecorded = None
-        try:
-            state, marked = self.store.record_and_mark(
-                previous.id, self.owner, result, transcript, mark=row.id, now=now
-            )
-        except WrongState:
-            return self.store.mark_data_end(row.id, self.owner, now=now)
-        finally:
-            with self._lock:
-                self._held.discard(previous.id)
-        self._emit(StateChanged(previous.id, state))
-        return marked
-
-    def _flush(self, connection: _Connection) -> None:
-        """Record a clean result still waiting for the next message's commit."""
-        if connection.unrecorded is None:
-            return
-        previous, result, transcript = connection.unrecorded
-        connection.unrecorded = None
-        try:
-            state = self.store.record_result(
-                previous.id, self.owner, result, transcript, now=self._clock()
-            )
-            self._emit(StateChanged(previous.id, state))
-        except WrongState:
-            pass
-        finally:
-            with self._lock:
-                self._held.discard(previous.id)
 
     def _transcript_listener(self, row: MessageRow) -> Callable[[TranscriptRecord], None] | None:
         if self._on_event is None:
@@ -475,8 +572,10 @@ class Runner:
         self,
         account: SendingAccount,
         row: MessageRow,
+        body: BinaryIO,
         transcript: Transcript,
         connection: _Connection,
+        ledger: _Ledger,
         mark_end: Callable[[], None],
     ) -> MessageResult:
         limit = min(self.per_connection, getattr(account, "connection_limit", self.per_connection))
@@ -508,17 +607,23 @@ class Runner:
             dsn_notify=row.dsn_notify,
         )
         last_report = [0.0]
+        listening = self._on_event is not None
 
         def progress(sent: int, total: int) -> None:
+            if sent == total:
+                # The final "." is out (the session reports the last bytes after
+                # writing them): write what is waiting while the server works.
+                ledger.idle()
+            if not listening:
+                return
             now = time.monotonic()
             if sent == total or now - last_report[0] > 0.1:  # at most ten events a second
                 last_report[0] = now
                 self._emit(Progress(row.id, sent, total))
 
-        with row.spool_path.open("rb") as body:
-            result = session.send_message(
-                envelope, body, row.size, progress=progress, before_end=mark_end
-            )
+        result = session.send_message(
+            envelope, body, row.size, progress=progress, before_end=mark_end
+        )
         connection.messages += 1
         return result
 

@@ -3,9 +3,12 @@
 A message's bytes reach the spool (temporary file, fsync, rename, fsync of the
 folder) before the row that points to them commits, so a crash can leave at
 most an orphan file, never a row without its message. Every change is one
-`BEGIN IMMEDIATE` transaction, so the GUI and a CLI runner on the same store
-serialise: a claim is a lease taken in one transaction, and two runners never
-send one message twice.
+transaction (`BEGIN IMMEDIATE`, or a single statement), so the GUI and a CLI
+runner on the same store serialise: a claim is a lease taken in one
+transaction, and two runners never send one message twice. Commits are
+durable against the process being killed at any moment (WAL with
+``synchronous=NORMAL``: no fsync per commit; a power cut may lose the last
+few commits, never corrupt the database).
 
 States (DESIGN.md): scheduled (undo window or send later) -> queued ->
 sending -> sent | deferred (due again later) | failed | cancelled |
@@ -22,9 +25,10 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.policy import Disposition, RetryPolicy, Verdict
@@ -169,13 +173,21 @@ _SCHEMA: tuple[str, ...] = (
     CREATE INDEX messages_waiting ON messages (account, due_at, id)
         WHERE state IN ('scheduled','queued','deferred');
     """,
+    # version 3: messages_waiting serves every query by account; an index no
+    # query uses only costs time at each claim and each recorded result
+    """
+    DROP INDEX IF EXISTS messages_account;
+    """,
 )
 
+# In the order of MessageRow's fields (spool_file is its spool_path).
 _MESSAGE_COLUMNS = (
     "id, account, state, created_at, due_at, attempts, last_error, message_id, subject, "
     "size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at, "
     "data_end_at, updated_at"
 )
+# The message, then RecipientRow's fields in order.
+_RECIPIENT_COLUMNS = "message, address, kind, status, code, enhanced, text"
 
 
 class OutboxStore:
@@ -186,6 +198,13 @@ class OutboxStore:
         self.spool_dir = Path(spool_dir)
         self.policy = policy or RetryPolicy()
         self._local = threading.local()
+        # Writers in this process take turns here before SQLite's own lock:
+        # SQLite's busy handler sleeps a millisecond or more when it finds the
+        # database locked, while this lock hands over as soon as it is free (a
+        # runner's workers, one per account, its lease heartbeat and its
+        # scheduler share one store). Other processes still meet SQLite's lock
+        # and its 30-second busy timeout.
+        self._write_lock = threading.RLock()
         ensure_private_dir(self.database.parent)
         ensure_private_dir(self.spool_dir)
         self._migrate()
@@ -227,18 +246,20 @@ class OutboxStore:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error)."""
         connection = self._connection()
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc) from exc
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        else:
-            connection.execute("COMMIT")
+        with self._write_lock:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise self._corrupt(exc) from exc
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            else:
+                connection.execute("COMMIT")
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         connection = self._connection()
@@ -270,40 +291,28 @@ class OutboxStore:
 
     # ------------------------------------------------------------- reading
 
-    def _message(self, row: sqlite3.Row, recipients: list[sqlite3.Row]) -> MessageRow:
+    def _message(self, row: Sequence[Any], recipients: Iterable[Sequence[Any]]) -> MessageRow:
+        """A row of _MESSAGE_COLUMNS and its rows of _RECIPIENT_COLUMNS, as a MessageRow."""
+        (
+            id_, account, state, created_at, due_at, attempts, last_error, message_id, subject,
+            size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at,
+            data_end_at, updated_at,
+        ) = row  # fmt: skip
         return MessageRow(
-            id=row["id"],
-            account=row["account"],
-            state=State(row["state"]),
-            created_at=row["created_at"],
-            due_at=row["due_at"],
-            attempts=row["attempts"],
-            last_error=row["last_error"],
-            message_id=row["message_id"],
-            subject=row["subject"],
-            size=row["size"],
-            spool_path=self.spool_dir / row["spool_file"],
-            envelope_from=row["envelope_from"],
-            smtputf8=bool(row["smtputf8"]),
-            eight_bit=bool(row["eight_bit"]),
-            dsn_notify=tuple(v for v in row["dsn_notify"].split(",") if v),
-            recipients=tuple(
-                RecipientRow(
-                    r["address"], r["kind"], r["status"], r["code"], r["enhanced"], r["text"]
-                )
-                for r in recipients
-            ),
-            first_attempt_at=row["first_attempt_at"],
-            data_end_at=row["data_end_at"],
-            updated_at=row["updated_at"],
-        )
+            id_, account, State(state), created_at, due_at, attempts, last_error, message_id,
+            subject, size, self.spool_dir / spool_file, envelope_from, bool(smtputf8),
+            bool(eight_bit), tuple(v for v in dsn_notify.split(",") if v),
+            tuple(RecipientRow(r[1], r[2], r[3], r[4], r[5], r[6]) for r in recipients),
+            first_attempt_at, data_end_at, updated_at,
+        )  # fmt: skip
 
     def get(self, message: int) -> MessageRow:
         rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message,))
         if not rows:
             raise NotFound(f"There is no message {message} in the outbox.")
         recipients = self._read(
-            "SELECT * FROM recipients WHERE message = ? ORDER BY position", (message,)
+            f"SELECT {_RECIPIENT_COLUMNS} FROM recipients WHERE message = ? ORDER BY position",
+            (message,),
         )
         return self._message(rows[0], recipients)
 
@@ -321,7 +330,9 @@ class OutboxStore:
             sql += f" LIMIT {int(limit)}"
         try:
             rows = self._read(sql, params)
-            recipients = self._read("SELECT * FROM recipients ORDER BY message, position")
+            recipients = self._read(
+                f"SELECT {_RECIPIENT_COLUMNS} FROM recipients ORDER BY message, position"
+            )
         except OutboxError:
             return self._list_salvage(states)
         by_message: dict[int, list[sqlite3.Row]] = {}
@@ -467,47 +478,57 @@ class OutboxStore:
         what it does not get to, it gives back with `release()`.
         """
         with self._write() as db:
-            db.row_factory = sqlite3.Row
-            # The conditions match the partial index messages_waiting.
-            sql = (
-                "SELECT id FROM messages WHERE state IN ('scheduled','queued','deferred') "
-                "AND due_at <= ? AND account NOT IN "
-                "(SELECT account FROM accounts WHERE paused IS NOT NULL)"
-            )
-            params: list[object] = [now]
-            if account is not None:
-                sql += " AND account = ?"
-                params.append(account)
-            if message is not None:
-                sql += " AND id = ?"
-                params.append(message)
-            params.append(int(limit))
-            ids = [int(r["id"]) for r in db.execute(sql + " ORDER BY due_at, id LIMIT ?", params)]
-            if not ids:
-                return []
-            for claimed in ids:
-                attempt = db.execute(
-                    "INSERT INTO attempts (message, started_at) VALUES (?, ?)", (claimed, now)
-                ).lastrowid
-                db.execute(
-                    "UPDATE messages SET state = 'sending', lease_owner = ?, lease_until = ?, "
-                    "attempts = attempts + 1, current_attempt = ?, data_end_at = NULL, "
-                    "first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ? "
-                    "WHERE id = ?",
-                    (owner, now + lease, attempt, now, now, claimed),
-                )
-            marks = ",".join("?" * len(ids))
-            rows = db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({marks})", ids
-            ).fetchall()
-            recipients = db.execute(
-                f"SELECT * FROM recipients WHERE message IN ({marks}) ORDER BY message, position",
-                ids,
-            ).fetchall()
+            return self._claim(db, owner, now, lease, account, message, limit)
+
+    def _claim(
+        self, db: sqlite3.Connection, owner: str, now: float, lease: float,
+        account: str | None, message: int | None, limit: int,
+    ) -> list[MessageRow]:  # fmt: skip
+        db.row_factory = sqlite3.Row
+        # The conditions match the partial index messages_waiting.
+        sql = (
+            "SELECT id FROM messages WHERE state IN ('scheduled','queued','deferred') "
+            "AND due_at <= ? AND account NOT IN "
+            "(SELECT account FROM accounts WHERE paused IS NOT NULL)"
+        )
+        params: list[object] = [now]
+        if account is not None:
+            sql += " AND account = ?"
+            params.append(account)
+        if message is not None:
+            sql += " AND id = ?"
+            params.append(message)
+        params.append(int(limit))
+        ids = [int(r["id"]) for r in db.execute(sql + " ORDER BY due_at, id LIMIT ?", params)]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        db.executemany(
+            "INSERT INTO attempts (message, started_at) VALUES (?, ?)",
+            [(claimed, now) for claimed in ids],
+        )
+        # A new row's id is above every id in the table, so each message's
+        # newest attempt is the one just added.
+        db.execute(
+            "UPDATE messages SET state = 'sending', lease_owner = ?, lease_until = ?, "
+            "attempts = attempts + 1, current_attempt = "
+            "(SELECT max(a.id) FROM attempts a WHERE a.message = messages.id), "
+            "data_end_at = NULL, first_attempt_at = coalesce(first_attempt_at, ?), "
+            f"updated_at = ? WHERE id IN ({marks})",
+            (owner, now + lease, now, now, *ids),
+        )
+        rows = db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({marks})", ids
+        ).fetchall()
+        recipients = db.execute(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM recipients WHERE message IN ({marks}) "
+            "ORDER BY message, position",
+            ids,
+        ).fetchall()
         by_message: dict[int, list[sqlite3.Row]] = {}
         for r in recipients:
-            by_message.setdefault(r["message"], []).append(r)
-        found = {row["id"]: self._message(row, by_message.get(row["id"], [])) for row in rows}
+            by_message.setdefault(r[0], []).append(r)
+        found = {row[0]: self._message(row, by_message.get(row[0], [])) for row in rows}
         return [found[i] for i in ids]
 
     def renew_leases(self, owner: str, messages: Iterable[int], until: float) -> None:
@@ -527,8 +548,15 @@ class OutboxStore:
         False when this runner no longer holds the message (its lease ran out
         and another runner took it): the caller must not send the ".".
         """
-        with self._write() as db:
-            return self._mark(db, message, owner, time.time() if now is None else now)
+        now = time.time() if now is None else now
+        connection = self._connection()
+        with self._write_lock:
+            try:
+                # One statement, so its own transaction: committed (in the WAL)
+                # when execute() returns, with no BEGIN and COMMIT round trips.
+                return self._mark(connection, message, owner, now)
+            except sqlite3.DatabaseError as exc:
+                raise self._corrupt(exc) from exc
 
     def _mark(self, db: sqlite3.Connection, message: int, owner: str, now: float) -> bool:
         cursor = db.execute(
@@ -567,28 +595,33 @@ class OutboxStore:
             r[0]
             for r in db.execute("SELECT status FROM recipients WHERE message = ?", (row["id"],))
         ]
-        pending = [s for s in statuses if s in ("pending", "deferred")]
-        if not pending:
-            state = State.SENT if "accepted" in statuses else State.FAILED
-            due = row["due_at"]
-        else:
-            first = row["first_attempt_at"] or now
-            when = self.policy.next_attempt(row["attempts"], first, now)
-            if when is None:
-                state, due = State.FAILED, row["due_at"]
-                hours = self.policy.give_up_after / 3600
-                last_error = (
-                    f"Mailer gave up after {row['attempts']} attempts over {hours:g} hours. "
-                    f"The last problem: {last_error or 'unknown'}"
-                )
-            else:
-                state, due = State.DEFERRED, when
+        state, due, last_error = self._next_state(
+            statuses, row["due_at"], row["attempts"], row["first_attempt_at"], last_error, now
+        )
         db.execute(
             "UPDATE messages SET state = ?, due_at = ?, last_error = ?, lease_owner = NULL, "
             "lease_until = NULL, updated_at = ? WHERE id = ?",
             (state.value, due, last_error, now, row["id"]),
         )
         return state
+
+    def _next_state(
+        self, statuses: list[str], due_at: float, attempts: int, first_attempt_at: float | None,
+        last_error: str | None, now: float,
+    ) -> tuple[State, float, str | None]:  # fmt: skip
+        """State, due time and last error of a message whose attempt ended."""
+        if not any(s in ("pending", "deferred") for s in statuses):
+            return (State.SENT if "accepted" in statuses else State.FAILED), due_at, last_error
+        when = self.policy.next_attempt(attempts, first_attempt_at or now, now)
+        if when is None:
+            hours = self.policy.give_up_after / 3600
+            return (
+                State.FAILED,
+                due_at,
+                f"Mailer gave up after {attempts} attempts over {hours:g} hours. "
+                f"The last problem: {last_error or 'unknown'}",
+            )
+        return State.DEFERRED, when, last_error
 
     def record_result(
         self, message: int, owner: str, result: MessageResult, transcript: str = "",
@@ -599,50 +632,110 @@ class OutboxStore:
         with self._write() as db:
             return self._record(db, message, owner, result, transcript, now)
 
-    def record_and_mark(
-        self, recorded: int, owner: str, result: MessageResult, transcript: str,
-        *, mark: int, now: float | None = None,
-    ) -> tuple[State, bool]:  # fmt: skip
-        """`record_result` for one message and `mark_data_end` for the next, in one
-        transaction: a connection carrying many messages commits once per message."""
+    def record_and_claim(
+        self, owner: str, results: Iterable[tuple[int, MessageResult, str]],
+        *, now: float | None = None, lease: float = 0.0, account: str | None = None,
+        message: int | None = None, limit: int = 0,
+    ) -> tuple[list[State | None], list[MessageRow]]:  # fmt: skip
+        """`record_result` for several messages (message, result, transcript), then
+        `claim` up to ``limit`` more, in one transaction.
+
+        The states of the recorded messages come back in order; None for one this
+        runner no longer holds (its lease ran out and another runner recovered it):
+        that one is left as it is, the others are recorded.
+        """
         now = time.time() if now is None else now
+        results = list(results)
         with self._write() as db:
-            state = self._record(db, recorded, owner, result, transcript, now)
-            return state, self._mark(db, mark, owner, now)
+            states = self._record_many(db, owner, results, now) if results else []
+            rows = self._claim(db, owner, now, lease, account, message, limit) if limit else []
+        return states, rows
 
     def _record(
         self, db: sqlite3.Connection, message: int, owner: str, result: MessageResult,
         transcript: str, now: float,
     ) -> State:  # fmt: skip
-        row = self._owned(db, message, owner)
+        state = self._record_many(db, owner, [(message, result, transcript)], now)[0]
+        if state is None:
+            raise WrongState(f"Message {message} is not being sent by this runner any more.")
+        return state
+
+    def _record_many(
+        self, db: sqlite3.Connection, owner: str, results: list[tuple[int, MessageResult, str]],
+        now: float,
+    ) -> list[State | None]:  # fmt: skip
+        """Record results with a handful of statements, however many there are.
+
+        None for a message ``owner`` does not hold any more; nothing of it is written.
+        """
+        ids = [message for message, _, _ in results]
+        marks = ",".join("?" * len(ids))
+        held = {
+            r[0]: (r[1], r[2], r[3])
+            for r in db.execute(
+                "SELECT id, due_at, attempts, first_attempt_at FROM messages "
+                f"WHERE id IN ({marks}) AND state = 'sending' AND lease_owner = ?",
+                (*ids, owner),
+            )
+        }
+        mine = [item for item in results if item[0] in held]
+        if not mine:
+            return [None] * len(ids)
+        recipients: list[tuple[object, ...]] = []
+        attempts: list[tuple[object, ...]] = []
+        errors: dict[int, str | None] = {}
+        for message, result, transcript in mine:
+            error = result.error.message if result.error else None
+            for r in result.recipients:
+                recipients.append(
+                    (
+                        "deferred" if result.uncertain else r.status.value,
+                        r.reply.code if r.reply else None,
+                        r.reply.enhanced if r.reply else None,
+                        r.text,
+                        message,
+                        r.address,
+                    )
+                )
+                if error is None and r.status is not RecipientStatus.ACCEPTED:
+                    error = f"{r.address}: {r.text}"
+            errors[message] = error
+            attempts.append((now, result.outcome, error, transcript, message))
         db.executemany(
             "UPDATE recipients SET status = ?, code = ?, enhanced = ?, text = ? "
             "WHERE message = ? AND address = ? AND status != 'accepted'",
-            [
-                (
-                    "deferred" if result.uncertain else r.status.value,
-                    r.reply.code if r.reply else None,
-                    r.reply.enhanced if r.reply else None,
-                    r.text,
-                    message,
-                    r.address,
-                )
-                for r in result.recipients
-            ],
+            recipients,
         )
-        problems = [r for r in result.recipients if r.status is not RecipientStatus.ACCEPTED]
-        error = result.error.message if result.error else None
-        if error is None and problems:
-            error = f"{problems[0].address}: {problems[0].text}"
-        self._finish_attempt(db, message, result.outcome, error, transcript, now)
-        if result.uncertain:
-            db.execute(
-                "UPDATE messages SET state = 'uncertain', last_error = ?, lease_owner = NULL, "
-                "lease_until = NULL, updated_at = ? WHERE id = ?",
-                (error, now, message),
-            )
-            return State.UNCERTAIN
-        return self._settle(db, row, error, now)
+        db.executemany(
+            "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, transcript = ? "
+            "WHERE id = (SELECT current_attempt FROM messages WHERE id = ?)",
+            attempts,
+        )
+        statuses: dict[int, list[str]] = {message: [] for message, _, _ in mine}
+        for message, status in db.execute(
+            "SELECT message, status FROM recipients "
+            f"WHERE message IN ({','.join('?' * len(mine))})",
+            [message for message, _, _ in mine],
+        ):
+            statuses[message].append(status)
+        states: dict[int, State] = {}
+        updates: list[tuple[object, ...]] = []
+        for message, result, _ in mine:
+            due_at, tries, first = held[message]
+            if result.uncertain:
+                state, due, error = State.UNCERTAIN, due_at, errors[message]
+            else:
+                state, due, error = self._next_state(
+                    statuses[message], due_at, tries, first, errors[message], now
+                )
+            states[message] = state
+            updates.append((state.value, due, error, now, message))
+        db.executemany(
+            "UPDATE messages SET state = ?, due_at = ?, last_error = ?, lease_owner = NULL, "
+            "lease_until = NULL, updated_at = ? WHERE id = ?",
+            updates,
+        )
+        return [states.get(message) for message in ids]
 
     def record_failure(
         self, message: int, owner: str, verdict: Verdict, transcript: str = "",

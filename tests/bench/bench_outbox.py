@@ -5,26 +5,29 @@ per round:
 
 - **outbox**: a fresh OutboxStore (SQLite WAL + spool) gets N messages of S
   bytes queued for one relay account (``enqueue``: spool file fsynced, renamed,
-  folder fsynced, row committed), timed apart and not part of the ratio; then
-  ``Runner.deliver_now(account=...)`` is timed: it claims each message (a row
-  lease in one transaction), streams it from the spool, marks the final ".",
-  and records the server's reply (one more transaction), with the transcript,
-  over connections reused for ``per_connection`` messages each. Every message
-  must end ``sent``.
+  folder fsynced, row committed), timed apart and not part of the ratio. The
+  account lives in an accounts file, read by the runner as the command line's
+  runner reads it. Then ``Runner.deliver_now(account=...)`` is timed,
+  durability included: it claims the messages ten at a time (row leases, one
+  transaction), streams each from the spool, commits its end-of-data mark
+  before the final ".", and writes the server's replies with their transcripts
+  in batches (one transaction per ten, together with the next claim) just
+  after a final "." left, over connections reused for 50 messages each. The
+  flush returns only when every result is in SQLite, and every message must
+  end ``sent``.
+- **session**: Mailer's SMTP session alone on one connection, the same bytes
+  (bench_throughput.send_with_mailer): no outbox, no database. It shows what
+  the outbox adds to the session, and what the session costs beside smtplib.
 - **smtplib**: one ``smtplib.SMTP`` connection, N ``sendmail()`` calls, ``quit()``,
   the same bytes (bench_throughput.send_with_smtplib).
 
-The two alternate for ``--rounds`` rounds (who goes first alternates) after an
+The three take turns for ``--rounds`` rounds (who goes first rotates) after an
 untimed warm-up. Result: median messages/second of each and the ratio
-outbox / smtplib. Target (DESIGN.md, "Numbers that matter"): the outbox flush at
-least as fast as the smtplib loop, durability included. When it is missed (or
-with ``--profile``), one more flush runs under cProfile and the time spent in
-mailer_gui is printed per file and per function, SQLite calls shown apart.
-
-``--try-claim-index`` adds, to the benchmark's own database only, the partial
-index that lets ``claim_next`` stop at the first due row instead of sorting every
-waiting row of the account (see ``CLAIM_INDEX``): it measures that suggested fix
-without changing mailer_gui.
+outbox / smtplib (session / smtplib shown beside it). Target (DESIGN.md,
+"Numbers that matter"): the outbox flush at least as fast as the smtplib loop,
+durability included. When it is missed (or with ``--profile``), one more
+flush runs under cProfile and the time spent in mailer_gui is printed per file
+and per function, SQLite calls shown apart.
 
 Run:  python3 tests/bench/bench_outbox.py [--messages 1000] [--size 10240] [--rounds 3]
 Exit: 0 target met, 1 target missed, 2 could not run.
@@ -54,10 +57,12 @@ from bench_throughput import (
     find_smtp_sink,
     make_message,
     running_sink,
+    send_with_mailer,
     send_with_smtplib,
 )
 
 from mailer_gui.accounts.model import Account
+from mailer_gui.accounts.store import AccountStore
 from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.runner import Runner
 from mailer_gui.outbox.store import OutboxStore, State
@@ -65,13 +70,6 @@ from mailer_gui.smtp.errors import SmtpError
 from mailer_gui.smtp.settings import AuthMethod, Security
 
 ACCOUNT = "bench"
-# What-if (--try-claim-index): claim_next's "state IN (waiting) AND account = ?
-# ORDER BY due_at, id LIMIT 1" otherwise reads every waiting row of the account
-# through messages_account (account, state) and sorts them in a temporary B-tree.
-CLAIM_INDEX = (
-    "CREATE INDEX IF NOT EXISTS bench_messages_waiting ON messages (account, due_at, id) "
-    "WHERE state IN ('scheduled','queued','deferred')"
-)
 _MESSAGE_ID = b"Message-ID: <bench@example.test>\r\n"
 
 
@@ -84,13 +82,11 @@ class Timing:
 @dataclass
 class Outbox:
     store: OutboxStore
-    account: Account
+    accounts: AccountStore
     enqueue: Timing
 
 
-def fill_outbox(
-    workdir: Path, port: int, message: bytes, count: int, *, claim_index: bool = False
-) -> Outbox:
+def fill_outbox(workdir: Path, port: int, message: bytes, count: int) -> Outbox:
     """A fresh outbox with ``count`` copies of ``message``, each with its own Message-ID.
 
     The bytes are written as build_message writes them (a 0600 file in the
@@ -100,16 +96,17 @@ def fill_outbox(
     if _MESSAGE_ID not in message:
         raise BenchError("the benchmark message has no Message-ID line to vary")
     store = OutboxStore(workdir / "outbox.sqlite3", workdir / "spool")
-    if claim_index:
-        store._connection().execute(CLAIM_INDEX)
-    account = Account(
-        name=ACCOUNT,
-        email=SENDER,
-        host=HOST,
-        port=port,
-        security=Security.NONE,
-        auth=AuthMethod.NONE,
-        secret_source="none",
+    accounts = AccountStore(workdir / "accounts.json")
+    accounts.add(
+        Account(
+            name=ACCOUNT,
+            email=SENDER,
+            host=HOST,
+            port=port,
+            security=Security.NONE,
+            auth=AuthMethod.NONE,
+            secret_source="none",
+        )
     )
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for number in range(count):
@@ -131,14 +128,14 @@ def fill_outbox(
         )
         store.enqueue(built, account=ACCOUNT, subject=f"bench {number}")
     timing = Timing(time.perf_counter() - wall0, time.process_time() - cpu0)
-    return Outbox(store, account, timing)
+    return Outbox(store, accounts, timing)
 
 
 def make_runner(outbox: Outbox) -> Runner:
-    account = outbox.account
+    """A runner as the command line makes one: accounts read from their file."""
     return Runner(
         outbox.store,
-        lambda name: account,
+        outbox.accounts.get,
         credentials=lambda account: None,
         owner="bench",
     )
@@ -159,6 +156,12 @@ def flush(outbox: Outbox, count: int) -> Timing:
     timing = Timing(time.perf_counter() - wall0, time.process_time() - cpu0)
     check_sent(outbox, count)
     return timing
+
+
+def session_loop(port: int, message: bytes, count: int) -> Timing:
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    send_with_mailer(port, message, count)
+    return Timing(time.perf_counter() - wall0, time.process_time() - cpu0)
 
 
 def smtplib_loop(port: int, message: bytes, count: int) -> Timing:
@@ -281,16 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000, help="messages per run")
     parser.add_argument("--size", type=int, default=10 * 1024, help="bytes per message")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="rotating rounds")
     parser.add_argument("--warmup", type=int, default=50, help="untimed messages per client")
     parser.add_argument("--profile", action="store_true", help="profile even if the target is met")
     parser.add_argument("--top", type=int, default=20, help="functions in the profile tables")
     parser.add_argument("--smtp-sink", metavar="PATH", help="the smtp-sink program")
-    parser.add_argument(
-        "--try-claim-index",
-        action="store_true",
-        help="add the suggested claim_next index to the bench database (what-if)",
-    )
     args = parser.parse_args(argv)
     if args.messages < 1 or args.rounds < 1 or args.size < 512:
         parser.error("--messages and --rounds must be >= 1 and --size >= 512")
@@ -304,33 +302,30 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"smtp-sink pid {sink.process.pid} on {HOST}:{sink.port}; {args.messages} "
                     f"messages x {args.size} bytes per run, {args.rounds} rounds; outbox: one "
-                    "relay account, Runner.deliver_now(); smtplib: one connection"
-                    + ("; WITH the what-if claim index" if args.try_claim_index else "")
+                    "relay account, Runner.deliver_now(); session and smtplib: one connection"
                 )
                 serial = iter(range(10**6))
 
                 def fresh(count: int) -> Outbox:
-                    workdir = root / f"outbox-{next(serial)}"
-                    return fill_outbox(
-                        workdir, sink.port, message, count, claim_index=args.try_claim_index
-                    )
+                    return fill_outbox(root / f"outbox-{next(serial)}", sink.port, message, count)
 
                 flush(fresh(args.warmup), args.warmup)
+                session_loop(sink.port, message, args.warmup)
                 smtplib_loop(sink.port, message, args.warmup)
-                flushes: list[Timing] = []
                 enqueues: list[Timing] = []
-                loops: list[Timing] = []
+                runs: dict[str, list[Timing]] = {"outbox": [], "session": [], "smtplib": []}
+                steps = list(runs)
                 for number in range(args.rounds):
                     outbox = fresh(args.messages)  # untimed for the ratio
                     enqueues.append(outbox.enqueue)
-                    steps = ["outbox", "smtplib"]
-                    for step in steps if number % 2 == 0 else reversed(steps):
+                    for step in steps[number % 3 :] + steps[: number % 3]:
                         if step == "outbox":
                             timing = flush(outbox, args.messages)
-                            flushes.append(timing)
+                        elif step == "session":
+                            timing = session_loop(sink.port, message, args.messages)
                         else:
                             timing = smtplib_loop(sink.port, message, args.messages)
-                            loops.append(timing)
+                        runs[step].append(timing)
                         print(
                             f"  round {number + 1} {step:8} {args.messages / timing.wall:8.0f} "
                             f"msg/s  ({timing.wall:.3f} s, CPU "
@@ -339,27 +334,32 @@ def main(argv: list[str] | None = None) -> int:
                         )
                     outbox.store.close()
 
-                def rate(runs: list[Timing]) -> float:
-                    return float(statistics.median(args.messages / t.wall for t in runs))
+                def rate(timings: list[Timing]) -> float:
+                    return float(statistics.median(args.messages / t.wall for t in timings))
 
-                def cpu(runs: list[Timing]) -> float:
-                    return float(statistics.median(t.cpu * 1e6 / args.messages for t in runs))
+                def cpu(timings: list[Timing]) -> float:
+                    return float(statistics.median(t.cpu * 1e6 / args.messages for t in timings))
 
                 print()
                 print(f"{'':24} {'median msg/s':>13} {'min':>8} {'max':>8} {'CPU us/msg':>11}")
-                for name, runs in (
+                for name, timings in (
                     ("enqueue (not in ratio)", enqueues),
-                    ("outbox flush", flushes),
-                    ("smtplib loop", loops),
+                    ("outbox flush", runs["outbox"]),
+                    ("session alone", runs["session"]),
+                    ("smtplib loop", runs["smtplib"]),
                 ):
-                    each = [args.messages / t.wall for t in runs]
+                    each = [args.messages / t.wall for t in timings]
                     print(
-                        f"{name:24} {rate(runs):13.0f} {min(each):8.0f} {max(each):8.0f}"
-                        f" {cpu(runs):11.0f}"
+                        f"{name:24} {rate(timings):13.0f} {min(each):8.0f} {max(each):8.0f}"
+                        f" {cpu(timings):11.0f}"
                     )
-                ratio = rate(flushes) / rate(loops)
+                ratio = rate(runs["outbox"]) / rate(runs["smtplib"])
                 met = ratio >= 1.0
                 print()
+                print(
+                    f"ratio session alone / smtplib loop = "
+                    f"{rate(runs['session']) / rate(runs['smtplib']):.2f}"
+                )
                 print(
                     f"ratio outbox flush / smtplib loop = {ratio:.2f}  (target >= 1.00): "
                     + ("MET" if met else "MISSED")
