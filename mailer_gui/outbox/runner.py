@@ -54,7 +54,7 @@ from mailer_gui.outbox.policy import Disposition, Verdict, judge
 from mailer_gui.outbox.store import MessageRow, OutboxError, OutboxStore, State, WrongState
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import Cancelled, SmtpError
-from mailer_gui.smtp.session import Envelope, MessageResult, Session
+from mailer_gui.smtp.session import Envelope, MessageResult, RecipientStatus, Session
 from mailer_gui.smtp.settings import ServerSettings
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
 
@@ -240,9 +240,9 @@ class _Ledger:
             with runner._lock:
                 runner._held.update(row.id for row in rows)
             self._claimed.extend(rows)
-        for (row, _, _), state in zip(batch, states, strict=True):
+        for (row, result, _), state in zip(batch, states, strict=True):
             if state is not None:  # None: another runner holds it now
-                runner._emit(StateChanged(row.id, state))
+                runner._emit(StateChanged(row.id, state, refusals(result)))
 
     def close(self) -> None:
         """Write what is left, and give back what was claimed and not sent."""
@@ -256,6 +256,16 @@ class _Ledger:
                     runner.store.release(row.id, runner.owner, now=runner._clock())
                 with runner._lock:
                     runner._held.discard(row.id)
+
+
+def refusals(result: MessageResult) -> str | None:
+    """The recipients a server refused, with its words: what a state change says why."""
+    refused = [
+        f"{r.address}: {r.text}".strip()
+        for r in result.recipients
+        if r.status is not RecipientStatus.ACCEPTED and r.text
+    ]
+    return "; ".join(refused) or None
 
 
 class Runner:
@@ -325,6 +335,16 @@ class Runner:
 
     def resume(self) -> None:
         self._paused.clear()
+        self._wake.set()
+
+    def clear_backoff(self, account: str | None = None) -> None:
+        """The person asked to try now: forget that ``account`` (or every account)
+        could not be reached, so its messages go at the next look."""
+        with self._lock:
+            if account is None:
+                self._backoff.clear()
+            else:
+                self._backoff.pop(account, None)
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -526,7 +546,8 @@ class Runner:
             state = self.store.record_result(
                 row.id, self.owner, result, transcript.render(), now=self._clock()
             )
-            self._emit(StateChanged(row.id, state, result.error.message if result.error else None))
+            detail = result.error.message if result.error else refusals(result)
+            self._emit(StateChanged(row.id, state, detail))
             if result.error is not None and result.error.transient:
                 connection.close()
             return True

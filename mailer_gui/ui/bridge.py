@@ -170,8 +170,14 @@ class OutboxBridge(QObject):
         )
 
     def retry_now(self, message: int, on_done: Done | None = None) -> None:
-        """Send a waiting, deferred or failed message as soon as possible."""
-        self._act(message, lambda: self.store.retry_now(message), on_done)
+        """Send a waiting, deferred or failed message as soon as possible (even when
+        its server could not be reached a moment ago)."""
+
+        def retry() -> None:
+            self.store.retry_now(message)
+            self.runner.clear_backoff(self.store.get(message).account)
+
+        self._act(message, retry, on_done)
 
     def resolve_uncertain(self, message: int, *, sent: bool, on_done: Done | None = None) -> None:
         """The person's answer for an uncertain message: "mark as sent" or "send again"."""

@@ -266,3 +266,43 @@ def test_pause_holds_new_work_until_resumed(aiosmtpd_factory, outbox, tmp_path) 
         runner.stop()
     assert outbox.get(message).state is State.SENT
     assert len(server.messages) == 1
+
+
+def test_refused_recipients_are_named_in_the_state_change(
+    aiosmtpd_factory, outbox, tmp_path
+) -> None:
+    server = aiosmtpd_factory(
+        rcpt_replies={"nobody@example.org": "550 5.1.1 <nobody@example.org>: user unknown"}
+    )
+    events: list[Event] = []
+    runner = runner_for(outbox, account_for(server), events)
+    message = queue(outbox, tmp_path, "nobody@example.org")
+    runner.deliver_now(message=message)
+    (change,) = [e for e in events if isinstance(e, StateChanged) and e.state is State.FAILED]
+    assert change.detail is not None
+    assert "nobody@example.org" in change.detail and "user unknown" in change.detail
+
+
+def test_retry_now_goes_at_once_after_the_server_was_unreachable(
+    aiosmtpd_factory, outbox, tmp_path
+) -> None:
+    server = aiosmtpd_factory()
+    account = {"now": account_for(server, port=9)}  # the discard port: closed here
+    runner = Runner(outbox, lambda name: account["now"], credentials=lambda a: None)
+    runner.start()
+    try:
+        message = queue(outbox, tmp_path)
+        runner.wake()
+        deadline = time.monotonic() + 10
+        while outbox.get(message).state is not State.DEFERRED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert outbox.get(message).state is State.DEFERRED
+        account["now"] = account_for(server)  # the person fixed the settings
+        outbox.retry_now(message)
+        runner.clear_backoff("work")
+        deadline = time.monotonic() + 10
+        while outbox.get(message).state is not State.SENT and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    assert outbox.get(message).state is State.SENT
