@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from mailer_gui import APP_NAME, __version__
 from mailer_gui.message.draft import Draft, InlineImage, Priority
-from mailer_gui.message.render import render_html, render_plain
 
 if TYPE_CHECKING:
     _Policy = email_policy.EmailPolicy[EmailMessage]
@@ -267,6 +266,10 @@ def build_skeleton(
     draft: Draft, *, now: datetime | None = None
 ) -> tuple[EmailMessage, _Assembler, bool]:
     """The message with placeholders for file contents (small, in memory)."""
+    # Markdown and Pygments load with the first message built, not with every
+    # importer of this module (the outbox store, the window's start-up).
+    from mailer_gui.message.render import render_html, render_plain
+
     _validate(draft)
     smtputf8 = any(a.needs_smtputf8 for a in (draft.sender, *draft.recipients, *draft.reply_to))
     policy = email_policy.SMTPUTF8 if smtputf8 else email_policy.SMTP

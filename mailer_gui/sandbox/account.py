@@ -16,9 +16,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
-import keyring.backend
-
-from mailer_gui.accounts import secrets
 from mailer_gui.accounts.model import Account, AccountError, SecretSource
 from mailer_gui.accounts.store import AccountStore, UnknownAccount
 from mailer_gui.paths import AppPaths
@@ -27,6 +24,8 @@ from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.settings import AuthMethod, Security
 
 if TYPE_CHECKING:
+    import keyring.backend
+
     from mailer_gui.outbox.runner import CredentialsLookup, SendingAccount
 
 SANDBOX_ACCOUNT: Final = "sandbox"
@@ -123,6 +122,9 @@ def sandbox_credentials(
 
 def stored_password(*, backend: keyring.backend.KeyringBackend | None = None) -> str | None:
     """The sandbox password kept in the keyring, or None (none kept, or no usable keyring)."""
+    # The keyring loads when it is used (on a worker thread in the app), not on import.
+    from mailer_gui.accounts import secrets
+
     lookup = Account(name=SANDBOX_ACCOUNT, email=SANDBOX_EMAIL, host=SANDBOX_HOST)
     try:
         return secrets.get_password(lookup, backend=backend)
@@ -181,6 +183,8 @@ def ensure_sandbox_account(
 
 
 def _keep_password(password: str, backend: keyring.backend.KeyringBackend | None) -> bool:
+    from mailer_gui.accounts import secrets
+
     usable, _ = secrets.keyring_usable(backend)
     if not usable:
         return False

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
 
-from mailer_gui.accounts import secrets
-from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
-from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.runner import (
     AccountLookup,
     CredentialsLookup,
@@ -30,10 +27,13 @@ from mailer_gui.outbox.runner import (
     deliver_direct_row,
 )
 from mailer_gui.outbox.store import MessageRow, OutboxStore, State
-from mailer_gui.outbox.submit import queue_draft
 from mailer_gui.paths import AppPaths
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.settings import AuthMethod
+
+if TYPE_CHECKING:
+    from mailer_gui.accounts.model import Account
+    from mailer_gui.message.draft import Draft
 
 COUNTS_DELAY_MS = 200  # state changes within this window share one count query
 
@@ -51,6 +51,10 @@ def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
         return None
 
     def provide() -> Credentials:
+        # The keyring is loaded by the first send that needs it (on the runner's
+        # thread), not while the window starts.
+        from mailer_gui.accounts import secrets
+
         return Credentials(account.login, secrets.get_secret(account))
 
     return provide
@@ -158,6 +162,7 @@ class OutboxBridge(QObject):
         ``on_done(message number | None, error)``; a DraftError names the field
         or file that stopped it, and nothing is queued then.
         """
+        from mailer_gui.outbox.submit import queue_draft
 
         def queued(message: int | None, error: BaseException | None) -> None:
             if error is None:

@@ -6,15 +6,14 @@ redacted by the core (smtp/transcript.py); this dock only shows, filters and sav
 
 from __future__ import annotations
 
-import html
 import os
 import re
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Slot
 from PySide6.QtGui import (
@@ -27,10 +26,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QHBoxLayout,
     QLineEdit,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -38,7 +35,9 @@ from PySide6.QtWidgets import (
 )
 
 from mailer_gui.paths import fsync_directory
-from mailer_gui.smtp.transcript import Direction, TranscriptRecord
+
+if TYPE_CHECKING:
+    from mailer_gui.smtp.transcript import TranscriptRecord
 
 _ERROR_REPLY = re.compile(r"[45]\d\d(?:[ -]|$)")
 # Session._open starts every connection with this note.
@@ -57,6 +56,10 @@ class LogLine:
 
 
 def _kind(record: TranscriptRecord) -> str:
+    # Imported here: the dock is part of the main window's first paint, the
+    # SMTP modules are not (records only arrive once the outbox runs).
+    from mailer_gui.smtp.transcript import Direction
+
     if record.direction is Direction.CLIENT:
         return "client"
     if record.direction is Direction.SERVER:
@@ -162,6 +165,8 @@ class SessionLogDock(QDockWidget):
         # One appendHtml per batch, not a call per line: it keeps a burst cheap, and the
         # installed PySide6 build loses a reference to None on every void call it makes,
         # so per-line calls crash Python 3.11 after a few thousand lines.
+        import html  # here, not at the top: the dock is built before the first paint
+
         paragraphs = []
         for line in lines:
             paragraphs.append(f'<p style="{self._styles[line.kind]}">{html.escape(line.text)}</p>')
@@ -245,6 +250,8 @@ class SessionLogDock(QDockWidget):
 
     def save_to(self, path: str | os.PathLike[str]) -> None:
         """Write the shown lines to ``path``, replacing it only once fully written."""
+        import tempfile
+
         target = Path(path)
         text = self.text()
         data = (text + "\n" if text else "").encode("utf-8")
@@ -262,6 +269,8 @@ class SessionLogDock(QDockWidget):
 
     @Slot()
     def _ask_save(self) -> None:
+        from PySide6.QtWidgets import QFileDialog, QMessageBox
+
         path, _ = QFileDialog.getSaveFileName(
             self, "Save session log", "session-log.txt", "Text files (*.txt);;All files (*)"
         )

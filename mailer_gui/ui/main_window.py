@@ -8,6 +8,15 @@ so that quitting asks about each unsaved draft once.
 A first start with no account shows the welcome page (set up an account, or
 try the built-in sandbox). Window size, splitters and the dock layout are
 remembered in the config folder.
+
+Start-up comes in two steps, so that the window is on screen before the
+outbox, the SMTP engine and the other windows have loaded: the constructor
+builds only what the first paint shows (menus, toolbar, folders, the table's
+header, the log dock, the status bar) from modules that load quickly. Right
+after that first paint, `finish_startup()` loads the rest (preferences, the
+outbox store and its runner, the sandbox, the detail pane, the accounts) and
+emits `ready`. The composer, wizard, settings and sandbox inbox are imported
+when first opened. tests/bench/bench_startup.py measures it.
 """
 
 from __future__ import annotations
@@ -17,55 +26,56 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QFileOpenEvent, QIcon, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QIcon,
+    QKeySequence,
+    QStandardItemModel,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QMenu,
     QSplitter,
     QStackedWidget,
-    QSystemTrayIcon,
     QTableView,
+    QVBoxLayout,
     QWidget,
 )
 
+# Only what the first paint needs is imported here; the outbox, the SMTP engine,
+# Markdown, the keyring and the other windows load after it (see finish_startup).
 from mailer_gui import __version__
-from mailer_gui.accounts.model import Account
-from mailer_gui.accounts.store import AccountStore, AccountStoreError
-from mailer_gui.message.addresses import split_address_list
-from mailer_gui.message.draft import Draft
-from mailer_gui.message.drafts import DraftListing, DraftStore, StoredDraft
-from mailer_gui.outbox.retention import prune_transcripts
-from mailer_gui.outbox.store import State
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
-from mailer_gui.preferences import Preferences, load_preferences
-from mailer_gui.sandbox.account import is_sandbox_account
-from mailer_gui.ui.bridge import OutboxBridge
-from mailer_gui.ui.composer import ComposerWindow
-from mailer_gui.ui.composer.attachments import SizeLimits
 from mailer_gui.ui.icons import action_icon, app_icon
 from mailer_gui.ui.log_dock import SessionLogDock
-from mailer_gui.ui.outbox_model import (
-    MESSAGE_ID_ROLE,
-    Folder,
-    OutboxTableModel,
-    PreparedRows,
-    prepare_rows,
-)
-from mailer_gui.ui.sandbox_view import SandboxController, SandboxInboxView, SandboxTrial
-from mailer_gui.ui.settings import SettingsDialog
 from mailer_gui.ui.status_widgets import Connectivity, SendProgress, UndoCountdown
-from mailer_gui.ui.wizard import SetupWizard
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QCloseEvent, QPaintEvent
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from mailer_gui.accounts.model import Account
+    from mailer_gui.message.draft import Draft
+    from mailer_gui.message.drafts import DraftListing, DraftStore, StoredDraft
+    from mailer_gui.outbox.store import State
+    from mailer_gui.preferences import Preferences
+    from mailer_gui.ui.bridge import OutboxBridge
+    from mailer_gui.ui.composer import ComposerWindow, SizeLimits
+    from mailer_gui.ui.detail_pane import DetailPane
+    from mailer_gui.ui.outbox_model import Folder, OutboxTableModel, PreparedRows
+    from mailer_gui.ui.sandbox_view import SandboxController, SandboxTrial
+    from mailer_gui.ui.settings import SettingsDialog
+    from mailer_gui.ui.welcome import WelcomePage
 
 OUTBOX, SENT, FAILED, DRAFTS, SANDBOX = "outbox", "sent", "failed", "drafts", "sandbox"
-_FOLDERS = {OUTBOX: Folder.OUTBOX, SENT: Folder.SENT, FAILED: Folder.FAILED}
+#: The folders shown as a table of messages (the others have pages of their own).
+_TABLE_FOLDERS = (OUTBOX, SENT, FAILED)
 _NAMES = {
     OUTBOX: "Outbox",
     SENT: "Sent",
@@ -73,11 +83,32 @@ _NAMES = {
     DRAFTS: "Drafts",
     SANDBOX: "Sandbox inbox",
 }
-_NOTIFY_STATES = (State.FAILED, State.DEFERRED, State.UNCERTAIN, State.SENT)
+#: The table's header as the first paint shows it, before the outbox model is
+#: loaded; the same titles as mailer_gui.ui.outbox_model.COLUMNS (a test checks).
+FIRST_PAINT_COLUMNS = (
+    "Subject",
+    "Recipients",
+    "Account",
+    "State",
+    "Attempts",
+    "Next attempt",
+    "Last server reply",
+)
+#: When the window is shown but no paint comes (minimised, on a hidden
+#: workspace), start-up finishes anyway after this many milliseconds.
+PAINT_WAIT_MS = 1000
+
+
+def _folder(key: str) -> Folder:
+    """The messages a table folder shows (``key`` in _TABLE_FOLDERS)."""
+    from mailer_gui.ui.outbox_model import Folder
+
+    return Folder[key.upper()]
 
 
 def _stored_from_draft(draft: Draft, account: str) -> StoredDraft:
     """A Draft (edit as new, undo send, the sandbox's first message) as a composer opens it."""
+    from mailer_gui.message.drafts import StoredDraft
 
     def text(addresses: tuple[Any, ...]) -> str:
         return ", ".join(str(a) for a in addresses)
@@ -100,6 +131,26 @@ def _stored_from_draft(draft: Draft, account: str) -> StoredDraft:
 
 
 class MainWindow(QMainWindow):
+    """Folders, messages, detail pane and session log; see the module docstring on start-up.
+
+    Until `is_ready()` (the `ready` signal), the attributes made by
+    `finish_startup()` do not exist yet: `bridge` (unless one was given),
+    `sandbox`, `detail`, `model`, `preferences`, `drafts`, `connectivity`.
+    Actions and requests that need them finish start-up first.
+    """
+
+    #: start-up is complete: the outbox runs and every part of the window exists
+    ready = Signal()
+
+    # Made by finish_startup(), right after the first paint.
+    bridge: OutboxBridge
+    sandbox: SandboxController
+    detail: DetailPane
+    model: OutboxTableModel
+    preferences: Preferences
+    drafts: DraftStore
+    connectivity: Connectivity
+
     def __init__(
         self,
         paths: AppPaths,
@@ -112,21 +163,21 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Mailer")
         self.setObjectName("mainWindow")
         self.resize(1100, 720)
+        self._given_bridge = bridge
+        if bridge is not None:
+            self.bridge = bridge
+        self._want_tray = tray
+        self.tray: QSystemTrayIcon | None = None
+        self._started = False  # finish_startup() has begun
+        self._ready = False  # ... and is done
+        self._closed = False
+        self._when_ready: list[Callable[[], None]] = []
         self._preference_warning: str | None = None
-        self.preferences = load_preferences(paths.preferences_file, warn=self._preference_warned)
-        # The built-in test server; its account logs in with the password the
-        # running server holds, keyring or not.
-        self.sandbox = SandboxController(paths, parent=self)
-        self.bridge = bridge or OutboxBridge.for_paths(
-            paths, parent=self, credentials=self.sandbox.credentials_lookup()
-        )
-        self.sandbox.error.connect(self.show_status)
         self.settings_dialog: SettingsDialog | None = None
         self.folder_key = OUTBOX
         self.accounts: list[Account] = []
         self.composers: list[ComposerWindow] = []
-        self.drafts = DraftStore.for_paths(paths)
-        self.size_limits = SizeLimits(self)  # each server's SIZE, asked once per run
+        self._size_limits: SizeLimits | None = None
         self._known_addresses: set[str] = set()
         self.wizard: QWidget | None = None
         self._sandbox_started = False
@@ -138,11 +189,91 @@ class MainWindow(QMainWindow):
         self._build_folders()
         self._build_pages()
         self._build_status()
-        self.tray = self._build_tray() if tray else None
         self._settings = QSettings(
             str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat, self
         )
         self._restore_layout()
+        if not paths.accounts_file.exists():
+            # A first start: the welcome is what the first paint shows. Whether
+            # an existing file holds accounts is read after the paint.
+            self._show_welcome()
+
+        # Start-up finishes right after the first paint (paintEvent); a window
+        # that is not shown has nothing to paint and finishes as soon as events run.
+        self._startup_timer = QTimer(self)
+        self._startup_timer.setSingleShot(True)
+        self._startup_timer.timeout.connect(self._startup_tick)
+        self._waiting_for_paint = False
+        self._startup_timer.start(0)
+
+    # ------------------------------------------------------------- start-up
+
+    def is_ready(self) -> bool:
+        """True once `finish_startup()` is done (the `ready` signal was emitted)."""
+        return self._ready
+
+    def when_ready(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` now if start-up is done, else right after it (not at all if closed)."""
+        if self._ready:
+            fn()
+        else:
+            self._when_ready.append(fn)
+
+    def _startup_tick(self) -> None:
+        if self._started or self._closed:
+            return
+        if self.isVisible() and not self._waiting_for_paint:
+            # Shown: the first paint comes first; this is only the fallback.
+            self._waiting_for_paint = True
+            self._startup_timer.start(PAINT_WAIT_MS)
+            return
+        self.finish_startup()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if not self._started and not self._closed:
+            # The first frame is on its way to the screen; finish once control is back.
+            self._waiting_for_paint = True
+            self._startup_timer.start(0)
+
+    def _require_ready(self) -> None:
+        # Something needs the whole window before the first paint came (a
+        # shortcut pressed early, a test): finish start-up now.
+        if not self._started:
+            self.finish_startup()
+
+    def finish_startup(self) -> None:
+        """Load what the first paint did without: the outbox, the sandbox, the accounts.
+
+        Runs on its own right after the first paint; call it to have the whole
+        window at once. Does nothing the second time.
+        """
+        if self._started:
+            return
+        self._started = True
+        self._startup_timer.stop()
+        from mailer_gui.message.drafts import DraftStore
+        from mailer_gui.preferences import load_preferences
+        from mailer_gui.ui.bridge import OutboxBridge
+        from mailer_gui.ui.sandbox_view import SandboxController
+
+        paths = self.paths
+        self.preferences = load_preferences(paths.preferences_file, warn=self._preference_warned)
+        # The built-in test server; its account logs in with the password the
+        # running server holds, keyring or not.
+        self.sandbox = SandboxController(paths, parent=self)
+        if self._given_bridge is None:
+            self.bridge = OutboxBridge.for_paths(
+                paths, parent=self, credentials=self.sandbox.credentials_lookup()
+            )
+        self.sandbox.error.connect(self.show_status)
+        self.drafts = DraftStore.for_paths(paths)
+
+        self._build_detail()
+        self._show_table(self.folder_key if self.folder_key in _TABLE_FOLDERS else OUTBOX)
+        self.connectivity = Connectivity(self.network_label, self)
+        self.connectivity.changed.connect(self._online_changed)
+        self.tray = self._build_tray() if self._want_tray else None
 
         self.bridge.stateChanged.connect(self._state_changed)
         self.bridge.transcriptLine.connect(self.log.append)
@@ -158,6 +289,21 @@ class MainWindow(QMainWindow):
         self.bridge.refresh_counts()
         self.bridge.start()
         self._prune_transcripts()
+
+        self._ready = True
+        self.ready.emit()
+        waiting, self._when_ready = self._when_ready, []
+        for fn in waiting:
+            fn()
+
+    @property
+    def size_limits(self) -> SizeLimits:
+        """Each server's SIZE, asked once per run and shared by the composers."""
+        if self._size_limits is None:
+            from mailer_gui.ui.composer import SizeLimits
+
+            self._size_limits = SizeLimits(self)
+        return self._size_limits
 
     # ------------------------------------------------------------- building
 
@@ -256,26 +402,28 @@ class MainWindow(QMainWindow):
         self.folders.currentItemChanged.connect(self._folder_chosen)
 
     def _build_pages(self) -> None:
-        from mailer_gui.ui.detail_pane import DetailPane
-
-        self.model = OutboxTableModel(Folder.OUTBOX)
+        # The first paint shows the header only; finish_startup() puts the
+        # folder's model in (its module needs the outbox store).
+        header_model = QStandardItemModel(0, len(FIRST_PAINT_COLUMNS), self)
+        header_model.setHorizontalHeaderLabels(list(FIRST_PAINT_COLUMNS))
         self.table = QTableView(self)
         self.table.setAccessibleName("Messages")
-        self.table.setModel(self.model)
+        self.table.setModel(header_model)
         self.table.setSortingEnabled(True)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
-        self._connect_selection()
 
-        self.detail = DetailPane(self.bridge, self)
-        self.detail.editAsNew.connect(lambda draft: self.open_composer(draft=draft))
-
+        # The detail pane's place, sized by the saved layout from the start;
+        # finish_startup() puts the pane in.
+        self.detail_area = QWidget(self)
+        self._detail_layout = QVBoxLayout(self.detail_area)
+        self._detail_layout.setContentsMargins(0, 0, 0, 0)
         self.message_split = QSplitter(Qt.Orientation.Vertical, self)
         self.message_split.setObjectName("messageSplit")
         self.message_split.addWidget(self.table)
-        self.message_split.addWidget(self.detail)
+        self.message_split.addWidget(self.detail_area)
         self.message_split.setStretchFactor(0, 2)
         self.message_split.setStretchFactor(1, 3)
 
@@ -286,7 +434,7 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget(self)
         self.pages.addWidget(self.message_split)
         self.pages.addWidget(self.drafts_list)
-        self.welcome: QWidget | None = None
+        self.welcome: WelcomePage | None = None
         self.sandbox_view: QWidget | None = None
 
         self.main_split = QSplitter(self)
@@ -313,12 +461,43 @@ class MainWindow(QMainWindow):
         self.countdown = UndoCountdown(self)
         self.countdown.undoRequested.connect(self.undo_send)
         self.statusBar().addPermanentWidget(self.countdown)
+        # Filled by Connectivity (finish_startup: loading the network backend can take a while).
         self.network_label = QLabel(self)
         self.statusBar().addPermanentWidget(self.network_label)
-        self.connectivity = Connectivity(self.network_label, self)
-        self.connectivity.changed.connect(self._online_changed)
+
+    def _build_detail(self) -> None:
+        from mailer_gui.ui.detail_pane import DetailPane
+
+        self.detail = DetailPane(self.bridge, self)
+        self.detail.editAsNew.connect(lambda draft: self.open_composer(draft=draft))
+        self._detail_layout.addWidget(self.detail)
+        self.detail.show()  # at once: a layout shows a late child only on a later event
+        if self.message_split.isVisible() and not self._detail_size_saved:
+            # The splitter shared its height out at the first paint, when the pane's
+            # place was still empty; share it as it would have with the pane there:
+            # in proportion to size hint x stretch factor (2 for the table, 3 here).
+            table = self.table.sizeHint().height() * 2
+            detail = self.detail.sizeHint().height() * 3
+            total = sum(self.message_split.sizes())
+            if table + detail > 0 and total > 0:
+                share = round(total * detail / (table + detail))
+                self.message_split.setSizes([total - share, share])
+
+    def _show_table(self, key: str) -> None:
+        """Give the table the model of folder ``key``, sorted as its header says."""
+        from mailer_gui.ui.outbox_model import OutboxTableModel
+
+        previous = self.table.model()
+        self.model = OutboxTableModel(_folder(key))
+        self.table.setModel(self.model)
+        previous.deleteLater()
+        header = self.table.horizontalHeader()
+        self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
+        self._connect_selection()
 
     def _build_tray(self) -> QSystemTrayIcon | None:
+        from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
         if not QSystemTrayIcon.isSystemTrayAvailable():
             return None
         tray = QSystemTrayIcon(self.windowIcon(), self)
@@ -343,10 +522,12 @@ class MainWindow(QMainWindow):
         state = self._settings.value("windowState")
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        self._detail_size_saved = False
         for splitter in (self.main_split, self.message_split):
             saved = self._settings.value(splitter.objectName())
             if isinstance(saved, QByteArray):
                 splitter.restoreState(saved)
+                self._detail_size_saved |= splitter is self.message_split
 
     def save_layout(self) -> None:
         with contextlib.suppress(OSError):
@@ -372,6 +553,7 @@ class MainWindow(QMainWindow):
     def _folder_chosen(self, item: QListWidgetItem | None) -> None:
         if item is None:
             return
+        self._require_ready()
         self.folder_key = item.data(Qt.ItemDataRole.UserRole)
         if self.folder_key == DRAFTS:
             self.pages.setCurrentWidget(self.drafts_list)
@@ -382,12 +564,7 @@ class MainWindow(QMainWindow):
             self.pages.setCurrentWidget(view)
             return
         self.pages.setCurrentWidget(self.message_split)
-        self.model.deleteLater()
-        self.model = OutboxTableModel(_FOLDERS[self.folder_key])
-        self.table.setModel(self.model)
-        header = self.table.horizontalHeader()
-        self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
-        self._connect_selection()
+        self._show_table(self.folder_key)
         self.detail.show_message(None)
         self._reload()
 
@@ -395,11 +572,14 @@ class MainWindow(QMainWindow):
         self.table.selectionModel().currentRowChanged.connect(self._row_chosen)
 
     def _row_chosen(self, current: Any, _previous: Any) -> None:
+        from mailer_gui.ui.outbox_model import MESSAGE_ID_ROLE
+
         message = current.data(MESSAGE_ID_ROLE) if current.isValid() else None
         self.detail.show_message(message)
 
     def select_message(self, message: int) -> bool:
         """Select ``message`` in the current folder's table (True when it is there)."""
+        self._require_ready()
         row = self.model.row_of(message)
         if row is None:
             return False
@@ -407,9 +587,11 @@ class MainWindow(QMainWindow):
         return True
 
     def _reload(self) -> None:
-        folder = _FOLDERS.get(self.folder_key)
-        if folder is None:
+        from mailer_gui.ui.outbox_model import prepare_rows
+
+        if self.folder_key not in _TABLE_FOLDERS:
             return
+        folder = _folder(self.folder_key)
         key = self.folder_key
         store = self.bridge.store
         states = tuple(folder.states)
@@ -432,22 +614,24 @@ class MainWindow(QMainWindow):
         self.bridge.run_in_background(load, loaded)
 
     def _state_changed(self, message: int, state: str, detail: str) -> None:
+        from mailer_gui.outbox.store import State
+
         new = State(state)
         if new is not State.SCHEDULED:
             self.countdown.forget(message)
         if new is not State.SENDING:
             self.send_progress.finished(message)
-        folder = _FOLDERS.get(self.folder_key)
-        if folder is not None and (
-            self.model.update_state(message, state, detail) or new in folder.states
+        if self.folder_key in _TABLE_FOLDERS and (
+            self.model.update_state(message, state, detail)
+            or new in _folder(self.folder_key).states
         ):
             self._reload()
-        if new in _NOTIFY_STATES:
+        if new in (State.FAILED, State.DEFERRED, State.UNCERTAIN, State.SENT):
             self._announce(message, new, detail)
 
     def _show_counts(self, counts: dict[str, int]) -> None:
-        for key, folder in _FOLDERS.items():
-            number = sum(counts.get(state.value, 0) for state in folder.states)
+        for key in _TABLE_FOLDERS:
+            number = sum(counts.get(state.value, 0) for state in _folder(key).states)
             name = _NAMES[key]
             self._folder_item(key).setText(f"{name} ({number})" if number else name)
 
@@ -455,6 +639,8 @@ class MainWindow(QMainWindow):
 
     def _announce(self, message: int, state: State, detail: str) -> None:
         """Tell the person about what they would otherwise miss (tray, status bar)."""
+        from mailer_gui.outbox.store import State
+
         subject = self._subjects.get(message) or f"message {message}"
         if state is State.SENT:
             if message not in self._deferred_before:
@@ -475,6 +661,8 @@ class MainWindow(QMainWindow):
         self.notifications.append((title, text))
         self.show_status(f"{title}: {text}")
         if self.tray is not None and self.tray.isVisible():
+            from PySide6.QtWidgets import QSystemTrayIcon
+
             icon = (
                 QSystemTrayIcon.MessageIcon.Warning
                 if state in (State.FAILED, State.UNCERTAIN)
@@ -488,6 +676,7 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------------- actions
 
     def _pause_toggled(self, paused: bool) -> None:
+        self._require_ready()
         self.bridge.pause_sending(paused)
         self.pause_action.setText("Resume sending" if paused else "&Pause sending")
         self.show_status(
@@ -496,6 +685,9 @@ class MainWindow(QMainWindow):
 
     def send_queued_now(self) -> None:
         """Every deferred message is due now; then the runner looks at once."""
+        from mailer_gui.outbox.store import State
+
+        self._require_ready()
         store = self.bridge.store
 
         def retry_all() -> int:
@@ -530,7 +722,9 @@ class MainWindow(QMainWindow):
     def undo_send(self, message: int) -> None:
         """Stop a message in its undo window and give it back as a draft."""
         from mailer_gui.message.eml import load_eml
+        from mailer_gui.outbox.store import State
 
+        self._require_ready()
         store = self.bridge.store
         attachments = self.paths.data_dir / "restored" / str(message)
 
@@ -574,6 +768,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------- accounts
 
     def _load_accounts(self) -> None:
+        from mailer_gui.accounts.store import AccountStore, AccountStoreError
+        from mailer_gui.sandbox.account import is_sandbox_account
+
         # A small JSON file: reading it here does not stall the window.
         try:
             self.accounts = AccountStore(self.paths.accounts_file).load()
@@ -596,6 +793,7 @@ class MainWindow(QMainWindow):
             self.show_status(f"Mailer {__version__} · accounts: {names}")
 
     def accounts_changed(self) -> None:
+        self._require_ready()
         self._load_accounts()
 
     def _show_welcome(self) -> None:
@@ -624,6 +822,9 @@ class MainWindow(QMainWindow):
         mailto: str | None = None,
     ) -> ComposerWindow | None:
         """A composer window: empty, or filled from a Draft, a stored draft or a mailto: URL."""
+        from mailer_gui.ui.composer import ComposerWindow
+
+        self._require_ready()
         if not self.accounts:
             self.show_status(
                 "Add an account first (Accounts → Add account…), or try the built-in test server."
@@ -665,6 +866,8 @@ class MainWindow(QMainWindow):
             self.composers.remove(composer)
 
     def _composer_queued(self, message: int, due_at: float, composer: ComposerWindow) -> None:
+        from mailer_gui.message.addresses import split_address_list
+
         subject = composer.subject_field.text()
         self._subjects[message] = subject
         self.countdown.add(message, subject, due_at)
@@ -676,12 +879,15 @@ class MainWindow(QMainWindow):
 
     def reload_drafts(self) -> None:
         """List the drafts folder (read off the GUI thread); damaged files are named."""
+        self._require_ready()
         drafts = self.drafts
 
         def loaded(listing: DraftListing | None, error: BaseException | None) -> None:
             if error is not None or listing is None:
                 self.show_status(f"The drafts could not be listed: {error}")
                 return
+            from datetime import datetime
+
             self.drafts_list.clear()
             for stored in listing.drafts:
                 when = datetime.fromtimestamp(stored.updated_at).strftime("%Y-%m-%d %H:%M")
@@ -720,6 +926,9 @@ class MainWindow(QMainWindow):
 
     def open_wizard(self) -> None:
         """The account setup wizard (window-modal; nothing is saved before Finish)."""
+        from mailer_gui.ui.wizard import SetupWizard
+
+        self._require_ready()
         wizard = SetupWizard(self.paths, self)
         wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         wizard.accountCreated.connect(self._account_created)
@@ -735,7 +944,10 @@ class MainWindow(QMainWindow):
 
     def open_settings(self, page: str | None = None) -> None:
         """The settings window (one at a time, not modal)."""
+        self._require_ready()
         if self.settings_dialog is None:
+            from mailer_gui.ui.settings import SettingsDialog
+
             dialog = SettingsDialog(
                 self.paths, self.preferences, self, add_account=self.open_wizard
             )
@@ -750,6 +962,7 @@ class MainWindow(QMainWindow):
 
     def apply_preferences(self, preferences: Preferences) -> None:
         """New settings take effect at once: retries, connections, composers."""
+        self._require_ready()
         self.preferences = preferences
         self.bridge.store.policy = preferences.retry_policy()
         runner = self.bridge.runner
@@ -763,6 +976,8 @@ class MainWindow(QMainWindow):
         self._preference_warning = text
 
     def _prune_transcripts(self) -> None:
+        from mailer_gui.outbox.retention import prune_transcripts
+
         days = self.preferences.transcript_days
         if days <= 0:
             return
@@ -776,6 +991,7 @@ class MainWindow(QMainWindow):
 
     def start_sandbox_trial(self) -> None:
         """Start the test server, make its account, and open a first message to it."""
+        self._require_ready()
         if self.welcome is not None:
             self.welcome.set_busy("Starting the test server…")
         self.show_status("Starting the built-in test server…")
@@ -800,6 +1016,8 @@ class MainWindow(QMainWindow):
 
     def _ensure_sandbox_view(self) -> QWidget:
         if self.sandbox_view is None:
+            from mailer_gui.ui.sandbox_view import SandboxInboxView
+
             self.sandbox_view = SandboxInboxView(self.sandbox, self)
             self.pages.addWidget(self.sandbox_view)
         if not self.sandbox.running:
@@ -807,7 +1025,13 @@ class MainWindow(QMainWindow):
         return self.sandbox_view
 
     def open_request(self, request: str) -> None:
-        """A mailto: URL (or nothing) from the command line or a second launch."""
+        """A mailto: URL (or nothing) from the command line or a second launch.
+
+        Before start-up is done, the request waits for it.
+        """
+        if not self._ready:
+            self.when_ready(lambda: self.open_request(request))
+            return
         self._raise()
         if request.lower().startswith("mailto:"):
             self.open_composer(mailto=request)
@@ -817,13 +1041,19 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------------- closing
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._closed = True  # closed before start-up finished: it never does
+        self._startup_timer.stop()
+        self._when_ready.clear()
         self.save_layout()
         if self.tray is not None:
             self.tray.hide()
         if self.settings_dialog is not None:
             self.settings_dialog.shutdown()
-        self.bridge.shutdown()
-        self.sandbox.shutdown()
+        if self._started:
+            self.bridge.shutdown()
+            self.sandbox.shutdown()
+        elif self._given_bridge is not None:
+            self._given_bridge.shutdown()
         super().closeEvent(event)
 
 
@@ -835,7 +1065,11 @@ class _UrlOpened(QObject):
         self.window = window
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.FileOpen and isinstance(event, QFileOpenEvent):
+        if event.type() != QEvent.Type.FileOpen:
+            return False
+        from PySide6.QtGui import QFileOpenEvent
+
+        if isinstance(event, QFileOpenEvent):
             url = event.url().toString()
             if url.lower().startswith("mailto:"):
                 self.window.open_request(url)
@@ -889,13 +1123,17 @@ def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | Non
     window = MainWindow(paths)
     app.setWindowIcon(QIcon.fromTheme("mailer-gui", app_icon()))
     server.received.connect(window.open_request)
-    opened = _UrlOpened(window, app)  # macOS hands mailto: clicks over as events
-    app.installEventFilter(opened)
+    opened: _UrlOpened | None = None
+    if sys.platform == "darwin":
+        # macOS hands mailto: clicks over as events. Only there: an application-wide
+        # filter sees every event of every widget, in Python.
+        opened = _UrlOpened(window, app)
+        app.installEventFilter(opened)
     window.show()
     if on_shown is not None:
         on_shown(window)
     if request:
-        QTimer.singleShot(0, lambda: window.open_request(request))
+        window.open_request(request)  # opened once start-up is done
     try:
         return app.exec()
     finally:

@@ -18,9 +18,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import keyring.backend
 import shiboken6
 from PySide6.QtCore import (
     QCoreApplication,
@@ -84,8 +83,12 @@ from mailer_gui.sandbox.errors import SandboxError
 from mailer_gui.sandbox.faults import DEFAULT_SIZE_LIMIT, Faults, RcptRejection
 from mailer_gui.sandbox.maildir import CapturedMessage, Inbox
 from mailer_gui.sandbox.reader import CapturedContent, read_captured, save_attachment
-from mailer_gui.sandbox.server import SandboxServer
 from mailer_gui.ui.bridge import stored_credentials
+
+if TYPE_CHECKING:
+    import keyring.backend
+
+    from mailer_gui.sandbox.server import SandboxServer
 
 TRIAL_RECIPIENT: Final = "Friend <friend@sandbox.test>"
 TRIAL_SUBJECT: Final = "Hello from Mailer"
@@ -339,6 +342,10 @@ class SandboxController(QObject):
         return _Started(server, account, note, new=True)
 
     def _make_server(self, port: int, password: str | None) -> SandboxServer:
+        # aiosmtpd and asyncio load when the sandbox first starts (on the control
+        # thread), not with the main window.
+        from mailer_gui.sandbox.server import SandboxServer
+
         return SandboxServer(
             self.maildir,
             self.paths.sandbox_dir,

@@ -98,6 +98,8 @@ def test_sending_50_mb_never_blocks_the_gui_thread(
     window = MainWindow(paths, tray=False)
     qtbot.addWidget(window)
     window.show()
+    # The outbox is opened (and migrated) once, right after the first paint.
+    qtbot.waitUntil(window.is_ready, timeout=10_000)
     draft = Draft(
         sender=parse_address("Ann <ann@example.org>"),
         to=(parse_address("bob@example.org"),),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
 
 from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
@@ -19,7 +22,8 @@ from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.preferences import Preferences, load_preferences, save_preferences
 from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.composer import ComposerWindow
-from mailer_gui.ui.main_window import MainWindow
+from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, MainWindow
+from mailer_gui.ui.outbox_model import COLUMNS, OutboxTableModel
 from tests.ui.many_rows import fill_outbox
 from tests.ui.test_gui_thread import BlockingCalls
 
@@ -43,8 +47,10 @@ def home_with_account(tmp_path: Path, port: int, *, undo_seconds: int = 0) -> Ap
 
 
 def open_window(qtbot, paths: AppPaths) -> MainWindow:
+    """A window with its start-up finished (not shown: it finishes without a paint)."""
     window = MainWindow(paths, tray=False)
     qtbot.addWidget(window)
+    qtbot.waitUntil(window.is_ready, timeout=10_000)
     return window
 
 
@@ -66,7 +72,13 @@ def close_all(window: MainWindow) -> None:
 
 
 def test_first_start_shows_the_welcome(qtbot, tmp_path: Path) -> None:
-    window = open_window(qtbot, resolve_paths(tmp_path))
+    window = MainWindow(resolve_paths(tmp_path), tray=False)
+    qtbot.addWidget(window)
+    # No accounts file: the welcome is there for the first paint already.
+    assert not window.is_ready()
+    assert window.welcome is not None
+    assert window.pages.currentWidget() is window.welcome
+    qtbot.waitUntil(window.is_ready, timeout=10_000)
     assert window.welcome is not None
     assert window.pages.currentWidget() is window.welcome
     assert "No account yet" in window.status.text()
@@ -261,15 +273,158 @@ def test_settings_apply_without_a_restart(qtbot, tmp_path: Path, aiosmtpd_factor
 
 
 def test_window_layout_is_remembered(qtbot, tmp_path: Path) -> None:
-    paths = resolve_paths(tmp_path)
+    paths = home_with_account(tmp_path, 9)
     window = open_window(qtbot, paths)
     window.resize(640, 470)  # within the offscreen screen, which restoreGeometry respects
     window.log.hide()
+    window.show()
+    window.message_split.setSizes([120, 200])
+    sizes = window.message_split.sizes()
     window.close()
-    again = open_window(qtbot, paths)
+    again = MainWindow(paths, tray=False)
+    qtbot.addWidget(again)
+    with qtbot.waitSignal(again.ready, timeout=10_000):
+        again.show()
     assert (again.width(), again.height()) == (640, 470)
     assert not again.log.isVisibleTo(again)
+    # The detail pane, made after the first paint, takes the size saved for it.
+    assert again.detail.isVisibleTo(again.message_split.widget(1))
+    assert again.message_split.sizes() == sizes
     again.close()
+
+
+class PaintsAndReady(QObject):
+    """Notes, in order, the window's paint events and its `ready` signal."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.seen: list[str] = []
+        window.installEventFilter(self)
+        window.ready.connect(lambda: self.seen.append("ready"))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.seen.append("paint")
+        return False
+
+
+def test_the_window_paints_before_it_loads_the_outbox(qtbot, queued_home) -> None:
+    paths, _server = queued_home
+    window = MainWindow(paths, tray=False)
+    qtbot.addWidget(window)
+    order = PaintsAndReady(window)
+    # What the first paint shows: the folders and the table's header, no outbox yet.
+    assert not window.is_ready()
+    table_model = window.table.model()
+    assert not isinstance(table_model, OutboxTableModel)
+    assert [
+        table_model.headerData(c, Qt.Orientation.Horizontal) for c in range(len(COLUMNS))
+    ] == list(COLUMNS)
+    with qtbot.waitSignal(window.ready, timeout=10_000):
+        window.show()
+    assert order.seen[0] == "paint"
+    assert order.seen.count("ready") == 1
+    # Then the whole window: the folder's messages, the detail pane, counts, sending.
+    assert window.table.model() is window.model
+    assert window.detail.isVisibleTo(window.message_split.widget(1))
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=10_000)
+    window.finish_startup()  # a second call changes nothing
+    assert window.table.model() is window.model
+    window.close()
+
+
+def test_the_detail_pane_gets_its_usual_share_after_the_paint(qtbot, tmp_path: Path) -> None:
+    """No saved layout: the late pane gets the height it gets when made before showing."""
+    before = MainWindow(home_with_account(tmp_path / "a", 9), tray=False)
+    qtbot.addWidget(before)
+    before.finish_startup()
+    before.show()
+    qtbot.waitUntil(lambda: before.detail.height() > 0, timeout=5_000)
+    usual = before.message_split.sizes()
+    before.close()
+    after = MainWindow(home_with_account(tmp_path / "b", 9), tray=False)
+    qtbot.addWidget(after)
+    with qtbot.waitSignal(after.ready, timeout=10_000):
+        after.show()
+    sizes = after.message_split.sizes()
+    assert sum(sizes) == sum(usual)
+    assert abs(sizes[1] - usual[1]) <= 2
+    after.close()
+
+
+def test_the_first_paint_shows_the_outbox_models_columns() -> None:
+    assert FIRST_PAINT_COLUMNS == COLUMNS
+
+
+def test_a_request_before_start_up_finished_waits_for_it(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    server = aiosmtpd_factory()
+    window = MainWindow(home_with_account(tmp_path, server.port), tray=False)
+    qtbot.addWidget(window)
+    window.open_request("mailto:bob@example.org?subject=Early")
+    assert window.composers == []
+    composer = only_composer(qtbot, window)
+    assert window.is_ready()
+    assert composer.subject_field.text() == "Early"
+    close_all(window)
+
+
+def test_an_early_action_finishes_start_up_first(qtbot, tmp_path: Path) -> None:
+    window = MainWindow(home_with_account(tmp_path, 9), tray=False)
+    qtbot.addWidget(window)
+    window.pause_action.trigger()  # before any event ran: the shortcut pressed at once
+    assert window.is_ready()
+    assert window.bridge.runner.paused
+    window.close()
+
+
+def test_closed_before_start_up_finished_it_never_does(qtbot, tmp_path: Path) -> None:
+    paths = home_with_account(tmp_path, 9)
+    window = MainWindow(paths, tray=False)
+    qtbot.addWidget(window)
+    window.close()
+    for _ in range(3):  # the start-up timer (0 ms) would have fired by now
+        QCoreApplication.processEvents()
+    assert not window.is_ready()
+    assert not paths.database.exists()  # the outbox was never opened
+
+
+FIRST_PAINT_IMPORTS = """
+import sys
+from PySide6.QtWidgets import QApplication
+from mailer_gui.paths import resolve_paths
+from mailer_gui.ui.main_window import MainWindow
+
+app = QApplication(["mailer-gui"])
+window = MainWindow(resolve_paths(sys.argv[1]), tray=False)
+heavy = sorted(
+    name for name in sys.modules
+    if name.split(".")[0] in ("keyring", "dns", "markdown", "pygments", "aiosmtpd", "asyncio")
+    or name.startswith(("mailer_gui.outbox", "mailer_gui.smtp", "mailer_gui.message",
+                        "mailer_gui.accounts", "mailer_gui.sandbox", "mailer_gui.ui.composer",
+                        "mailer_gui.ui.wizard", "mailer_gui.ui.settings",
+                        "mailer_gui.ui.sandbox_view", "mailer_gui.ui.detail_pane",
+                        "mailer_gui.ui.bridge", "mailer_gui.ui.outbox_model"))
+)
+print(" ".join(heavy) or "none")
+"""
+
+
+def test_the_first_paint_needs_no_heavy_module(tmp_path: Path) -> None:
+    """Built for its first paint, the window has loaded no outbox, SMTP, Markdown or keyring."""
+    paths = home_with_account(tmp_path, 9)
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_PAINT_IMPORTS, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"
+    assert paths.accounts_file.exists()  # the window above had an account to show
 
 
 def test_ten_thousand_messages_open_off_the_gui_thread(qtbot, tmp_path: Path) -> None:
