@@ -573,6 +573,14 @@ class DetailPane(QWidget):
         self.progress_bar.hide()
         self.progress_label.hide()
 
+        # What happened first (each recipient, each attempt), then the message itself.
+        column.addWidget(self._heading("Recipients", content))
+        self.recipients_box = QVBoxLayout()
+        column.addLayout(self.recipients_box)
+
+        column.addWidget(self._heading("Attempts", content))
+        self.attempts_box = QVBoxLayout()
+        column.addLayout(self.attempts_box)
         column.addWidget(self._heading("Message", content))
         self.browser = MessageBrowser(content)
         self.browser.setMinimumHeight(180)
@@ -588,13 +596,6 @@ class DetailPane(QWidget):
         self.attachments_label.hide()
         column.addWidget(self.attachments_label)
 
-        column.addWidget(self._heading("Recipients", content))
-        self.recipients_box = QVBoxLayout()
-        column.addLayout(self.recipients_box)
-
-        column.addWidget(self._heading("Attempts", content))
-        self.attempts_box = QVBoxLayout()
-        column.addLayout(self.attempts_box)
         column.addStretch(1)
         self.scroll_area.setWidget(content)
 

@@ -413,7 +413,13 @@ class MainWindow(QMainWindow):
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        # Subject, recipients, account, state, attempts, next attempt: the
+        # server's reply takes what is left.
+        for column, width in enumerate((240, 190, 90, 170, 70, 110)):
+            header.resizeSection(column, width)
 
         # The detail pane's place, sized by the saved layout from the start;
         # finish_startup() puts the pane in.
@@ -474,24 +480,23 @@ class MainWindow(QMainWindow):
         self.detail.show()  # at once: a layout shows a late child only on a later event
         if self.message_split.isVisible() and not self._detail_size_saved:
             # The splitter shared its height out at the first paint, when the pane's
-            # place was still empty; share it as it would have with the pane there:
-            # in proportion to size hint x stretch factor (2 for the table, 3 here).
-            table = self.table.sizeHint().height() * 2
-            detail = self.detail.sizeHint().height() * 3
+            # place was still empty: give the table a few rows and the pane the rest.
             total = sum(self.message_split.sizes())
-            if table + detail > 0 and total > 0:
-                share = round(total * detail / (table + detail))
-                self.message_split.setSizes([total - share, share])
+            if total > 0:
+                table = min(240, max(120, total * 2 // 5))
+                self.message_split.setSizes([table, total - table])
 
     def _show_table(self, key: str) -> None:
         """Give the table the model of folder ``key``, sorted as its header says."""
         from mailer_gui.ui.outbox_model import OutboxTableModel
 
         previous = self.table.model()
+        header = self.table.horizontalHeader()
+        columns = header.saveState()  # widths and sort order stay as the person set them
         self.model = OutboxTableModel(_folder(key))
         self.table.setModel(self.model)
         previous.deleteLater()
-        header = self.table.horizontalHeader()
+        header.restoreState(columns)
         self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
         self._connect_selection()
 
@@ -522,6 +527,11 @@ class MainWindow(QMainWindow):
         state = self._settings.value("windowState")
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        else:  # first start: the log is there, but the messages get the room
+            self.resizeDocks([self.log], [170], Qt.Orientation.Vertical)
+        columns = self._settings.value("columns")
+        if isinstance(columns, QByteArray):
+            self.table.horizontalHeader().restoreState(columns)
         self._detail_size_saved = False
         for splitter in (self.main_split, self.message_split):
             saved = self._settings.value(splitter.objectName())
@@ -534,6 +544,7 @@ class MainWindow(QMainWindow):
             ensure_private_dir(self.paths.config_dir)
         self._settings.setValue("geometry", self.saveGeometry())
         self._settings.setValue("windowState", self.saveState())
+        self._settings.setValue("columns", self.table.horizontalHeader().saveState())
         for splitter in (self.main_split, self.message_split):
             self._settings.setValue(splitter.objectName(), splitter.saveState())
         self._settings.sync()
@@ -703,6 +714,7 @@ class MainWindow(QMainWindow):
                 return
             if self.pause_action.isChecked():
                 self.pause_action.setChecked(False)
+            self.bridge.runner.clear_backoff()  # servers that were unreachable: try now
             self.bridge.wake()
             self.bridge.refresh_counts()
             self._reload()

@@ -101,7 +101,9 @@ def take(out: Path, home: Path) -> list[Path]:
         wait_until(app, lambda: window.model.rowCount() >= 1, "the failed message")
         window.table.selectRow(0)
         wait_until(app, lambda: "550" in window.detail.recipients_text(), "the 550 reply")
+        window.log.hide()  # the pane gets the height: recipients and attempts show
         save(window, "message-detail.png")
+        window.log.show()
 
         # The session log, live: the deferred message is sent now.
         window.show_folder("sent")

@@ -333,23 +333,16 @@ def test_the_window_paints_before_it_loads_the_outbox(qtbot, queued_home) -> Non
     window.close()
 
 
-def test_the_detail_pane_gets_its_usual_share_after_the_paint(qtbot, tmp_path: Path) -> None:
-    """No saved layout: the late pane gets the height it gets when made before showing."""
-    before = MainWindow(home_with_account(tmp_path / "a", 9), tray=False)
-    qtbot.addWidget(before)
-    before.finish_startup()
-    before.show()
-    qtbot.waitUntil(lambda: before.detail.height() > 0, timeout=5_000)
-    usual = before.message_split.sizes()
-    before.close()
-    after = MainWindow(home_with_account(tmp_path / "b", 9), tray=False)
-    qtbot.addWidget(after)
-    with qtbot.waitSignal(after.ready, timeout=10_000):
-        after.show()
-    sizes = after.message_split.sizes()
-    assert sum(sizes) == sum(usual)
-    assert abs(sizes[1] - usual[1]) <= 2
-    after.close()
+def test_the_detail_pane_gets_the_room_after_the_paint(qtbot, tmp_path: Path) -> None:
+    """No saved layout: the table shows a few rows and the late detail pane the rest."""
+    window = MainWindow(home_with_account(tmp_path, 9), tray=False)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.ready, timeout=10_000):
+        window.show()
+    table, detail = window.message_split.sizes()
+    assert 120 <= table <= 240
+    assert detail > table
+    window.close()
 
 
 def test_the_first_paint_shows_the_outbox_models_columns() -> None:
