@@ -10,6 +10,7 @@ posts the result back the way Picard's util/thread.py does.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from mailer_gui.outbox.runner import (
 from mailer_gui.outbox.store import MessageRow, OutboxStore, State
 from mailer_gui.paths import AppPaths
 from mailer_gui.smtp.auth import Credentials
+from mailer_gui.smtp.errors import AuthenticationError
 from mailer_gui.smtp.settings import AuthMethod
 
 if TYPE_CHECKING:
@@ -40,22 +42,60 @@ COUNTS_DELAY_MS = 200  # state changes within this window share one count query
 Done = Callable[[Any, BaseException | None], None]
 
 
-def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
-    """Credentials from the keyring or password command, read on the runner's thread.
+# Passwords the person typed in this session (the password prompt), by account
+# name: in this process's memory only, never written anywhere.
+_session_passwords: dict[str, str] = {}
+_session_lock = threading.Lock()
 
-    The GUI cannot prompt on a terminal: an account with `secret_source` "none"
-    sends without logging in, and a missing password fails that send with a
-    message saying where to store it.
+#: What a paused account's state says when its password is wanted.
+NEEDS_PASSWORD = "needs password"
+
+
+def remember_password(account: str, password: str) -> None:
+    """Use ``password`` for ``account`` until Mailer quits (or `forget_password`)."""
+    with _session_lock:
+        _session_passwords[account.casefold()] = password
+
+
+def forget_password(account: str) -> None:
+    with _session_lock:
+        _session_passwords.pop(account.casefold(), None)
+
+
+def _session_password(account: str) -> str | None:
+    with _session_lock:
+        return _session_passwords.get(account.casefold())
+
+
+def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
+    """Credentials for a send, read on the runner's thread when the server asks.
+
+    A password typed into the prompt this session wins; then the keyring or
+    the password command. When there is none (no keyring, nothing stored, the
+    command failed) the login fails as a wrong password would: the account is
+    paused as "needs password" and the window asks for it, instead of sending
+    without logging in.
     """
-    if account.auth is AuthMethod.NONE or account.secret_source == "none":
+    if account.auth is AuthMethod.NONE:
         return None
 
     def provide() -> Credentials:
+        typed = _session_password(account.name)
+        if typed is not None:
+            return Credentials(account.login, typed)
+        if account.secret_source == "none":
+            raise AuthenticationError(
+                f"No password is stored for the account {account.name!r}; "
+                "Mailer needs it to log in to send."
+            )
         # The keyring is loaded by the first send that needs it (on the runner's
         # thread), not while the window starts.
         from mailer_gui.accounts import secrets
 
-        return Credentials(account.login, secrets.get_secret(account))
+        try:
+            return Credentials(account.login, secrets.get_secret(account))
+        except secrets.SecretError as exc:
+            raise AuthenticationError(str(exc)) from exc
 
     return provide
 
@@ -192,6 +232,37 @@ class OutboxBridge(QObject):
         """``on_done(list[AttemptRow] | None, error)``: every attempt with its transcript."""
         self.run_in_background(lambda: self.store.attempts(message), on_done)
 
+    def load_paused_accounts(self, on_done: Done) -> None:
+        """``on_done({account: (state, reason)} | None, error)``: accounts not being tried."""
+        self.run_in_background(self.store.paused_accounts, on_done)
+
+    def provide_password(
+        self, account: str, password: str, *, keep: bool, on_done: Done | None = None
+    ) -> None:
+        """The person typed the password of a paused account: use it and try again.
+
+        With ``keep`` it also goes to the keyring (off the GUI thread); otherwise
+        it lives in memory until Mailer quits. ``on_done(None, error)``: error is
+        a keyring failure (the password is still used for this session).
+        """
+        remember_password(account, password)
+
+        def work() -> None:
+            self.store.resume_account(account)
+            self.runner.clear_backoff(account)
+            if keep:
+                from mailer_gui.accounts import secrets
+
+                secrets.store_password(account, password)
+
+        def finished(result: Any, error: BaseException | None) -> None:
+            self.runner.wake()
+            self.refresh_counts()
+            if on_done is not None:
+                on_done(result, error)
+
+        self.run_in_background(work, finished)
+
     def pause_sending(self, paused: bool) -> None:
         """Start no new delivery while paused (sends under way finish)."""
         if paused:
@@ -307,4 +378,10 @@ class OutboxBridge(QObject):
             self.refresh_counts()
 
 
-__all__ = ["OutboxBridge", "stored_credentials"]
+__all__ = [
+    "NEEDS_PASSWORD",
+    "OutboxBridge",
+    "forget_password",
+    "remember_password",
+    "stored_credentials",
+]

@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
         self.folder_key = OUTBOX
         self.accounts: list[Account] = []
         self.composers: list[ComposerWindow] = []
+        self.password_prompts: dict[str, QWidget] = {}
         self._size_limits: SizeLimits | None = None
         self._known_addresses: set[str] = set()
         self.wizard: QWidget | None = None
@@ -289,6 +290,11 @@ class MainWindow(QMainWindow):
         self.bridge.refresh_counts()
         self.bridge.start()
         self._prune_transcripts()
+        self._paused_timer = QTimer(self)
+        self._paused_timer.setSingleShot(True)
+        self._paused_timer.setInterval(300)  # changes arriving together share one look
+        self._paused_timer.timeout.connect(self._ask_for_passwords)
+        self._paused_timer.start()
 
         self._ready = True
         self.ready.emit()
@@ -639,6 +645,51 @@ class MainWindow(QMainWindow):
             self._reload()
         if new in (State.FAILED, State.DEFERRED, State.UNCERTAIN, State.SENT):
             self._announce(message, new, detail)
+        if (
+            new in (State.QUEUED, State.DEFERRED, State.FAILED)
+            and not self._paused_timer.isActive()
+        ):
+            self._paused_timer.start()  # a refused login pauses the account: ask
+
+    def _ask_for_passwords(self) -> None:
+        """Open a password prompt for each account paused as "needs password"."""
+        from mailer_gui.ui.bridge import NEEDS_PASSWORD
+
+        def loaded(paused: dict[str, tuple[str, str]] | None, error: BaseException | None) -> None:
+            if error is not None or not paused:
+                return
+            for name, (state, reason) in paused.items():
+                if state != NEEDS_PASSWORD or name.casefold() in self.password_prompts:
+                    continue
+                account = next((a for a in self.accounts if a.name == name), None)
+                if account is not None:
+                    self._prompt_password(account, reason)
+
+        self.bridge.load_paused_accounts(loaded)
+
+    def _prompt_password(self, account: Account, reason: str) -> None:
+        from mailer_gui.ui.password_prompt import PasswordPrompt
+
+        prompt = PasswordPrompt(account, reason, self)
+        key = account.name.casefold()
+        self.password_prompts[key] = prompt
+
+        def provided(name: str, password: str, keep: bool) -> None:
+            def done(_result: object, error: BaseException | None) -> None:
+                if error is not None:
+                    self.show_status(
+                        f"The password is used until Mailer quits, but it was not saved: {error}"
+                    )
+                else:
+                    self.show_status(f"Sending from {name} again.")
+
+            self.bridge.provide_password(name, password, keep=keep, on_done=done)
+
+        prompt.provided.connect(provided)
+        prompt.finished.connect(lambda _result: self.password_prompts.pop(key, None))
+        prompt.finished.connect(prompt.deleteLater)
+        self.show_status(f"The account {account.name!r} needs its password to send.")
+        prompt.show()
 
     def _show_counts(self, counts: dict[str, int]) -> None:
         for key in _TABLE_FOLDERS:

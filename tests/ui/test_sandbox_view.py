@@ -29,6 +29,7 @@ from mailer_gui.paths import AppPaths, resolve_paths
 from mailer_gui.sandbox.account import SANDBOX_ACCOUNT
 from mailer_gui.sandbox.server import SandboxServer
 from mailer_gui.smtp.auth import Credentials
+from mailer_gui.smtp.errors import AuthenticationError
 from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.smtp.transcript import Direction, TranscriptRecord
 from mailer_gui.ui.bridge import OutboxBridge, stored_credentials
@@ -215,9 +216,13 @@ def test_a_gui_send_arrives_with_its_html_and_attachment(
         assert account.secret_source == "keyring"
     else:
         # Without a keyring the account keeps no password: the bridge's usual
-        # lookup would send without AUTH (and get 530). The sandbox's lookup knows it.
+        # lookup has nothing to log in with (the window would ask for a password).
+        # The sandbox's lookup knows it.
         assert account.secret_source == "none"
-        assert stored_credentials(account) is None
+        usual = stored_credentials(account)
+        assert usual is not None
+        with pytest.raises(AuthenticationError, match="No password is stored"):
+            usual()
     provider = sandbox.controller.credentials_lookup()(account)
     assert provider is not None and provider() == Credentials("sandbox", password)
 
@@ -488,8 +493,12 @@ def test_stop_and_start_from_the_view(qtbot, sandbox: Sandbox) -> None:
     assert "stopped" in view.status.text()
     assert not view.faults_box.isEnabled()
     account = AccountStore(sandbox.paths.accounts_file).get(SANDBOX_ACCOUNT)
-    # Stopped: the sandbox account gets the usual lookup (no keyring here: none).
-    assert sandbox.controller.credentials_lookup()(account) is None
+    # Stopped: the sandbox account gets the usual lookup, which has no password
+    # here (no keyring) and says so, so the window would ask.
+    usual = sandbox.controller.credentials_lookup()(account)
+    assert usual is not None
+    with pytest.raises(AuthenticationError, match="No password is stored"):
+        usual()
 
     with qtbot.waitSignal(sandbox.controller.started, timeout=WAIT) as started:
         qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)

@@ -1,0 +1,110 @@
+"""A login that needs a password asks for it in the window, and sending goes on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mailer_gui.accounts import secrets
+from mailer_gui.accounts.model import Account
+from mailer_gui.accounts.store import AccountStore
+from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
+from mailer_gui.preferences import Preferences, save_preferences
+from mailer_gui.smtp.settings import AuthMethod, Security
+from mailer_gui.ui.bridge import forget_password
+from mailer_gui.ui.main_window import MainWindow
+from mailer_gui.ui.password_prompt import PasswordPrompt
+
+PASSWORD = "correct horse battery staple"
+
+
+def home(tmp_path: Path, port: int, secret_source: str) -> AppPaths:
+    paths = resolve_paths(tmp_path)
+    ensure_private_dir(paths.config_dir)
+    AccountStore(paths.accounts_file).add(
+        Account(
+            name="work",
+            email="ann@example.org",
+            host="localhost",
+            port=port,
+            security=Security.STARTTLS,
+            auth=AuthMethod.PLAIN,
+            secret_source=secret_source,  # type: ignore[arg-type]
+        )
+    )
+    save_preferences(paths.preferences_file, Preferences(undo_seconds=0))
+    return paths
+
+
+def send_one(qtbot, window: MainWindow) -> None:
+    composer = window.open_composer()
+    assert composer is not None
+    composer.to_field.setText("bob@example.org")
+    composer.subject_field.setText("Needs a login")
+    composer.editor.setPlainText("Hello.")
+    composer.send()
+
+
+def prompt_for(qtbot, window: MainWindow) -> PasswordPrompt:
+    qtbot.waitUntil(lambda: "work" in window.password_prompts, timeout=15_000)
+    prompt = window.password_prompts["work"]
+    assert isinstance(prompt, PasswordPrompt)
+    return prompt
+
+
+def test_no_stored_password_asks_and_then_sends(
+    qtbot, tmp_path: Path, aiosmtpd_factory, trust_test_ca
+) -> None:
+    server = aiosmtpd_factory(
+        tls="starttls", users={"ann@example.org": PASSWORD}, auth_required=True
+    )
+    paths = home(tmp_path, server.port, "none")
+    window = MainWindow(paths, tray=False)
+    qtbot.addWidget(window)
+    window.finish_startup()
+    try:
+        send_one(qtbot, window)
+        prompt = prompt_for(qtbot, window)
+        assert "No password is stored" in prompt.reason.text()
+        assert prompt.keep.isHidden()  # nothing is kept for this account: memory only
+        assert server.messages == []
+        prompt.password.setText(PASSWORD)
+        prompt.send_button.click()
+        qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
+        assert len(server.messages) == 1
+        window.log.flush()
+        for place in (
+            window.log.text(),
+            paths.accounts_file.read_text(),
+            paths.database.read_bytes().decode("latin-1"),
+        ):
+            assert PASSWORD not in place
+    finally:
+        forget_password("work")
+        window.close()
+
+
+def test_a_refused_password_is_replaced_in_the_keyring(
+    qtbot, tmp_path: Path, aiosmtpd_factory, memory_keyring, trust_test_ca
+) -> None:
+    server = aiosmtpd_factory(
+        tls="starttls", users={"ann@example.org": PASSWORD}, auth_required=True
+    )
+    paths = home(tmp_path, server.port, "keyring")
+    secrets.store_password("work", "an old password")
+    window = MainWindow(paths, tray=False)
+    qtbot.addWidget(window)
+    window.finish_startup()
+    try:
+        send_one(qtbot, window)
+        prompt = prompt_for(qtbot, window)
+        assert "535" in prompt.reason.text() or "password" in prompt.reason.text().lower()
+        assert not prompt.keep.isHidden() and prompt.keep.isChecked()
+        prompt.password.setText(PASSWORD)
+        prompt.send_button.click()
+        qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
+        assert secrets.get_password(AccountStore(paths.accounts_file).get("work")) == PASSWORD
+        assert PASSWORD not in json.dumps(json.loads(paths.accounts_file.read_text()))
+    finally:
+        forget_password("work")
+        window.close()
