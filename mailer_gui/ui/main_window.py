@@ -832,7 +832,7 @@ class MainWindow(QMainWindow):
 
     def _load_accounts(self) -> None:
         from mailer_gui.accounts.store import AccountStore, AccountStoreError
-        from mailer_gui.sandbox.account import is_sandbox_account
+        from mailer_gui.sandbox.account import SANDBOX_ACCOUNT, is_sandbox_account
 
         # A small JSON file: reading it here does not stall the window.
         try:
@@ -841,7 +841,11 @@ class MainWindow(QMainWindow):
             self.accounts = []
             self.show_status(str(exc))
             return
-        if any(is_sandbox_account(a) for a in self.accounts):
+        # The built-in sandbox's own account (not an account of the person's
+        # that happens to point at some other sandbox, such as `mailer-gui sandbox`).
+        if any(
+            a.name.casefold() == SANDBOX_ACCOUNT and is_sandbox_account(a) for a in self.accounts
+        ):
             self._folder_item(SANDBOX).setHidden(False)
             if not self.sandbox.running and not self._sandbox_started:
                 # Its messages need it: the sandbox runs while Mailer does.

@@ -472,3 +472,29 @@ def test_a_queued_message_goes_to_sent_live(qtbot, queued_home) -> None:
     window.log.flush()
     assert "S: 250" in window.log.text()
     window.close()
+
+
+def test_an_account_at_another_sandbox_does_not_start_the_built_in_one(
+    qtbot, tmp_path: Path
+) -> None:
+    # Set up by hand against `mailer-gui sandbox` running elsewhere: 127.0.0.1, user sandbox.
+    paths = resolve_paths(tmp_path)
+    ensure_private_dir(paths.config_dir)
+    AccountStore(paths.accounts_file).add(
+        Account(
+            name="tests",
+            email="tess@sandbox.test",
+            host="127.0.0.1",
+            port=2600,
+            security=Security.STARTTLS,
+            auth=AuthMethod.PLAIN,
+            username="sandbox",
+            secret_source="none",
+        )
+    )
+    window = open_window(qtbot, paths)
+    window.finish_startup()
+    qtbot.wait(1500)  # long enough for a sandbox to start (it would, on a free port)
+    assert not window.sandbox.running
+    assert [a.name for a in AccountStore(paths.accounts_file).load()] == ["tests"]
+    window.close()
