@@ -68,19 +68,32 @@ def _check_domain(domain: str, original: str) -> None:
             raise AddressError(f"{original!r}: the domain {domain!r} is not a valid name")
 
 
-def split_address_list(value: str) -> list[str]:
-    """``'Ann <a@x.org>; "Doe, J" <j@y.org>'`` -> the two addresses as typed.
+_SEPARATORS = ",;"
 
-    Commas and semicolons separate, except inside quotes or angle brackets.
-    A group (``Team: a@x.org, b@x.org;``) gives its members; an empty one
-    (``undisclosed-recipients:;``) gives nothing. Unlike
-    email.utils.getaddresses, nothing typed is silently dropped.
+
+def address_spans(value: str) -> list[tuple[int, int]]:
+    """Where each address of ``value`` is, as (start, end) offsets, in order.
+
+    Commas and semicolons separate, except inside quotes or angle brackets; a
+    group's name (``Team:``) is not an address. The positions let the
+    composer underline each part.
     """
-    parts: list[str] = []
-    current: list[str] = []
+    spans: list[tuple[int, int]] = []
+    start = 0
     in_quotes = escaped = False
     depth = 0
-    for ch in value:
+    seen_at = False
+
+    def close(end: int) -> None:
+        left, right = start, end
+        while left < right and value[left].isspace():
+            left += 1
+        while right > left and value[right - 1].isspace():
+            right -= 1
+        if left < right:
+            spans.append((left, right))
+
+    for index, ch in enumerate(value):
         if escaped:
             escaped = False
         elif ch == "\\" and in_quotes:
@@ -91,16 +104,28 @@ def split_address_list(value: str) -> list[str]:
             depth += 1
         elif not in_quotes and ch == ">":
             depth = max(0, depth - 1)
-        elif ch in ",;" and not in_quotes and depth == 0:
-            parts.append("".join(current))
-            current = []
+        elif ch in _SEPARATORS and not in_quotes and depth == 0:
+            close(index)
+            start, seen_at = index + 1, False
             continue
-        elif ch == ":" and not in_quotes and depth == 0 and "@" not in "".join(current):
-            current = []  # "Team:" opens a group: its name is not an address
+        elif ch == ":" and not in_quotes and depth == 0 and not seen_at:
+            start = index + 1  # "Team:" opens a group: its name is not an address
             continue
-        current.append(ch)
-    parts.append("".join(current))
-    return [part.strip() for part in parts if part.strip()]
+        if ch == "@":
+            seen_at = True
+    close(len(value))
+    return spans
+
+
+def split_address_list(value: str) -> list[str]:
+    """``'Ann <a@x.org>; "Doe, J" <j@y.org>'`` -> the two addresses as typed.
+
+    Commas and semicolons separate, except inside quotes or angle brackets.
+    A group (``Team: a@x.org, b@x.org;``) gives its members; an empty one
+    (``undisclosed-recipients:;``) gives nothing. Unlike
+    email.utils.getaddresses, nothing typed is silently dropped.
+    """
+    return [value[start:end] for start, end in address_spans(value)]
 
 
 @dataclass(frozen=True)

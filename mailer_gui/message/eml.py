@@ -244,8 +244,9 @@ def _html_to_text(markup: str) -> str:
     return parser.text()
 
 
-def _part_text(part: Message) -> str:
-    """A text part decoded; an unknown or wrong charset degrades to UTF-8 with U+FFFD."""
+def decoded_text(part: Message) -> str:
+    """A text part decoded, line ends made ``\\n``; an unknown or wrong charset
+    degrades to UTF-8 with U+FFFD (a mislabelled message still reads)."""
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
     charset = part.get_content_charset() or "utf-8"
@@ -255,7 +256,12 @@ def _part_text(part: Message) -> str:
         text = data.decode(charset, errors="replace")
     except (LookupError, UnicodeError):  # "x-unknown", or "idna" that ignores errors=
         text = data.decode("utf-8", errors="replace")
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _part_text(part: Message) -> str:
+    """A body part as plain text (an HTML one turned into text)."""
+    text = decoded_text(part)
     return _html_to_text(text) if part.get_content_subtype() == "html" else text
 
 

@@ -20,6 +20,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from pathlib import Path
 
+from mailer_gui.message.eml import decoded_text
 from mailer_gui.smtp.protocol import REDACTED
 from mailer_gui.smtp.replies import (
     Explanation,
@@ -150,20 +151,6 @@ def _header(message: Message, name: str) -> str:
     return clean_text(str(value)) if value is not None else ""
 
 
-def _part_text(part: Message) -> str:
-    """A text part decoded; an unknown or wrong charset degrades to UTF-8 with U+FFFD."""
-    payload = part.get_payload(decode=True)
-    data = payload if isinstance(payload, bytes) else b""
-    charset = part.get_content_charset() or "utf-8"
-    if charset in ("us-ascii", "ascii"):
-        charset = "utf-8"  # a superset: mislabelled 8-bit text still reads
-    try:
-        text = data.decode(charset, errors="replace")
-    except (LookupError, UnicodeError):
-        text = data.decode("utf-8", errors="replace")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 def _decoded_size(part: Message) -> int:
     """The size of a part once decoded, without decoding a base64 one."""
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
@@ -253,12 +240,12 @@ def _view(message: EmailMessage, max_body: int) -> MessageView:
     cut = False
     html: str | None = None
     if html_part is not None:
-        markup = _part_text(html_part)
+        markup = decoded_text(html_part)
         if len(markup) <= max_body:
             html = markup
         else:
             cut = True  # half a document renders badly: show the text instead
-    text = _part_text(text_part) if text_part is not None else ""
+    text = decoded_text(text_part) if text_part is not None else ""
     text, text_cut = _cut(text, max_body)
     return MessageView(
         subject=_header(message, "Subject"),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.screenshots.display import start_xvfb, stop_xvfb  # noqa: E402
 from tests.screenshots.sample_home import make_sample_home  # noqa: E402
 
 TARGET = 1.3
@@ -162,31 +162,6 @@ def _time_to_paint(script: str, *args: str, env: dict[str, str]) -> tuple[float,
     return elapsed, phases
 
 
-def _display(env: dict[str, str]) -> subprocess.Popen[bytes] | None:
-    """Start Xvfb on a free display number when it is installed."""
-    if shutil.which("Xvfb") is None:
-        env["QT_QPA_PLATFORM"] = "offscreen"
-        return None
-    for number in range(90, 110):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists():
-            break
-    server = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            env["QT_QPA_PLATFORM"] = "offscreen"
-            return None
-        time.sleep(0.05)
-    env["DISPLAY"] = f":{number}"
-    env.pop("QT_QPA_PLATFORM", None)
-    return server
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -202,7 +177,7 @@ def main() -> int:
     # An installed Mailer runs from compiled bytecode (pip and the packages
     # compile it), as PySide6 does here: the warm-up run below writes it.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    server = _display(env)
+    server = start_xvfb(env)
     try:
         with tempfile.TemporaryDirectory() as home:
             make_sample_home(Path(home))
@@ -229,9 +204,7 @@ def main() -> int:
                     f"ratio {mailer / bare:.2f}{detail}"
                 )
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
+        stop_xvfb(server)
     median = statistics.median(ratios)
     verdict = "meets" if median <= TARGET else "MISSES"
     if readies:

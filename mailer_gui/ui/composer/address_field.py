@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailer_gui.message.addresses import AddressError, MailAddress, parse_address
+from mailer_gui.message.addresses import AddressError, MailAddress, address_spans, parse_address
 
 _SEPARATORS = ",;"
 
@@ -45,52 +45,6 @@ class AddressSpan:
     text: str
     address: MailAddress | None
     error: str | None
-
-
-def address_spans(value: str) -> list[tuple[int, int]]:
-    """Where each address of ``value`` is, as (start, end) offsets, in order.
-
-    The same split as addresses.split_address_list (commas and semicolons
-    outside quotes and angle brackets; a group's name is not an address), with
-    positions kept so the field can underline each part.
-    """
-    spans: list[tuple[int, int]] = []
-    start = 0
-    in_quotes = escaped = False
-    depth = 0
-    seen_at = False
-
-    def close(end: int) -> None:
-        left, right = start, end
-        while left < right and value[left].isspace():
-            left += 1
-        while right > left and value[right - 1].isspace():
-            right -= 1
-        if left < right:
-            spans.append((left, right))
-
-    for index, ch in enumerate(value):
-        if escaped:
-            escaped = False
-        elif ch == "\\" and in_quotes:
-            escaped = True
-        elif ch == '"':
-            in_quotes = not in_quotes
-        elif not in_quotes and ch == "<":
-            depth += 1
-        elif not in_quotes and ch == ">":
-            depth = max(0, depth - 1)
-        elif ch in _SEPARATORS and not in_quotes and depth == 0:
-            close(index)
-            start, seen_at = index + 1, False
-            continue
-        elif ch == ":" and not in_quotes and depth == 0 and not seen_at:
-            start = index + 1  # "Team:" opens a group: its name is not an address
-            continue
-        if ch == "@":
-            seen_at = True
-    close(len(value))
-    return spans
 
 
 def check_spans(value: str) -> list[AddressSpan]:
