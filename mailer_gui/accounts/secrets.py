@@ -274,3 +274,26 @@ def forget_token(account_name: str) -> None:
     """Drop a cached token (it was refused, or the account changed)."""
     with _tokens_lock:
         _tokens.pop(account_name, None)
+
+
+# Passwords the person typed in this session (the window's password prompt),
+# by account name: in this process's memory only, never written anywhere.
+_session_passwords: dict[str, str] = {}
+_session_lock = threading.Lock()
+
+
+def remember_password(account_name: str, password: str) -> None:
+    """Use ``password`` for the account until Mailer quits (or `forget_password`)."""
+    with _session_lock:
+        _session_passwords[account_name.casefold()] = password
+
+
+def forget_password(account_name: str) -> None:
+    """Drop the typed password (a new one was saved, or the account was removed)."""
+    with _session_lock:
+        _session_passwords.pop(account_name.casefold(), None)
+
+
+def session_password(account_name: str) -> str | None:
+    with _session_lock:
+        return _session_passwords.get(account_name.casefold())

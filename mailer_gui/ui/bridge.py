@@ -10,12 +10,12 @@ posts the result back the way Picard's util/thread.py does.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
 
+from mailer_gui.accounts.secrets import forget_password, remember_password, session_password
 from mailer_gui.accounts.store import AccountStore
 from mailer_gui.outbox.runner import (
     AccountLookup,
@@ -42,29 +42,8 @@ COUNTS_DELAY_MS = 200  # state changes within this window share one count query
 Done = Callable[[Any, BaseException | None], None]
 
 
-# Passwords the person typed in this session (the password prompt), by account
-# name: in this process's memory only, never written anywhere.
-_session_passwords: dict[str, str] = {}
-_session_lock = threading.Lock()
-
 #: What a paused account's state says when its password is wanted.
 NEEDS_PASSWORD = "needs password"
-
-
-def remember_password(account: str, password: str) -> None:
-    """Use ``password`` for ``account`` until Mailer quits (or `forget_password`)."""
-    with _session_lock:
-        _session_passwords[account.casefold()] = password
-
-
-def forget_password(account: str) -> None:
-    with _session_lock:
-        _session_passwords.pop(account.casefold(), None)
-
-
-def _session_password(account: str) -> str | None:
-    with _session_lock:
-        return _session_passwords.get(account.casefold())
 
 
 def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
@@ -80,7 +59,7 @@ def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
         return None
 
     def provide() -> Credentials:
-        typed = _session_password(account.name)
+        typed = session_password(account.name)
         if typed is not None:
             return Credentials(account.login, typed)
         if account.secret_source == "none":

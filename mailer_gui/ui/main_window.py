@@ -25,9 +25,11 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
@@ -177,6 +179,10 @@ class MainWindow(QMainWindow):
         self.folder_key = OUTBOX
         self.accounts: list[Account] = []
         self.composers: list[ComposerWindow] = []
+        self._quit_after_composers = False
+        self._undoing: set[int] = set()
+        self._reloading = False
+        self._reload_again = False
         self.password_prompts: dict[str, QWidget] = {}
         self._size_limits: SizeLimits | None = None
         self._known_addresses: set[str] = set()
@@ -608,6 +614,12 @@ class MainWindow(QMainWindow):
 
         if self.folder_key not in _TABLE_FOLDERS:
             return
+        if self._reloading:
+            # One query at a time, answers in order: a late answer could bring
+            # back a row that has left the folder meanwhile. Once more when back.
+            self._reload_again = True
+            return
+        self._reloading = True
         folder = _folder(self.folder_key)
         key = self.folder_key
         store = self.bridge.store
@@ -618,6 +630,10 @@ class MainWindow(QMainWindow):
             return prepare_rows(store.messages(states), states)
 
         def loaded(prepared: PreparedRows | None, error: BaseException | None) -> None:
+            self._reloading = False
+            if self._reload_again:
+                self._reload_again = False
+                QTimer.singleShot(0, self._reload)
             if error is not None:
                 self.show_status(str(error))
             elif key == self.folder_key and prepared is not None:
@@ -676,10 +692,15 @@ class MainWindow(QMainWindow):
 
         def provided(name: str, password: str, keep: bool) -> None:
             def done(_result: object, error: BaseException | None) -> None:
-                if error is not None:
+                from mailer_gui.accounts.secrets import SecretError
+
+                if isinstance(error, SecretError):
                     self.show_status(
-                        f"The password is used until Mailer quits, but it was not saved: {error}"
+                        f"The password is used until Mailer quits, but the keyring did not "
+                        f"keep it: {error}"
                     )
+                elif error is not None:
+                    self.show_status(f"Sending from {name} could not start again: {error}")
                 else:
                     self.show_status(f"Sending from {name} again.")
 
@@ -738,6 +759,7 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------------- actions
 
     def _pause_toggled(self, paused: bool) -> None:
+        self.countdown.set_paused(paused)
         self._require_ready()
         self.bridge.pause_sending(paused)
         self.pause_action.setText("Resume sending" if paused else "&Pause sending")
@@ -778,9 +800,9 @@ class MainWindow(QMainWindow):
             self.bridge.wake()
 
     def _undo_latest(self) -> None:
-        pending = self.countdown.pending()
-        if pending:
-            self.undo_send(pending[-1])
+        latest = self.countdown.latest()
+        if latest is not None:
+            self.undo_send(latest)
 
     def undo_send(self, message: int) -> None:
         """Stop a message in its undo window and give it back as a draft."""
@@ -788,29 +810,42 @@ class MainWindow(QMainWindow):
         from mailer_gui.outbox.store import State
 
         self._require_ready()
+        if message in self._undoing:
+            return  # Undo pressed twice: one composer comes back
+        self._undoing.add(message)
         store = self.bridge.store
         attachments = self.paths.data_dir / "restored" / str(message)
 
-        def cancel_and_load() -> tuple[State, Any]:
+        def cancel_and_load() -> tuple[State, Any, str | None]:
             state = store.cancel(message)
             if state is not State.CANCELLED:
-                return state, None
+                return state, None, None
             row = store.get(message)
-            ensure_private_dir(attachments.parent)
-            draft, _notes = load_eml(row.spool_path, attachments)
-            return state, (row.account, draft)
+            try:
+                ensure_private_dir(attachments.parent)
+                draft, _notes = load_eml(row.spool_path, attachments)
+            except Exception as exc:  # stopped, but not reopened: say where it is
+                return state, None, str(exc)
+            return state, (row.account, draft), None
 
-        def done(result: tuple[State, Any] | None, error: BaseException | None) -> None:
+        def done(result: tuple[State, Any, str | None] | None, error: BaseException | None) -> None:
+            self._undoing.discard(message)
             self.countdown.forget(message)
             if error is not None or result is None:
                 self.show_status(f"Could not undo: {error}")
                 return
-            state, loaded = result
+            state, loaded, problem = result
+            self.bridge.refresh_counts()
+            self._reload()
+            if problem is not None:
+                self.show_status(
+                    f"Sending stopped, but the message could not be reopened ({problem}). "
+                    "It is in Failed as cancelled: use Edit as new there."
+                )
+                return
             if loaded is None:
                 self.show_status(f"Too late to undo: the message is {state.value} already.")
                 return
-            self.bridge.refresh_counts()
-            self._reload()
             account, draft = loaded
             self.show_status("Sending undone: the message is back in a composer.")
             self.open_composer(draft=draft, account=account)
@@ -931,13 +966,22 @@ class MainWindow(QMainWindow):
     def _forget_composer(self, composer: ComposerWindow) -> None:
         with contextlib.suppress(ValueError):
             self.composers.remove(composer)
+        if self._quit_after_composers and not self.composers:
+            QTimer.singleShot(0, self.close)  # the person was quitting: go on
 
     def _composer_queued(self, message: int, due_at: float, composer: ComposerWindow) -> None:
+        from datetime import datetime
+
         from mailer_gui.message.addresses import split_address_list
+        from mailer_gui.outbox.policy import UNDO_WINDOW_MAX
 
         subject = composer.subject_field.text()
         self._subjects[message] = subject
-        self.countdown.add(message, subject, due_at)
+        if due_at - time.time() <= UNDO_WINDOW_MAX + 1:
+            self.countdown.add(message, subject, due_at)  # its undo window
+        else:
+            when = datetime.fromtimestamp(due_at).strftime("%Y-%m-%d %H:%M")
+            self.show_status(f"“{subject}” will be sent at {when} (it waits in the Outbox).")
         for address in split_address_list(
             ", ".join((composer.to_field.text(), composer.cc_field.text()))
         ):
@@ -1096,6 +1140,8 @@ class MainWindow(QMainWindow):
 
         Before start-up is done, the request waits for it.
         """
+        if self._closed:
+            return  # quitting: a late hand-over opens nothing
         if not self._ready:
             self.when_ready(lambda: self.open_request(request))
             return
@@ -1108,6 +1154,20 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------------- closing
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # Open messages first: each unsaved one asks Save / Discard / Cancel; the
+        # window quits once none is left (a Cancel keeps Mailer running).
+        for composer in list(self.composers):
+            if not composer.closed:
+                composer.close()
+        if any(not composer.closed for composer in self.composers):
+            event.ignore()
+            self._quit_after_composers = True
+            self.show_status("Mailer quits once the open messages are saved or discarded.")
+            return
+        self._quit_after_composers = False
+        for window in (*self.password_prompts.values(), self.wizard):
+            if window is not None and shiboken6.isValid(window):
+                window.close()
         self._closed = True  # closed before start-up finished: it never does
         self._startup_timer.stop()
         self._when_ready.clear()
@@ -1117,8 +1177,10 @@ class MainWindow(QMainWindow):
         if self.settings_dialog is not None:
             self.settings_dialog.shutdown()
         if self._started:
-            self.bridge.shutdown()
-            self.sandbox.shutdown()
+            if getattr(self, "bridge", None) is not None:
+                self.bridge.shutdown()
+            if getattr(self, "sandbox", None) is not None:
+                self.sandbox.shutdown()
         elif self._given_bridge is not None:
             self._given_bridge.shutdown()
         super().closeEvent(event)
@@ -1186,7 +1248,8 @@ def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | Non
     if hand_over(paths, request):
         return 0  # the running Mailer opens it
     server = InstanceServer(paths)
-    server.listen()
+    if not server.listen() and hand_over(paths, request):
+        return 0  # another Mailer started at the same moment took the name: it opens it
     window = MainWindow(paths)
     app.setWindowIcon(QIcon.fromTheme("mailer-gui", app_icon()))
     server.received.connect(window.open_request)

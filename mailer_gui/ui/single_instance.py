@@ -73,7 +73,18 @@ class InstanceServer(QObject):
         self._buffers: dict[QLocalSocket, bytearray] = {}
 
     def listen(self) -> bool:
-        """Take the name; a socket file left by a crashed instance is replaced."""
+        """Take the name; a socket file left by a crashed instance is replaced.
+
+        False when another instance answers on it (two launches at once): the
+        caller hands its request over to that one instead. The check comes
+        first because Qt's listen() with access options replaces an existing
+        socket file, even a live one.
+        """
+        probe = QLocalSocket()
+        probe.connectToServer(self._name)
+        if probe.waitForConnected(500):
+            probe.abort()
+            return False  # alive: never take over a running Mailer's name
         if self._server.listen(self._name):
             return True
         QLocalServer.removeServer(self._name)

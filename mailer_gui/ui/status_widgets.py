@@ -40,7 +40,8 @@ class UndoCountdown(QWidget):
     ) -> None:
         super().__init__(parent)
         self._clock = clock
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, _Pending] = {}  # in the order they were sent
+        self._paused = False
         self.label = QLabel(self)
         self.label.setAccessibleName("Undo send countdown")
         self.button = QPushButton("&Undo", self)
@@ -72,17 +73,23 @@ class UndoCountdown(QWidget):
     def pending(self) -> list[int]:
         return list(self._pending)
 
-    def _latest(self) -> int | None:
-        return max(self._pending, key=lambda m: self._pending[m].due_at, default=None)
+    def latest(self) -> int | None:
+        """The message sent last (the one Undo takes back), or None."""
+        return next(reversed(self._pending), None)
+
+    def set_paused(self, paused: bool) -> None:
+        """Sending is paused: a message past its window waits, and can still be undone."""
+        self._paused = paused
+        self._tick()
 
     def _undo_latest(self) -> None:
-        latest = self._latest()
+        latest = self.latest()
         if latest is not None:
             self.undoRequested.emit(latest)
 
     def _tick(self) -> None:
         now = self._clock()
-        latest = self._latest()
+        latest = self.latest()
         if latest is None:
             self._timer.stop()
             self.hide()
@@ -91,13 +98,16 @@ class UndoCountdown(QWidget):
         seconds = max(0, math.ceil(item.due_at - now))
         if seconds > 0:
             text = f"Sending “{_subject(item.subject)}” in {seconds} s"
+        elif self._paused:
+            text = f"“{_subject(item.subject)}” waits: sending is paused"
         else:
-            text = f"Sending “{_subject(item.subject)}” now…"
+            text = f"Sending “{_subject(item.subject)}”…"
         others = len(self._pending) - 1
         if others:
             text += f" (and {others} more)"
         self.label.setText(text)
-        self.button.setEnabled(seconds > 0)
+        # Until the runner takes it (a state change calls forget), Undo still works.
+        self.button.setEnabled(True)
         self.show()
 
 

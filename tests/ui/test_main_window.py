@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -498,3 +499,54 @@ def test_an_account_at_another_sandbox_does_not_start_the_built_in_one(
     assert not window.sandbox.running
     assert [a.name for a in AccountStore(paths.accounts_file).load()] == ["tests"]
     window.close()
+
+
+def test_quitting_asks_about_an_unsaved_message_and_keeps_it(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    window.show()
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Half written", "Do not lose this.")
+    window.close()  # File → Quit
+    qtbot.waitUntil(lambda: composer.close_question is not None, timeout=5_000)
+    assert window.isVisible() and not window._closed  # still running: the person decides
+    assert composer.close_question is not None
+    composer.close_question.button(composer.close_question.StandardButton.Save).click()
+    qtbot.waitUntil(lambda: window._closed, timeout=10_000)  # then it quits
+    from mailer_gui.message.drafts import DraftStore
+
+    (kept,) = DraftStore.for_paths(paths).list().drafts
+    assert kept.subject == "Half written" and "Do not lose this." in kept.body
+
+
+def test_undo_twice_brings_one_composer_back_and_send_later_has_no_countdown(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port, undo_seconds=30))
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Later", "Tomorrow.")
+    composer.send_at(time.time() + 86400)
+    qtbot.waitUntil(lambda: window.composers == [], timeout=10_000)
+    assert window.countdown.pending() == []  # not an undo window: it waits in the Outbox
+    assert "will be sent at" in window.status.text()
+
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Oops", "Take it back.")
+    composer.send()
+    qtbot.waitUntil(lambda: window.countdown.pending() != [], timeout=10_000)
+    qtbot.waitUntil(lambda: window.composers == [], timeout=10_000)
+    window.countdown.button.click()
+    window.undo_action.trigger()  # Ctrl+Z right after: the same message, once
+    back = only_composer(qtbot, window)
+    qtbot.wait(300)
+    assert window.composers == [back]
+    assert back.subject_field.text() == "Oops"
+    close_all(window)
+    assert server.messages == []

@@ -92,3 +92,21 @@ def test_the_socket_of_a_killed_instance_is_taken_over(qtbot, tmp_path: Path) ->
         process.communicate(timeout=20)
     finally:
         fresh.close()
+
+
+def test_a_running_instance_keeps_its_name(qtbot, tmp_path: Path) -> None:
+    paths = resolve_paths(tmp_path)
+    running = subprocess.Popen(
+        [sys.executable, "-c", LISTENER, str(tmp_path)],
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert running.stdout is not None
+        assert running.stdout.readline().strip() == "listening"
+        second = InstanceServer(paths)
+        assert not second.listen()  # it answers: not taken over
+        second.close()
+    finally:
+        stop_process(running)

@@ -34,26 +34,30 @@ def test_countdown_says_sending_in_never_sent(qtbot) -> None:
 
     clock.now += 8
     countdown._tick()
-    assert countdown.label.text() == "Sending “Quarterly report” now…"
-    assert not countdown.button.isEnabled()  # too late to undo
+    assert countdown.label.text() == "Sending “Quarterly report”…"
+    # Past its window but not taken by the runner yet (no state change): still undoable.
+    assert countdown.button.isEnabled()
+    countdown.set_paused(True)
+    assert countdown.label.text() == "“Quarterly report” waits: sending is paused"
     countdown.forget(7)
     assert countdown.isHidden()
     assert countdown.pending() == []
 
 
-def test_countdown_with_several_messages_undoes_the_latest(qtbot) -> None:
+def test_countdown_with_several_messages_undoes_the_one_sent_last(qtbot) -> None:
     clock = Clock()
     holder = QWidget()  # a status bar in the app; never shown as a window here
     qtbot.addWidget(holder)
     countdown = UndoCountdown(holder, clock=clock)
-    countdown.add(1, "First", clock.now + 5)
-    countdown.add(2, "Second", clock.now + 9)
-    assert countdown.label.text() == "Sending “Second” in 9 s (and 1 more)"
+    countdown.add(1, "First", clock.now + 9)
+    countdown.add(2, "Second", clock.now + 5)  # sent last, with a shorter window
+    assert countdown.latest() == 2
+    assert countdown.label.text() == "Sending “Second” in 5 s (and 1 more)"
     with qtbot.waitSignal(countdown.undoRequested) as undo:
         countdown.button.click()
     assert undo.args == [2]
     countdown.forget(2)
-    assert countdown.label.text() == "Sending “First” in 5 s"
+    assert countdown.label.text() == "Sending “First” in 9 s"
 
 
 def test_no_undo_window_shows_nothing(qtbot) -> None:

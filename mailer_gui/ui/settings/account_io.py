@@ -41,6 +41,7 @@ def replace_account(paths: AppPaths, name: str, account: Account) -> None:
 def remove_account(paths: AppPaths, name: str) -> str:
     """Remove the account and its keyring entry; the sentence says what was done."""
     removed = AccountStore(paths.accounts_file).remove(name)
+    secrets.forget_password(removed.name)
     if removed.secret_source != "keyring":
         return f"The account {removed.name!r} was removed."
     try:
@@ -54,6 +55,7 @@ def change_password(paths: AppPaths, name: str, password: str) -> str:
     """Keep `password` in the keyring for the account `name` (never in a file)."""
     secrets.store_password(name, password)
     secrets.forget_token(name)
+    secrets.forget_password(name)  # a password typed into the prompt no longer wins
     _usable, where = secrets.keyring_usable()
     resume_outbox(paths, name)
     return f"The new password for {name!r} is saved. {where}"

@@ -334,6 +334,9 @@ class SettingsDialog(QDialog):
         super().done(result)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self._saving:
+            event.ignore()  # as reject(): the save under way is applied, then it closes
+            return
         self.shutdown()
         super().closeEvent(event)
 
