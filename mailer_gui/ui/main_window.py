@@ -181,6 +181,7 @@ class MainWindow(QMainWindow):
         self.composers: list[ComposerWindow] = []
         self._quit_after_composers = False
         self._undoing: set[int] = set()
+        self._opening_drafts: set[str] = set()
         self._reloading = False
         self._reload_again = False
         self.password_prompts: dict[str, QWidget] = {}
@@ -270,9 +271,15 @@ class MainWindow(QMainWindow):
         # running server holds, keyring or not.
         self.sandbox = SandboxController(paths, parent=self)
         if self._given_bridge is None:
-            self.bridge = OutboxBridge.for_paths(
-                paths, parent=self, credentials=self.sandbox.credentials_lookup()
-            )
+            from mailer_gui.outbox.store import OutboxError
+
+            try:
+                self.bridge = OutboxBridge.for_paths(
+                    paths, parent=self, credentials=self.sandbox.credentials_lookup()
+                )
+            except (OutboxError, OSError) as exc:
+                self._outbox_unusable(str(exc))
+                return
         self.sandbox.error.connect(self.show_status)
         self.drafts = DraftStore.for_paths(paths)
 
@@ -307,6 +314,30 @@ class MainWindow(QMainWindow):
         waiting, self._when_ready = self._when_ready, []
         for fn in waiting:
             fn()
+
+    def _outbox_unusable(self, reason: str) -> None:
+        """The outbox database cannot be opened: say so where the messages would be.
+
+        Nothing is deleted or rewritten to "fix" it; the person quits, and moves
+        or repairs the file the message names.
+        """
+        text = (
+            f"Mailer cannot open its outbox: {reason}\n\nNothing was changed. Quit Mailer, "
+            "move or repair that file (a copy from a backup, or a newer Mailer if it "
+            "came from one), and start Mailer again."
+        )
+        notice = QLabel(text, self)
+        notice.setWordWrap(True)
+        notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        notice.setAccessibleName("Outbox problem")
+        self.pages.addWidget(notice)
+        self.pages.setCurrentWidget(notice)
+        for action in self.actions():
+            if action is not self.quit_action:
+                action.setEnabled(False)
+        self.folders.setEnabled(False)
+        self.show_status(f"The outbox could not be opened: {reason}")
 
     @property
     def size_limits(self) -> SizeLimits:
@@ -343,7 +374,8 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         self.send_now_action = self._action(
             "Send &queued now", self.send_queued_now, "F9",
-            "Send everything waiting in the outbox now, deferred messages too (F9)",
+            "Send what waits in the outbox now, deferred messages too (F9); "
+            "messages sent later keep their time",
         )  # fmt: skip
         self.pause_action = QAction("&Pause sending", self)
         self.pause_action.setCheckable(True)
@@ -1026,8 +1058,12 @@ class MainWindow(QMainWindow):
                 composer.raise_()
                 composer.activateWindow()
                 return
+        if draft_id in self._opening_drafts:
+            return  # asked twice before it loaded: one composer per draft
+        self._opening_drafts.add(draft_id)
 
         def loaded(stored: StoredDraft | None, error: BaseException | None) -> None:
+            self._opening_drafts.discard(draft_id)
             if error is not None or stored is None:
                 self.show_status(f"The draft could not be opened: {error}")
                 return
@@ -1172,6 +1208,7 @@ class MainWindow(QMainWindow):
         self._startup_timer.stop()
         self._when_ready.clear()
         self.save_layout()
+        self.hide()  # gone at once; the sends under way are stopped just after
         if self.tray is not None:
             self.tray.hide()
         if self.settings_dialog is not None:

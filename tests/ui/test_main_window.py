@@ -550,3 +550,18 @@ def test_undo_twice_brings_one_composer_back_and_send_later_has_no_countdown(
     assert back.subject_field.text() == "Oops"
     close_all(window)
     assert server.messages == []
+
+
+def test_an_outbox_that_cannot_be_opened_is_named_and_kept(qtbot, tmp_path: Path) -> None:
+    paths = home_with_account(tmp_path, 9)
+    ensure_private_dir(paths.data_dir)
+    damaged = b"this is not an SQLite database, it is a scribble " * 200
+    paths.database.write_bytes(damaged)
+    window = MainWindow(paths, tray=False)
+    qtbot.addWidget(window)
+    window.finish_startup()
+    assert not window.is_ready()
+    assert str(paths.database) in window.status.text()
+    assert not window.new_action.isEnabled() and window.quit_action.isEnabled()
+    window.close()  # no traceback on the way out
+    assert paths.database.read_bytes() == damaged  # nothing "fixed" by deleting
