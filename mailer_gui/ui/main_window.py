@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -181,6 +182,7 @@ class MainWindow(QMainWindow):
         self.composers: list[ComposerWindow] = []
         self._quit_after_composers = False
         self._undoing: set[int] = set()
+        self._sent_drafts: dict[int, StoredDraft] = {}  # in their undo window
         self._opening_drafts: set[str] = set()
         self._reloading = False
         self._reload_again = False
@@ -684,6 +686,8 @@ class MainWindow(QMainWindow):
         new = State(state)
         if new is not State.SCHEDULED:
             self.countdown.forget(message)
+            if new is not State.CANCELLED:
+                self._sent_drafts.pop(message, None)  # past its undo window
         if new is not State.SENDING:
             self.send_progress.finished(message)
         if self.folder_key in _TABLE_FOLDERS and (
@@ -848,10 +852,16 @@ class MainWindow(QMainWindow):
         store = self.bridge.store
         attachments = self.paths.data_dir / "restored" / str(message)
 
+        # The composer's own state at Send (format, identity, pasted images) when
+        # this window sent it; else the message is read back from the spool.
+        kept = self._sent_drafts.get(message)
+
         def cancel_and_load() -> tuple[State, Any, str | None]:
             state = store.cancel(message)
             if state is not State.CANCELLED:
                 return state, None, None
+            if kept is not None:
+                return state, kept, None
             row = store.get(message)
             try:
                 ensure_private_dir(attachments.parent)
@@ -878,9 +888,15 @@ class MainWindow(QMainWindow):
             if loaded is None:
                 self.show_status(f"Too late to undo: the message is {state.value} already.")
                 return
-            account, draft = loaded
+            from mailer_gui.message.drafts import StoredDraft
+
+            self._sent_drafts.pop(message, None)
             self.show_status("Sending undone: the message is back in a composer.")
-            self.open_composer(draft=draft, account=account)
+            if isinstance(loaded, StoredDraft):
+                self.open_composer(stored=loaded)
+            else:
+                account, draft = loaded
+                self.open_composer(draft=draft, account=account)
 
         self.bridge.run_in_background(cancel_and_load, done)
 
@@ -1010,6 +1026,8 @@ class MainWindow(QMainWindow):
         subject = composer.subject_field.text()
         self._subjects[message] = subject
         if due_at - time.time() <= UNDO_WINDOW_MAX + 1:
+            # Undo gives back exactly what was written (a new draft: no id).
+            self._sent_drafts[message] = dataclasses.replace(composer.state(), id=None)
             self.countdown.add(message, subject, due_at)  # its undo window
         else:
             when = datetime.fromtimestamp(due_at).strftime("%Y-%m-%d %H:%M")

@@ -151,6 +151,7 @@ def test_undo_within_the_window_stops_the_send(qtbot, tmp_path: Path, aiosmtpd_f
     assert back.subject_field.text() == "Second thoughts"
     assert "bob@example.org" in back.to_field.text()
     assert "I take it back." in back.editor.toPlainText()
+    assert back.body_format() == "markdown"  # as written, not read back as plain text
     assert window.bridge.store.get(message).state is State.CANCELLED
     assert window.countdown.pending() == []
     assert server.messages == []
