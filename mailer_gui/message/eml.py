@@ -28,7 +28,7 @@ from mailer_gui.message.addresses import (
     split_address_list,
 )
 from mailer_gui.message.draft import Draft, InlineImage
-from mailer_gui.paths import fsync_directory
+from mailer_gui.paths import APP_NAME, fsync_directory
 
 _CHUNK = 1024 * 1024  # spool files can be 50 MB and more: never read one whole
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -486,10 +486,22 @@ def _draft_from_message(
         reply_to=_addresses(message, "reply-to", unparsed),
         subject=_header_text(message, "subject"),
         body=_part_text(body) if body is not None else "",
-        body_format="plain",
+        body_format="markdown" if _written_in_markdown(message, body) else "plain",
         inline_images=inline_images,
     )
     return draft, unparsed, attachments
+
+
+def _written_in_markdown(message: EmailMessage, body: Message | None) -> bool:
+    """Mailer sends a Markdown message as its source (text/plain) beside the HTML
+    made from it; such a message comes back as Markdown, anything else as plain text."""
+    user_agent = str(message.get("User-Agent", ""))
+    return (
+        user_agent.startswith(f"{APP_NAME}/")
+        and body is not None
+        and body.get_content_type() == "text/plain"
+        and message.get_body(preferencelist=("html",)) is not None
+    )
 
 
 # -- replying -----------------------------------------------------------------

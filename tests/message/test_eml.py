@@ -514,3 +514,36 @@ def test_any_file_gives_a_draft_or_eml_error(content: bytes) -> None:
             pass
         else:
             assert len(reply.subject.splitlines()) <= 1
+
+
+@pytest.mark.parametrize(("body_format", "html"), [("markdown", True), ("plain", False)])
+def test_a_message_mailer_wrote_comes_back_in_its_format(
+    tmp_path: Path, body_format: str, html: bool
+) -> None:
+    source = "Hello **Bob**,\n\n- one\n- two\n"
+    draft = Draft(
+        sender=parse_address("Ann <ann@example.org>"),
+        to=(parse_address("bob@example.org"),),
+        subject="Formats",
+        body=source,
+        body_format=body_format,  # type: ignore[arg-type]
+    )
+    built = build_message(draft, spool_dir=tmp_path)
+    assert (b"text/html" in built.path.read_bytes()) is html
+    loaded, _notes = load_eml(built.path, tmp_path / "attachments")
+    assert loaded.body_format == body_format
+    assert loaded.body == source
+
+
+def test_another_programs_html_message_comes_back_as_plain_text(tmp_path: Path) -> None:
+    message = EmailMessage()
+    message["From"] = "carol@example.org"
+    message["To"] = "ann@example.org"
+    message["Subject"] = "From elsewhere"
+    message["User-Agent"] = "Thunderbird"
+    message.set_content("Hi **there**")
+    message.add_alternative("<p>Hi <b>there</b></p>", subtype="html")
+    path = tmp_path / "other.eml"
+    path.write_bytes(message.as_bytes(policy=policy.SMTP))
+    loaded, _notes = load_eml(path, tmp_path / "attachments")
+    assert loaded.body_format == "plain"

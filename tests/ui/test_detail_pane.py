@@ -187,7 +187,7 @@ def test_a_temporary_refusal_defers_and_retry_now_follows_to_sent(
         return None if accept.is_set() else "451 4.7.1 Greylisted, try again later"
 
     def hold_the_reply(message) -> None:
-        release.wait(10)  # the server has the whole message; its reply waits for the test
+        release.wait(30)  # the server has the whole message; its reply waits for the test
 
     server = aiosmtpd_factory(on_rcpt=greylist, on_data=hold_the_reply)
     bridge = make_bridge(server)
@@ -195,13 +195,13 @@ def test_a_temporary_refusal_defers_and_retry_now_follows_to_sent(
     pane = make_pane(bridge)
     pane.show_message(message)
     bridge.start()
-    qtbot.waitUntil(lambda: pane.state_text().startswith("Deferred"), timeout=10_000)
+    qtbot.waitUntil(lambda: pane.state_text().startswith("Deferred"), timeout=30_000)
     row = store.get(message)
     assert row.state is State.DEFERRED
     next_attempt = time.strftime("%H:%M", time.localtime(row.due_at))
     assert pane.state_text().startswith("Deferred — next attempt at ")
     assert pane.state_text().endswith(next_attempt)
-    qtbot.waitUntil(lambda: "Attempt 1" in pane.attempts_text())
+    qtbot.waitUntil(lambda: "Attempt 1" in pane.attempts_text(), timeout=10_000)
     recipients = pane.recipients_text()
     assert "Deferred: Mailer will try again" in recipients
     assert "Server: 451 4.7.1 Greylisted, try again later" in recipients
@@ -213,13 +213,13 @@ def test_a_temporary_refusal_defers_and_retry_now_follows_to_sent(
     # The whole message went out; the progress bar shows it while the reply is awaited.
     qtbot.waitUntil(
         lambda: pane.progress_bar.isVisible() and pane.progress_bar.value() == 1000,
-        timeout=10_000,
+        timeout=30_000,
     )
     assert pane.state_text() == "Sending…"
     assert pane.cancel_action.isEnabled() and not pane.retry_action.isEnabled()
     release.set()
-    qtbot.waitUntil(lambda: pane.state_text().startswith("Sent at"), timeout=10_000)
-    qtbot.waitUntil(lambda: "Attempt 2" in pane.attempts_text())
+    qtbot.waitUntil(lambda: pane.state_text().startswith("Sent at"), timeout=30_000)
+    qtbot.waitUntil(lambda: "Attempt 2" in pane.attempts_text(), timeout=10_000)
     assert not pane.progress_bar.isVisible()
     assert "Accepted" in pane.recipients_text()
     assert len(server.messages) == 1
