@@ -11,6 +11,7 @@ from tests.servers.aiosmtpd_server import aiosmtpd_factory
 from tests.servers.dnsmasq import dnsmasq_factory
 from tests.servers.https_server import https_server_factory
 from tests.servers.postfix_dovecot import submission_server
+from tests.servers.silent import silent_port
 from tests.servers.smtp_sink import smtp_sink_factory
 from tests.servers.tls import (
     ca_bundle,
@@ -30,6 +31,7 @@ __all__ = [
     "https_server_factory",
     "self_signed_cert",
     "server_cert",
+    "silent_port",
     "smtp_sink_factory",
     "submission_server",
     "tls_ca",

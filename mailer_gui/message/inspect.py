@@ -21,6 +21,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from mailer_gui.message.eml import decoded_text
+from mailer_gui.sizes import human_size
 from mailer_gui.smtp.protocol import REDACTED
 from mailer_gui.smtp.replies import (
     Explanation,
@@ -91,17 +92,6 @@ class MessageView:
 def clean_text(text: str) -> str:
     """Text from a message or a server, made safe to show on one line."""
     return _SPACE_RUN.sub(" ", _CONTROL.sub(" ", text)).strip()
-
-
-def human_size(size: float) -> str:
-    """``845`` -> ``"845 bytes"``, ``1536`` -> ``"1.5 KB"``, ``3_500_000`` -> ``"3.3 MB"``."""
-    if size < 1024:
-        return f"{int(size)} bytes" if size != 1 else "1 byte"
-    for unit in ("KB", "MB", "GB"):
-        size /= 1024
-        if size < 1024 or unit == "GB":
-            break
-    return f"{size:.1f} {unit}"
 
 
 # -- the message ----------------------------------------------------------------------

@@ -17,6 +17,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from mailer_gui.sizes import human_size
+
 
 @dataclass
 class _Pending:
@@ -189,17 +191,6 @@ class Connectivity(QObject):
         before, self.online = self.online, (None if unknown else online)
         if self.online is not None and self.online != before:
             self.changed.emit(self.online)
-
-
-def human_size(size: float) -> str:
-    """1536 -> "1.5 KB"; what people read on file sizes."""
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            if unit == "bytes":
-                return f"{int(size)} bytes"
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 __all__ = ["Connectivity", "SendProgress", "UndoCountdown", "human_size"]

@@ -602,36 +602,6 @@ def test_provider_notes_are_shown_with_the_settings(
 # ------------------------------------------------------------ closing early
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A TCP port on 127.0.0.1 that accepts connections and never says a word."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            held.append(conn)
-
-    thread = threading.Thread(target=accept, name="silent-server", daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        listener.close()
-        for conn in held:
-            conn.close()
-
-
 @pytest.mark.needs_server("dnsmasq")
 def test_closing_during_discovery_stops_it_without_waiting(
     qtbot,
