@@ -10,14 +10,19 @@ and transcript lines to whoever listens: the CLI, or the GUI's bridge.
 
 What a worker writes, and when (crash safety):
 
-- Just before a message's final "." leaves, `OutboxStore.mark_data_end`
-  commits its end-of-data mark, in the worker's thread, one statement. The
-  commit also checks that this runner still holds the message's lease; if
-  not, the "." is never sent. A message whose "." may have reached the
-  server therefore always has a durable record that it may have been
-  delivered: after a crash, recovery finds it `sending` with the mark and
-  makes it `uncertain` (the person decides), never queued again silently.
-  A message interrupted before its mark goes back to `queued`.
+- Just before a message's final "." leaves, the worker leaves its
+  end-of-data mark: a line in this runner's marks file (marks.py; one
+  write, no transaction) while its lease is known to run for a good while
+  yet, else `OutboxStore.mark_data_end`, one statement that also checks the
+  lease (if another runner holds the message now, the "." is never sent).
+  A message whose "." may have reached the server therefore always has a
+  durable record that it may have been delivered: after a crash, recovery
+  finds it `sending` with a mark and makes it `uncertain` (the person
+  decides), never queued again silently. A message interrupted before its
+  mark goes back to `queued`.
+- With PIPELINING, the next claimed message's MAIL, RCPT and DATA go in the
+  same write as the final "." (`Session.send_message(following=...)`): one
+  wait for the server per message instead of two.
 - The server's reply to a message that needs no decision (a clean result)
   is kept in memory and written later, together with others, in one
   transaction (`OutboxStore.record_and_claim`), which also claims the next
@@ -46,10 +51,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from mailer_gui.outbox.marks import EndMarks
 from mailer_gui.outbox.policy import Disposition, Verdict, judge
 from mailer_gui.outbox.store import MessageRow, OutboxError, OutboxStore, State, WrongState
 from mailer_gui.smtp.auth import Credentials
@@ -59,8 +65,8 @@ from mailer_gui.smtp.settings import ServerSettings
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
 
 CANCEL_HOLD = 60.0  # a cancelled send waits this long before it may go again
-CLAIM_BATCH = 10  # messages a worker claims in one transaction
-CLAIM_AHEAD = 2  # claim the next ones while the server works when fewer are left
+CLAIM_BATCH = 25  # messages a worker claims in one transaction
+CLAIM_AHEAD = 5  # claim the next ones while the server works when fewer are left
 # Results written together, in one transaction. As many as a claim takes, so
 # that one commit carries both: the claim comes due as the results do.
 RECORD_BATCH = CLAIM_BATCH
@@ -131,6 +137,16 @@ class _Connection:
         # connection; read again once it closes. Reading the accounts file for
         # every message would cost more than sending a small message.
         self.account: tuple[str, SendingAccount] | None = None
+        self._envelope: tuple[MessageRow, Envelope] | None = None
+
+    def envelope_of(self, row: MessageRow) -> Envelope:
+        """The envelope of ``row``, made once when it was the upcoming message too."""
+        cached = self._envelope
+        if cached is not None and cached[0] is row:
+            return cached[1]
+        envelope = _envelope(row)
+        self._envelope = (row, envelope)
+        return envelope
 
     def close(self) -> None:
         if self.session is not None:
@@ -184,6 +200,10 @@ class _Ledger:
             self._exhausted = True  # one message only
         return row
 
+    def peek(self) -> MessageRow | None:
+        """The message `next()` will give, if one is claimed already."""
+        return self._claimed[0] if self._claimed and self._only is None else None
+
     def record(self, row: MessageRow, result: MessageResult, transcript: Transcript) -> None:
         """Keep ``result`` for the next write (a result that needs no decision)."""
         with self._runner._lock:  # still leased by this runner: the heartbeat renews it
@@ -211,14 +231,23 @@ class _Ledger:
             self._results
             and (len(self._results) >= RECORD_BATCH or slow or now - self._since > RECORD_DELAY)
         ):
-            self.write(claim=claim)
+            # A message's "." just left: its reply must still be read, so a
+            # write that fails now (the database busy or unwritable) is tried
+            # again at the next write, which raises if it fails too.
+            with contextlib.suppress(OutboxError):
+                self.write(claim=claim)
 
     def write(self, *, claim: int = 0) -> None:
-        """Write the results kept so far, and claim up to ``claim`` more, in one commit."""
+        """Write the results kept so far, and claim up to ``claim`` more, in one commit.
+
+        If the write fails, the results are kept (and their leases renewed)
+        for the next one, and the error is raised.
+        """
         if not self._results and not claim:
             return
-        runner = self._runner
         batch, self._results = self._results, []
+        runner = self._runner
+        now = runner._clock()
         try:
             states, rows = runner.store.record_and_claim(
                 runner.owner,
@@ -226,29 +255,42 @@ class _Ledger:
                     (row.id, result, "\n".join(record.render() for record in records))
                     for row, result, records in batch
                 ],
-                now=runner._clock(),
+                now=now,
                 lease=runner.lease,
                 account=self._account,
                 message=self._only,
                 limit=claim,
             )
-        finally:
-            if batch:  # written, or left "sending" with its mark: uncertain once recovered
-                with runner._lock:
-                    runner._held.difference_update(row.id for row, _, _ in batch)
+        except BaseException:
+            self._results = batch + self._results
+            raise
+        if batch:
+            with runner._lock:
+                runner._held.difference_update(row.id for row, _, _ in batch)
+            runner._settled(row.id for row, _, _ in batch)
         if rows:
             with runner._lock:
                 runner._held.update(row.id for row in rows)
+                runner._leases.update((row.id, now + runner.lease) for row in rows)
             self._claimed.extend(rows)
         for (row, result, _), state in zip(batch, states, strict=True):
-            if state is not None:  # None: another runner holds it now
+            if state is not None and runner._on_event is not None:  # None: not this runner's now
                 runner._emit(StateChanged(row.id, state, refusals(result)))
 
     def close(self) -> None:
-        """Write what is left, and give back what was claimed and not sent."""
+        """Write what is left, and give back what was claimed and not sent.
+
+        Results that cannot be written stay `sending` with their marks; their
+        leases are no longer renewed, so recovery (this runner's included)
+        makes them `uncertain` once the leases run out.
+        """
         runner = self._runner
         try:
             self.write()
+        except BaseException:
+            with runner._lock:
+                runner._held.difference_update(row.id for row, _, _ in self._results)
+            raise
         finally:
             while self._claimed:
                 row = self._claimed.popleft()
@@ -256,6 +298,7 @@ class _Ledger:
                     runner.store.release(row.id, runner.owner, now=runner._clock())
                 with runner._lock:
                     runner._held.discard(row.id)
+                runner._settled([row.id])
 
 
 def refusals(result: MessageResult) -> str | None:
@@ -304,6 +347,10 @@ class Runner:
         self._workers: dict[str, threading.Thread] = {}
         self._in_flight: dict[int, Session | None] = {}
         self._held: set[int] = set()  # claimed by a worker, not yet being sent
+        # Until when this runner's lease on each claimed message is known to
+        # run (as committed): a mark well before that needs no database check.
+        self._leases: dict[int, float] = {}
+        self._marks = EndMarks(store.marks_dir, self.owner)
         self._cancelled: set[int] = set()
         # An account whose server could not be reached waits until this time.
         self._backoff: dict[str, float] = {}
@@ -360,6 +407,7 @@ class Runner:
             self._thread.join(timeout)
         for worker in workers:
             worker.join(timeout)
+        self._marks.close()
 
     def cancel(self, message: int) -> State:
         """Cancel: a waiting message at once; one being sent here has its connection
@@ -377,15 +425,21 @@ class Runner:
 
     def deliver_now(self, *, account: str | None = None, message: int | None = None) -> None:
         """Deliver what is due, in this thread (the CLI's send and flush)."""
-        self.store.recover(now=self._clock(), keep_owner=self.owner)
-        with self._heartbeat():
-            if message is not None:
-                row = self.store.get(message)
-                self._work(row.account, only=message)
-                return
-            accounts = [account] if account else self.store.due_accounts(self._clock())
-            for name in accounts:
-                self._work(name)
+        recovered = self.store.recover(
+            now=self._clock(), keep_owner=self.owner, holding=self._holding()
+        )
+        self._settled(message for message, _ in recovered)
+        try:
+            with self._heartbeat():
+                if message is not None:
+                    row = self.store.get(message)
+                    self._work(row.account, only=message)
+                    return
+                accounts = [account] if account else self.store.due_accounts(self._clock())
+                for name in accounts:
+                    self._work(name)
+        finally:
+            self._marks.close()
 
     @contextlib.contextmanager
     def _heartbeat(self) -> Iterator[None]:
@@ -415,7 +469,11 @@ class Runner:
             now = self._clock()
             self._renew_leases(now)
             with contextlib.suppress(OutboxError):
-                for message, state in self.store.recover(now=now, keep_owner=self.owner):
+                recovered = self.store.recover(
+                    now=now, keep_owner=self.owner, holding=self._holding()
+                )
+                self._settled(message for message, _ in recovered)
+                for message, state in recovered:
                     self._emit(StateChanged(message, state, "recovered after an interruption"))
             self._start_workers(now)
             self._wake.wait(self._sleep_time(now))
@@ -433,12 +491,49 @@ class Runner:
         waits.extend(until - now for until in self._backoff.values() if until > now)
         return max(0.05, min(waits))
 
+    def _holding(self) -> set[int]:
+        """The messages this runner has in hand: being sent, claimed, or with a result to write."""
+        with self._lock:
+            return self._in_flight.keys() | self._held
+
     def _renew_leases(self, now: float) -> None:
         with self._lock:
             messages = list(self._in_flight.keys() | self._held)
         if messages:
             with contextlib.suppress(OutboxError):
-                self.store.renew_leases(self.owner, messages, now + self.lease)
+                renewed = self.store.renew_leases(self.owner, messages, now + self.lease)
+                with self._lock:
+                    for message in renewed:
+                        if message in self._leases:
+                            self._leases[message] = now + self.lease
+
+    def _mark_end(self, row: MessageRow) -> None:
+        """Leave the end-of-data mark of ``row``: its final "." may leave after this.
+
+        The mark is a line in this runner's marks file (marks.py). While the
+        lease is known to run for a good while yet, no other runner can have
+        taken the message, and none will before the line is written: checked
+        after writing it, so a pause in between (a suspend) is caught. Otherwise
+        the database decides, in one statement that checks the lease.
+        """
+        with self._lock:
+            until = self._leases.get(row.id)
+        if row.attempt is not None and until is not None:
+            self._marks.add(row.id, row.attempt)
+            if self._clock() < until - self.lease / 3:
+                return
+        if not self.store.mark_data_end(row.id, self.owner, now=self._clock()):
+            # Another runner took the message over (this one's lease ran
+            # out): it sends it; this one must not send the final ".".
+            raise LeaseLost("Another Mailer took this message over; this copy was not finished.")
+
+    def _settled(self, messages: Iterable[int]) -> None:
+        """The results of ``messages`` are written (or no longer this runner's)."""
+        messages = list(messages)
+        with self._lock:
+            for message in messages:
+                self._leases.pop(message, None)
+        self._marks.settled(messages)
 
     def _start_workers(self, now: float) -> None:
         if self._paused.is_set():
@@ -477,7 +572,8 @@ class Runner:
                 row = ledger.next()
                 if row is None:
                     return
-                self._emit(StateChanged(row.id, State.SENDING))
+                if self._on_event is not None:
+                    self._emit(StateChanged(row.id, State.SENDING))
                 keep_going = self._deliver(row, connection, ledger)
                 if only is not None or not keep_going:
                     return
@@ -493,18 +589,23 @@ class Runner:
         with self._lock:
             self._in_flight[row.id] = None
             self._held.discard(row.id)
+        # Set once this attempt's outcome is in the database (or the message
+        # is another runner's): its end-of-data mark no longer matters then.
+        settled = False
         try:
             try:
                 if connection.account is None or connection.account[0] != row.account:
                     connection.account = (row.account, self._accounts(row.account))
                 account = connection.account[1]
             except Exception as exc:  # the account was removed or its file is unreadable
+                settled = True  # (_fail writes the outcome, or finds it is not this runner's)
                 return self._fail(
                     row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, str(exc), "needs attention")
                 )
             try:
-                body = row.spool_path.open("rb")
+                body = open(row.spool_path, "rb")  # noqa: SIM115 (closed by the with below)
             except FileNotFoundError:
+                settled = True
                 return self._fail(
                     row,
                     transcript,
@@ -516,12 +617,7 @@ class Runner:
                 )
 
             def mark_end() -> None:
-                if not self.store.mark_data_end(row.id, self.owner, now=self._clock()):
-                    # Another runner took the message over (this one's lease ran
-                    # out): it sends it; this one must not send the final ".".
-                    raise LeaseLost(
-                        "Another Mailer took this message over; this copy was not finished."
-                    )
+                self._mark_end(row)
 
             with body:
                 if account.kind == "direct":
@@ -546,6 +642,7 @@ class Runner:
             state = self.store.record_result(
                 row.id, self.owner, result, transcript.render(), now=self._clock()
             )
+            settled = True
             detail = result.error.message if result.error else refusals(result)
             self._emit(StateChanged(row.id, state, detail))
             if result.error is not None and result.error.transient:
@@ -553,20 +650,26 @@ class Runner:
             return True
         except Cancelled:
             self.store.release(row.id, self.owner, now=self._clock(), hold=CANCEL_HOLD)
+            settled = True
             connection.close()
             self._emit(StateChanged(row.id, State.QUEUED, "the send was interrupted"))
             return not self._stopping.is_set()
         except SmtpError as exc:
             connection.close()
             self.errors[row.id] = exc
-            return self._fail(row, transcript, judge(exc))
+            keep_going = self._fail(row, transcript, judge(exc))
+            settled = True
+            return keep_going
         except WrongState:
+            settled = True
             connection.close()
             return True  # someone else holds it now (recovered after a lease ran out)
         finally:
             with self._lock:
                 self._in_flight.pop(row.id, None)
                 self._cancelled.discard(row.id)
+            if settled:
+                self._settled([row.id])
 
     def _transcript_listener(self, row: MessageRow) -> Callable[[TranscriptRecord], None] | None:
         if self._on_event is None:
@@ -600,8 +703,11 @@ class Runner:
         mark_end: Callable[[], None],
     ) -> MessageResult:
         limit = min(self.per_connection, getattr(account, "connection_limit", self.per_connection))
+        envelope = connection.envelope_of(row)
         if connection.session is not None and (
-            connection.messages >= limit or not connection.session.usable
+            connection.messages >= limit
+            or not connection.session.usable
+            or connection.session.sent_ahead not in (None, envelope)
         ):
             connection.close()
         if connection.session is None:
@@ -620,12 +726,13 @@ class Runner:
             if row.id in self._cancelled:
                 raise Cancelled("The send was cancelled.")
             self._in_flight[row.id] = session
-        envelope = Envelope(
-            row.envelope_from,
-            row.pending,
-            smtputf8=row.smtputf8,
-            eight_bit=row.eight_bit,
-            dsn_notify=row.dsn_notify,
+        # The next claimed message's MAIL, RCPT and DATA go with this one's
+        # final "." when it will use this connection too.
+        upcoming = ledger.peek()
+        following = (
+            (connection.envelope_of(upcoming), upcoming.size)
+            if upcoming is not None and connection.messages + 1 < limit
+            else None
         )
         last_report = [0.0]
         listening = self._on_event is not None
@@ -643,7 +750,7 @@ class Runner:
                 self._emit(Progress(row.id, sent, total))
 
         result = session.send_message(
-            envelope, body, row.size, progress=progress, before_end=mark_end
+            envelope, body, row.size, progress=progress, before_end=mark_end, following=following
         )
         connection.messages += 1
         return result
@@ -667,6 +774,16 @@ class Runner:
         return verdict.disposition is Disposition.FAIL
 
 
+def _envelope(row: MessageRow) -> Envelope:
+    return Envelope(
+        row.envelope_from,
+        row.pending,
+        smtputf8=row.smtputf8,
+        eight_bit=row.eight_bit,
+        dsn_notify=row.dsn_notify,
+    )
+
+
 def deliver_direct_row(
     account: SendingAccount,
     row: MessageRow,
@@ -677,13 +794,7 @@ def deliver_direct_row(
     """Direct delivery of an outbox message to its recipients' MX hosts."""
     from mailer_gui.outbox.routes import deliver_direct, make_resolver
 
-    envelope = Envelope(
-        row.envelope_from,
-        row.pending,
-        smtputf8=row.smtputf8,
-        eight_bit=row.eight_bit,
-        dsn_notify=row.dsn_notify,
-    )
+    envelope = _envelope(row)
     port = getattr(account, "effective_port", 25)
     with row.spool_path.open("rb") as body:
         return deliver_direct(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mailer_gui.message.build import BuiltMessage
+from mailer_gui.outbox.marks import read_marks, remove_idle
 from mailer_gui.outbox.policy import Disposition, RetryPolicy, Verdict
 from mailer_gui.paths import ensure_private_dir, fsync_directory
 from mailer_gui.smtp.session import MessageResult, RecipientStatus
@@ -105,6 +106,7 @@ class MessageRow:
     first_attempt_at: float | None
     data_end_at: float | None
     updated_at: float
+    attempt: int | None = None  # the attempts row of the current (or last) attempt
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -184,7 +186,7 @@ _SCHEMA: tuple[str, ...] = (
 _MESSAGE_COLUMNS = (
     "id, account, state, created_at, due_at, attempts, last_error, message_id, subject, "
     "size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at, "
-    "data_end_at, updated_at"
+    "data_end_at, updated_at, current_attempt"
 )
 # The message, then RecipientRow's fields in order.
 _RECIPIENT_COLUMNS = "message, address, kind, status, code, enhanced, text"
@@ -205,6 +207,8 @@ class OutboxStore:
         # scheduler share one store). Other processes still meet SQLite's lock
         # and its 30-second busy timeout.
         self._write_lock = threading.RLock()
+        # Each runner's end-of-data marks (marks.py), read by recover().
+        self.marks_dir = self.database.with_name(self.database.name + ".marks")
         ensure_private_dir(self.database.parent)
         ensure_private_dir(self.spool_dir)
         self._migrate()
@@ -296,14 +300,14 @@ class OutboxStore:
         (
             id_, account, state, created_at, due_at, attempts, last_error, message_id, subject,
             size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at,
-            data_end_at, updated_at,
+            data_end_at, updated_at, attempt,
         ) = row  # fmt: skip
         return MessageRow(
             id_, account, State(state), created_at, due_at, attempts, last_error, message_id,
             subject, size, self.spool_dir / spool_file, envelope_from, bool(smtputf8),
             bool(eight_bit), tuple(v for v in dsn_notify.split(",") if v),
             tuple(RecipientRow(r[1], r[2], r[3], r[4], r[5], r[6]) for r in recipients),
-            first_attempt_at, data_end_at, updated_at,
+            first_attempt_at, data_end_at, updated_at, attempt,
         )  # fmt: skip
 
     def get(self, message: int) -> MessageRow:
@@ -531,16 +535,20 @@ class OutboxStore:
         found = {row[0]: self._message(row, by_message.get(row[0], [])) for row in rows}
         return [found[i] for i in ids]
 
-    def renew_leases(self, owner: str, messages: Iterable[int], until: float) -> None:
+    def renew_leases(self, owner: str, messages: Iterable[int], until: float) -> set[int]:
+        """Extend ``owner``'s leases to ``until``; the messages it still held, now renewed."""
         ids = list(messages)
         if not ids:
-            return
+            return set()
         with self._write() as db:
-            db.execute(
-                f"UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending' "
-                f"AND id IN ({','.join('?' * len(ids))})",
-                (until, owner, *ids),
-            )
+            return {
+                row[0]
+                for row in db.execute(
+                    "UPDATE messages SET lease_until = ? WHERE lease_owner = ? "
+                    f"AND state = 'sending' AND id IN ({','.join('?' * len(ids))}) RETURNING id",
+                    (until, owner, *ids),
+                ).fetchall()
+            }
 
     def mark_data_end(self, message: int, owner: str, *, now: float | None = None) -> bool:
         """The final "." is about to leave: from here a crash means "uncertain".
@@ -791,25 +799,36 @@ class OutboxStore:
             self._finish_attempt(db, message, "interrupted", None, "", now)
 
     def recover(
-        self, *, now: float | None = None, keep_owner: str | None = None
-    ) -> list[tuple[int, State]]:
+        self, *, now: float | None = None, keep_owner: str | None = None,
+        holding: Iterable[int] | None = None,
+    ) -> list[tuple[int, State]]:  # fmt: skip
         """Messages left in `sending` by a runner that died (its lease ran out).
 
-        ``keep_owner``: the calling runner's own messages are never taken back
-        from it (after a suspend its leases look expired, but it still holds them).
+        ``keep_owner``: the calling runner's own messages are not taken back
+        from it (after a suspend its leases look expired, but it still holds
+        them); with ``holding``, only those it still has in hand are kept, and
+        any it gave up on (a result it could not write) are recovered too.
         """
         now = time.time() if now is None else now
         changed: list[tuple[int, State]] = []
+        sql = (
+            "SELECT id, data_end_at, current_attempt FROM messages WHERE state = 'sending' "
+            "AND lease_until < ? AND (lease_owner IS NOT ?"
+        )
+        params: list[object] = [now, keep_owner]
+        if holding is not None:
+            kept = list(holding)
+            sql += f" OR id NOT IN ({','.join('?' * len(kept))})"
+            params += kept
         with self._write() as db:
             db.row_factory = sqlite3.Row
-            rows = db.execute(
-                "SELECT id, data_end_at FROM messages WHERE state = 'sending' AND lease_until < ? "
-                "AND lease_owner IS NOT ?",
-                (now, keep_owner),
-            ).fetchall()
+            rows = db.execute(sql + ")", params).fetchall()
+            # Read inside the transaction: a runner claims before it marks, so
+            # no mark that matters can be added or removed meanwhile.
+            ended = read_marks(self.marks_dir) if rows else set()
             for row in rows:
                 self._finish_attempt(db, row["id"], "interrupted", None, "", now)
-                if row["data_end_at"] is not None:
+                if row["data_end_at"] is not None or (row["id"], row["current_attempt"]) in ended:
                     state = State.UNCERTAIN
                     error = (
                         "Mailer stopped after sending the whole message and before the server "
@@ -828,6 +847,10 @@ class OutboxStore:
                         (now, now, row["id"]),
                     )
                 changed.append((row["id"], state))
+            holders = db.execute(
+                "SELECT DISTINCT lease_owner FROM messages WHERE state = 'sending'"
+            ).fetchall()
+            remove_idle(self.marks_dir, keep=[keep_owner, *(h[0] for h in holders)])
         return changed
 
     @staticmethod

@@ -33,7 +33,7 @@ import enum
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from mailer_gui.smtp.errors import LocalProtocolError, RemoteProtocolError
 from mailer_gui.smtp.replies import Reply, ReplyParseError, ReplyParser, Stage
@@ -167,8 +167,7 @@ Command = (
 # ------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True)
-class ServerReply:
+class ServerReply(NamedTuple):
     """A reply and the command it answers (None for the greeting or an unsolicited 421)."""
 
     stage: Stage
@@ -208,6 +207,9 @@ _SEND_TRANSITIONS: Final[dict[tuple[State, type], State]] = {
     (State.RCPT, Data): State.DATA_SENT,
     (State.BODY, BodyChunk): State.BODY,
     (State.BODY, EndOfData): State.DATA_END_SENT,
+    # The next message's MAIL may follow the final "." in the same group
+    # (RFC 2920 §3.1: message content may open a group).
+    (State.DATA_END_SENT, MailFrom): State.MAIL,
     (State.READY, Rset): State.READY,
     (State.MAIL, Rset): State.READY,
     (State.RCPT, Rset): State.READY,
@@ -221,7 +223,7 @@ _QUIT_FROM: Final = frozenset(
 # Commands that may be sent while earlier replies are still due (RFC 2920 §3.1:
 # the ones that are not required to end a group, plus DATA and QUIT which end it).
 _PIPELINABLE: Final = (MailFrom, RcptTo, Rset, Data, Quit, Noop)
-_GROUP_MEMBERS: Final = (MailFrom, RcptTo, Rset)
+_GROUP_MEMBERS: Final = (MailFrom, RcptTo, Rset, EndOfData)
 
 _STAGE_OF: Final[dict[type, Stage]] = {
     Ehlo: Stage.EHLO,
@@ -289,6 +291,13 @@ def _check_path(address: str, *, allow_empty: bool, smtputf8: bool) -> None:
         raise LocalProtocolError(f"the address {address!r} holds characters SMTP cannot carry")
     if not smtputf8 and not address.isascii():
         raise LocalProtocolError(f"the address {address!r} needs SMTPUTF8")
+
+
+def check_envelope(sender: str, recipients: list[str], *, smtputf8: bool) -> None:
+    """Raise LocalProtocolError if MAIL FROM or a RCPT TO could not carry these addresses."""
+    _check_path(sender, allow_empty=True, smtputf8=smtputf8)
+    for address in recipients:
+        _check_path(address, allow_empty=False, smtputf8=smtputf8)
 
 
 class DataEncoder:
@@ -631,7 +640,8 @@ class ClientConnection:
             case Data():
                 self.state = State.BODY if code == 354 else State.READY
             case EndOfData():
-                self.state = State.READY
+                if self.state is State.DATA_END_SENT:  # not when the next MAIL went with it
+                    self.state = State.READY
             case Quit():
                 self.state = State.CLOSED
             case _:

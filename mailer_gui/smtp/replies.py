@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 # RFC 5321 §4.5.3.1.5 allows 512 octets per reply line; real servers exceed it
 # (long 5xx policy texts), so be generous but bounded so a hostile peer cannot
@@ -47,12 +47,14 @@ class ReplyParseError(ValueError):
     """The server sent bytes that are not an SMTP reply."""
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """One complete server reply, e.g. ``Reply(250, "2.1.0", ("Ok",))``.
 
     ``lines`` holds the text of each line without code, separator or the
-    enhanced status code (which is kept apart in ``enhanced``).
+    enhanced status code (which is kept apart in ``enhanced``). A named
+    tuple, like the protocol's other per-reply records: immutable, and
+    several times cheaper to create than a frozen dataclass, which counts
+    at thousands of replies a second.
     """
 
     code: int

@@ -37,6 +37,8 @@ from mailer_gui.smtp.transport import Transport
 
 CHUNK_SIZE = 64 * 1024
 _NO_CERTIFICATE = "0" * 64  # no certificate hashes to this
+_DATA = p.Data()
+_END_OF_DATA = p.EndOfData()
 Progress = Callable[[int, int], None]
 CredentialsProvider = Callable[[], sasl.Credentials]
 
@@ -100,6 +102,17 @@ class MessageResult:
         return "rejected"
 
 
+@dataclass
+class _SentAhead:
+    """The next message's MAIL, RCPT and DATA, sent with this one's final "."."""
+
+    envelope: Envelope
+    recipients: list[str]
+    mail: p.MailFrom
+    rcpts: list[p.RcptTo]
+    lines: list[str]  # for the next message's transcript, where they belong
+
+
 def _status_of(reply: Reply) -> RecipientStatus:
     if reply.is_positive:
         return RecipientStatus.ACCEPTED
@@ -139,6 +152,7 @@ class Session:
         self._conn = p.ClientConnection()
         self._transport: Transport | None = None
         self._broken: SmtpError | None = None
+        self._ahead: _SentAhead | None = None
         self.messages_sent = 0
 
     # ---------------------------------------------------------------- plumbing
@@ -155,6 +169,15 @@ class Session:
     def usable(self) -> bool:
         """Open, and able to carry another message."""
         return self._transport is not None and self._broken is None
+
+    @property
+    def sent_ahead(self) -> Envelope | None:
+        """The envelope whose MAIL, RCPT and DATA already went out with the last "."
+
+        Only a `send_message` for that envelope may come next on this
+        connection; anything else needs a new one.
+        """
+        return self._ahead.envelope if self._ahead is not None else None
 
     @property
     def tls_active(self) -> bool:
@@ -387,12 +410,19 @@ class Session:
         *,
         progress: Progress | None = None,
         before_end: Callable[[], None] | None = None,
+        following: tuple[Envelope, int] | None = None,
     ) -> MessageResult:
         """Send one message; recipients refused with 452 go in a further transaction.
 
         ``before_end`` is called just before the final "." leaves: from then on
         the server may take the message even if no reply arrives, so the outbox
         records that moment to tell "uncertain" from "not sent" after a crash.
+
+        ``following`` (envelope, size) names the message the caller sends next
+        on this connection. With PIPELINING its MAIL, RCPT and DATA go in the
+        same write as this message's final "." (RFC 2920 §3.1), which saves a
+        round trip per message; the next `send_message` must then be for that
+        envelope (see `sent_ahead`).
         """
         if self._broken is not None:
             raise self._broken
@@ -405,7 +435,9 @@ class Session:
         start = body.tell()
         while remaining:
             body.seek(start)
-            final = self._transaction(envelope, remaining, body, size, progress, before_end)
+            final = self._transaction(
+                envelope, remaining, body, size, progress, before_end, following
+            )
             for result in final.recipients:
                 results[result.address] = result
             too_many = [
@@ -437,21 +469,26 @@ class Session:
         size: int,
         progress: Progress | None,
         before_end: Callable[[], None] | None,
+        following: tuple[Envelope, int] | None = None,
     ) -> MessageResult:
         conn = self._conn
-        if conn.state in (p.State.MAIL, p.State.RCPT):
-            self._send(p.Rset())
-            self._next_reply()
-        mail = p.MailFrom(
-            envelope.sender,
-            size=size if conn.supports("SIZE") else None,
-            body_8bitmime=envelope.eight_bit and conn.supports("8BITMIME"),
-            smtputf8=envelope.smtputf8,
-            dsn_ret=envelope.dsn_ret if conn.supports("DSN") else None,
-            dsn_envid=envelope.dsn_envid if conn.supports("DSN") else None,
-        )
-        notify = envelope.dsn_notify if conn.supports("DSN") else ()
-        rcpts = [p.RcptTo(address, notify) for address in recipients]
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (ahead.envelope != envelope or ahead.recipients != recipients):
+            self._broken = ConnectionLost(
+                "This connection was already carrying another message; Mailer sends this "
+                "one on a new connection."
+            )
+            raise self._broken
+        if ahead is not None:
+            mail, rcpts = ahead.mail, ahead.rcpts
+            self.transcript.note("sent with the end of the previous message (pipelining)")
+            for line in ahead.lines:
+                self.transcript.client(line)
+        else:
+            if conn.state in (p.State.MAIL, p.State.RCPT):
+                self._send(p.Rset())
+                self._next_reply()
+            mail, rcpts = self._commands(envelope, recipients, size)
         outcome: dict[str, RecipientResult] = {}
         unconfirmed = list(recipients)
 
@@ -471,8 +508,9 @@ class Session:
 
         sent_bytes = 0
         try:
-            if conn.pipelining:
-                self._send(mail, *rcpts, p.Data())
+            if ahead is not None or conn.pipelining:
+                if ahead is None:
+                    self._send(mail, *rcpts, _DATA)
                 mail_reply = self._next_reply()
                 if not mail_reply.reply.is_positive:
                     settle(mail_reply.reply, "")
@@ -501,10 +539,11 @@ class Session:
                         return self._closing(outcome, recipients, event.reply)
                 if not any(r.status is RecipientStatus.ACCEPTED for r in outcome.values()):
                     return result()
-                self._send(p.Data())
+                self._send(_DATA)
                 data_reply = self._next_reply()
 
-            accepted = [a for a in recipients if outcome[a].status is RecipientStatus.ACCEPTED]
+            accepted_status = RecipientStatus.ACCEPTED
+            accepted = [a for a in recipients if outcome[a].status is accepted_status]
             unconfirmed = accepted
             if data_reply.reply.code != 354:
                 if accepted:
@@ -512,11 +551,16 @@ class Session:
                 return result()
             if not accepted:
                 # PIPELINING sent DATA before knowing every RCPT failed; end it empty.
-                self._send(p.EndOfData())
+                self._send(_END_OF_DATA)
                 self._next_reply(self.settings.timeouts.data_end)
                 return result()
 
-            sent_bytes = self._stream_body(body, size, progress, before_end)
+            if following is not None and any(
+                r.reply is not None and r.reply.code == 452 and r.status is not accepted_status
+                for r in outcome.values()
+            ):
+                following = None  # this message needs another transaction first
+            sent_bytes = self._stream_body(body, size, progress, before_end, following)
             try:
                 final = self._next_reply(self.settings.timeouts.data_end)
             except SmtpError as exc:
@@ -545,6 +589,49 @@ class Session:
             )
             return result(error=exc, sizes=(sent_bytes, size))
 
+    def _commands(
+        self, envelope: Envelope, recipients: list[str], size: int
+    ) -> tuple[p.MailFrom, list[p.RcptTo]]:
+        conn = self._conn
+        mail = p.MailFrom(
+            envelope.sender,
+            size=size if conn.supports("SIZE") else None,
+            body_8bitmime=envelope.eight_bit and conn.supports("8BITMIME"),
+            smtputf8=envelope.smtputf8,
+            dsn_ret=envelope.dsn_ret if conn.supports("DSN") else None,
+            dsn_envid=envelope.dsn_envid if conn.supports("DSN") else None,
+        )
+        notify = envelope.dsn_notify if conn.supports("DSN") else ()
+        return mail, [p.RcptTo(address, notify) for address in recipients]
+
+    def _send_ahead(self, envelope: Envelope, size: int) -> bytes:
+        """The next message's MAIL, RCPT and DATA, to go with this one's final "."
+
+        Nothing when the server does not pipeline or the next message cannot
+        go on this connection (its own `send_message` then says why).
+        """
+        if not self._conn.pipelining or not envelope.recipients:
+            return b""
+        recipients = list(dict.fromkeys(envelope.recipients))
+        try:
+            self.check_message(envelope, size)
+            # Checked before any command is taken: none may fail half-way.
+            p.check_envelope(envelope.sender, recipients, smtputf8=envelope.smtputf8)
+        except SmtpError:
+            return b""
+        mail, rcpts = self._commands(envelope, recipients, size)
+        out = bytearray()
+        lines: list[str] = []
+        commands: list[p.Command] = [mail, *rcpts, _DATA]
+        for command in commands:
+            wire = self._conn.send(command)
+            out += wire
+            line = p.transcript_text(command, wire)
+            if line is not None:
+                lines.append(line)
+        self._ahead = _SentAhead(envelope, recipients, mail, rcpts, lines)
+        return bytes(out)
+
     def _closing(
         self, outcome: dict[str, RecipientResult], recipients: list[str], reply: Reply
     ) -> MessageResult:
@@ -563,6 +650,7 @@ class Session:
         size: int,
         progress: Progress | None,
         before_end: Callable[[], None] | None,
+        after: tuple[Envelope, int] | None = None,
     ) -> int:
         transport = self._require_transport()
         timeout = self.settings.timeouts.data_block
@@ -573,13 +661,27 @@ class Session:
         chunk = body.read(CHUNK_SIZE)
         while True:
             # Read one ahead so the final "." leaves in the same write as the
-            # last bytes (one TLS record, one segment fewer).
-            following = body.read(CHUNK_SIZE) if chunk else b""
+            # last bytes (one TLS record, one segment fewer). A short read
+            # that completes the size given was the end of the file already.
+            following = (
+                body.read(CHUNK_SIZE)
+                if len(chunk) == CHUNK_SIZE or sent + len(chunk) < size
+                else b""
+            )
             data = self._conn.send(p.BodyChunk(chunk)) if chunk else b""
             if not following:
-                data += self._conn.send(p.EndOfData())
+                data += self._conn.send(_END_OF_DATA)
                 if before_end:
-                    before_end()
+                    try:
+                        before_end()
+                    except BaseException:
+                        # The "." stays unsent: this connection cannot go on.
+                        self._broken = ConnectionLost(
+                            "The message was not finished; Mailer will send it again."
+                        )
+                        raise
+                if after is not None:
+                    data += self._send_ahead(*after)
             transport.write(data, timeout=timeout)
             sent += len(chunk)
             if progress and chunk:

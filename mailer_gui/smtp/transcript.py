@@ -14,7 +14,7 @@ import enum
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailer_gui.smtp.protocol import REDACTED
 
@@ -25,8 +25,9 @@ class Direction(enum.Enum):
     NOTE = "*"
 
 
-@dataclass(frozen=True, slots=True)
-class TranscriptRecord:
+class TranscriptRecord(NamedTuple):
+    """One line of a session log (a named tuple: a dozen are made per message)."""
+
     time: float  # seconds since the epoch
     direction: Direction
     text: str

@@ -36,15 +36,18 @@ Exit: 0 target met, 1 target missed, 2 could not run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
 import smtplib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,6 +283,33 @@ def profile_flush(outbox: Outbox, count: int, top: int) -> None:
 # ----------------------------------------------------------------------- main
 
 
+@contextlib.contextmanager
+def delayed(port: int, delay_ms: float) -> Iterator[int]:
+    """The port the clients use: smtp-sink's, or a delaying proxy's in front of it."""
+    if not delay_ms:
+        yield port
+        return
+    proxy = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("delay_proxy.py")),
+         f"{HOST}:{port}", str(delay_ms / 1000)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proxy.stdout is not None
+        line = proxy.stdout.readline().strip()
+        if not line.isdigit():
+            raise BenchError(f"the delay proxy did not start (it said {line!r})")
+        yield int(line)
+    finally:
+        assert proxy.stdin is not None
+        proxy.stdin.close()  # it stops when its standard input closes
+        try:
+            proxy.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait(timeout=10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000, help="messages per run")
@@ -289,6 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile even if the target is met")
     parser.add_argument("--top", type=int, default=20, help="functions in the profile tables")
     parser.add_argument("--smtp-sink", metavar="PATH", help="the smtp-sink program")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="one-way delay in milliseconds, through a proxy in its own process "
+        "(the target is for no delay; this shows what round trips cost)",
+    )
     args = parser.parse_args(argv)
     if args.messages < 1 or args.rounds < 1 or args.size < 512:
         parser.error("--messages and --rounds must be >= 1 and --size >= 512")
@@ -298,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         message = make_message(args.size)
         with tempfile.TemporaryDirectory(prefix="mailer-bench-outbox-") as tmp:
             root = Path(tmp)
-            with running_sink(program, root) as sink:
+            with running_sink(program, root) as sink, delayed(sink.port, args.delay) as port:
+                if args.delay:
+                    print(f"a {args.delay:g} ms one-way delay on each direction (delay_proxy.py)")
                 print(
                     f"smtp-sink pid {sink.process.pid} on {HOST}:{sink.port}; {args.messages} "
                     f"messages x {args.size} bytes per run, {args.rounds} rounds; outbox: one "
@@ -307,11 +347,11 @@ def main(argv: list[str] | None = None) -> int:
                 serial = iter(range(10**6))
 
                 def fresh(count: int) -> Outbox:
-                    return fill_outbox(root / f"outbox-{next(serial)}", sink.port, message, count)
+                    return fill_outbox(root / f"outbox-{next(serial)}", port, message, count)
 
                 flush(fresh(args.warmup), args.warmup)
-                session_loop(sink.port, message, args.warmup)
-                smtplib_loop(sink.port, message, args.warmup)
+                session_loop(port, message, args.warmup)
+                smtplib_loop(port, message, args.warmup)
                 enqueues: list[Timing] = []
                 runs: dict[str, list[Timing]] = {"outbox": [], "session": [], "smtplib": []}
                 steps = list(runs)
@@ -322,9 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                         if step == "outbox":
                             timing = flush(outbox, args.messages)
                         elif step == "session":
-                            timing = session_loop(sink.port, message, args.messages)
+                            timing = session_loop(port, message, args.messages)
                         else:
-                            timing = smtplib_loop(sink.port, message, args.messages)
+                            timing = smtplib_loop(port, message, args.messages)
                         runs[step].append(timing)
                         print(
                             f"  round {number + 1} {step:8} {args.messages / timing.wall:8.0f} "
@@ -361,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{rate(runs['session']) / rate(runs['smtplib']):.2f}"
                 )
                 print(
-                    f"ratio outbox flush / smtplib loop = {ratio:.2f}  (target >= 1.00): "
+                    f"ratio outbox flush / smtplib loop = {ratio:.2f}  (target >= 1.00"
+                    + (", set for no delay): " if args.delay else "): ")
                     + ("MET" if met else "MISSED")
                 )
                 if not met or args.profile:

@@ -373,3 +373,142 @@ def test_quit_closes() -> None:
     conn.send(p.Quit())
     events(conn, b"221 bye\r\n")
     assert conn.state is p.State.CLOSED
+
+
+# ------------------------------------------ the next message with the final "."
+
+
+def in_body(ehlo: bytes = EHLO_PIPELINING) -> p.ClientConnection:
+    """A connection in the BODY state of a message to b@example.org, one command at a time."""
+    conn = ready(ehlo)
+    for command, reply in (
+        (p.MailFrom("a@example.org"), b"250 2.1.0 ok\r\n"),
+        (p.RcptTo("b@example.org"), b"250 2.1.5 ok\r\n"),
+        (p.Data(), b"354 go ahead\r\n"),
+    ):
+        conn.send(command)
+        events(conn, reply)
+    assert conn.send(p.BodyChunk(b"first message\r\n")) == b"first message\r\n"
+    return conn
+
+
+def test_next_mail_rcpt_data_may_follow_the_final_dot_with_pipelining() -> None:
+    conn = in_body()
+    out = b"".join(
+        conn.send(c)
+        for c in (p.EndOfData(), p.MailFrom("c@example.org"), p.RcptTo("d@example.org"), p.Data())
+    )
+    assert out == b".\r\nMAIL FROM:<c@example.org>\r\nRCPT TO:<d@example.org>\r\nDATA\r\n"
+    assert conn.state is p.State.DATA_SENT
+    assert conn.awaiting_replies == 4
+    with pytest.raises(LocalProtocolError):  # DATA ends the group: its reply comes first
+        conn.send(p.Rset())
+
+
+def test_next_mail_must_wait_for_the_dot_reply_without_pipelining() -> None:
+    conn = in_body(EHLO_PLAIN)
+    conn.send(p.EndOfData())
+    with pytest.raises(LocalProtocolError, match="PIPELINING"):
+        conn.send(p.MailFrom("c@example.org"))
+    assert conn.state is p.State.DATA_END_SENT
+    (event,) = events(conn, b"250 2.0.0 queued\r\n")
+    assert isinstance(event, p.ServerReply) and event.stage is Stage.DATA_END
+    assert conn.state is p.State.READY
+    assert conn.send(p.MailFrom("c@example.org")) == b"MAIL FROM:<c@example.org>\r\n"
+
+
+@pytest.mark.parametrize("command", [p.RcptTo("d@example.org"), p.Data(), p.Rset(), p.Quit()])
+def test_only_mail_may_follow_the_final_dot(command: p.Command) -> None:
+    conn = in_body()
+    conn.send(p.EndOfData())
+    with pytest.raises(LocalProtocolError):
+        conn.send(command)
+
+
+@pytest.mark.parametrize(
+    ("sent_ahead", "dot_reply", "state"),
+    [
+        ((p.MailFrom("c@example.org"),), b"250 2.0.0 queued\r\n", p.State.MAIL),
+        ((p.MailFrom("c@example.org"), p.RcptTo("d@example.org")), b"250 ok\r\n", p.State.RCPT),
+        (
+            (p.MailFrom("c@example.org"), p.RcptTo("d@example.org"), p.Data()),
+            b"250 2.0.0 queued\r\n",
+            p.State.DATA_SENT,
+        ),
+        # A refused message does not undo the next transaction's commands either.
+        (
+            (p.MailFrom("c@example.org"), p.RcptTo("d@example.org"), p.Data()),
+            b"554 5.7.1 rejected as spam\r\n",
+            p.State.DATA_SENT,
+        ),
+    ],
+)
+def test_the_dot_reply_keeps_the_state_of_what_was_sent_after_it(
+    sent_ahead: tuple[p.Command, ...], dot_reply: bytes, state: p.State
+) -> None:
+    conn = in_body()
+    conn.send(p.EndOfData())
+    for command in sent_ahead:
+        conn.send(command)
+    assert conn.state is state
+    (event,) = events(conn, dot_reply)
+    assert isinstance(event, p.ServerReply)
+    assert event.stage is Stage.DATA_END and event.command == p.EndOfData()
+    assert conn.state is state  # not READY: the next MAIL is already out
+    assert conn.awaiting_replies == len(sent_ahead)
+
+
+def test_replies_after_the_dot_are_matched_in_order() -> None:
+    conn = in_body()
+    for command in (
+        p.EndOfData(),
+        p.MailFrom("c@example.org"),
+        p.RcptTo("d@example.org"),
+        p.RcptTo("e@example.org"),
+        p.Data(),
+    ):
+        conn.send(command)
+    got = events(
+        conn,
+        b"250 2.0.0 queued as 1\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n"
+        b"550 5.1.1 no such user\r\n354 go ahead\r\n",
+    )
+    assert [(e.stage, e.command, e.reply.code) for e in got if isinstance(e, p.ServerReply)] == [
+        (Stage.DATA_END, p.EndOfData(), 250),
+        (Stage.MAIL, p.MailFrom("c@example.org"), 250),
+        (Stage.RCPT, p.RcptTo("d@example.org"), 250),
+        (Stage.RCPT, p.RcptTo("e@example.org"), 550),
+        (Stage.DATA, p.Data(), 354),
+    ]
+    assert conn.state is p.State.BODY
+    # The second message's own body and "." then end in READY as usual.
+    assert conn.send(p.BodyChunk(b".second\r\n")) == b"..second\r\n"
+    assert conn.send(p.EndOfData()) == b".\r\n"
+    events(conn, b"250 2.0.0 queued as 2\r\n")
+    assert conn.state is p.State.READY
+    assert conn.awaiting_replies == 0
+
+
+def test_a_refused_mail_after_the_dot_ends_that_transaction_only() -> None:
+    conn = in_body()
+    for command in (p.EndOfData(), p.MailFrom("c@example.org")):
+        conn.send(command)
+    events(conn, b"250 2.0.0 queued\r\n")
+    assert conn.state is p.State.MAIL
+    events(conn, b"451 4.3.0 try later\r\n")
+    assert conn.state is p.State.READY
+    assert conn.send(p.MailFrom("c@example.org")) == b"MAIL FROM:<c@example.org>\r\n"
+
+
+def test_check_envelope_refuses_what_mail_or_rcpt_would() -> None:
+    p.check_envelope("", ["b@example.org"], smtputf8=False)  # the null sender is allowed
+    p.check_envelope("ü@example.org", ["é@example.org"], smtputf8=True)
+    for sender, recipients in (
+        ("a@example.org", [""]),
+        ("a@example.org>\r\nRSET", ["b@example.org"]),
+        ("a@example.org", ["b@example.org", "c@example.org>\r\nDATA"]),
+        ("ü@example.org", ["b@example.org"]),
+        ("a@example.org", ["é@example.org"]),
+    ):
+        with pytest.raises(LocalProtocolError):
+            p.check_envelope(sender, recipients, smtputf8=False)

@@ -1,0 +1,152 @@
+"""End-of-data marks: the messages whose final "." may have reached a server.
+
+Before a message's final "." leaves, the runner leaves a trace that survives
+the process being killed: the server may take the message from then on, so
+after a crash that message is `uncertain` (the person decides), never queued
+again silently. An UPDATE committed to the outbox database for every message
+costs more than sending a small message; a line appended to a small file costs
+one system call. So each runner keeps its marks in its own file,
+``<marks folder>/<runner>.log``, one line ``MESSAGE ATTEMPT`` per mark:
+
+- The file is opened with O_APPEND and each line is one write(), so a reader
+  never sees half a line from a runner that is alive; a line cut short by a
+  crash is ignored. A written line is in the kernel's cache at once and
+  survives the process being killed, as a database commit does with
+  ``synchronous=NORMAL`` (see store.py).
+- The attempt number (the attempts row the claim created) ties a mark to one
+  attempt: a mark left by an earlier attempt never makes a later one uncertain.
+- `OutboxStore.recover` reads every runner's file inside its write
+  transaction, and removes the file of a runner that holds no message (a
+  runner that ended, or died with nothing in flight) in that same
+  transaction. A runner always claims a message (a commit) before it marks
+  it, so a file is never removed while one of its lines matters; a runner
+  whose file was removed while it held nothing sees that the file has no
+  link any more after its next write, and writes a new one.
+- The runner forgets the marks of messages whose results are written: the
+  file is emptied when nothing is outstanding, and rewritten with only the
+  outstanding lines when it grows past `COMPACT_AT` bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+SUFFIX = ".log"
+COMPACT_AT = 64 * 1024  # bytes of marks before the file is rewritten
+
+
+class EndMarks:
+    """One runner's end-of-data marks. Safe to use from its worker threads."""
+
+    def __init__(self, directory: Path, owner: str) -> None:
+        self.directory = directory
+        self.path = directory / f"{owner}{SUFFIX}"
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0
+        self._outstanding: dict[int, int] = {}  # message -> attempt
+
+    def add(self, message: int, attempt: int) -> None:
+        """Mark ``message`` (in its attempt ``attempt``): its final "." may leave now."""
+        with self._lock:
+            self._outstanding[message] = attempt
+            fd = self._open()
+            line = f"{message} {attempt}\n".encode("ascii")
+            os.write(fd, line)
+            self._size += len(line)
+            if os.fstat(fd).st_nlink == 0:
+                # Recovery removed the file while this runner held nothing;
+                # start a new one with every mark that still matters.
+                self._close_fd()
+                self._rewrite()
+
+    def settled(self, messages: Iterable[int]) -> None:
+        """The results of ``messages`` are in the database: their marks no longer matter."""
+        with self._lock:
+            for message in messages:
+                self._outstanding.pop(message, None)
+            if self._fd is None or not self._size:
+                return
+            if not self._outstanding:
+                os.ftruncate(self._fd, 0)
+                self._size = 0
+            elif self._size > COMPACT_AT:
+                self._close_fd()
+                self._rewrite()
+
+    def close(self) -> None:
+        """Close the file; remove it when no mark is outstanding."""
+        with self._lock:
+            self._close_fd()
+            if not self._outstanding:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._size = os.fstat(self._fd).st_size
+        return self._fd
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _rewrite(self) -> None:
+        """Replace the file with the outstanding marks only (one rename: readers see
+        the old file or the new one, both holding every outstanding mark)."""
+        data = "".join(f"{m} {a}\n" for m, a in self._outstanding.items()).encode("ascii")
+        temporary = self.path.with_name(self.path.name + ".new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(temporary, self.path)
+        except OSError:
+            # Windows refuses to replace a file another process has open:
+            # keep appending to the current one.
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        self._open()
+
+
+def read_marks(directory: Path) -> set[tuple[int, int]]:
+    """Every (message, attempt) any runner marked, from every runner's file."""
+    found: set[tuple[int, int]] = set()
+    try:
+        files = [p for p in directory.iterdir() if p.name.endswith(SUFFIX)]
+    except FileNotFoundError:
+        return found
+    for path in files:
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        for line in text.split(b"\n")[:-1]:  # the last piece has no newline: unfinished
+            message, _, attempt = line.partition(b" ")
+            if message.isdigit() and attempt.isdigit():
+                found.add((int(message), int(attempt)))
+    return found
+
+
+def remove_idle(directory: Path, *, keep: Iterable[str | None]) -> None:
+    """Remove the files of runners not in ``keep`` (those holding messages)."""
+    wanted = {f"{owner}{SUFFIX}" for owner in keep if owner}
+    try:
+        files = [p for p in directory.iterdir() if p.name.endswith(SUFFIX)]
+    except FileNotFoundError:
+        return
+    for path in files:
+        if path.name not in wanted:
+            with contextlib.suppress(OSError):  # gone already, or open on Windows
+                path.unlink()

@@ -1,0 +1,388 @@
+"""The next message's MAIL, RCPT and DATA sent with this one's final "." (RFC 2920 §3.1).
+
+Against aiosmtpd on loopback, with PIPELINING added to its EHLO reply (aiosmtpd
+reads pipelined input correctly but does not advertise the extension). Where the
+bytes themselves matter, a small recording proxy sits between the session and
+the server and keeps every chunk it reads, in each direction, in one timeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from mailer_gui.smtp.errors import ConnectionLost, MessageRefused, SmtpError
+from mailer_gui.smtp.session import Envelope, MessageResult, RecipientStatus, Session
+from mailer_gui.smtp.settings import Security, ServerSettings
+from mailer_gui.smtp.transcript import Transcript
+from tests.servers.aiosmtpd_server import AiosmtpdServer
+
+HOST = "127.0.0.1"
+IO_TIMEOUT = 10.0  # any single read or write in the proxy
+AHEAD_NOTE = "sent with the end of the previous message (pipelining)"
+
+FIRST = Envelope("first@example.org", ("one@example.org",))
+SECOND = Envelope("second@example.org", ("two@example.org", "three@example.org"))
+THIRD = Envelope("third@example.org", ("four@example.org",))
+BODY_1 = b"From: first@example.org\r\nSubject: 1\r\n\r\nThe first message.\r\n.dot line\r\n"
+BODY_2 = b"From: second@example.org\r\nSubject: 2\r\n\r\nThe second message.\r\n"
+BODY_3 = b"From: third@example.org\r\nSubject: 3\r\n\r\nThe third message.\r\n"
+
+
+def pipelining(server: AiosmtpdServer) -> AiosmtpdServer:
+    """Make ``server`` advertise PIPELINING (as bench_roundtrips.py does in handle_EHLO).
+
+    aiosmtpd looks the hooks up on the handler for each new connection, so an
+    attribute set now applies to every later session.
+    """
+    handler = server._handler
+    advertised = handler.handle_EHLO
+
+    async def handle_EHLO(smtp, session, envelope, hostname: str, responses: list[str]):
+        responses = await advertised(smtp, session, envelope, hostname, responses)
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    handler.handle_EHLO = handle_EHLO  # type: ignore[method-assign]
+    return server
+
+
+def settings(port: int) -> ServerSettings:
+    return ServerSettings(host=HOST, port=port, security=Security.NONE)
+
+
+def send(
+    session: Session,
+    envelope: Envelope,
+    body: bytes,
+    following: tuple[Envelope, int] | None = None,
+) -> MessageResult:
+    return session.send_message(envelope, io.BytesIO(body), len(body), following=following)
+
+
+def client_lines(transcript: Transcript) -> list[str]:
+    return [r.render() for r in transcript.records]
+
+
+def crlf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+# ------------------------------------------------------------------ the proxy
+
+C2S = "client->server"
+S2C = "server->client"
+
+
+@dataclass
+class Link:
+    """One proxied connection."""
+
+    server_closed: threading.Event = field(default_factory=threading.Event)
+
+
+class RecordingProxy:
+    """127.0.0.1:port -> upstream; every chunk read is kept, with its direction, in order.
+
+    One lock, so one timeline for both directions. The proxy forwards at once
+    (no delay). ``stop()`` ends every thread (each read is bounded by IO_TIMEOUT
+    in any case).
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = (HOST, upstream_port)
+        self.chunks: list[tuple[str, bytes]] = []
+        self.links: list[Link] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server((HOST, 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = []
+        self._start(self._accept, "proxy-accept")
+
+    def _start(self, target, name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=IO_TIMEOUT)
+            except OSError:
+                client.close()
+                continue
+            link = Link()
+            with self._lock:
+                self.links.append(link)
+            for sock in (client, server):
+                sock.settimeout(IO_TIMEOUT)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._sockets.append(sock)
+            self._start(self._pump, "proxy-c2s", client, server, C2S, link)
+            self._start(self._pump, "proxy-s2c", server, client, S2C, link)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, direction: str, link: Link) -> None:
+        try:
+            while True:
+                try:
+                    data = source.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    with contextlib.suppress(OSError):
+                        sink.shutdown(socket.SHUT_WR)
+                    return
+                with self._lock:
+                    self.chunks.append((direction, data))
+                sink.sendall(data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                source.shutdown(socket.SHUT_RDWR)
+        finally:
+            if direction == S2C:
+                link.server_closed.set()
+
+    def client_chunks(self) -> list[bytes]:
+        with self._lock:
+            return [data for direction, data in self.chunks if direction == C2S]
+
+    def client_bytes(self) -> bytes:
+        return b"".join(self.client_chunks())
+
+    def wait_until_server_closed(self, timeout: float = 10.0) -> None:
+        """The server ended the (single) proxied connection: it has handled all it got."""
+        with self._lock:
+            (link,) = self.links
+        assert link.server_closed.wait(timeout), "the server kept the connection open"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        for sock in self._sockets:  # wakes a pump blocked in recv()
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+@pytest.fixture
+def proxy_to() -> Iterator[Callable[[int], RecordingProxy]]:
+    started: list[RecordingProxy] = []
+
+    def make(port: int) -> RecordingProxy:
+        proxy = RecordingProxy(port)
+        started.append(proxy)
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in started:
+            proxy.stop()
+
+
+# ------------------------------------------------------------------- the tests
+
+
+def test_two_messages_each_with_its_own_envelope_and_transcript(aiosmtpd_factory) -> None:
+    server = pipelining(aiosmtpd_factory())
+    first_log, second_log = Transcript(), Transcript()
+    with Session(settings(server.port), transcript=first_log) as session:
+        assert "PIPELINING" in session.extensions
+        assert session.sent_ahead is None
+        first = send(session, FIRST, BODY_1, following=(SECOND, len(BODY_2)))
+        assert session.sent_ahead == SECOND
+        assert session.usable
+        session.transcript = second_log  # as the runner does for each message
+        second = send(session, SECOND, BODY_2)
+        assert session.sent_ahead is None
+    assert first.outcome == "sent" and second.outcome == "sent"
+    assert [r.address for r in second.recipients] == list(SECOND.recipients)
+
+    received = server.wait_for_messages(2)
+    assert [(m.mail_from, m.rcpt_tos) for m in received] == [
+        ("first@example.org", ["one@example.org"]),
+        ("second@example.org", ["two@example.org", "three@example.org"]),
+    ]
+    assert crlf(received[0].content) == crlf(BODY_1)
+    assert crlf(received[1].content) == crlf(BODY_2)
+
+    # The second message's commands are in its own log, after the note, and
+    # before the replies to them; none of them is in the first message's log.
+    first_lines, lines = client_lines(first_log), client_lines(second_log)
+    assert "C: MAIL FROM:<first@example.org> SIZE=" + str(len(BODY_1)) in first_lines
+    assert not any("second@example.org" in line or "two@" in line for line in first_lines)
+    assert sum(line.startswith("C: DATA") for line in first_lines) == 1
+    note = lines.index(f"* {AHEAD_NOTE}")
+    assert lines[note + 1 : note + 5] == [
+        f"C: MAIL FROM:<second@example.org> SIZE={len(BODY_2)}",
+        "C: RCPT TO:<two@example.org>",
+        "C: RCPT TO:<three@example.org>",
+        "C: DATA",
+    ]
+    assert lines[note + 5].startswith("S: 250")  # the MAIL reply, read for this message
+    assert AHEAD_NOTE not in first_log.render()
+
+
+def test_the_final_dot_and_the_next_mail_leave_in_one_write(aiosmtpd_factory, proxy_to) -> None:
+    server = pipelining(aiosmtpd_factory())
+    proxy = proxy_to(server.port)
+    with Session(settings(proxy.port)) as session:
+        assert send(session, FIRST, BODY_1, following=(SECOND, len(BODY_2))).outcome == "sent"
+        assert send(session, SECOND, BODY_2).outcome == "sent"
+        # Without `following` the next MAIL waits for the "." reply: the contrast.
+        assert send(session, THIRD, BODY_3).outcome == "sent"
+    assert len(server.wait_for_messages(3)) == 3
+
+    chunks = proxy.client_chunks()
+    (ahead,) = [c for c in chunks if b"MAIL FROM:<second@example.org>" in c]
+    # One write: the end of the first message, its ".", then the second's group.
+    first_end = BODY_1[BODY_1.index(b"The first") :].replace(b"\r\n.dot", b"\r\n..dot") + b".\r\n"
+    group = (
+        f"MAIL FROM:<second@example.org> SIZE={len(BODY_2)}\r\n"
+        "RCPT TO:<two@example.org>\r\nRCPT TO:<three@example.org>\r\nDATA\r\n"
+    ).encode()
+    assert ahead.endswith(first_end + group)
+    (third,) = [c for c in chunks if b"MAIL FROM:<third@example.org>" in c]
+    assert third.startswith(b"MAIL FROM:<third@example.org>")  # the "." went before, alone
+    assert not any(b"MAIL FROM:<third" in c and b".\r\n" in c for c in chunks)
+
+
+def test_a_different_envelope_after_sending_ahead_needs_a_new_connection(
+    aiosmtpd_factory, proxy_to
+) -> None:
+    server = pipelining(aiosmtpd_factory())
+    proxy = proxy_to(server.port)
+    session = Session(settings(proxy.port))
+    session.open()
+    try:
+        send(session, FIRST, BODY_1, following=(SECOND, len(BODY_2)))
+        assert session.sent_ahead == SECOND
+        with pytest.raises(SmtpError) as info:
+            send(session, THIRD, BODY_3)
+        assert isinstance(info.value, ConnectionLost)
+        assert not session.usable
+        with pytest.raises(ConnectionLost):  # and it stays unusable
+            send(session, SECOND, BODY_2)
+    finally:
+        session.close()
+    proxy.wait_until_server_closed()
+    # The server got the first message only: nothing for THIRD, and the DATA
+    # phase it had opened for SECOND ended with the connection, not with a ".".
+    assert [m.mail_from for m in server.messages] == ["first@example.org"]
+    sent = proxy.client_bytes()
+    assert sent.endswith(b"RCPT TO:<three@example.org>\r\nDATA\r\n")
+    assert b"third@example.org" not in sent and b"The third" not in sent
+
+
+def test_close_after_sending_ahead_drops_the_connection_without_quit(
+    aiosmtpd_factory, proxy_to
+) -> None:
+    server = pipelining(aiosmtpd_factory())
+    proxy = proxy_to(server.port)
+    transcript = Transcript()
+    session = Session(settings(proxy.port), transcript=transcript)
+    session.open()
+    assert send(session, FIRST, BODY_1, following=(SECOND, len(BODY_2))).outcome == "sent"
+    session.close()
+    proxy.wait_until_server_closed()
+    # QUIT in the DATA phase would be a line of a message; a "." would end an
+    # empty one. Neither went: the last bytes are the second message's DATA.
+    assert [m.mail_from for m in server.messages] == ["first@example.org"]
+    sent = proxy.client_bytes()
+    assert sent.endswith(b"RCPT TO:<three@example.org>\r\nDATA\r\n")
+    assert b"QUIT" not in sent
+    assert "C: QUIT" not in transcript.render()
+
+
+def test_no_sending_ahead_without_pipelining(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory()  # aiosmtpd does not advertise PIPELINING by itself
+    second_log = Transcript()
+    with Session(settings(server.port)) as session:
+        assert "PIPELINING" not in session.extensions
+        first = send(session, FIRST, BODY_1, following=(SECOND, len(BODY_2)))
+        assert session.sent_ahead is None
+        session.transcript = second_log
+        second = send(session, SECOND, BODY_2)
+    assert (first.outcome, second.outcome) == ("sent", "sent")
+    received = server.wait_for_messages(2)
+    assert [m.mail_from for m in received] == ["first@example.org", "second@example.org"]
+    assert AHEAD_NOTE not in second_log.render()
+    assert "C: MAIL FROM:<second@example.org>" in second_log.render()
+
+
+def test_no_sending_ahead_after_a_452_and_the_rest_goes_in_a_second_transaction(
+    aiosmtpd_factory, proxy_to
+) -> None:
+    count = {"rcpt": 0}
+
+    def on_mail(address: str, options: list[str]) -> None:
+        count["rcpt"] = 0
+
+    def on_rcpt(address: str, options: list[str]) -> str | None:
+        count["rcpt"] += 1
+        return "452 4.5.3 Too many recipients" if count["rcpt"] > 1 else None
+
+    server = pipelining(aiosmtpd_factory(on_mail=on_mail, on_rcpt=on_rcpt))
+    proxy = proxy_to(server.port)
+    two = Envelope("first@example.org", ("one@example.org", "more@example.org"))
+    first_log = Transcript()
+    with Session(settings(proxy.port), transcript=first_log) as session:
+        first = send(session, two, BODY_1, following=(THIRD, len(BODY_3)))
+        # The 452 transaction's "." went alone; the one that finished the
+        # message carried THIRD's commands.
+        assert session.sent_ahead == THIRD
+        session.transcript = Transcript()
+        third = send(session, THIRD, BODY_3)
+    assert first.outcome == "sent" and third.outcome == "sent"
+    assert [r.status for r in first.recipients] == [RecipientStatus.ACCEPTED] * 2
+
+    received = server.wait_for_messages(3)
+    assert [(m.mail_from, m.rcpt_tos) for m in received] == [
+        ("first@example.org", ["one@example.org"]),
+        ("first@example.org", ["more@example.org"]),
+        ("third@example.org", ["four@example.org"]),
+    ]
+    assert crlf(received[0].content) == crlf(received[1].content) == crlf(BODY_1)
+
+    # What went after the first "." was the same message again, not THIRD.
+    sent = proxy.client_bytes()
+    first_dot = sent.index(b"..dot line\r\n.\r\n") + len(b"..dot line\r\n.\r\n")
+    assert sent[first_dot:].startswith(b"MAIL FROM:<first@example.org>")
+    assert sent.index(b"MAIL FROM:<third@example.org>") > sent.index(b"RCPT TO:<more@")
+    assert [line for line in client_lines(first_log) if line.startswith("C: MAIL")] == [
+        f"C: MAIL FROM:<first@example.org> SIZE={len(BODY_1)}"
+    ] * 2
+
+
+def test_no_sending_ahead_of_a_message_too_big_for_the_server(aiosmtpd_factory) -> None:
+    server = pipelining(aiosmtpd_factory(data_size_limit=1000))
+    transcript = Transcript()
+    big = b"x" * 5000
+    with Session(settings(server.port), transcript=transcript) as session:
+        assert session.size_limit == 1000
+        first = send(session, FIRST, BODY_1, following=(SECOND, len(big)))
+        assert session.sent_ahead is None
+        with pytest.raises(MessageRefused, match=r"accepts at most .*\(SIZE 1000\)"):
+            send(session, SECOND, big)
+        assert session.usable  # refused before any byte: the connection goes on
+        assert send(session, THIRD, BODY_3).outcome == "sent"
+    assert first.outcome == "sent"
+    received = server.wait_for_messages(2)
+    assert [m.mail_from for m in received] == ["first@example.org", "third@example.org"]
+    assert "second@example.org" not in transcript.render()
