@@ -8,13 +8,14 @@ per round:
   folder fsynced, row committed), timed apart and not part of the ratio. The
   account lives in an accounts file, read by the runner as the command line's
   runner reads it. Then ``Runner.deliver_now(account=...)`` is timed,
-  durability included: it claims the messages ten at a time (row leases, one
-  transaction), streams each from the spool, commits its end-of-data mark
-  before the final ".", and writes the server's replies with their transcripts
-  in batches (one transaction per ten, together with the next claim) just
-  after a final "." left, over connections reused for 50 messages each. The
-  flush returns only when every result is in SQLite, and every message must
-  end ``sent``.
+  durability included: it claims the messages 25 at a time (row leases, one
+  transaction), streams each from the spool, writes its end-of-data mark
+  before the final "." (a line in the runner's marks file), sends the next
+  message's MAIL, RCPT and DATA with that "." (PIPELINING), and writes the
+  server's replies with their transcripts in batches (one transaction per 25,
+  together with the next claim) just after a final "." left, over connections
+  reused for 50 messages each. The flush returns only when every result is in
+  SQLite, and every message must end ``sent``.
 - **session**: Mailer's SMTP session alone on one connection, the same bytes
   (bench_throughput.send_with_mailer): no outbox, no database. It shows what
   the outbox adds to the session, and what the session costs beside smtplib.
@@ -28,6 +29,10 @@ outbox / smtplib (session / smtplib shown beside it). Target (DESIGN.md,
 durability included. When it is missed (or with ``--profile``), one more
 flush runs under cProfile and the time spent in mailer_gui is printed per file
 and per function, SQLite calls shown apart.
+
+``--delay MS`` runs the same through a proxy (delay_proxy.py, a process of its
+own) that holds every chunk MS milliseconds each way; the target is set for no
+delay.
 
 Run:  python3 tests/bench/bench_outbox.py [--messages 1000] [--size 10240] [--rounds 3]
 Exit: 0 target met, 1 target missed, 2 could not run.
