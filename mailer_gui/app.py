@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from mailer_gui import cli
-
 
 def _wants_cli(argv: Sequence[str]) -> bool:
     """True when the first word that is not an option names a CLI command."""
@@ -37,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_self_test()
     if _wants_cli(args):
+        # Imported here: the CLI pulls in the outbox, SMTP and email modules,
+        # which the window loads only after its first paint.
+        from mailer_gui import cli
+
         return cli.main(args)
     from mailer_gui.ui.main_window import run_gui
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QByteArray, QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QByteArray, QRect, QRectF, QSize
 from PySide6.QtGui import (
     QColor,
     QGuiApplication,
@@ -89,8 +89,13 @@ class SvgIconEngine(QIconEngine):
         side = min(size.width(), size.height())
         pixels = max(1, round(side * scale))
         image = QImage(pixels, pixels, QImage.Format.Format_ARGB32_Premultiplied)
-        image.fill(Qt.GlobalColor.transparent)
         painter = QPainter(image)
+        # Cleared to transparent by painting: image.fill() would build the Qt
+        # namespace's enums while it picks an overload, and the toolbar's icons
+        # are drawn in the window's first paint (see main_window).
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Clear)
+        painter.eraseRect(QRectF(0, 0, pixels, pixels))
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         self._renderer(pixels, mode).render(painter, QRectF(0, 0, pixels, pixels))
         painter.end()

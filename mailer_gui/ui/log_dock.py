@@ -11,19 +11,11 @@ import re
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Slot
-from PySide6.QtGui import (
-    QColor,
-    QFontDatabase,
-    QGuiApplication,
-    QKeySequence,
-    QPalette,
-    QShortcut,
-)
+from PySide6.QtCore import QEvent, QTimer, Slot
+from PySide6.QtGui import QColor, QGuiApplication, QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
@@ -46,8 +38,8 @@ _HEADING_PREFIX = "connecting to "
 _FLUSH_MS = 50
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
+# NamedTuples here and in paths.py: `dataclasses` would load before the first paint.
+class LogLine(NamedTuple):
     message_id: int
     account: str
     record: TranscriptRecord
@@ -80,7 +72,17 @@ def _line(message_id: int, account: str, record: TranscriptRecord) -> LogLine:
 
 
 class SessionLogDock(QDockWidget):
-    def __init__(self, parent: QWidget | None = None, *, max_lines: int = 5000) -> None:
+    """The log's lines, a filter box and Copy / Save / Clear.
+
+    With ``deferred=True`` the dock leaves to `finish()` what an empty log does
+    not show: the filter's clear button (it loads the icon theme) and the
+    fixed-width font. The main window builds the dock for its first paint and
+    calls `finish()` right after it.
+    """
+
+    def __init__(
+        self, parent: QWidget | None = None, *, max_lines: int = 5000, deferred: bool = False
+    ) -> None:
         super().__init__("Session log", parent)
         self.setObjectName("sessionLogDock")
         self.max_lines = max_lines
@@ -89,6 +91,7 @@ class SessionLogDock(QDockWidget):
         # The kind of each line in the view, trimmed in step with setMaximumBlockCount.
         self._shown_kinds: deque[str] = deque(maxlen=max_lines)
         self._needle = ""
+        self._finished = False
 
         body = QWidget(self)
         layout = QVBoxLayout(body)
@@ -97,7 +100,6 @@ class SessionLogDock(QDockWidget):
         self.filter = QLineEdit(body)
         self.filter.setPlaceholderText("Filter")
         self.filter.setAccessibleName("Filter session log")
-        self.filter.setClearButtonEnabled(True)
         self.filter.setToolTip("Show only lines containing this text (Ctrl+F)")
         self.copy_button = QPushButton("&Copy", body)
         self.copy_button.setAccessibleName("Copy session log")
@@ -117,7 +119,6 @@ class SessionLogDock(QDockWidget):
         self.view.setUndoRedoEnabled(False)
         self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.view.setMaximumBlockCount(max_lines)
-        self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.view.setAccessibleName("Session log lines")
         layout.addWidget(self.view, 1)
         self.setWidget(body)
@@ -132,13 +133,26 @@ class SessionLogDock(QDockWidget):
         self.copy_button.clicked.connect(self.copy)
         self.save_button.clicked.connect(self._ask_save)
         self.clear_button.clicked.connect(self.clear)
-        context = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        # Contexts by name: the dock is built before the window's first paint,
+        # and the Qt namespace's enums are slow to build (see main_window).
         find = QShortcut(QKeySequence.StandardKey.Find, self, self._focus_filter)
-        find.setContext(context)
+        find.setProperty("context", "WidgetWithChildrenShortcut")
         save = QShortcut(QKeySequence.StandardKey.Save, self, self._ask_save)
-        save.setContext(context)
-        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.filter, self.filter.clear)
-        escape.setContext(Qt.ShortcutContext.WidgetShortcut)
+        save.setProperty("context", "WidgetWithChildrenShortcut")
+        escape = QShortcut(QKeySequence("Esc"), self.filter, self.filter.clear)
+        escape.setProperty("context", "WidgetShortcut")
+        if not deferred:
+            self.finish()
+
+    def finish(self) -> None:
+        """Add the filter's clear button and the fixed-width font (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        from PySide6.QtGui import QFontDatabase
+
+        self.filter.setClearButtonEnabled(True)
+        self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -191,6 +205,8 @@ class SessionLogDock(QDockWidget):
         self._insert(line for line in self._lines if self._matches(line))
 
     def _focus_filter(self) -> None:
+        from PySide6.QtCore import Qt
+
         self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.filter.selectAll()
 

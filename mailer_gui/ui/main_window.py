@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import shiboken6
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QIcon,
@@ -53,11 +52,16 @@ from PySide6.QtWidgets import (
 
 # Only what the first paint needs is imported here; the outbox, the SMTP engine,
 # Markdown, the keyring and the other windows load after it (see finish_startup).
+# The `Qt` namespace is imported where it is used, after the first paint:
+# PySide6 builds all of its ~90 enum types at once on first use (20-35 ms here).
+# That includes overload resolution: a call with an overload taking a Qt enum
+# builds them while it tries that overload. So before the paint, enum-valued
+# properties are set by name (setProperty), QSplitter gets its parent by
+# keyword, and actions get setShortcuts([...]) rather than setShortcut().
 from mailer_gui import __version__
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.ui.icons import action_icon, app_icon
 from mailer_gui.ui.log_dock import SessionLogDock
-from mailer_gui.ui.status_widgets import Connectivity, SendProgress, UndoCountdown
 
 if TYPE_CHECKING:
     from PySide6.QtGui import QCloseEvent, QPaintEvent
@@ -74,9 +78,13 @@ if TYPE_CHECKING:
     from mailer_gui.ui.outbox_model import Folder, OutboxTableModel, PreparedRows
     from mailer_gui.ui.sandbox_view import SandboxController, SandboxTrial
     from mailer_gui.ui.settings import SettingsDialog
+    from mailer_gui.ui.single_instance import InstanceServer
+    from mailer_gui.ui.status_widgets import Connectivity, SendProgress, UndoCountdown
     from mailer_gui.ui.welcome import WelcomePage
 
 OUTBOX, SENT, FAILED, DRAFTS, SANDBOX = "outbox", "sent", "failed", "drafts", "sandbox"
+#: The folder list's rows, top to bottom.
+_FOLDERS = (OUTBOX, SENT, FAILED, DRAFTS, SANDBOX)
 #: The folders shown as a table of messages (the others have pages of their own).
 _TABLE_FOLDERS = (OUTBOX, SENT, FAILED)
 _NAMES = {
@@ -138,7 +146,9 @@ class MainWindow(QMainWindow):
 
     Until `is_ready()` (the `ready` signal), the attributes made by
     `finish_startup()` do not exist yet: `bridge` (unless one was given),
-    `sandbox`, `detail`, `model`, `preferences`, `drafts`, `connectivity`.
+    `sandbox`, `detail`, `model`, `preferences`, `drafts`, `connectivity`,
+    and the status bar's `send_progress`, `countdown` and `network_label`
+    (hidden or empty until they have something to show).
     Actions and requests that need them finish start-up first.
     """
 
@@ -153,6 +163,9 @@ class MainWindow(QMainWindow):
     preferences: Preferences
     drafts: DraftStore
     connectivity: Connectivity
+    send_progress: SendProgress
+    countdown: UndoCountdown
+    network_label: QLabel
 
     def __init__(
         self,
@@ -160,7 +173,12 @@ class MainWindow(QMainWindow):
         bridge: OutboxBridge | None = None,
         *,
         tray: bool = True,
+        claim: Callable[[], bool] | None = None,
     ) -> None:
+        """``claim()`` runs as start-up finishes, before the outbox is opened
+        (run_gui: take the single-instance name). When it returns False, another
+        Mailer owns this data folder: the window goes away without loading more.
+        """
         super().__init__()
         self.paths = paths
         self.setWindowTitle("Mailer")
@@ -170,6 +188,7 @@ class MainWindow(QMainWindow):
         if bridge is not None:
             self.bridge = bridge
         self._want_tray = tray
+        self._claim = claim
         self.tray: QSystemTrayIcon | None = None
         self._started = False  # finish_startup() has begun
         self._ready = False  # ... and is done
@@ -203,6 +222,7 @@ class MainWindow(QMainWindow):
             str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat, self
         )
         self._restore_layout()
+        self._build_log()
         if not paths.accounts_file.exists():
             # A first start: the welcome is what the first paint shows. Whether
             # an existing file holds accounts is read after the paint.
@@ -262,6 +282,17 @@ class MainWindow(QMainWindow):
             return
         self._started = True
         self._startup_timer.stop()
+        if self._claim is not None and not self._claim():
+            self._closed = True  # it never becomes ready
+            self._when_ready.clear()
+            for action in self.actions():
+                action.setEnabled(False)
+            self.hide()
+            return
+        # What the first paint showed empty, or did not show at all.
+        self.log.finish()
+        self._build_send_status()
+
         from mailer_gui.message.drafts import DraftStore
         from mailer_gui.preferences import load_preferences
         from mailer_gui.ui.bridge import OutboxBridge
@@ -287,6 +318,9 @@ class MainWindow(QMainWindow):
 
         self._build_detail()
         self._show_table(self.folder_key if self.folder_key in _TABLE_FOLDERS else OUTBOX)
+        # Loading the network backend can take a while: not before the first paint.
+        from mailer_gui.ui.status_widgets import Connectivity
+
         self.connectivity = Connectivity(self.network_label, self)
         self.connectivity.changed.connect(self._online_changed)
         self.tray = self._build_tray() if self._want_tray else None
@@ -311,6 +345,12 @@ class MainWindow(QMainWindow):
         self._paused_timer.timeout.connect(self._ask_for_passwords)
         self._paused_timer.start()
 
+        # The application icon (every window's) after the paint: the window system
+        # is given every size of it, each drawn from the SVG.
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and app.windowIcon().isNull():
+            app.setWindowIcon(QIcon.fromTheme("mailer-gui", app_icon()))
+
         self._ready = True
         self.ready.emit()
         waiting, self._when_ready = self._when_ready, []
@@ -328,6 +368,8 @@ class MainWindow(QMainWindow):
             "move or repair that file (a copy from a backup, or a newer Mailer if it "
             "came from one), and start Mailer again."
         )
+        from PySide6.QtCore import Qt
+
         notice = QLabel(text, self)
         notice.setWordWrap(True)
         notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -361,7 +403,8 @@ class MainWindow(QMainWindow):
     ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
+            # Not setShortcut(): its overloads take Qt enums (see the imports).
+            action.setShortcuts([QKeySequence(shortcut)])
         if tip:
             action.setToolTip(tip)
             action.setStatusTip(tip)
@@ -381,7 +424,7 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         self.pause_action = QAction("&Pause sending", self)
         self.pause_action.setCheckable(True)
-        self.pause_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self.pause_action.setShortcuts([QKeySequence("Ctrl+Shift+P")])
         self.pause_action.setToolTip("Start no new send until sending is resumed (Ctrl+Shift+P)")
         self.pause_action.toggled.connect(self._pause_toggled)
         self.addAction(self.pause_action)
@@ -390,7 +433,7 @@ class MainWindow(QMainWindow):
             "Accounts, sending, composer and privacy settings",
         )  # fmt: skip
         if self.settings_action.shortcut().isEmpty():
-            self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+            self.settings_action.setShortcuts([QKeySequence("Ctrl+,")])
         self.add_account_action = self._action(
             "&Add account…", self.open_wizard, None, "Set up an email account"
         )
@@ -421,7 +464,7 @@ class MainWindow(QMainWindow):
         toolbar = self.addToolBar("Main toolbar")
         toolbar.setObjectName("mainToolbar")
         toolbar.setAccessibleName("Main toolbar")
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.setProperty("toolButtonStyle", "ToolButtonTextBesideIcon")
         for action in (self.new_action, self.send_now_action, self.pause_action):
             toolbar.addAction(action)
         toolbar.addSeparator()
@@ -439,11 +482,8 @@ class MainWindow(QMainWindow):
     def _build_folders(self) -> None:
         self.folders = QListWidget(self)
         self.folders.setAccessibleName("Folders")
-        for key in (OUTBOX, SENT, FAILED, DRAFTS, SANDBOX):
-            item = QListWidgetItem(_NAMES[key])
-            item.setData(Qt.ItemDataRole.UserRole, key)
-            self.folders.addItem(item)
-        self._folder_item(SANDBOX).setHidden(True)  # until the sandbox is used
+        self.folders.addItems([_NAMES[key] for key in _FOLDERS])
+        self.folders.setRowHidden(_FOLDERS.index(SANDBOX), True)  # until the sandbox is used
         self.folders.setCurrentRow(0)
         self.folders.currentItemChanged.connect(self._folder_chosen)
 
@@ -472,7 +512,9 @@ class MainWindow(QMainWindow):
         self.detail_area = QWidget(self)
         self._detail_layout = QVBoxLayout(self.detail_area)
         self._detail_layout.setContentsMargins(0, 0, 0, 0)
-        self.message_split = QSplitter(Qt.Orientation.Vertical, self)
+        # parent= by keyword: QSplitter(self) tries QSplitter(Qt.Orientation) first.
+        self.message_split = QSplitter(parent=self)
+        self.message_split.setProperty("orientation", "Vertical")
         self.message_split.setObjectName("messageSplit")
         self.message_split.addWidget(self.table)
         self.message_split.addWidget(self.detail_area)
@@ -489,7 +531,7 @@ class MainWindow(QMainWindow):
         self.welcome: WelcomePage | None = None
         self.sandbox_view: QWidget | None = None
 
-        self.main_split = QSplitter(self)
+        self.main_split = QSplitter(parent=self)
         self.main_split.setObjectName("mainSplit")
         self.main_split.addWidget(self.folders)
         self.main_split.addWidget(self.pages)
@@ -497,10 +539,18 @@ class MainWindow(QMainWindow):
         self.main_split.setSizes([180, 900])
         self.setCentralWidget(self.main_split)
 
-        self.log = SessionLogDock(self)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log)
+    def _build_log(self) -> None:
+        # Made after restoreState() (_restore_layout), which keeps the dock's
+        # place for it: restoreDockWidget() puts it there.
+        self.log = SessionLogDock(self, deferred=True)  # finish_startup() finishes it
+        if not (self._state_restored and self.restoreDockWidget(self.log)):
+            from PySide6.QtCore import Qt
+
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log)
+            # first start: the log is there, but the messages get the room
+            self.resizeDocks([self.log], [170], Qt.Orientation.Vertical)
         log_action = self.log.toggleViewAction()
-        log_action.setShortcut(QKeySequence("Ctrl+L"))
+        log_action.setShortcuts([QKeySequence("Ctrl+L")])
         self.view_menu.addAction(log_action)
 
     def _build_status(self) -> None:
@@ -508,12 +558,17 @@ class MainWindow(QMainWindow):
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Status")
         self.statusBar().addWidget(self.status, 1)
+
+    def _build_send_status(self) -> None:
+        # After the first paint, which they are not part of: hidden until a send
+        # or an undo window, and empty until Connectivity has asked the system.
+        from mailer_gui.ui.status_widgets import SendProgress, UndoCountdown
+
         self.send_progress = SendProgress(self)
         self.statusBar().addPermanentWidget(self.send_progress)
         self.countdown = UndoCountdown(self)
         self.countdown.undoRequested.connect(self.undo_send)
         self.statusBar().addPermanentWidget(self.countdown)
-        # Filled by Connectivity (finish_startup: loading the network backend can take a while).
         self.network_label = QLabel(self)
         self.statusBar().addPermanentWidget(self.network_label)
 
@@ -571,10 +626,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         state = self._settings.value("windowState")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        else:  # first start: the log is there, but the messages get the room
-            self.resizeDocks([self.log], [170], Qt.Orientation.Vertical)
+        self._state_restored = isinstance(state, QByteArray) and self.restoreState(state)
         columns = self._settings.value("columns")
         if isinstance(columns, QByteArray):
             self.table.horizontalHeader().restoreState(columns)
@@ -598,11 +650,9 @@ class MainWindow(QMainWindow):
     # -------------------------------------------------------------- folders
 
     def _folder_item(self, key: str) -> QListWidgetItem:
-        for index in range(self.folders.count()):
-            item = self.folders.item(index)
-            if item.data(Qt.ItemDataRole.UserRole) == key:
-                return item
-        raise KeyError(key)
+        if key not in _FOLDERS:
+            raise KeyError(key)
+        return self.folders.item(_FOLDERS.index(key))
 
     def show_folder(self, key: str) -> None:
         self.folders.setCurrentItem(self._folder_item(key))
@@ -611,7 +661,7 @@ class MainWindow(QMainWindow):
         if item is None:
             return
         self._require_ready()
-        self.folder_key = item.data(Qt.ItemDataRole.UserRole)
+        self.folder_key = _FOLDERS[self.folders.row(item)]
         if self.folder_key == DRAFTS:
             self.pages.setCurrentWidget(self.drafts_list)
             self.reload_drafts()
@@ -795,8 +845,8 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------------- actions
 
     def _pause_toggled(self, paused: bool) -> None:
-        self.countdown.set_paused(paused)
         self._require_ready()
+        self.countdown.set_paused(paused)
         self.bridge.pause_sending(paused)
         self.pause_action.setText("Resume sending" if paused else "&Pause sending")
         self.show_status(
@@ -836,6 +886,7 @@ class MainWindow(QMainWindow):
             self.bridge.wake()
 
     def _undo_latest(self) -> None:
+        self._require_ready()
         latest = self.countdown.latest()
         if latest is not None:
             self.undo_send(latest)
@@ -997,6 +1048,8 @@ class MainWindow(QMainWindow):
             composer = ComposerWindow(
                 self.bridge, self.accounts, self.drafts, stored=stored, **options
             )
+        from PySide6.QtCore import Qt
+
         composer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         composer.apply_preferences(self.preferences)
         composer.queued.connect(
@@ -1018,6 +1071,7 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.close)  # the person was quitting: go on
 
     def _composer_queued(self, message: int, due_at: float, composer: ComposerWindow) -> None:
+        import dataclasses
         from datetime import datetime
 
         from mailer_gui.message.addresses import split_address_list
@@ -1049,6 +1103,8 @@ class MainWindow(QMainWindow):
                 return
             from datetime import datetime
 
+            from PySide6.QtCore import Qt
+
             self.drafts_list.clear()
             for stored in listing.drafts:
                 when = datetime.fromtimestamp(stored.updated_at).strftime("%Y-%m-%d %H:%M")
@@ -1068,6 +1124,8 @@ class MainWindow(QMainWindow):
         self.bridge.run_in_background(drafts.list, loaded)
 
     def _open_draft_item(self, item: QListWidgetItem) -> None:
+        from PySide6.QtCore import Qt
+
         draft_id = item.data(Qt.ItemDataRole.UserRole)
         if not draft_id:
             return
@@ -1091,6 +1149,8 @@ class MainWindow(QMainWindow):
 
     def open_wizard(self) -> None:
         """The account setup wizard (window-modal; nothing is saved before Finish)."""
+        from PySide6.QtCore import Qt
+
         from mailer_gui.ui.wizard import SetupWizard
 
         self._require_ready()
@@ -1279,7 +1339,7 @@ def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | Non
     ``on_shown(window)`` runs right after the window is shown (benchmarks and
     the screenshot script use it to watch the first paint).
     """
-    from mailer_gui.ui.single_instance import InstanceServer, hand_over
+    from mailer_gui.ui.single_instance import hand_over, may_be_running
 
     parser = argparse.ArgumentParser(prog="mailer-gui")
     parser.add_argument("--home", metavar="DIR")
@@ -1300,14 +1360,24 @@ def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | Non
     app.setDesktopFileName("mailer-gui")
     paths = resolve_paths(args.home)
     request = _request(args)
-    if hand_over(paths, request):
+    if may_be_running(paths) and hand_over(paths, request):
         return 0  # the running Mailer opens it
-    server = InstanceServer(paths)
-    if not server.listen() and hand_over(paths, request):
-        return 0  # another Mailer started at the same moment took the name: it opens it
-    window = MainWindow(paths)
-    app.setWindowIcon(QIcon.fromTheme("mailer-gui", app_icon()))
-    server.received.connect(window.open_request)
+    servers: list[InstanceServer] = []
+
+    def claim() -> bool:
+        # Listening (QtNetwork) waits for the first paint; a Mailer that started
+        # at the same moment may have taken the name meanwhile.
+        from mailer_gui.ui.single_instance import InstanceServer
+
+        server = InstanceServer(paths)
+        servers.append(server)
+        if not server.listen() and hand_over(paths, request):
+            QTimer.singleShot(0, app.quit)  # the other Mailer opens the request
+            return False
+        server.received.connect(window.open_request)
+        return True
+
+    window = MainWindow(paths, claim=claim)
     opened: _UrlOpened | None = None
     if sys.platform == "darwin":
         # macOS hands mailto: clicks over as events. Only there: an application-wide
@@ -1322,7 +1392,8 @@ def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | Non
     try:
         return app.exec()
     finally:
-        server.close()
+        for server in servers:
+            server.close()
 
 
 __all__ = ["MainWindow", "run_gui"]

@@ -8,22 +8,32 @@ socket name includes the user and a hash of the data folder, so two portable
 installs (or tests with their own home) never talk to each other.
 
 A server left behind by a crashed instance is removed before listening: the
-first instance to start after a crash simply takes the name over.
+first instance to start after a crash simply takes the name over. Two launches
+at the same moment take turns (a lock file): the second finds the first
+listening and hands over.
+
+QtNetwork loads only when a socket is used: on Unix a first launch sees that
+no socket file exists (`may_be_running`) and opens its window at once; it
+listens once that window is painted, before it opens the outbox.
 """
 
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
+import sys
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QObject, Signal
-from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtCore import QByteArray, QCryptographicHash, QObject, Signal
 
 from mailer_gui.paths import AppPaths
 
+if TYPE_CHECKING:
+    from PySide6.QtNetwork import QLocalSocket
+
 #: How long a second launch waits for the running instance, in milliseconds.
-#: Only the second process waits, before it has a window.
+#: Only the second process waits: before it has a window, or (two launches at
+#: once) before it has opened its outbox.
 HANDOFF_TIMEOUT_MS = 3000
 #: A request that does not fit here is not a mailto URL or a command.
 MAX_REQUEST = 64 * 1024
@@ -37,8 +47,30 @@ def server_name(paths: AppPaths) -> str:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid()) if hasattr(os, "getuid") else "user"
-    digest = hashlib.sha256(str(paths.data_dir).encode("utf-8")).hexdigest()[:16]
+    # SHA-256 from QtCore: hashlib would load OpenSSL before the first window.
+    digest = bytes(
+        QCryptographicHash.hash(
+            str(paths.data_dir).encode("utf-8"), QCryptographicHash.Algorithm.Sha256
+        ).toHex()
+    ).decode("ascii")[:16]
     return f"mailer-gui-{user}-{digest}"
+
+
+def may_be_running(paths: AppPaths) -> bool:
+    """False when no Mailer can be listening for this data folder: its socket file is missing.
+
+    Only Unix answers without connecting: QLocalServer's socket is a file in
+    Qt's temporary folder ($TMPDIR, else /tmp). Windows (named pipes) and a
+    macOS without $TMPDIR answer True, and connecting tells.
+    """
+    if os.name != "posix":
+        return True
+    folder = os.environ.get("TMPDIR")
+    if not folder:
+        if sys.platform == "darwin":
+            return True  # Qt asks the system for its temporary folder there
+        folder = "/tmp"
+    return os.path.exists(os.path.join(folder, server_name(paths)))
 
 
 def hand_over(paths: AppPaths, request: str, timeout_ms: int = HANDOFF_TIMEOUT_MS) -> bool:
@@ -47,6 +79,8 @@ def hand_over(paths: AppPaths, request: str, timeout_ms: int = HANDOFF_TIMEOUT_M
     True when an instance took it (this process should exit); False when none
     is running (this process becomes the instance).
     """
+    from PySide6.QtNetwork import QLocalSocket
+
     socket = QLocalSocket()
     socket.connectToServer(server_name(paths))
     if not socket.waitForConnected(timeout_ms):
@@ -65,6 +99,8 @@ class InstanceServer(QObject):
     received = Signal(str)
 
     def __init__(self, paths: AppPaths, parent: QObject | None = None) -> None:
+        from PySide6.QtNetwork import QLocalServer
+
         super().__init__(parent)
         self._name = server_name(paths)
         self._server = QLocalServer(self)
@@ -78,17 +114,27 @@ class InstanceServer(QObject):
         False when another instance answers on it (two launches at once): the
         caller hands its request over to that one instead. The check comes
         first because Qt's listen() with access options replaces an existing
-        socket file, even a live one.
+        socket file, even a live one; a lock file keeps another launch from
+        doing the same between this check and the listen().
         """
-        probe = QLocalSocket()
-        probe.connectToServer(self._name)
-        if probe.waitForConnected(500):
-            probe.abort()
-            return False  # alive: never take over a running Mailer's name
-        if self._server.listen(self._name):
-            return True
-        QLocalServer.removeServer(self._name)
-        return self._server.listen(self._name)
+        from PySide6.QtCore import QDir, QLockFile
+        from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+        lock = QLockFile(QDir(QDir.tempPath()).filePath(f"{self._name}.lock"))
+        locked = lock.tryLock(HANDOFF_TIMEOUT_MS)  # else go on: no worse than without it
+        try:
+            probe = QLocalSocket()
+            probe.connectToServer(self._name)
+            if probe.waitForConnected(500):
+                probe.abort()
+                return False  # alive: never take over a running Mailer's name
+            if self._server.listen(self._name):
+                return True
+            QLocalServer.removeServer(self._name)
+            return self._server.listen(self._name)
+        finally:
+            if locked:
+                lock.unlock()
 
     def close(self) -> None:
         """Stop listening and drop the connections still open (before Qt deletes them)."""
@@ -128,4 +174,4 @@ class InstanceServer(QObject):
         socket.deleteLater()
 
 
-__all__ = ["InstanceServer", "hand_over", "server_name"]
+__all__ = ["InstanceServer", "hand_over", "may_be_running", "server_name"]

@@ -11,17 +11,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from mailer_gui.sizes import human_size
 
+if TYPE_CHECKING:
+    from PySide6.QtNetwork import QNetworkInformation
 
-@dataclass
-class _Pending:
+
+class _Pending(NamedTuple):  # not a dataclass: see log_dock.LogLine
     subject: str
     due_at: float
 
@@ -165,6 +166,10 @@ class Connectivity(QObject):
     changed = Signal(bool)
 
     def __init__(self, label: QLabel, parent: QObject | None = None) -> None:
+        # QtNetwork loads here, not with the module: the status bar is part of
+        # the window's first paint, Connectivity is made after it.
+        from PySide6.QtNetwork import QNetworkInformation
+
         super().__init__(parent)
         self.label = label
         self.label.setAccessibleName("Network state")
@@ -178,6 +183,8 @@ class Connectivity(QObject):
         self.label.hide()
 
     def _changed(self, reachability: QNetworkInformation.Reachability) -> None:
+        from PySide6.QtNetwork import QNetworkInformation
+
         online = reachability in (
             QNetworkInformation.Reachability.Online,
             QNetworkInformation.Reachability.Site,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from mailer_gui.paths import resolve_paths
-from mailer_gui.ui.single_instance import InstanceServer, server_name
+from mailer_gui.ui.single_instance import InstanceServer, may_be_running, server_name
 from tests.servers.processes import stop_process
 
 
@@ -110,3 +113,41 @@ def test_a_running_instance_keeps_its_name(qtbot, tmp_path: Path) -> None:
         second.close()
     finally:
         stop_process(running)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="only Unix tells by the socket file")
+def test_the_socket_file_tells_whether_an_instance_may_run(tmp_path: Path) -> None:
+    paths = resolve_paths(tmp_path)
+    assert not may_be_running(paths)  # a first launch: no socket, no QtNetwork
+    server = InstanceServer(paths)
+    assert server.listen()
+    try:
+        assert may_be_running(paths)
+    finally:
+        server.close()
+    assert not may_be_running(paths)
+
+
+def test_two_launches_at_once_end_with_one_instance(tmp_path: Path) -> None:
+    """Each opens its window and listens after its first paint: one keeps the name."""
+    first = launch(tmp_path)
+    second = launch(tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while first.poll() is None and second.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        gone = [p for p in (first, second) if p.poll() is not None]
+        assert len(gone) == 1, "both are still running: two instances"
+        (left,) = gone
+        _out, err = left.communicate(timeout=20)
+        assert left.returncode == 0, err
+        # The other one is the instance: it answers on the name.
+        (running,) = [p for p in (first, second) if p is not left]
+        assert running.poll() is None
+        other = InstanceServer(resolve_paths(tmp_path))
+        assert not other.listen()
+        other.close()
+    finally:
+        for process in (first, second):
+            stop_process(process)
+            process.communicate()
