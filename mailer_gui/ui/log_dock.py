@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtCore import QEvent, QTimer, Slot
-from PySide6.QtGui import QColor, QGuiApplication, QKeySequence, QPalette, QShortcut
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QDockWidget,
     QHBoxLayout,
@@ -133,24 +133,24 @@ class SessionLogDock(QDockWidget):
         self.copy_button.clicked.connect(self.copy)
         self.save_button.clicked.connect(self._ask_save)
         self.clear_button.clicked.connect(self.clear)
-        # Contexts by name: the dock is built before the window's first paint,
-        # and the Qt namespace's enums are slow to build (see main_window).
+        if not deferred:
+            self.finish()
+
+    def finish(self) -> None:
+        """Add the filter's clear button, its keys and the fixed-width font (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut
+
+        # Contexts by name: the Qt namespace's enums are slow to build (see
+        # main_window); the keys themselves come after the window's first paint.
         find = QShortcut(QKeySequence.StandardKey.Find, self, self._focus_filter)
         find.setProperty("context", "WidgetWithChildrenShortcut")
         save = QShortcut(QKeySequence.StandardKey.Save, self, self._ask_save)
         save.setProperty("context", "WidgetWithChildrenShortcut")
         escape = QShortcut(QKeySequence("Esc"), self.filter, self.filter.clear)
         escape.setProperty("context", "WidgetShortcut")
-        if not deferred:
-            self.finish()
-
-    def finish(self) -> None:
-        """Add the filter's clear button and the fixed-width font (once)."""
-        if self._finished:
-            return
-        self._finished = True
-        from PySide6.QtGui import QFontDatabase
-
         self.filter.setClearButtonEnabled(True)
         self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
 

@@ -34,7 +34,6 @@ from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer, Signa
 from PySide6.QtGui import (
     QAction,
     QIcon,
-    QKeySequence,
     QStandardItemModel,
 )
 from PySide6.QtWidgets import (
@@ -57,7 +56,7 @@ from PySide6.QtWidgets import (
 # That includes overload resolution: a call with an overload taking a Qt enum
 # builds them while it tries that overload. So before the paint, enum-valued
 # properties are set by name (setProperty), QSplitter gets its parent by
-# keyword, and actions get setShortcuts([...]) rather than setShortcut().
+# keyword, and actions get their keys after the paint (_apply_shortcuts).
 from mailer_gui import __version__
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.ui.icons import action_icon, app_icon
@@ -290,6 +289,7 @@ class MainWindow(QMainWindow):
             self.hide()
             return
         # What the first paint showed empty, or did not show at all.
+        self._apply_shortcuts()
         self.log.finish()
         self._build_send_status()
 
@@ -398,13 +398,12 @@ class MainWindow(QMainWindow):
         self,
         text: str,
         slot: Callable[[], Any],
-        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        shortcut: str | None = None,
         tip: str = "",
     ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
-            # Not setShortcut(): its overloads take Qt enums (see the imports).
-            action.setShortcuts([QKeySequence(shortcut)])
+            self._shortcuts.append((action, shortcut))
         if tip:
             action.setToolTip(tip)
             action.setStatusTip(tip)
@@ -412,9 +411,27 @@ class MainWindow(QMainWindow):
         self.addAction(action)
         return action
 
+    def _apply_shortcuts(self) -> None:
+        """Give the actions their keys (after the first paint: QKeySequence and its
+        enums load here). ``"standard:Name"`` is the platform's key for
+        QKeySequence.StandardKey.Name. Not setShortcut(): its overloads take Qt
+        enums (see the imports)."""
+        from PySide6.QtGui import QKeySequence
+
+        for action, shortcut in self._shortcuts:
+            if shortcut.startswith("standard:"):
+                standard = getattr(QKeySequence.StandardKey, shortcut.removeprefix("standard:"))
+                action.setShortcuts([QKeySequence(standard)])
+            else:
+                action.setShortcuts([QKeySequence(shortcut)])
+        self._shortcuts.clear()
+        if self.settings_action.shortcut().isEmpty():  # no standard key on this platform
+            self.settings_action.setShortcuts([QKeySequence("Ctrl+,")])
+
     def _build_actions(self) -> None:
+        self._shortcuts: list[tuple[QAction, str]] = []  # set by _apply_shortcuts()
         self.new_action = self._action(
-            "&New message", self.open_composer, QKeySequence.StandardKey.New,
+            "&New message", self.open_composer, "standard:New",
             "Write a new message (Ctrl+N)",
         )  # fmt: skip
         self.send_now_action = self._action(
@@ -424,16 +441,14 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         self.pause_action = QAction("&Pause sending", self)
         self.pause_action.setCheckable(True)
-        self.pause_action.setShortcuts([QKeySequence("Ctrl+Shift+P")])
+        self._shortcuts.append((self.pause_action, "Ctrl+Shift+P"))
         self.pause_action.setToolTip("Start no new send until sending is resumed (Ctrl+Shift+P)")
         self.pause_action.toggled.connect(self._pause_toggled)
         self.addAction(self.pause_action)
         self.settings_action = self._action(
-            "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences,
+            "&Settings…", self.open_settings, "standard:Preferences",
             "Accounts, sending, composer and privacy settings",
         )  # fmt: skip
-        if self.settings_action.shortcut().isEmpty():
-            self.settings_action.setShortcuts([QKeySequence("Ctrl+,")])
         self.add_account_action = self._action(
             "&Add account…", self.open_wizard, None, "Set up an email account"
         )
@@ -441,9 +456,9 @@ class MainWindow(QMainWindow):
             "Try the &sandbox", self.start_sandbox_trial, None,
             "Start the built-in test server and write a first message to it",
         )  # fmt: skip
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = self._action("&Quit", self.close, "standard:Quit")
         self.undo_action = self._action(
-            "&Undo send", self._undo_latest, QKeySequence.StandardKey.Undo,
+            "&Undo send", self._undo_latest, "standard:Undo",
             "Stop the message that is counting down to be sent",
         )  # fmt: skip
 
@@ -550,7 +565,7 @@ class MainWindow(QMainWindow):
             # first start: the log is there, but the messages get the room
             self.resizeDocks([self.log], [170], Qt.Orientation.Vertical)
         log_action = self.log.toggleViewAction()
-        log_action.setShortcuts([QKeySequence("Ctrl+L")])
+        self._shortcuts.append((log_action, "Ctrl+L"))
         self.view_menu.addAction(log_action)
 
     def _build_status(self) -> None:
