@@ -74,6 +74,9 @@ RECORD_BATCH = CLAIM_BATCH
 # batch fills in a few milliseconds; slower, each result is written at once.
 RECORD_DELAY = 0.01
 LARGE_MESSAGE = 256 * 1024  # bytes; results kept are written before such a transfer
+# Seconds between looks at the outbox when nothing is due: what another Mailer
+# (the command line's `send --later`) queued is noticed within this.
+LOOK_AGAIN = 5.0
 
 
 class LeaseLost(SmtpError):
@@ -480,7 +483,8 @@ class Runner:
             self._wake.clear()
 
     def _sleep_time(self, now: float) -> float:
-        waits = [self.lease / 3]  # leases of messages in flight need renewing
+        # Leases of messages in flight need renewing; another process may queue.
+        waits = [self.lease / 3, LOOK_AGAIN]
         with self._lock:
             busy = set(self._workers)
         excluded = busy | {a for a, until in self._backoff.items() if until > now}

@@ -406,3 +406,45 @@ def test_clock_jump_mid_send_is_not_a_second_send(aiosmtpd_factory, tmp_path) ->
     total = sum(arrivals.values())
     assert total >= 1
     assert total == 1 or state is State.UNCERTAIN, f"sent {total} times, state {state.value}"
+
+
+def test_a_message_another_process_queues_goes_without_a_wake(
+    aiosmtpd_factory, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GUI's runner idles; the command line queues a message (`send --later`)
+    through a store of its own and cannot wake it. The runner's next look finds
+    it: it is sent, though the lease (a look every lease / 3) is long."""
+    from mailer_gui.outbox import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "LOOK_AGAIN", 0.2)
+    server = aiosmtpd_factory()
+    paths, _ = setup_outbox(tmp_path / "home", server.port, count=0)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    runner = Runner(
+        store, AccountStore(paths.accounts_file).get, credentials=lambda account: None,
+        lease=600.0,
+    )  # fmt: skip
+    try:
+        runner.start()
+        time.sleep(0.3)  # the scheduler found nothing and went to sleep
+        # "Another process": a store of its own on the same files.
+        other = OutboxStore(paths.database, paths.spool_dir)
+        draft = Draft(
+            sender=parse_address("Ann <ann@example.org>"),
+            to=(parse_address("rcpt0@example.org"),),
+            subject="queued from the command line",
+            body="Hello.",
+            body_format="plain",
+        )
+        built = build_message(draft, spool_dir=paths.spool_dir)
+        message = other.enqueue(built, account=ACCOUNT, subject=draft.subject)
+        other.close()
+        received = server.wait_for_messages(1, timeout=10)
+        assert [m.rcpt_tos for m in received] == [["rcpt0@example.org"]]
+        deadline = time.monotonic() + 10
+        while store.get(message).state is not State.SENT and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.get(message).state is State.SENT
+    finally:
+        runner.stop()
+        store.close()
