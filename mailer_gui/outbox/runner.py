@@ -1,7 +1,9 @@
 """The delivery loop: claim due messages, send them, record what happened.
 
-A scheduler thread wakes on new work (`wake()`), on the next due time, or to
-renew the leases of messages in flight; it never polls in a tight loop. Each
+A scheduler thread wakes on new work (`wake()`), on the next due time, to
+renew the leases of messages in flight, and every `LOOK_AGAIN` seconds for
+work another process queued (the command line); it never polls in a tight
+loop. Each
 account with due messages gets a worker thread (at most `max_connections` at
 once), which reuses one connection for up to `per_connection` messages.
 One failing message never blocks the others: its result is recorded and the
