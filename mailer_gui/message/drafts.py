@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -325,10 +326,50 @@ def _image_file_name(draft_id: str, image: InlineImage) -> str:
     return f"{draft_id}.{digest}.{extension}"
 
 
+def prune_unused_folders(roots: Iterable[Path], drafts: DraftStore, *, before: float) -> list[Path]:
+    """Remove the folders of attachments taken out of sent messages that nothing uses.
+
+    "Edit as new" and "Undo send" write a message's attachments into a folder
+    of their own under ``roots`` (edit-as-new/, restored/), so that a composer
+    can attach them again. Once that draft is sent (its bytes frozen in the
+    spool) or thrown away, the folder is only clutter. A folder is kept while
+    a saved draft refers to a file in it, and when it was changed at
+    ``before`` or later (a composer of this run may use it before its first
+    save). While a draft file cannot be read, nothing is removed: it might
+    refer to any of them. Blocking: call it on a worker thread. Returns the
+    folders removed.
+    """
+    listing = drafts.list()
+    if listing.damaged:
+        return []
+    used: list[Path] = []
+    for draft in listing.drafts:
+        used.extend(draft.attachments)
+        used.extend(image.path for image in draft.inline_images if image.path is not None)
+    removed: list[Path] = []
+    for root in roots:
+        try:
+            folders = [entry for entry in root.iterdir() if entry.is_dir()]
+        except FileNotFoundError:
+            continue
+        for folder in folders:
+            try:
+                if folder.stat().st_mtime >= before:
+                    continue
+            except FileNotFoundError:
+                continue
+            if any(path.is_relative_to(folder) for path in used):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 __all__ = [
     "DamagedDraft",
     "DraftListing",
     "DraftStore",
     "DraftStoreError",
     "StoredDraft",
+    "prune_unused_folders",
 ]

@@ -63,6 +63,8 @@ from mailer_gui.ui.icons import action_icon, app_icon
 from mailer_gui.ui.log_dock import SessionLogDock
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PySide6.QtGui import QCloseEvent, QPaintEvent
     from PySide6.QtWidgets import QSystemTrayIcon
 
@@ -189,6 +191,7 @@ class MainWindow(QMainWindow):
         self._want_tray = tray
         self._claim = claim
         self.tray: QSystemTrayIcon | None = None
+        self._started_at = time.time()  # files changed since may belong to this run
         self._started = False  # finish_startup() has begun
         self._ready = False  # ... and is done
         self._closed = False
@@ -339,6 +342,7 @@ class MainWindow(QMainWindow):
         self.bridge.refresh_counts()
         self.bridge.start()
         self._prune_transcripts()
+        self._prune_extracted()
         self._paused_timer = QTimer(self)
         self._paused_timer.setSingleShot(True)
         self._paused_timer.setInterval(300)  # changes arriving together share one look
@@ -1228,6 +1232,21 @@ class MainWindow(QMainWindow):
                 self.show_status(f"Old transcripts were not cleared: {error}")
 
         self.bridge.run_in_background(lambda: prune_transcripts(store, days), done)
+
+    def _prune_extracted(self) -> None:
+        """Remove the attachment folders of Edit as new and Undo send that no draft uses."""
+        from mailer_gui.message.drafts import prune_unused_folders
+
+        roots = [self.detail.edits_dir, self.paths.data_dir / "restored"]
+        drafts, started = self.drafts, self._started_at
+
+        def done(removed: list[Path] | None, error: BaseException | None) -> None:
+            if error is not None:
+                self.show_status(f"Old attachment folders were not removed: {error}")
+
+        self.bridge.run_in_background(
+            lambda: prune_unused_folders(roots, drafts, before=started), done
+        )
 
     def start_sandbox_trial(self) -> None:
         """Start the test server, make its account, and open a first message to it."""

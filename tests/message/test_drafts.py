@@ -6,12 +6,19 @@ import json
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from mailer_gui.message.draft import InlineImage, Priority
-from mailer_gui.message.drafts import DamagedDraft, DraftStore, DraftStoreError, StoredDraft
+from mailer_gui.message.drafts import (
+    DamagedDraft,
+    DraftStore,
+    DraftStoreError,
+    StoredDraft,
+    prune_unused_folders,
+)
 from mailer_gui.paths import resolve_paths
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
@@ -206,3 +213,48 @@ def test_a_reader_never_sees_a_half_written_draft(store: DraftStore) -> None:
     assert reads > 0
     assert problems == []
     assert store.load(draft_id).subject == "v39"
+
+
+def _folder(root: Path, name: str, *, age: float, files: tuple[str, ...] = ("a.pdf",)) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    for file in files:
+        (folder / file).write_bytes(b"%PDF-1.4\n")
+    moment = time.time() - age
+    os.utime(folder, (moment, moment))
+    return folder
+
+
+def test_unused_attachment_folders_are_removed_and_used_ones_kept(
+    store: DraftStore, tmp_path: Path
+) -> None:
+    """Edit as new and Undo send leave a folder per message; a draft may still use one."""
+    edits, restored = tmp_path / "edit-as-new", tmp_path / "restored"
+    attached = _folder(edits, "message-1-x", age=3600)
+    inline = _folder(edits, "message-2-y", age=3600, files=("logo.png",))
+    unused = _folder(edits, "message-3-z", age=3600)
+    undone = _folder(restored, "7", age=3600)
+    fresh = _folder(restored, "8", age=0)  # this run's composer may use it unsaved
+    store.save(StoredDraft(subject="edited", attachments=(attached / "a.pdf",)))
+    store.save(
+        StoredDraft(
+            subject="with a logo",
+            inline_images=(InlineImage("logo.png", path=inline / "logo.png"),),
+        )
+    )
+
+    removed = prune_unused_folders([edits, restored, tmp_path / "absent"], store,
+                                   before=time.time() - 60)  # fmt: skip
+
+    assert sorted(removed) == sorted([unused, undone])
+    assert not unused.exists() and not undone.exists()
+    assert (attached / "a.pdf").exists() and (inline / "logo.png").exists() and fresh.exists()
+
+
+def test_nothing_is_removed_while_a_draft_cannot_be_read(store: DraftStore, tmp_path: Path) -> None:
+    edits = tmp_path / "edit-as-new"
+    unused = _folder(edits, "message-3-z", age=3600)
+    (store.directory / "0123abcd.json").parent.mkdir(parents=True, exist_ok=True)
+    (store.directory / "0123abcd.json").write_text('{"mailer_draft": 1, "attach')
+    assert prune_unused_folders([edits], store, before=time.time()) == []
+    assert (unused / "a.pdf").exists()

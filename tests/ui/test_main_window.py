@@ -566,3 +566,27 @@ def test_an_outbox_that_cannot_be_opened_is_named_and_kept(qtbot, tmp_path: Path
     assert not window.new_action.isEnabled() and window.quit_action.isEnabled()
     window.close()  # no traceback on the way out
     assert paths.database.read_bytes() == damaged  # nothing "fixed" by deleting
+
+
+def test_start_up_removes_attachment_folders_no_draft_uses(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """Edit as new / Undo send folders of an earlier run: gone unless a draft uses them."""
+    from mailer_gui.message.drafts import DraftStore, StoredDraft
+
+    paths = home_with_account(tmp_path, aiosmtpd_factory().port)
+    old = time.time() - 3600
+    folders = {}
+    for name in ("edit-as-new/message-1-a", "edit-as-new/message-2-b", "restored/5"):
+        folder = paths.data_dir / name
+        folder.mkdir(parents=True)
+        (folder / "report.pdf").write_bytes(b"%PDF-1.4\n")
+        os.utime(folder, (old, old))
+        folders[name] = folder
+    kept = folders["edit-as-new/message-2-b"] / "report.pdf"
+    DraftStore.for_paths(paths).save(StoredDraft(subject="edited", attachments=(kept,)))
+
+    open_window(qtbot, paths)
+    qtbot.waitUntil(lambda: not folders["edit-as-new/message-1-a"].exists(), timeout=10_000)
+    qtbot.waitUntil(lambda: not folders["restored/5"].exists(), timeout=10_000)
+    assert kept.exists()
