@@ -1,15 +1,20 @@
 """Data that ships inside the package: the provider list and the icons.
 
-Everything is read through importlib.resources, so it loads the same way from
-a source tree, an installed wheel and the PyInstaller bundle. The icons are
+The files sit beside this module in a source tree, an installed wheel and the
+PyInstaller bundle, and are read from there (importlib.resources would load
+its readers and zipfile before the window's first paint); a package imported
+from a zip archive falls back to importlib.resources. The icons are
 SVG; `mailer_gui/ui/icons.py` turns them into QIcons (the action icons use
 ``currentColor``, so the window can draw them in its palette's text colour).
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 #: The application icon's name, as the .desktop file and the icon theme know it.
 APP_ICON = "mailer-gui"
@@ -37,6 +42,11 @@ SMALL_APP_ICON_MAX = 24
 
 def icons_dir() -> Traversable:
     """The folder holding ``mailer-gui.svg``, ``mailer-gui-small.svg`` and ``actions/``."""
+    here = Path(__file__).with_name("icons")
+    if here.is_dir():
+        return here
+    from importlib import resources
+
     return resources.files(__name__).joinpath("icons")
 
 

@@ -21,13 +21,12 @@ when first opened. tests/bench/bench_startup.py measures it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import shiboken6
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer, Signal
@@ -1362,7 +1361,40 @@ def _no_display() -> bool:
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _request(args: argparse.Namespace) -> str:
+class _GuiArgs(NamedTuple):
+    home: str | None
+    words: list[str]  # compose, and/or a mailto: URL
+    qt_args: list[str]  # options for Qt (-style, -platform ...), passed on
+
+
+def _parse_gui_args(argv: Sequence[str]) -> _GuiArgs:
+    """``[--home DIR] [compose] [mailto:...]`` and Qt's own options.
+
+    By hand, not argparse: the window's start-up does without loading it.
+    (`mailer_gui.app` sends --help and every command to the CLI's parser.)
+    Raises ValueError for --home without a folder.
+    """
+    home: str | None = None
+    words: list[str] = []
+    qt_args: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--home":
+            home = next(args, None)
+            if home is None or not home:
+                raise ValueError("--home needs a folder")
+        elif arg.startswith("--home="):
+            home = arg.partition("=")[2]
+            if not home:
+                raise ValueError("--home needs a folder")
+        elif arg.startswith("-") and len(arg) > 1:
+            qt_args.append(arg)
+        else:
+            words.append(arg)
+    return _GuiArgs(home, words, qt_args)
+
+
+def _request(args: _GuiArgs) -> str:
     words = [w for w in args.words if w != "compose"]
     return words[0] if words else ""
 
@@ -1375,10 +1407,12 @@ def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | Non
     """
     from mailer_gui.ui.single_instance import hand_over, may_be_running
 
-    parser = argparse.ArgumentParser(prog="mailer-gui")
-    parser.add_argument("--home", metavar="DIR")
-    parser.add_argument("words", nargs="*", help="compose, and/or a mailto: URL")
-    args, qt_args = parser.parse_known_args(list(argv))
+    try:
+        args = _parse_gui_args(argv)
+    except ValueError as exc:
+        print(f"mailer-gui: {exc}", file=sys.stderr)
+        return 2
+    qt_args = args.qt_args
     if _no_display():
         print(
             "mailer-gui: no desktop display was found (DISPLAY and WAYLAND_DISPLAY are "

@@ -590,3 +590,35 @@ def test_start_up_removes_attachment_folders_no_draft_uses(
     qtbot.waitUntil(lambda: not folders["edit-as-new/message-1-a"].exists(), timeout=10_000)
     qtbot.waitUntil(lambda: not folders["restored/5"].exists(), timeout=10_000)
     assert kept.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "home", "words", "qt_args"),
+    [
+        ([], None, [], []),
+        (["--home", "/tmp/h"], "/tmp/h", [], []),
+        (
+            ["--home=/tmp/h", "compose", "mailto:a@b.org"],
+            "/tmp/h",
+            ["compose", "mailto:a@b.org"],
+            [],
+        ),
+        (["-style", "fusion", "mailto:a@b.org"], None, ["fusion", "mailto:a@b.org"], ["-style"]),
+        (["--reverse", "--home", "x"], "x", [], ["--reverse"]),
+    ],
+)
+def test_the_window_reads_its_arguments(
+    argv: list[str], home: str | None, words: list[str], qt_args: list[str]
+) -> None:
+    from mailer_gui.ui.main_window import _parse_gui_args
+
+    assert _parse_gui_args(argv) == (home, words, qt_args)
+
+
+@pytest.mark.parametrize("argv", [["--home"], ["--home="], ["--home", ""]])
+def test_home_without_a_folder_is_an_error(argv: list[str]) -> None:
+    from mailer_gui.ui.main_window import _parse_gui_args, run_gui
+
+    with pytest.raises(ValueError, match="--home needs a folder"):
+        _parse_gui_args(argv)
+    assert run_gui(argv) == 2
