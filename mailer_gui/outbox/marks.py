@@ -37,6 +37,8 @@ from pathlib import Path
 
 SUFFIX = ".log"
 COMPACT_AT = 64 * 1024  # bytes of marks before the file is rewritten
+# Bytes exactly as written: Windows would otherwise turn each "\n" into "\r\n".
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 class EndMarks:
@@ -49,15 +51,30 @@ class EndMarks:
         self._fd: int | None = None
         self._size = 0
         self._outstanding: dict[int, int] = {}  # message -> attempt
+        self._cut = False  # a write stopped part-way: the next line starts on a new one
 
     def add(self, message: int, attempt: int) -> None:
-        """Mark ``message`` (in its attempt ``attempt``): its final "." may leave now."""
+        """Mark ``message`` (in its attempt ``attempt``): its final "." may leave now.
+
+        OSError when the line could not be written whole (a full disk): the
+        caller must mark the message another way.
+        """
         with self._lock:
             self._outstanding[message] = attempt
             fd = self._open()
             line = f"{message} {attempt}\n".encode("ascii")
-            os.write(fd, line)
-            self._size += len(line)
+            if self._cut:
+                line = b"\n" + line
+            try:
+                written = os.write(fd, line)
+            except OSError:
+                self._cut = True
+                raise
+            self._size += written
+            if written != len(line):
+                self._cut = True
+                raise OSError(f"only {written} of {len(line)} bytes reached {self.path}")
+            self._cut = False
             if os.fstat(fd).st_nlink == 0:
                 # Recovery removed the file while this runner held nothing;
                 # start a new one with every mark that still matters.
@@ -83,7 +100,7 @@ class EndMarks:
         with self._lock:
             self._close_fd()
             if not self._outstanding:
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):  # gone already, or open elsewhere (Windows)
                     self.path.unlink()
 
     # ------------------------------------------------------------ plumbing
@@ -91,7 +108,7 @@ class EndMarks:
     def _open(self) -> int:
         if self._fd is None:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _BINARY, 0o600)
             self._size = os.fstat(self._fd).st_size
         return self._fd
 
@@ -105,11 +122,15 @@ class EndMarks:
         the old file or the new one, both holding every outstanding mark)."""
         data = "".join(f"{m} {a}\n" for m, a in self._outstanding.items()).encode("ascii")
         temporary = self.path.with_name(self.path.name + ".new")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _BINARY, 0o600)
         try:
-            os.write(fd, data)
+            written = os.write(fd, data)
         finally:
             os.close(fd)
+        if written != len(data):
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise OSError(f"only {written} of {len(data)} bytes reached {temporary}")
         try:
             os.replace(temporary, self.path)
         except OSError:
@@ -117,11 +138,16 @@ class EndMarks:
             # keep appending to the current one.
             with contextlib.suppress(OSError):
                 temporary.unlink()
+        self._cut = False
         self._open()
 
 
 def read_marks(directory: Path) -> set[tuple[int, int]]:
-    """Every (message, attempt) any runner marked, from every runner's file."""
+    """Every (message, attempt) any runner marked, from every runner's file.
+
+    OSError when a file is there but cannot be read: the caller must not
+    decide anything without it.
+    """
     found: set[tuple[int, int]] = set()
     try:
         files = [p for p in directory.iterdir() if p.name.endswith(SUFFIX)]
@@ -133,7 +159,7 @@ def read_marks(directory: Path) -> set[tuple[int, int]]:
         except FileNotFoundError:
             continue
         for line in text.split(b"\n")[:-1]:  # the last piece has no newline: unfinished
-            message, _, attempt = line.partition(b" ")
+            message, _, attempt = line.rstrip(b"\r").partition(b" ")
             if message.isdigit() and attempt.isdigit():
                 found.add((int(message), int(attempt)))
     return found
@@ -144,8 +170,8 @@ def remove_idle(directory: Path, *, keep: Iterable[str | None]) -> None:
     wanted = {f"{owner}{SUFFIX}" for owner in keep if owner}
     try:
         files = [p for p in directory.iterdir() if p.name.endswith(SUFFIX)]
-    except FileNotFoundError:
-        return
+    except OSError:
+        return  # tidying only: it can wait for the next recovery
     for path in files:
         if path.name not in wanted:
             with contextlib.suppress(OSError):  # gone already, or open on Windows

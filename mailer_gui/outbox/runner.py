@@ -200,7 +200,12 @@ class _Ledger:
         if self._results and (
             row is None or row.size > LARGE_MESSAGE or time.monotonic() - self._since > RECORD_DELAY
         ):
-            self.write()  # do not leave results waiting behind a long transfer
+            try:
+                self.write()  # do not leave results waiting behind a long transfer
+            except BaseException:
+                if row is not None:
+                    self._claimed.appendleft(row)  # given back by close(), not lost
+                raise
         if self._only is not None:
             self._exhausted = True  # one message only
         return row
@@ -276,7 +281,8 @@ class _Ledger:
         if rows:
             with runner._lock:
                 runner._held.update(row.id for row in rows)
-                runner._leases.update((row.id, now + runner.lease) for row in rows)
+                seen = (now + runner.lease, now, time.monotonic())
+                runner._leases.update((row.id, seen) for row in rows)
             self._claimed.extend(rows)
         for (row, result, _), state in zip(batch, states, strict=True):
             if state is not None and runner._on_event is not None:  # None: not this runner's now
@@ -352,9 +358,9 @@ class Runner:
         self._workers: dict[str, threading.Thread] = {}
         self._in_flight: dict[int, Session | None] = {}
         self._held: set[int] = set()  # claimed by a worker, not yet being sent
-        # Until when this runner's lease on each claimed message is known to
-        # run (as committed): a mark well before that needs no database check.
-        self._leases: dict[int, float] = {}
+        # Each claimed message's lease as last committed: (until, the clock then,
+        # time.monotonic() then). A mark well before `until` needs no database check.
+        self._leases: dict[int, tuple[float, float, float]] = {}
         self._marks = EndMarks(store.marks_dir, self.owner)
         self._cancelled: set[int] = set()
         # An account whose server could not be reached waits until this time.
@@ -508,10 +514,11 @@ class Runner:
         if messages:
             with contextlib.suppress(OutboxError):
                 renewed = self.store.renew_leases(self.owner, messages, now + self.lease)
+                seen = (now + self.lease, now, time.monotonic())
                 with self._lock:
                     for message in renewed:
                         if message in self._leases:
-                            self._leases[message] = now + self.lease
+                            self._leases[message] = seen
 
     def _mark_end(self, row: MessageRow) -> None:
         """Leave the end-of-data mark of ``row``: its final "." may leave after this.
@@ -519,15 +526,26 @@ class Runner:
         The mark is a line in this runner's marks file (marks.py). While the
         lease is known to run for a good while yet, no other runner can have
         taken the message, and none will before the line is written: checked
-        after writing it, so a pause in between (a suspend) is caught. Otherwise
-        the database decides, in one statement that checks the lease.
+        after writing it, so a pause in between (a suspend) is caught. Both
+        clocks must agree: the wall clock (leases are in its time) may not have
+        gone back since the lease was committed, and neither it nor the
+        monotonic clock (which a suspend does not advance) may have run past
+        the margin. Otherwise, or when the file cannot be written, the database
+        decides, in one statement that checks the lease.
         """
         with self._lock:
-            until = self._leases.get(row.id)
-        if row.attempt is not None and until is not None:
-            self._marks.add(row.id, row.attempt)
-            if self._clock() < until - self.lease / 3:
-                return
+            seen = self._leases.get(row.id)
+        if row.attempt is not None and seen is not None:
+            until, wall_at, steady_at = seen
+            try:
+                self._marks.add(row.id, row.attempt)
+            except OSError:
+                pass  # a full disk, say: the database statement below marks it
+            else:
+                margin = until - wall_at - self.lease / 3
+                wall = self._clock() - wall_at
+                if 0 <= wall < margin and time.monotonic() - steady_at < margin:
+                    return
         if not self.store.mark_data_end(row.id, self.owner, now=self._clock()):
             # Another runner took the message over (this one's lease ran
             # out): it sends it; this one must not send the final ".".
@@ -539,7 +557,10 @@ class Runner:
         with self._lock:
             for message in messages:
                 self._leases.pop(message, None)
-        self._marks.settled(messages)
+        # Emptying the file is tidying: if it fails, the stale lines name
+        # attempts that are over, which recovery never looks for.
+        with contextlib.suppress(OSError):
+            self._marks.settled(messages)
 
     def _start_workers(self, now: float) -> None:
         if self._paused.is_set():

@@ -540,15 +540,19 @@ class OutboxStore:
         ids = list(messages)
         if not ids:
             return set()
-        with self._write() as db:
-            return {
-                row[0]
-                for row in db.execute(
-                    "UPDATE messages SET lease_until = ? WHERE lease_owner = ? "
-                    f"AND state = 'sending' AND id IN ({','.join('?' * len(ids))}) RETURNING id",
-                    (until, owner, *ids),
-                ).fetchall()
-            }
+        held = f"lease_owner = ? AND state = 'sending' AND id IN ({','.join('?' * len(ids))})"
+        try:
+            with self._write() as db:
+                # Read, then update, in one transaction (UPDATE ... RETURNING
+                # needs SQLite 3.35, newer than some systems have).
+                rows = db.execute(f"SELECT id FROM messages WHERE {held}", (owner, *ids))
+                kept = {row[0] for row in rows}
+                db.execute(
+                    f"UPDATE messages SET lease_until = ? WHERE {held}", (until, owner, *ids)
+                )
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        return kept
 
     def mark_data_end(self, message: int, owner: str, *, now: float | None = None) -> bool:
         """The final "." is about to leave: from here a crash means "uncertain".
@@ -810,7 +814,6 @@ class OutboxStore:
         any it gave up on (a result it could not write) are recovered too.
         """
         now = time.time() if now is None else now
-        changed: list[tuple[int, State]] = []
         sql = (
             "SELECT id, data_end_at, current_attempt FROM messages WHERE state = 'sending' "
             "AND lease_until < ? AND (lease_owner IS NOT ?"
@@ -820,9 +823,23 @@ class OutboxStore:
             kept = list(holding)
             sql += f" OR id NOT IN ({','.join('?' * len(kept))})"
             params += kept
+        try:
+            return self._recover(sql + ")", params, keep_owner, now)
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        except OSError as exc:  # a marks file there but unreadable: decide nothing
+            raise OutboxError(
+                f"A file in {self.marks_dir} cannot be read ({exc.strerror or exc}), so "
+                "messages interrupted mid-send cannot be told apart yet; they wait."
+            ) from exc
+
+    def _recover(
+        self, sql: str, params: list[object], keep_owner: str | None, now: float
+    ) -> list[tuple[int, State]]:
+        changed: list[tuple[int, State]] = []
         with self._write() as db:
             db.row_factory = sqlite3.Row
-            rows = db.execute(sql + ")", params).fetchall()
+            rows = db.execute(sql, params).fetchall()
             # Read inside the transaction: a runner claims before it marks, so
             # no mark that matters can be added or removed meanwhile.
             ended = read_marks(self.marks_dir) if rows else set()

@@ -102,6 +102,14 @@ class MessageResult:
         return "rejected"
 
 
+class _EndMayHaveLeft(Exception):
+    """The write holding the final "." and more after it failed part-way."""
+
+    def __init__(self, error: SmtpError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 @dataclass
 class _SentAhead:
     """The next message's MAIL, RCPT and DATA, sent with this one's final "."."""
@@ -560,7 +568,19 @@ class Session:
                 for r in outcome.values()
             ):
                 following = None  # this message needs another transaction first
-            sent_bytes = self._stream_body(body, size, progress, before_end, following)
+            try:
+                sent_bytes = self._stream_body(body, size, progress, before_end, following)
+            except _EndMayHaveLeft as cut:
+                # The write that carried the final "." and the next message's
+                # commands failed: the "." itself may have reached the server.
+                sent_bytes = size
+                self._broken = cut.error
+                settle(None, cut.error.message, RecipientStatus.DEFERRED)
+                self.transcript.note(
+                    "the connection broke while the end of the message was going out: "
+                    "the server may or may not have taken it"
+                )
+                return result(error=cut.error, uncertain=True, sizes=(sent_bytes, size))
             try:
                 final = self._next_reply(self.settings.timeouts.data_end)
             except SmtpError as exc:
@@ -681,7 +701,17 @@ class Session:
                         )
                         raise
                 if after is not None:
-                    data += self._send_ahead(*after)
+                    ahead = self._send_ahead(*after)
+                    if ahead:
+                        try:
+                            transport.write(data + ahead, timeout=timeout)
+                        except SmtpError as exc:  # Cancelled included
+                            # Some of these bytes left, maybe the whole ".".
+                            raise _EndMayHaveLeft(exc) from exc
+                        sent += len(chunk)
+                        if progress and chunk:
+                            progress(sent, size)
+                        return sent
             transport.write(data, timeout=timeout)
             sent += len(chunk)
             if progress and chunk:

@@ -20,6 +20,7 @@ from mailer_gui.message.addresses import parse_address
 from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
 from mailer_gui.outbox import marks as marks_module
+from mailer_gui.outbox import runner as runner_module
 from mailer_gui.outbox.marks import EndMarks, read_marks, remove_idle
 from mailer_gui.outbox.runner import Event, LeaseLost, Progress, Runner
 from mailer_gui.outbox.store import OutboxError, OutboxStore, State
@@ -435,3 +436,108 @@ def test_results_that_cannot_be_written_become_uncertain_never_queued(
     assert {store.get(m).state for m in messages} == {State.UNCERTAIN}
     assert store.claim_next("other", now=clock.now + 1, lease=LEASE) is None
     assert len(server.wait_for_messages(len(messages))) == len(messages)  # none sent again
+
+
+# ------------------------------------------------------- review findings
+
+
+def test_lines_with_windows_line_ends_are_read(tmp_path: Path) -> None:
+    (tmp_path / "r.log").write_bytes(b"12 34\r\n13 35\r\n")
+    assert read_marks(tmp_path) == {(12, 34), (13, 35)}
+
+
+def test_a_line_cut_short_does_not_spoil_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk lets only part of a line through: add() says so (the runner
+    then marks in the database), and the next line starts on a line of its own."""
+    marks = EndMarks(tmp_path, "r")
+    real_write = marks_module.os.write
+    monkeypatch.setattr(marks_module.os, "write", lambda fd, data: real_write(fd, data[:3]))
+    with pytest.raises(OSError, match="only 3 of"):
+        marks.add(12, 345)
+    monkeypatch.setattr(marks_module.os, "write", real_write)
+    marks.add(13, 346)
+    assert read_marks(tmp_path) == {(13, 346)}
+
+
+def test_recovery_decides_nothing_while_a_marks_file_cannot_be_read(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    message = enqueue(store, tmp_path, 0)
+    store.claim("dead", now=T0, lease=10, limit=1)
+    store.marks_dir.mkdir(parents=True, exist_ok=True)
+    (store.marks_dir / "dead.log").mkdir()  # there, but no file can be read from it
+    with pytest.raises(OutboxError, match="cannot be read"):
+        store.recover(now=T0 + 11)
+    assert store.get(message).state is State.SENDING  # neither queued nor uncertain yet
+
+
+def test_the_database_marks_when_the_file_cannot_be_written(
+    aiosmtpd_factory, store: OutboxStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    message = enqueue(store, tmp_path, 0, now=clock.now)
+    seen: dict[str, float | None] = {}
+
+    def full_disk(self, message: int, attempt: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(EndMarks, "add", full_disk)
+    server = aiosmtpd_factory(
+        on_data=lambda r: seen.update(at=data_end_at(store.database, message))
+    )
+    runner_for(store, server.port, clock).deliver_now()
+    assert store.get(message).state is State.SENT
+    assert seen["at"] is not None  # the mark went to the database before the "."
+
+
+def test_a_clock_set_back_sends_the_mark_to_the_database(
+    aiosmtpd_factory, store: OutboxStore, tmp_path: Path
+) -> None:
+    """The wall clock went back after the lease was committed (NTP): the lease
+    cannot be trusted from the clocks, so the database statement decides."""
+    clock = Clock()
+    message = enqueue(store, tmp_path, 0, now=clock.now)
+    claimed_at = clock.now
+    seen: dict[str, float | None] = {}
+
+    def on_rcpt(address: str, options: list[str]) -> None:
+        clock.now = claimed_at - 50
+
+    def on_data(received) -> None:
+        seen["at"] = data_end_at(store.database, message)
+
+    server = aiosmtpd_factory(on_rcpt=on_rcpt, on_data=on_data)
+    runner_for(store, server.port, clock).deliver_now()
+    assert seen["at"] == pytest.approx(claimed_at - 50)
+
+
+def test_a_message_taken_for_sending_is_given_back_when_a_write_fails(
+    aiosmtpd_factory, store: OutboxStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write before the next message fails for good: that message goes back
+    to the queue (released), it is not left `sending` with nobody sending it."""
+    clock = Clock()
+    messages = [enqueue(store, tmp_path, n, now=clock.now) for n in range(3)]
+    record_and_claim = OutboxStore.record_and_claim
+
+    def failing(self, owner, results, **kwargs):
+        results = list(results)
+        if results:
+            raise OutboxError("The outbox database cannot be written (disk I/O error).")
+        return record_and_claim(self, owner, results, **kwargs)
+
+    monkeypatch.setattr(OutboxStore, "record_and_claim", failing)
+    monkeypatch.setattr(runner_module, "RECORD_DELAY", 0.0)  # write before each next message
+    server = aiosmtpd_factory()
+    runner = runner_for(store, server.port, clock)
+    with pytest.raises(OutboxError):
+        runner.deliver_now()
+    states = {m: store.get(m).state for m in messages}
+    received = len(server.wait_for_messages(1))
+    # Those the server took wait as `sending` (uncertain once recovered); the
+    # others are queued again, none is held by a runner that gave up.
+    assert sum(s is State.SENDING for s in states.values()) == received
+    assert all(s in (State.SENDING, State.QUEUED) for s in states.values())
+    assert runner._holding() == set()

@@ -386,3 +386,30 @@ def test_no_sending_ahead_of_a_message_too_big_for_the_server(aiosmtpd_factory) 
     received = server.wait_for_messages(2)
     assert [m.mail_from for m in received] == ["first@example.org", "third@example.org"]
     assert "second@example.org" not in transcript.render()
+
+
+def test_a_write_that_breaks_after_the_final_dot_is_uncertain(aiosmtpd_factory) -> None:
+    """The write holding the "." and the next message's commands fails after the
+    "." went out (the connection reset on the trailing bytes). The server has
+    the message, so the result must be uncertain, never a plain retry."""
+    server = pipelining(aiosmtpd_factory())
+    with Session(settings(server.port)) as session:
+        transport = session._require_transport()
+        real_write = transport.write
+
+        def write(data: bytes, *, timeout: float) -> None:
+            end = data.find(b"\r\n.\r\nMAIL FROM:")
+            if end < 0:
+                real_write(data, timeout=timeout)
+                return
+            real_write(data[: end + 5], timeout=timeout)  # up to and with the "."
+            raise ConnectionLost("The connection to 127.0.0.1 was lost (reset).")
+
+        transport.write = write  # type: ignore[method-assign]
+        result = send(session, FIRST, BODY_1, following=(SECOND, len(BODY_2)))
+        assert result.uncertain
+        assert result.error is not None
+        assert {r.status for r in result.recipients} == {RecipientStatus.DEFERRED}
+        assert not session.usable
+    received = server.wait_for_messages(1)
+    assert crlf(received[0].content) == crlf(BODY_1)  # it did arrive
