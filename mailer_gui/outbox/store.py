@@ -180,6 +180,13 @@ _SCHEMA: tuple[str, ...] = (
     """
     DROP INDEX IF EXISTS messages_account;
     """,
+    # version 4: end-of-data marks may also be lines in files beside the
+    # database (marks.py). Nothing changes in the tables; the version keeps a
+    # Mailer that does not read those files from recovering this outbox (it
+    # would queue again a message whose "." had left).
+    """
+    -- no table changes
+    """,
 )
 
 # In the order of MessageRow's fields (spool_file is its spool_path).
