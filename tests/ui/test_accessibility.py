@@ -106,3 +106,14 @@ def test_the_walk_finds_an_unnamed_control(qtbot) -> None:
     label = QLabel("&Subject:", root)
     label.setBuddy(field)
     assert unnamed(root) == []
+
+
+def test_the_identity_dialog_names_its_controls(qtbot) -> None:
+    from mailer_gui.ui.settings.identities import IdentitiesEditor
+
+    editor = IdentitiesEditor()
+    qtbot.addWidget(editor)
+    assert unnamed(editor) == []
+    dialog = editor.open_dialog(None)
+    assert unnamed(dialog) == []
+    dialog.reject()

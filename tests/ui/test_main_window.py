@@ -622,3 +622,26 @@ def test_home_without_a_folder_is_an_error(argv: list[str]) -> None:
     with pytest.raises(ValueError, match="--home needs a folder"):
         _parse_gui_args(argv)
     assert run_gui(argv) == 2
+
+
+def test_an_identity_added_in_settings_is_offered_by_the_next_composer(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    paths = home_with_account(tmp_path, aiosmtpd_factory().port)
+    window = open_window(qtbot, paths)
+    window.open_settings()
+    dialog = window.settings_dialog
+    assert dialog is not None
+    page = dialog.accounts_page
+    qtbot.waitUntil(lambda: page.form.original is not None, timeout=10_000)
+    editor = page.form.identities.open_dialog(None)
+    editor.email.setText("sales@example.org")
+    editor.display_name.setText("Ann at Sales")
+    editor.accept()
+    with qtbot.waitSignal(dialog.accountsChanged, timeout=5_000):
+        page.save_button.click()
+
+    window.open_composer()
+    composer = only_composer(qtbot, window)
+    offered = [composer.from_box.itemText(i) for i in range(composer.from_box.count())]
+    assert any("Ann at Sales <sales@example.org>" in text for text in offered), offered

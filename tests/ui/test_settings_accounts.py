@@ -436,3 +436,69 @@ def test_direct_delivery_has_no_single_server_to_test(qtbot, paths: AppPaths) ->
     assert finished.args == [True]
     assert "no single server to test" in page.test_result.text()
     assert page.transcript.toPlainText() == ""
+
+
+# ------------------------------------------------------------ identities
+
+
+def test_identities_are_added_edited_removed_and_saved(qtbot, paths: AppPaths) -> None:
+    from mailer_gui.accounts.model import Identity
+
+    add_account(paths, identities=(Identity("old@example.org", "Old"),))
+    dialog = open_dialog(qtbot, paths)
+    page = page_of(dialog)
+    identities = page.form.identities
+    assert identities.list.count() == 1
+    assert identities.list.item(0).text() == "Old <old@example.org>"
+
+    # Add: a wrong address is refused beside the field, and the dialog stays open.
+    editor = identities.open_dialog(None)
+    editor.email.setText("not an address")
+    editor.accept()
+    assert editor.isVisible() and "not an email address" in editor.error.text()
+    editor.email.setText("sales@example.org")
+    editor.display_name.setText("Ann at Sales")
+    editor.reply_to.setText("team@example.org")
+    editor.signature.setPlainText("Ann\nSales")
+    editor.accept()
+    assert not editor.isVisible()
+    assert [identities.list.item(i).text() for i in range(identities.list.count())] == [
+        "Old <old@example.org>",
+        "Ann at Sales <sales@example.org>",
+    ]
+    # Edit the first, then remove it.
+    identities.list.setCurrentRow(0)
+    editor = identities.open_dialog(0)
+    assert editor.email.text() == "old@example.org"
+    editor.display_name.setText("Older")
+    editor.accept()
+    assert identities.list.item(0).text() == "Older <old@example.org>"
+    identities.list.setCurrentRow(0)
+    click(qtbot, identities.remove_button)
+    assert page.form.is_dirty() and page.save_button.isEnabled()
+
+    with qtbot.waitSignal(dialog.accountsChanged, timeout=5_000):
+        click(qtbot, page.save_button)
+    saved = file_document(paths)["accounts"][0]["identities"]
+    assert saved == [
+        {
+            "email": "sales@example.org",
+            "display_name": "Ann at Sales",
+            "reply_to": "team@example.org",
+            "signature": "Ann\nSales",
+        }
+    ]
+    (identity,) = AccountStore(paths.accounts_file).get("work").identities
+    assert identity.signature == "Ann\nSales"
+    assert not page.form.is_dirty()
+
+
+def test_cancelling_the_identity_dialog_changes_nothing(qtbot, paths: AppPaths) -> None:
+    add_account(paths)
+    dialog = open_dialog(qtbot, paths)
+    page = page_of(dialog)
+    editor = page.form.identities.open_dialog(None)
+    editor.email.setText("sales@example.org")
+    editor.reject()
+    assert page.form.identities.list.count() == 0
+    assert not page.form.is_dirty()

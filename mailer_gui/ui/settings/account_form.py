@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailer_gui.accounts.model import ACCOUNT_FIELDS, Account, AccountError, FieldSpec
+from mailer_gui.ui.settings.identities import IdentitiesEditor
 from mailer_gui.ui.settings.widgets import MessageLabel
 
 # Labels with a distinct mnemonic each (Alt+letter moves to the field).
@@ -253,6 +254,20 @@ class AccountForm(QWidget):
             editor.on_change(functools.partial(self._changed, spec.name))
             self.editors[spec.name] = editor
             self.errors[spec.name] = error
+        # The other identities: a list of their own, not a row of the table.
+        self.identities = IdentitiesEditor()
+        self.identities.setObjectName("account-identities")
+        identities_label = QLabel("Other &identities")
+        identities_label.setBuddy(self.identities.list)
+        self.errors["identities"] = MessageLabel("Other identities: problem")
+        cell = QWidget()
+        column = QVBoxLayout(cell)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(self.identities)
+        column.addWidget(self.errors["identities"])
+        form.addRow(identities_label, cell)
+        self.identities.on_change(self._identities_changed)
         name_editor = self.editors["name"].widget
         assert isinstance(name_editor, QLineEdit)
         name_editor.setReadOnly(True)
@@ -279,13 +294,16 @@ class AccountForm(QWidget):
                 if account is None and not spec.nullable and not spec.required:
                     value = spec.default
                 self.editors[spec.name].set_value(value)
+            self.identities.set_value(account.identities if account is not None else ())
         finally:
             self._loading = False
         self.clear_errors()
         self.setEnabled(account is not None)
 
     def values(self) -> dict[str, Any]:
-        return {name: editor.value() for name, editor in self.editors.items()}
+        values = {name: editor.value() for name, editor in self.editors.items()}
+        values["identities"] = self.identities.value()
+        return values
 
     def is_dirty(self) -> bool:
         if self._original is None:
@@ -312,7 +330,8 @@ class AccountForm(QWidget):
         for name, text in problems.items():
             self.show_error(name, text)
         first = next(iter(problems))
-        self.editors[first].widget.setFocus()
+        focus = self.identities.list if first == "identities" else self.editors[first].widget
+        focus.setFocus()
         return None
 
     # ------------------------------------------------------------- errors
@@ -326,6 +345,12 @@ class AccountForm(QWidget):
 
     def error_text(self, name: str) -> str:
         return self.errors[name].text()
+
+    def _identities_changed(self) -> None:
+        if self._loading:
+            return
+        self.errors["identities"].clear_message()
+        self.edited.emit()
 
     def _changed(self, name: str) -> None:
         if self._loading:
