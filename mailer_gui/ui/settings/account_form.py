@@ -4,7 +4,8 @@ One row per setting: a widget that fits its type (a list for choices and
 enums, a number box for whole numbers, a tick box for yes/no, a text field
 otherwise), the setting's description as tooltip, and an error line beneath
 that the model's own checks fill. A setting added to the table appears here
-without touching this file.
+without touching this file. The account's other identities, a list rather
+than a setting, have an editor of their own below (identities.py).
 """
 
 from __future__ import annotations
