@@ -436,10 +436,7 @@ class Runner:
 
     def deliver_now(self, *, account: str | None = None, message: int | None = None) -> None:
         """Deliver what is due, in this thread (the CLI's send and flush)."""
-        recovered = self.store.recover(
-            now=self._clock(), keep_owner=self.owner, holding=self._holding()
-        )
-        self._settled(message for message, _ in recovered)
+        self._recover(self._clock())
         try:
             with self._heartbeat():
                 if message is not None:
@@ -480,11 +477,7 @@ class Runner:
             now = self._clock()
             self._renew_leases(now)
             with contextlib.suppress(OutboxError):
-                recovered = self.store.recover(
-                    now=now, keep_owner=self.owner, holding=self._holding()
-                )
-                self._settled(message for message, _ in recovered)
-                for message, state in recovered:
+                for message, state in self._recover(now):
                     self._emit(StateChanged(message, state, "recovered after an interruption"))
             self._start_workers(now)
             self._wake.wait(self._sleep_time(now))
@@ -502,6 +495,12 @@ class Runner:
                 waits.append(due - now)
         waits.extend(until - now for until in self._backoff.values() if until > now)
         return max(0.05, min(waits))
+
+    def _recover(self, now: float) -> list[tuple[int, State]]:
+        """Take back messages whose runner died or gave up on them (this one's too)."""
+        recovered = self.store.recover(now=now, keep_owner=self.owner, holding=self._holding())
+        self._settled(message for message, _ in recovered)
+        return recovered
 
     def _holding(self) -> set[int]:
         """The messages this runner has in hand: being sent, claimed, or with a result to write."""

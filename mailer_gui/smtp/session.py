@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
@@ -200,18 +200,24 @@ class Session:
             raise ConnectionLost("The connection is not open.")
         return self._transport
 
-    def _send(self, *commands: p.Command, timeout: float | None = None) -> None:
-        """Send one command, or a pipelined group, in one write."""
+    def _encode(self, commands: Sequence[p.Command]) -> tuple[bytes, list[str]]:
+        """The bytes of a group of commands, and their lines for the transcript."""
         out = bytearray()
+        lines: list[str] = []
         for command in commands:
             wire = self._conn.send(command)
             out += wire
             line = p.transcript_text(command, wire)
             if line is not None:
-                self.transcript.client(line)
-        self._require_transport().write(
-            bytes(out), timeout=timeout or self.settings.timeouts.command
-        )
+                lines.append(line)
+        return bytes(out), lines
+
+    def _send(self, *commands: p.Command, timeout: float | None = None) -> None:
+        """Send one command, or a pipelined group, in one write."""
+        data, lines = self._encode(commands)
+        for line in lines:
+            self.transcript.client(line)
+        self._require_transport().write(data, timeout=timeout or self.settings.timeouts.command)
 
     def _next_reply(self, timeout: float | None = None) -> p.ServerReply:
         transport = self._require_transport()
@@ -640,17 +646,9 @@ class Session:
         except SmtpError:
             return b""
         mail, rcpts = self._commands(envelope, recipients, size)
-        out = bytearray()
-        lines: list[str] = []
-        commands: list[p.Command] = [mail, *rcpts, _DATA]
-        for command in commands:
-            wire = self._conn.send(command)
-            out += wire
-            line = p.transcript_text(command, wire)
-            if line is not None:
-                lines.append(line)
+        data, lines = self._encode([mail, *rcpts, _DATA])
         self._ahead = _SentAhead(envelope, recipients, mail, rcpts, lines)
-        return bytes(out)
+        return data
 
     def _closing(
         self, outcome: dict[str, RecipientResult], recipients: list[str], reply: Reply
@@ -689,6 +687,7 @@ class Session:
                 else b""
             )
             data = self._conn.send(p.BodyChunk(chunk)) if chunk else b""
+            ahead = b""
             if not following:
                 data += self._conn.send(_END_OF_DATA)
                 if before_end:
@@ -702,17 +701,13 @@ class Session:
                         raise
                 if after is not None:
                     ahead = self._send_ahead(*after)
-                    if ahead:
-                        try:
-                            transport.write(data + ahead, timeout=timeout)
-                        except SmtpError as exc:  # Cancelled included
-                            # Some of these bytes left, maybe the whole ".".
-                            raise _EndMayHaveLeft(exc) from exc
-                        sent += len(chunk)
-                        if progress and chunk:
-                            progress(sent, size)
-                        return sent
-            transport.write(data, timeout=timeout)
+                    data += ahead
+            try:
+                transport.write(data, timeout=timeout)
+            except SmtpError as exc:  # Cancelled included
+                if ahead:  # some of these bytes left, maybe the whole "."
+                    raise _EndMayHaveLeft(exc) from exc
+                raise
             sent += len(chunk)
             if progress and chunk:
                 progress(sent, size)

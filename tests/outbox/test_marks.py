@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from mailer_gui.accounts.model import Account
 from mailer_gui.message.addresses import parse_address
 from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
@@ -24,9 +23,7 @@ from mailer_gui.outbox import runner as runner_module
 from mailer_gui.outbox.marks import EndMarks, read_marks, remove_idle
 from mailer_gui.outbox.runner import Event, LeaseLost, Progress, Runner
 from mailer_gui.outbox.store import OutboxError, OutboxStore, State
-from mailer_gui.smtp.replies import Reply
-from mailer_gui.smtp.session import MessageResult, RecipientResult, RecipientStatus
-from mailer_gui.smtp.settings import AuthMethod, Security
+from tests.outbox.test_ledger import account_for, deferred
 from tests.smtp.test_session_ahead import RecordingProxy
 
 T0 = 1_800_000_000.0
@@ -162,11 +159,6 @@ def enqueue(store: OutboxStore, folder: Path, number: int, *, now: float = T0) -
     return store.enqueue(built, account=ACCOUNT, subject=draft.subject, now=now)
 
 
-def deferred(address: str) -> MessageResult:
-    reply = Reply(451, "4.3.0", ("try later",))
-    return MessageResult((RecipientResult(address, RecipientStatus.DEFERRED, reply),), reply)
-
-
 def test_recover_makes_a_marked_message_uncertain_and_an_unmarked_one_queued(
     store: OutboxStore, tmp_path: Path
 ) -> None:
@@ -252,18 +244,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def account_for(port: int) -> Account:
-    return Account(
-        name=ACCOUNT,
-        email="ann@example.org",
-        host="127.0.0.1",
-        port=port,
-        security=Security.NONE,
-        auth=AuthMethod.NONE,
-        secret_source="none",
-    )
 
 
 def runner_for(store: OutboxStore, port: int, clock: Clock, events=None, **kwargs) -> Runner:
@@ -364,6 +344,25 @@ def test_a_message_another_runner_took_over_gets_no_final_dot(
     assert all(e.sent < e.total for e in totals)
 
 
+def fail_result_writes(
+    monkeypatch: pytest.MonkeyPatch, *, times: int | None = None
+) -> list[list[int]]:
+    """Make the writes that carry results fail (``times`` of them, else all);
+    the ids each failed write carried come back, as they fail."""
+    record_and_claim = OutboxStore.record_and_claim
+    failed: list[list[int]] = []
+
+    def failing(self, owner, results, **kwargs):
+        results = list(results)
+        if results and (times is None or len(failed) < times):
+            failed.append([message for message, _, _ in results])
+            raise OutboxError("The outbox database cannot be written (disk I/O error).")
+        return record_and_claim(self, owner, results, **kwargs)
+
+    monkeypatch.setattr(OutboxStore, "record_and_claim", failing)
+    return failed
+
+
 def test_a_failed_write_of_results_is_tried_again_and_loses_nothing(
     aiosmtpd_factory, store: OutboxStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -376,17 +375,7 @@ def test_a_failed_write_of_results_is_tried_again_and_loses_nothing(
     """
     clock = Clock()
     messages = [enqueue(store, tmp_path, n, now=clock.now) for n in range(3)]
-    record_and_claim = OutboxStore.record_and_claim
-    failed: list[list[int]] = []
-
-    def failing_once(self, owner, results, **kwargs):
-        results = list(results)
-        if results and not failed:
-            failed.append([message for message, _, _ in results])
-            raise OutboxError("The outbox database cannot be written (disk I/O error).")
-        return record_and_claim(self, owner, results, **kwargs)
-
-    monkeypatch.setattr(OutboxStore, "record_and_claim", failing_once)
+    failed = fail_result_writes(monkeypatch, times=1)
     server = aiosmtpd_factory()
     runner = runner_for(store, server.port, clock)
     runner.deliver_now()
@@ -411,14 +400,7 @@ def test_results_that_cannot_be_written_become_uncertain_never_queued(
     clock = Clock()
     messages = [enqueue(store, tmp_path, n, now=clock.now) for n in range(2)]
     record_and_claim = OutboxStore.record_and_claim
-
-    def failing(self, owner, results, **kwargs):
-        results = list(results)
-        if results:
-            raise OutboxError("The outbox database cannot be written (disk I/O error).")
-        return record_and_claim(self, owner, results, **kwargs)
-
-    monkeypatch.setattr(OutboxStore, "record_and_claim", failing)
+    fail_result_writes(monkeypatch)
     server = aiosmtpd_factory()
     runner = runner_for(store, server.port, clock)
     with pytest.raises(OutboxError, match="disk I/O error"):
@@ -520,15 +502,7 @@ def test_a_message_taken_for_sending_is_given_back_when_a_write_fails(
     to the queue (released), it is not left `sending` with nobody sending it."""
     clock = Clock()
     messages = [enqueue(store, tmp_path, n, now=clock.now) for n in range(3)]
-    record_and_claim = OutboxStore.record_and_claim
-
-    def failing(self, owner, results, **kwargs):
-        results = list(results)
-        if results:
-            raise OutboxError("The outbox database cannot be written (disk I/O error).")
-        return record_and_claim(self, owner, results, **kwargs)
-
-    monkeypatch.setattr(OutboxStore, "record_and_claim", failing)
+    fail_result_writes(monkeypatch)
     monkeypatch.setattr(runner_module, "RECORD_DELAY", 0.0)  # write before each next message
     server = aiosmtpd_factory()
     runner = runner_for(store, server.port, clock)
