@@ -73,14 +73,19 @@ time.sleep(60)
 """
 
 
-def test_the_socket_of_a_killed_instance_is_taken_over(qtbot, tmp_path: Path) -> None:
-    paths = resolve_paths(tmp_path)
-    crashed = subprocess.Popen(
-        [sys.executable, "-c", LISTENER, str(tmp_path)],
+def start_listener(home: Path) -> subprocess.Popen[str]:
+    """Another process holding the instance name of ``home`` (LISTENER above)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", LISTENER, str(home)],
         env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_the_socket_of_a_killed_instance_is_taken_over(qtbot, tmp_path: Path) -> None:
+    paths = resolve_paths(tmp_path)
+    crashed = start_listener(tmp_path)
     try:
         assert crashed.stdout is not None
         assert crashed.stdout.readline().strip() == "listening"
@@ -99,12 +104,7 @@ def test_the_socket_of_a_killed_instance_is_taken_over(qtbot, tmp_path: Path) ->
 
 def test_a_running_instance_keeps_its_name(qtbot, tmp_path: Path) -> None:
     paths = resolve_paths(tmp_path)
-    running = subprocess.Popen(
-        [sys.executable, "-c", LISTENER, str(tmp_path)],
-        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    running = start_listener(tmp_path)
     try:
         assert running.stdout is not None
         assert running.stdout.readline().strip() == "listening"
