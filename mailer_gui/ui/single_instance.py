@@ -51,7 +51,9 @@ def server_name(paths: AppPaths) -> str:
     digest = bytes(
         QCryptographicHash.hash(
             str(paths.data_dir).encode("utf-8"), QCryptographicHash.Algorithm.Sha256
-        ).toHex()
+        )
+        .toHex()
+        .data()
     ).decode("ascii")[:16]
     return f"mailer-gui-{user}-{digest}"
 
