@@ -143,6 +143,9 @@ class _Connection:
         # every message would cost more than sending a small message.
         self.account: tuple[str, SendingAccount] | None = None
         self._envelope: tuple[MessageRow, Envelope] | None = None
+        # The next message's spool file, opened and its start read while the
+        # server worked on the message before (see prepare).
+        self._upcoming: tuple[MessageRow, BinaryIO] | None = None
 
     def envelope_of(self, row: MessageRow) -> Envelope:
         """The envelope of ``row``, made once when it was the upcoming message too."""
@@ -153,7 +156,45 @@ class _Connection:
         self._envelope = (row, envelope)
         return envelope
 
+    def prepare(self, row: MessageRow) -> None:
+        """Open ``row``'s spool file and have the session read and encode its start.
+
+        ``row`` is the message whose commands went with the final "." that
+        just left: this runs while the server works on that message, so the
+        next one's first bytes are ready when its 354 comes. A file that
+        cannot be read is left alone here; `body` opens it again and the
+        message fails there, with its reason.
+        """
+        if self.session is None or self.session.sent_ahead is None:
+            return
+        self._drop_upcoming()
+        try:
+            body = open(row.spool_path, "rb")  # noqa: SIM115 (closed by body or close)
+        except OSError:
+            return
+        try:
+            self.session.prepare_next(body)
+        except OSError:
+            body.close()
+            return
+        self._upcoming = (row, body)
+
+    def body(self, row: MessageRow) -> BinaryIO:
+        """``row``'s spool file: the one `prepare` opened, or opened now."""
+        upcoming, self._upcoming = self._upcoming, None
+        if upcoming is not None:
+            if upcoming[0] is row:
+                return upcoming[1]
+            upcoming[1].close()
+        return open(row.spool_path, "rb")  # the caller closes it
+
+    def _drop_upcoming(self) -> None:
+        upcoming, self._upcoming = self._upcoming, None
+        if upcoming is not None:
+            upcoming[1].close()
+
     def close(self) -> None:
+        self._drop_upcoming()
         if self.session is not None:
             self.session.close()
         self.session = None
@@ -629,7 +670,7 @@ class Runner:
                     row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, str(exc), "needs attention")
                 )
             try:
-                body = open(row.spool_path, "rb")  # noqa: SIM115 (closed by the with below)
+                body = connection.body(row)  # closed by the with below
             except FileNotFoundError:
                 settled = True
                 return self._fail(
@@ -766,8 +807,11 @@ class Runner:
         def progress(sent: int, total: int) -> None:
             if sent == total:
                 # The final "." is out (the session reports the last bytes after
-                # writing them): write what is waiting while the server works.
+                # writing them): write what is waiting while the server works,
+                # and make the next message ready to go.
                 ledger.idle()
+                if following is not None and upcoming is not None:
+                    connection.prepare(upcoming)
             if not listening:
                 return
             now = time.monotonic()

@@ -128,6 +128,18 @@ class BodyChunk:
 
 
 @dataclass(frozen=True)
+class EncodedChunk:
+    """The first part of a message, already CRLF-normalised and dot-stuffed by
+    ``encoder`` (a fresh `DataEncoder`), for instance while the server was still
+    busy with the message before. The rest of the message goes through
+    ``encoder`` too, so a line end split between the parts is still seen.
+    """
+
+    wire: bytes = field(repr=False)
+    encoder: DataEncoder = field(repr=False)
+
+
+@dataclass(frozen=True)
 class EndOfData:
     pass
 
@@ -158,6 +170,7 @@ Command = (
     | RcptTo
     | Data
     | BodyChunk
+    | EncodedChunk
     | EndOfData
     | Rset
     | Noop
@@ -206,6 +219,7 @@ _SEND_TRANSITIONS: Final[dict[tuple[State, type], State]] = {
     (State.RCPT, RcptTo): State.RCPT,
     (State.RCPT, Data): State.DATA_SENT,
     (State.BODY, BodyChunk): State.BODY,
+    (State.BODY, EncodedChunk): State.BODY,
     (State.BODY, EndOfData): State.DATA_END_SENT,
     # The next message's MAIL may follow the final "." in the same group
     # (RFC 2920 §3.1: message content may open a group).
@@ -357,7 +371,7 @@ def transcript_text(command: Command, wire: bytes | None = None) -> str | None:
             return f"AUTH {mechanism}" + (f" {REDACTED}" if initial is not None else "")
         case AuthResponse():
             return REDACTED
-        case BodyChunk() | EndOfData():
+        case BodyChunk() | EncodedChunk() | EndOfData():
             return None
         case _:
             line = wire if wire is not None else _command_line(command)
@@ -426,6 +440,7 @@ class ClientConnection:
         self._replies: deque[Reply] = deque()
         self._pending: deque[Command] = deque()
         self._encoder = DataEncoder()
+        self._body_started = False  # a part of the current message was sent
         self._closed_by_peer = False
         self._closed_reported = False
         self._smtputf8_transaction = False
@@ -478,7 +493,7 @@ class ClientConnection:
                     f"{kind.__name__} cannot be sent in state {self.state.value}"
                 )
             new_state = maybe
-        if self._pending and not isinstance(command, BodyChunk | EndOfData):
+        if self._pending and not isinstance(command, BodyChunk | EncodedChunk | EndOfData):
             grouped = (
                 self.pipelining
                 and isinstance(command, _PIPELINABLE)
@@ -493,6 +508,13 @@ class ClientConnection:
 
         if isinstance(command, BodyChunk):
             data = self._encoder.encode(command.data)
+            self._body_started = True
+        elif isinstance(command, EncodedChunk):
+            if self._body_started:
+                raise LocalProtocolError("an encoded part can only open the message")
+            self._encoder = command.encoder
+            self._body_started = True
+            data = command.wire
         elif isinstance(command, EndOfData):
             data = self._encoder.end()
             self._expect(command)
@@ -639,6 +661,7 @@ class ClientConnection:
                     self.state = State.READY  # nothing else of this transaction was sent
             case Data():
                 self.state = State.BODY if code == 354 else State.READY
+                self._body_started = False
             case EndOfData():
                 if self.state is State.DATA_END_SENT:  # not when the next MAIL went with it
                     self.state = State.READY

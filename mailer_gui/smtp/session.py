@@ -14,7 +14,7 @@ import enum
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from mailer_gui.smtp import auth as sasl
 from mailer_gui.smtp import protocol as p
@@ -110,6 +110,16 @@ class _EndMayHaveLeft(Exception):
         self.error = error
 
 
+class _Prepared(NamedTuple):
+    """The start of the next message, read and encoded while the server worked."""
+
+    body: BinaryIO
+    start: int  # where in ``body`` the message starts
+    length: int  # bytes of ``body`` that ``wire`` holds
+    wire: bytes
+    encoder: p.DataEncoder
+
+
 @dataclass
 class _SentAhead:
     """The next message's MAIL, RCPT and DATA, sent with this one's final "."."""
@@ -119,6 +129,7 @@ class _SentAhead:
     mail: p.MailFrom
     rcpts: list[p.RcptTo]
     lines: list[str]  # for the next message's transcript, where they belong
+    prepared: _Prepared | None = None  # see Session.prepare_next
 
 
 def _status_of(reply: Reply) -> RecipientStatus:
@@ -400,6 +411,24 @@ class Session:
 
     # ------------------------------------------------------------------- send
 
+    def prepare_next(self, body: BinaryIO) -> None:
+        """Read and encode the start of the message sent next (`sent_ahead`) now.
+
+        Called just after a final "." left with the next message's commands,
+        while the server works on the message and nothing else would happen
+        here: when the next message's 354 comes, its first bytes are ready to
+        go. ``body`` must be the file given to that `send_message`, at the
+        message's start. A read that fails raises OSError and leaves nothing
+        prepared.
+        """
+        ahead = self._ahead
+        if ahead is None or self._broken is not None:
+            return
+        start = body.tell()
+        chunk = body.read(CHUNK_SIZE)
+        encoder = p.DataEncoder()
+        ahead.prepared = _Prepared(body, start, len(chunk), encoder.encode(chunk), encoder)
+
     def check_message(self, envelope: Envelope, size: int) -> None:
         """Refuse before any byte is sent what this server cannot take."""
         if envelope.smtputf8 and not self._conn.supports("SMTPUTF8"):
@@ -446,7 +475,9 @@ class Session:
         results: dict[str, RecipientResult] = {}
         remaining = list(dict.fromkeys(envelope.recipients))
         final: MessageResult | None = None
-        start = body.tell()
+        prepared = self._ahead.prepared if self._ahead is not None else None
+        # A body whose start was read ahead (prepare_next) starts where it was then.
+        start = prepared.start if prepared is not None and prepared.body is body else body.tell()
         while remaining:
             body.seek(start)
             final = self._transaction(
@@ -575,7 +606,9 @@ class Session:
             ):
                 following = None  # this message needs another transaction first
             try:
-                sent_bytes = self._stream_body(body, size, progress, before_end, following)
+                sent_bytes = self._stream_body(
+                    body, size, progress, before_end, following, ahead.prepared if ahead else None
+                )
             except _EndMayHaveLeft as cut:
                 # The write that carried the final "." and the next message's
                 # commands failed: the "." itself may have reached the server.
@@ -669,6 +702,7 @@ class Session:
         progress: Progress | None,
         before_end: Callable[[], None] | None,
         after: tuple[Envelope, int] | None = None,
+        prepared: _Prepared | None = None,
     ) -> int:
         transport = self._require_transport()
         timeout = self.settings.timeouts.data_block
@@ -676,17 +710,21 @@ class Session:
         sent = 0
         if progress:
             progress(0, size)
-        chunk = body.read(CHUNK_SIZE)
+        if prepared is not None and prepared.body is body and body.tell() == prepared.start:
+            body.seek(prepared.start + prepared.length)
+            length = prepared.length
+            data = self._conn.send(p.EncodedChunk(prepared.wire, prepared.encoder))
+        else:
+            chunk = body.read(CHUNK_SIZE)
+            length = len(chunk)
+            data = self._conn.send(p.BodyChunk(chunk)) if chunk else b""
         while True:
             # Read one ahead so the final "." leaves in the same write as the
             # last bytes (one TLS record, one segment fewer). A short read
             # that completes the size given was the end of the file already.
             following = (
-                body.read(CHUNK_SIZE)
-                if len(chunk) == CHUNK_SIZE or sent + len(chunk) < size
-                else b""
+                body.read(CHUNK_SIZE) if length == CHUNK_SIZE or sent + length < size else b""
             )
-            data = self._conn.send(p.BodyChunk(chunk)) if chunk else b""
             ahead = b""
             if not following:
                 data += self._conn.send(_END_OF_DATA)
@@ -708,12 +746,13 @@ class Session:
                 if ahead:  # some of these bytes left, maybe the whole "."
                     raise _EndMayHaveLeft(exc) from exc
                 raise
-            sent += len(chunk)
-            if progress and chunk:
+            sent += length
+            if progress and length:
                 progress(sent, size)
             if not following:
                 return sent
-            chunk = following
+            length = len(following)
+            data = self._conn.send(p.BodyChunk(following))
 
     # ------------------------------------------------------------------ close
 

@@ -11,7 +11,8 @@ per round:
   durability included: it claims the messages 25 at a time (row leases, one
   transaction), streams each from the spool, writes its end-of-data mark
   before the final "." (a line in the runner's marks file), sends the next
-  message's MAIL, RCPT and DATA with that "." (PIPELINING), and writes the
+  message's MAIL, RCPT and DATA with that "." (PIPELINING), opens and
+  encodes the start of that next message while the server works, and writes the
   server's replies with their transcripts in batches (one transaction per 25,
   together with the next claim) just after a final "." left, over connections
   reused for 50 messages each. The flush returns only when every result is in

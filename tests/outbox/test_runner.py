@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.runner import Event, Progress, Runner, StateChanged, TranscriptLine
 from mailer_gui.outbox.store import OutboxStore, State
 from mailer_gui.smtp.auth import Credentials
+from mailer_gui.smtp.session import Session
 from mailer_gui.smtp.settings import AuthMethod, Security
 
 
@@ -188,6 +191,64 @@ def test_missing_spool_file_fails_that_message_only(aiosmtpd_factory, outbox, tm
     assert outbox.get(broken).state is State.FAILED
     assert "is missing" in (outbox.get(broken).last_error or "")
     assert outbox.get(fine).state is State.SENT
+
+
+def open_spool_files(outbox: OutboxStore) -> list[str]:
+    """The files of the spool folder this process has open (Linux: /proc/self/fd)."""
+    folder = str(outbox.spool_dir.resolve())
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(folder):
+                found.append(target)
+    return found
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+
+
+@needs_proc
+def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
+    smtp_sink_factory, outbox, tmp_path, monkeypatch
+) -> None:
+    prepared: list[str] = []
+    real_prepare = Session.prepare_next
+
+    def prepare_next(session: Session, body) -> None:
+        prepared.append(Path(body.name).name)
+        real_prepare(session, body)
+
+    monkeypatch.setattr(Session, "prepare_next", prepare_next)
+    sink = smtp_sink_factory(dump=True)
+    ids = [queue(outbox, tmp_path, f"r{n}@example.org", subject=f"number {n}") for n in range(6)]
+    runner_for(outbox, account_for(sink), per_connection=4).deliver_now()
+    assert {outbox.get(i).state for i in ids} == {State.SENT}
+    # Each message after the first on a connection was opened and read while
+    # the server took the one before; the 5th starts a new connection.
+    names = [outbox.get(i).spool_path.name for i in ids]
+    assert prepared == [names[1], names[2], names[3], names[5]]
+    dump = sink.read_dump()
+    for i in ids:
+        assert dump.count(outbox.get(i).message_id.encode()) == 1
+    assert open_spool_files(outbox) == []
+
+
+@needs_proc
+def test_a_missing_spool_file_after_commands_went_ahead_fails_that_message_only(
+    smtp_sink_factory, outbox, tmp_path
+) -> None:
+    sink = smtp_sink_factory(dump=True)  # PIPELINING: the broken one's MAIL goes ahead
+    first, broken, last = (queue(outbox, tmp_path, f"r{n}@example.org") for n in range(3))
+    outbox.get(broken).spool_path.unlink()
+    runner_for(outbox, account_for(sink)).deliver_now()
+    assert outbox.get(broken).state is State.FAILED
+    assert "is missing" in (outbox.get(broken).last_error or "")
+    assert {outbox.get(first).state, outbox.get(last).state} == {State.SENT}
+    dump = sink.read_dump()
+    assert dump.count(outbox.get(first).message_id.encode()) == 1
+    assert dump.count(outbox.get(last).message_id.encode()) == 1
+    assert open_spool_files(outbox) == []
 
 
 def test_background_thread_with_undo_window(aiosmtpd_factory, outbox, tmp_path) -> None:

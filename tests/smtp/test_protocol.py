@@ -368,6 +368,75 @@ def test_body_encoding_independent_of_chunking(data: bytes, cuts: list[int]) -> 
     assert body_after_354(chunks) == _reference_encoding(data)
 
 
+def after_354() -> p.ClientConnection:
+    conn = ready()
+    for c in (p.MailFrom("a@example.org"), p.RcptTo("b@example.org"), p.Data()):
+        conn.send(c)
+    events(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    return conn
+
+
+@given(st.binary(max_size=300), st.integers(0, 300), st.lists(st.integers(0, 300), max_size=4))
+def test_a_start_encoded_ahead_goes_on_through_its_encoder(
+    data: bytes, first: int, cuts: list[int]
+) -> None:
+    """The start of a message encoded before its 354 (a fresh encoder, as the
+    session does while the server works on the message before) and the rest
+    sent as usual: the same wire bytes as the whole message sent after the 354."""
+    first = min(first, len(data))
+    encoder = p.DataEncoder()
+    start = p.EncodedChunk(encoder.encode(data[:first]), encoder)
+    rest = data[first:]
+    points = sorted({min(c, len(rest)) for c in cuts})
+    chunks = [rest[a:b] for a, b in zip([0, *points], [*points, len(rest)], strict=True)]
+
+    conn = after_354()
+    out = conn.send(start) + b"".join(conn.send(p.BodyChunk(c)) for c in chunks)
+    assert out + conn.send(p.EndOfData()) == _reference_encoding(data)
+
+
+def test_an_encoded_start_is_sent_as_given_and_split_line_ends_are_seen() -> None:
+    encoder = p.DataEncoder()
+    wire = encoder.encode(b".first\r\nsecond\r")  # the CR waits for what follows
+    assert wire == b"..first\r\nsecond"
+    conn = after_354()
+    assert conn.send(p.EncodedChunk(wire, encoder)) == wire
+    assert conn.send(p.BodyChunk(b"\n.third")) == b"\r\n..third"
+    assert conn.send(p.EndOfData()) == b"\r\n.\r\n"
+    events(conn, b"250 queued\r\n")
+    assert conn.state is p.State.READY
+
+
+def test_an_encoded_part_only_opens_a_message() -> None:
+    conn = after_354()
+    conn.send(p.BodyChunk(b"already begun\r\n"))
+    encoder = p.DataEncoder()
+    with pytest.raises(LocalProtocolError, match="only open the message"):
+        conn.send(p.EncodedChunk(encoder.encode(b"more\r\n"), encoder))
+    with pytest.raises(LocalProtocolError):  # nor before the 354
+        encoder = p.DataEncoder()
+        ready().send(p.EncodedChunk(encoder.encode(b"x\r\n"), encoder))
+
+
+def test_the_next_message_may_open_with_an_encoded_part_again() -> None:
+    conn = after_354()
+    encoder = p.DataEncoder()
+    conn.send(p.EncodedChunk(encoder.encode(b"one\r\n"), encoder))
+    conn.send(p.EndOfData())
+    events(conn, b"250 queued\r\n")
+    for c in (p.MailFrom("a@example.org"), p.RcptTo("b@example.org"), p.Data()):
+        conn.send(c)
+    events(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    encoder = p.DataEncoder()
+    assert conn.send(p.EncodedChunk(encoder.encode(b".two\r\n"), encoder)) == b"..two\r\n"
+    assert conn.send(p.EndOfData()) == b".\r\n"
+
+
+def test_an_encoded_part_is_not_in_the_session_log() -> None:
+    encoder = p.DataEncoder()
+    assert p.transcript_text(p.EncodedChunk(encoder.encode(b"secret text"), encoder)) is None
+
+
 def test_quit_closes() -> None:
     conn = ready()
     conn.send(p.Quit())

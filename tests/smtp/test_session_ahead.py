@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from mailer_gui.smtp.errors import ConnectionLost, MessageRefused, SmtpError
-from mailer_gui.smtp.session import Envelope, MessageResult, RecipientStatus, Session
+from mailer_gui.smtp.session import CHUNK_SIZE, Envelope, MessageResult, RecipientStatus, Session
 from mailer_gui.smtp.settings import Security, ServerSettings
 from mailer_gui.smtp.transcript import Transcript
 from tests.servers.aiosmtpd_server import AiosmtpdServer
@@ -413,3 +413,118 @@ def test_a_write_that_breaks_after_the_final_dot_is_uncertain(aiosmtpd_factory) 
         assert not session.usable
     received = server.wait_for_messages(1)
     assert crlf(received[0].content) == crlf(BODY_1)  # it did arrive
+
+
+# ------------------------------------- the next message's start read ahead
+
+
+class ReadLog(io.BytesIO):
+    """A message file that notes where each read started."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reads: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads.append(self.tell())
+        return super().read(size)
+
+
+# Longer than one read, with a CR and its LF on either side of the first read's
+# end and a dot to double on each side of it, a bare LF and a last line
+# without its line end.
+_HEAD = b"From: second@example.org\r\nSubject: 2\r\n\r\n.dot at the start\r\n"
+_LINE = b"y" * 70 + b"\r\n"
+_FILL = _LINE * ((CHUNK_SIZE - len(_HEAD)) // len(_LINE) - 1)
+_FILL += b"z" * (CHUNK_SIZE - 1 - len(_HEAD) - len(_FILL))  # up to just before the CR
+LONG = _HEAD + _FILL + b"\r\n.after the cut\r\nbare\nend"
+LONG_WIRE = (
+    _HEAD.replace(b"\r\n.dot", b"\r\n..dot")
+    + _FILL
+    + b"\r\n..after the cut\r\nbare\r\nend\r\n.\r\n"
+)
+assert LONG[CHUNK_SIZE - 1 : CHUNK_SIZE + 1] == b"\r\n"
+
+
+def send_preparing(
+    session: Session, envelope: Envelope, body: bytes, following: Envelope, following_body
+) -> tuple[MessageResult, list[int]]:
+    """Send ``body`` with ``following``'s commands ahead, and prepare ``following_body``
+    when its final "." is out, as the runner does; also where that left it."""
+    positions: list[int] = []
+
+    def progress(sent: int, total: int) -> None:
+        if sent == total:
+            session.prepare_next(following_body)
+            positions.append(following_body.tell())
+
+    result = session.send_message(
+        envelope,
+        io.BytesIO(body),
+        len(body),
+        progress=progress,
+        following=(following, len(following_body.getvalue())),
+    )
+    return result, positions
+
+
+def test_the_next_message_is_read_and_encoded_while_the_server_works(
+    aiosmtpd_factory, proxy_to
+) -> None:
+    server = pipelining(aiosmtpd_factory())
+    proxy = proxy_to(server.port)
+    second_body = ReadLog(LONG)
+    with Session(settings(proxy.port)) as session:
+        first, positions = send_preparing(session, FIRST, BODY_1, SECOND, second_body)
+        # Its first read happened then, before the 354 to its DATA was read.
+        assert positions == [CHUNK_SIZE]
+        assert second_body.reads == [0]
+        second = session.send_message(SECOND, second_body, len(LONG))
+    assert (first.outcome, second.outcome) == ("sent", "sent")
+    assert second_body.reads[0] == 0 and second_body.reads.count(0) == 1  # not read twice
+    received = server.wait_for_messages(2)
+    assert crlf(received[1].content) == crlf(LONG.replace(b"bare\n", b"bare\r\n") + b"\r\n")
+    proxy_bytes = proxy.client_bytes()
+    group_end = proxy_bytes.index(b"RCPT TO:<three@example.org>\r\nDATA\r\n") + len(
+        b"RCPT TO:<three@example.org>\r\nDATA\r\n"
+    )
+    assert proxy_bytes[group_end:].startswith(LONG_WIRE)
+
+
+def test_a_prepared_start_is_read_again_for_a_second_transaction(
+    aiosmtpd_factory, proxy_to
+) -> None:
+    """A 452 sends the rest of the recipients the same message again, from its start."""
+    count = {"rcpt": 0}
+
+    def on_mail(address: str, options: list[str]) -> None:
+        count["rcpt"] = 0
+
+    def on_rcpt(address: str, options: list[str]) -> str | None:
+        count["rcpt"] += 1
+        return "452 4.5.3 Too many recipients" if count["rcpt"] > 1 else None
+
+    server = pipelining(aiosmtpd_factory(on_mail=on_mail, on_rcpt=on_rcpt))
+    second_body = ReadLog(LONG)
+    with Session(settings(server.port)) as session:
+        first, _ = send_preparing(session, FIRST, BODY_1, SECOND, second_body)
+        second = session.send_message(SECOND, second_body, len(LONG))
+    assert first.outcome == second.outcome == "sent"
+    assert [r.status for r in second.recipients] == [RecipientStatus.ACCEPTED] * 2
+    received = server.wait_for_messages(3)
+    assert [m.rcpt_tos for m in received[1:]] == [["two@example.org"], ["three@example.org"]]
+    expected = crlf(LONG.replace(b"bare\n", b"bare\r\n") + b"\r\n")
+    assert crlf(received[1].content) == crlf(received[2].content) == expected
+    assert second_body.reads.count(0) == 2  # read ahead once, then again from the start
+
+
+def test_nothing_is_read_ahead_when_no_commands_went_ahead(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory()  # no PIPELINING: the next MAIL waits for the "."
+    second_body = ReadLog(BODY_2)
+    with Session(settings(server.port)) as session:
+        first, positions = send_preparing(session, FIRST, BODY_1, SECOND, second_body)
+        assert session.sent_ahead is None
+        assert positions == [0] and second_body.reads == []
+        second = session.send_message(SECOND, second_body, len(BODY_2))
+    assert (first.outcome, second.outcome) == ("sent", "sent")
+    assert crlf(server.wait_for_messages(2)[1].content) == crlf(BODY_2)
