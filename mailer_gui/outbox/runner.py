@@ -202,8 +202,15 @@ class _Connection:
         self.account = None
 
 
-# A sent message, its result and its transcript, waiting to be written.
-_Result = tuple[MessageRow, MessageResult, tuple[TranscriptRecord, ...]]
+# A sent message, its result and its transcript (its records, or their text
+# once `_Ledger.idle` rendered them), waiting to be written.
+_Result = tuple[MessageRow, MessageResult, tuple[TranscriptRecord, ...] | str]
+
+
+def _transcript_text(transcript: tuple[TranscriptRecord, ...] | str) -> str:
+    if isinstance(transcript, str):
+        return transcript
+    return "\n".join(record.render() for record in transcript)
 
 
 class _Ledger:
@@ -264,7 +271,11 @@ class _Ledger:
         self._results.append((row, result, transcript.records))
 
     def idle(self) -> None:
-        """A final "." just left: write now if it is time, while the server works."""
+        """A final "." just left: write now if it is time, while the server works.
+
+        Otherwise the transcripts kept since the last time are rendered now,
+        so that the write that takes them has less to do.
+        """
         now = time.monotonic()
         # At a slow pace (a slow server, large messages) a batch saves nothing
         # worth a result kept unwritten for longer: write each one at once.
@@ -287,6 +298,13 @@ class _Ledger:
             # again at the next write, which raises if it fails too.
             with contextlib.suppress(OutboxError):
                 self.write(claim=claim)
+            return
+        results = self._results
+        for index in range(len(results) - 1, -1, -1):
+            row, result, transcript = results[index]
+            if isinstance(transcript, str):
+                break  # those before were rendered at an earlier idle()
+            results[index] = (row, result, _transcript_text(transcript))
 
     def write(self, *, claim: int = 0) -> None:
         """Write the results kept so far, and claim up to ``claim`` more, in one commit.
@@ -302,10 +320,7 @@ class _Ledger:
         try:
             states, rows = runner.store.record_and_claim(
                 runner.owner,
-                [
-                    (row.id, result, "\n".join(record.render() for record in records))
-                    for row, result, records in batch
-                ],
+                [(row.id, result, _transcript_text(text)) for row, result, text in batch],
                 now=now,
                 lease=runner.lease,
                 account=self._account,
