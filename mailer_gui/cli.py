@@ -1036,9 +1036,10 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
 
 def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _outbox(paths)
-    for row in store.messages([State.DEFERRED, State.SCHEDULED, State.QUEUED]):
-        with contextlib.suppress(OutboxError):
-            store.retry_now(row.id)
+    try:
+        store.all_due_now([State.DEFERRED, State.SCHEDULED, State.QUEUED])
+    except OutboxError as exc:
+        raise CliError(str(exc), EX_TEMPFAIL) from exc
     runner = _runner(paths, store, False)
     runner.deliver_now()
     if args.wait:

@@ -497,6 +497,28 @@ def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> Non
     assert code == cli.EX_USAGE
 
 
+def test_flush_sends_in_the_order_messages_were_queued(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    server = aiosmtpd_factory()
+    home = tmp_path / "home"
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", "plain", "--email", USER,
+        "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--auth", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    for number in range(1, 5):
+        code, _, err = run(
+            capsys, monkeypatch, home, "send", "--later", "--to", f"r{number}@example.org",
+            "--subject", f"Number {number}", "--body", "Hello",
+        )  # fmt: skip
+        assert code == 0, err
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0 and "4 sent" in out
+    received = server.wait_for_messages(4)
+    assert [m.rcpt_tos for m in received] == [[f"r{n}@example.org"] for n in range(1, 5)]
+
+
 def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:
     sink = smtp_sink_factory("-q", ".")  # drops the line after the final dot
     home = tmp_path / "home"

@@ -898,7 +898,11 @@ class OutboxStore:
             return state
 
     def retry_now(self, message: int, *, now: float | None = None) -> None:
-        """Send again as soon as possible: a deferred or failed message, or a scheduled one."""
+        """Send again as soon as possible: a deferred or failed message, or a scheduled one.
+
+        A message due already keeps its due time, so it keeps its place among
+        the others waiting: messages go in the order they became due.
+        """
         now = time.time() if now is None else now
         with self._write() as db:
             state = self._state_of(db, message)
@@ -918,9 +922,40 @@ class OutboxStore:
                     (message,),
                 )
             db.execute(
-                "UPDATE messages SET state = 'queued', due_at = ?, updated_at = ? WHERE id = ?",
+                "UPDATE messages SET state = 'queued', due_at = min(due_at, ?), updated_at = ? "
+                "WHERE id = ?",
                 (now, now, message),
             )
+
+    def all_due_now(self, states: Iterable[State], *, now: float | None = None) -> list[int]:
+        """Every message in ``states`` (waiting ones) is due now; their numbers.
+
+        One transaction. A message due already keeps its due time, and those
+        made due now share it, so they go in the order they were queued (the
+        claim's order is due time, then number): "send everything now" never
+        lets a later message overtake an earlier one.
+        """
+        now = time.time() if now is None else now
+        waiting = [s.value for s in states if s in (State.DEFERRED, State.SCHEDULED, State.QUEUED)]
+        if not waiting:
+            return []
+        marks = ",".join("?" * len(waiting))
+        try:
+            with self._write() as db:
+                ids = [
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT id FROM messages WHERE state IN ({marks}) ORDER BY id", waiting
+                    )
+                ]
+                db.execute(
+                    "UPDATE messages SET state = 'queued', due_at = min(due_at, ?), "
+                    f"updated_at = ? WHERE state IN ({marks})",
+                    (now, now, *waiting),
+                )
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        return ids
 
     def resolve_uncertain(self, message: int, *, sent: bool, now: float | None = None) -> State:
         """The person's answer for an uncertain message: it arrived, or send it again."""

@@ -879,11 +879,7 @@ class MainWindow(QMainWindow):
         store = self.bridge.store
 
         def retry_all() -> int:
-            due = [r.id for r in store.messages((State.DEFERRED,))]
-            for message in due:
-                with contextlib.suppress(Exception):  # changed state meanwhile
-                    store.retry_now(message)
-            return len(due)
+            return len(store.all_due_now((State.DEFERRED,)))
 
         def done(count: int | None, error: BaseException | None) -> None:
             if error is not None:

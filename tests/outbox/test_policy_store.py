@@ -238,6 +238,37 @@ def test_retry_now_and_failed_messages(store: OutboxStore, tmp_path: Path) -> No
     assert row.state is State.QUEUED and row.pending == ("bob@example.org",)
 
 
+def test_sending_everything_now_keeps_the_order_they_were_queued(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    first, second, third, fourth = (enqueue(store, tmp_path, due=T0) for _ in range(4))
+    # The first three are deferred, the earliest-queued one until the latest time.
+    for message, retry_at in ((first, T0 + 900), (second, T0 + 600), (third, T0 + 300)):
+        store.claim("a", now=T0, lease=60, message=message)
+        store.record_result(message, "a", result(("bob@example.org", 451)), now=T0)
+        assert store.get(message).state is State.DEFERRED
+        with store._write() as db:  # the policy's schedule, made explicit
+            db.execute("UPDATE messages SET due_at = ? WHERE id = ?", (retry_at, message))
+
+    assert store.all_due_now([State.DEFERRED, State.QUEUED], now=T0 + 60) == [
+        first, second, third, fourth,
+    ]  # fmt: skip
+    assert store.get(fourth).due_at == T0  # due already: its place is kept
+    claimed = store.claim("a", now=T0 + 60, lease=60, limit=4)
+    assert [row.id for row in claimed] == [fourth, first, second, third]
+
+
+def test_retry_now_keeps_the_place_of_a_message_due_already(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    earlier, later = enqueue(store, tmp_path, due=T0), enqueue(store, tmp_path, due=T0 + 10)
+    store.retry_now(later, now=T0 + 20)
+    store.retry_now(earlier, now=T0 + 30)
+    assert [row.id for row in store.claim("a", now=T0 + 30, lease=60, limit=2)] == [
+        earlier, later,
+    ]  # fmt: skip
+
+
 def test_missing_spool_file_is_listed(store: OutboxStore, tmp_path: Path) -> None:
     message = enqueue(store, tmp_path)
     store.get(message).spool_path.unlink()
