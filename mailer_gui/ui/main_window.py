@@ -758,6 +758,10 @@ class MainWindow(QMainWindow):
                 self._sent_drafts.pop(message, None)  # past its undo window
         if new is not State.SENDING:
             self.send_progress.finished(message)
+        if self._reloading:
+            # The answer on its way may have been read before this change and
+            # would bring the old state back: ask again once it is in.
+            self._reload_again = True
         if self.folder_key in _TABLE_FOLDERS and (
             self.model.update_state(message, state, detail)
             or new in _folder(self.folder_key).states

@@ -476,6 +476,54 @@ def test_a_queued_message_goes_to_sent_live(qtbot, queued_home) -> None:
     window.close()
 
 
+def test_a_change_during_a_reload_is_not_undone_by_its_answer(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    """A reload's answer was read before a state change that arrived while it
+    was on its way: the table must end up showing the change, not the answer."""
+    from mailer_gui.ui import outbox_model
+
+    paths = home_with_account(tmp_path, port=9)  # nothing is sent: the message waits
+    store = OutboxStore(paths.database, paths.spool_dir)
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=(parse_address("bob@example.org"),),
+        subject="Later",
+        body="Hello.",
+    )
+    message = store.enqueue(
+        build_message(draft, spool_dir=tmp_path), account="work", subject="Later",
+        due_at=time.time() + 3600,
+    )  # fmt: skip
+    window = open_window(qtbot, paths)
+    window.show_folder("outbox")
+    qtbot.waitUntil(lambda: window.model.row_of(message) is not None, timeout=5_000)
+    qtbot.waitUntil(lambda: not window._reloading, timeout=5_000)
+
+    answered, release = threading.Event(), threading.Event()
+    prepare = outbox_model.prepare_rows
+
+    def slow_prepare(rows, states):
+        prepared = prepare(rows, states)
+        if not answered.is_set():
+            answered.set()  # read while the message was still scheduled
+            assert release.wait(10)
+        return prepared
+
+    monkeypatch.setattr(outbox_model, "prepare_rows", slow_prepare)
+    window._reload()
+    assert answered.wait(10)
+    # Meanwhile the message is cancelled, and the window hears of it.
+    assert store.cancel(message) is State.CANCELLED
+    window.bridge.stateChanged.emit(message, State.CANCELLED.value, "")
+    assert window.model.row_of(message) is None
+    release.set()
+    qtbot.waitUntil(lambda: not window._reloading and not window._reload_again, timeout=5_000)
+    qtbot.waitUntil(lambda: window.model.row_of(message) is None, timeout=5_000)
+    store.close()
+    window.close()
+
+
 def test_an_account_at_another_sandbox_does_not_start_the_built_in_one(
     qtbot, tmp_path: Path
 ) -> None:
