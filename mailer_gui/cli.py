@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -70,6 +71,7 @@ EX_USAGE = 64
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_TEMPFAIL = 75
+EX_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a program a closed pipe ended
 EX_NOPERM = 77
 EX_CONFIG = 78
 
@@ -507,7 +509,7 @@ def _print_candidates(result: DiscoveryResult) -> None:
 def _discover(address: str, password: str | None, verbose: bool) -> DiscoveryResult:
     def progress(event: ProgressEvent) -> None:
         if verbose:
-            print(f"* {event.source}: {event.status} {event.detail}".rstrip(), file=sys.stderr)
+            _progress_line(f"* {event.source}: {event.status} {event.detail}".rstrip())
 
     try:
         return discover(
@@ -664,9 +666,19 @@ def _credentials_for(account: Account) -> Callable[[], Credentials] | None:
     return provide
 
 
+def _progress_line(text: str) -> None:
+    """One line of ``-v`` output on stderr, printed from wherever the work is.
+
+    A closed stderr (``mailer-gui send -v 2>&1 | head``) drops the line: a
+    delivery under way must not stop half-way because nobody reads any more.
+    """
+    with contextlib.suppress(OSError, ValueError):  # BrokenPipeError; a closed file
+        print(text, file=sys.stderr, flush=True)
+
+
 def _transcript(verbose: bool) -> Transcript:
     def show(record: TranscriptRecord) -> None:
-        print(record.render(), file=sys.stderr, flush=True)
+        _progress_line(record.render())
 
     return Transcript(show if verbose else None)
 
@@ -814,7 +826,7 @@ def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
 
     def show(event: Event) -> None:
         if verbose and isinstance(event, TranscriptLine):
-            print(event.record.render(), file=sys.stderr, flush=True)
+            _progress_line(event.record.render())
 
     return Runner(
         store,
@@ -1160,7 +1172,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _HANDLERS[(args.command, getattr(args, "action", None))]
     paths = resolve_paths(args.home)
     try:
-        return handler(args, paths)
+        code = handler(args, paths)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (``mailer-gui outbox list | head``): what was
+        # to be done is done; the rest of the output has nowhere to go.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nor when Python flushes it at exit
+        return EX_BROKEN_PIPE
     except CliError as exc:
         print(f"mailer-gui: {exc.message}", file=sys.stderr)
         return exc.code

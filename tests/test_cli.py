@@ -15,6 +15,8 @@ import pytest
 
 from mailer_gui import cli
 from mailer_gui.accounts import secrets
+from mailer_gui.outbox.store import OutboxStore, State
+from mailer_gui.paths import resolve_paths
 
 PASSWORD = "cli-Pässw0rd-xyz"
 USER = "ann@example.org"
@@ -366,6 +368,43 @@ def test_python_m_entry_point(tls_server, command_account, tmp_path, ca_bundle) 
     assert "accepted  bob@example.org" in done.stdout
     (received,) = tls_server.wait_for_messages(1)
     assert b"text/html" not in received.content
+
+
+def test_a_reader_that_goes_away_stops_nothing(aiosmtpd_factory, tmp_path) -> None:
+    """``mailer-gui send -v 2>&1 | head -1``: the pipe closes while the message
+    is on its way. The message is still delivered and recorded, and listing the
+    outbox into a closed pipe ends quietly, with no traceback."""
+    server = aiosmtpd_factory()
+    home = tmp_path / "home"
+    base = [sys.executable, "-m", "mailer_gui", "--home", str(home)]
+    subprocess.run(
+        [*base, "accounts", "add", "plain", "--email", USER, "--host", "127.0.0.1",
+         "--port", str(server.port), "--security", "none", "--auth", "none"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    read, write = os.pipe()
+    os.close(read)  # nobody will read: every line written fails with EPIPE
+    try:
+        done = subprocess.run(
+            [*base, *send_args("-v")], stdout=write, stderr=write, timeout=60, check=False
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == cli.EX_BROKEN_PIPE  # the result could not be printed
+    (received,) = server.wait_for_messages(1)
+    assert received.rcpt_tos == ["bob@example.org"]
+    store = OutboxStore(resolve_paths(home).database, resolve_paths(home).spool_dir)
+    assert store.counts() == {State.SENT: 1}  # not left "sending" half-way
+    store.close()
+
+    listing = subprocess.Popen(
+        [*base, "outbox", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert listing.stdout is not None and listing.stderr is not None
+    listing.stdout.close()
+    error = listing.stderr.read()
+    assert listing.wait(timeout=60) == cli.EX_BROKEN_PIPE
+    assert b"Traceback" not in error and error == b""
 
 
 def test_untrusted_certificate_is_shown_with_its_fingerprint(
