@@ -1035,9 +1035,9 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
         code = f" {r.code}" if r.code else ""
         enhanced = f" {r.enhanced}" if r.enhanced else ""
         print(f"    {r.status:9} {r.kind:3} {r.address}{code}{enhanced} {r.text or ''}".rstrip())
-    for attempt in store.attempts(row.id):
+    for number, attempt in enumerate(store.attempts(row.id), start=1):
         started = _local_time(attempt.started_at)
-        print(f"  Attempt {attempt.id} at {started}: {attempt.outcome or 'in progress'}")
+        print(f"  Attempt {number} at {started}: {attempt.outcome or 'in progress'}")
         if attempt.error:
             print(f"    {attempt.error}")
         if args.transcript and attempt.transcript:

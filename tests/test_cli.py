@@ -528,6 +528,8 @@ def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> Non
     )
     assert "Message" in out and "sent" in out
     assert "451 4.7.1 Greylisted" in out  # the first attempt's server words
+    # Numbered for this message, as the window numbers them.
+    assert "  Attempt 1 at " in out and "  Attempt 2 at " in out
     assert "C: MAIL FROM:<ann@example.org>" in out
 
     code, _, err = run(capsys, monkeypatch, home, "outbox", "resolve", str(first["id"]), "--sent")
