@@ -887,7 +887,7 @@ def _print_row(row: MessageRow, as_json: bool, error: SmtpError | None = None) -
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return
     for r in row.recipients:
-        print(f"{r.status:9} {r.address}: {r.text or ''}".rstrip())
+        print(f"{_status_word(r, row.state):9} {r.address}: {r.text or ''}".rstrip())
     if row.state is State.UNCERTAIN:
         print(
             "The connection broke after the whole message was sent and before the server "
@@ -907,6 +907,14 @@ def _print_row(row: MessageRow, as_json: bool, error: SmtpError | None = None) -
                 "drops it).",
                 file=sys.stderr,
             )
+
+
+def _status_word(recipient: RecipientRow, state: State) -> str:
+    """A recipient's status as the terminal shows it: "unknown" while the message
+    is uncertain (it is kept as deferred, but nothing retries it by itself)."""
+    if state is State.UNCERTAIN and recipient.status not in ("accepted", "rejected"):
+        return "unknown"
+    return recipient.status
 
 
 def _local_time(timestamp: float) -> str:
@@ -1034,7 +1042,8 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
     for r in row.recipients:
         code = f" {r.code}" if r.code else ""
         enhanced = f" {r.enhanced}" if r.enhanced else ""
-        print(f"    {r.status:9} {r.kind:3} {r.address}{code}{enhanced} {r.text or ''}".rstrip())
+        status = _status_word(r, row.state)
+        print(f"    {status:9} {r.kind:3} {r.address}{code}{enhanced} {r.text or ''}".rstrip())
     for number, attempt in enumerate(store.attempts(row.id), start=1):
         started = _local_time(attempt.started_at)
         print(f"  Attempt {number} at {started}: {attempt.outcome or 'in progress'}")

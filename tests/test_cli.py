@@ -574,6 +574,9 @@ def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, mo
     code, _, err = run(capsys, monkeypatch, home, "outbox", "flush")
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--json")
     assert json.loads(out)[0]["state"] == "uncertain"  # never resent by itself
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "show", str(result["id"]))
+    assert "unknown   to  bob@example.org The whole message was sent but no confirmation" in out
+    assert "try again" not in out
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "resolve", str(result["id"]), "--sent")
     assert code == 0 and "marked as sent" in out
 

@@ -705,6 +705,11 @@ class OutboxStore:
         errors: dict[int, str | None] = {}
         for message, result, transcript in mine:
             error = result.error.message if result.error else None
+            if result.uncertain:  # the error's words say it will be retried; it will not
+                error = next(
+                    (r.text for r in result.recipients if r.status is not RecipientStatus.ACCEPTED),
+                    error,
+                )
             for r in result.recipients:
                 recipients.append(
                     (

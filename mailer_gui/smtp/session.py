@@ -614,7 +614,7 @@ class Session:
                 # commands failed: the "." itself may have reached the server.
                 sent_bytes = size
                 self._broken = cut.error
-                settle(None, cut.error.message, RecipientStatus.DEFERRED)
+                settle(None, _unconfirmed_text(cut.error), RecipientStatus.DEFERRED)
                 self.transcript.note(
                     "the connection broke while the end of the message was going out: "
                     "the server may or may not have taken it"
@@ -626,7 +626,7 @@ class Session:
                 # Cancelled included: once the final "." is out, the server may
                 # have taken the message, so this is not a plain retry case.
                 self._broken = exc
-                settle(None, exc.message, RecipientStatus.DEFERRED)
+                settle(None, _unconfirmed_text(exc), RecipientStatus.DEFERRED)
                 self.transcript.note(
                     "no reply after the end of the message: the server may or may not have taken it"
                 )
@@ -783,6 +783,16 @@ class Session:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _unconfirmed_text(error: SmtpError) -> str:
+    """What an uncertain result says for its recipients, in place of ``error``'s words.
+
+    Those words end in what happens next ("Mailer will try again later"),
+    which is not so here: nothing is retried until the person decides.
+    """
+    what = error.message.split(". ", 1)[0].rstrip(".")
+    return f"The whole message was sent but no confirmation came ({what}): it may have arrived."
 
 
 def _size_text(size: int) -> str:

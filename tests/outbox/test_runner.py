@@ -143,6 +143,10 @@ def test_connection_faults(smtp_sink_factory, outbox, tmp_path, flags, state, wo
     row = outbox.get(message)
     assert row.state is state
     assert words in (row.last_error or "")
+    if state is State.UNCERTAIN:
+        # Nothing is retried until the person decides: no word says otherwise.
+        for text in (row.last_error or "", *(r.text or "" for r in row.recipients)):
+            assert "may have arrived" in text and "try again" not in text
     # The other message of the account is not blocked by this one's failure.
     assert outbox.get(other).state in (State.DEFERRED, State.QUEUED, State.UNCERTAIN, State.SENT)
 
