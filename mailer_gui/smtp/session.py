@@ -418,14 +418,16 @@ class Session:
         while the server works on the message and nothing else would happen
         here: when the next message's 354 comes, its first bytes are ready to
         go. ``body`` must be the file given to that `send_message`, at the
-        message's start. A read that fails raises OSError and leaves nothing
-        prepared.
+        message's start, and it is left there: whoever sends it without what
+        was prepared (another connection, after this one failed) sends it
+        whole. A read that fails raises OSError and leaves nothing prepared.
         """
         ahead = self._ahead
         if ahead is None or self._broken is not None:
             return
         start = body.tell()
         chunk = body.read(CHUNK_SIZE)
+        body.seek(start)
         encoder = p.DataEncoder()
         ahead.prepared = _Prepared(body, start, len(chunk), encoder.encode(chunk), encoder)
 
@@ -475,9 +477,7 @@ class Session:
         results: dict[str, RecipientResult] = {}
         remaining = list(dict.fromkeys(envelope.recipients))
         final: MessageResult | None = None
-        prepared = self._ahead.prepared if self._ahead is not None else None
-        # A body whose start was read ahead (prepare_next) starts where it was then.
-        start = prepared.start if prepared is not None and prepared.body is body else body.tell()
+        start = body.tell()
         while remaining:
             body.seek(start)
             final = self._transaction(

@@ -217,10 +217,12 @@ def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
     smtp_sink_factory, outbox, tmp_path, monkeypatch
 ) -> None:
     prepared: list[str] = []
+    open_then: list[int] = []
     real_prepare = Session.prepare_next
 
     def prepare_next(session: Session, body) -> None:
         prepared.append(Path(body.name).name)
+        open_then.append(len(open_spool_files(outbox)))
         real_prepare(session, body)
 
     monkeypatch.setattr(Session, "prepare_next", prepare_next)
@@ -232,10 +234,38 @@ def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
     # the server took the one before; the 5th starts a new connection.
     names = [outbox.get(i).spool_path.name for i in ids]
     assert prepared == [names[1], names[2], names[3], names[5]]
+    assert open_then == [2, 2, 2, 2]  # the message going out and the next one, no more
     dump = sink.read_dump()
     for i in ids:
         assert dump.count(outbox.get(i).message_id.encode()) == 1
     assert open_spool_files(outbox) == []
+
+
+def test_a_message_read_ahead_goes_whole_on_a_new_connection(
+    aiosmtpd_factory, outbox, tmp_path
+) -> None:
+    """The server ends the connection with a 421 to a final ".", after the next
+    message's commands went with it and its start was read ahead: the next
+    message goes on a new connection, from its first byte."""
+    from tests.smtp.test_session_ahead import pipelining
+
+    calls = {"data": 0}
+
+    def on_data(message) -> str | None:
+        calls["data"] += 1
+        return "421 4.3.2 Service shutting down" if calls["data"] == 1 else None
+
+    server = pipelining(aiosmtpd_factory(on_data=on_data))
+    first = queue(outbox, tmp_path, "r1@example.org", subject="one")
+    second = queue(outbox, tmp_path, "r2@example.org", subject="two")
+    runner_for(outbox, account_for(server)).deliver_now()
+    assert outbox.get(first).state is State.DEFERRED
+    assert outbox.get(second).state is State.SENT
+    (received,) = server.messages
+    spool = outbox.get(second).spool_path.read_bytes()
+    assert received.content.replace(b"\r\n", b"\n") == spool.replace(b"\r\n", b"\n")
+    transcript = outbox.attempts(second)[0].transcript
+    assert transcript.count("* connecting to") == 1  # its own, new connection
 
 
 @needs_proc
