@@ -725,7 +725,7 @@ class Runner:
                 row.id, self.owner, result, transcript.render(), now=self._clock()
             )
             settled = True
-            detail = result.error.message if result.error else refusals(result)
+            detail = result.error_text if result.error else refusals(result)
             self._emit(StateChanged(row.id, state, detail))
             if result.error is not None and result.error.transient:
                 connection.close()

@@ -704,12 +704,7 @@ class OutboxStore:
         attempts: list[tuple[object, ...]] = []
         errors: dict[int, str | None] = {}
         for message, result, transcript in mine:
-            error = result.error.message if result.error else None
-            if result.uncertain:  # the error's words say it will be retried; it will not
-                error = next(
-                    (r.text for r in result.recipients if r.status is not RecipientStatus.ACCEPTED),
-                    error,
-                )
+            error = result.error_text
             for r in result.recipients:
                 recipients.append(
                     (
@@ -935,10 +930,10 @@ class OutboxStore:
     def all_due_now(self, states: Iterable[State], *, now: float | None = None) -> list[int]:
         """Every message in ``states`` (waiting ones) is due now; their numbers.
 
-        One transaction. A message due already keeps its due time, and those
-        made due now share it, so they go in the order they were queued (the
-        claim's order is due time, then number): "send everything now" never
-        lets a later message overtake an earlier one.
+        One transaction. They all get the same due time (now, or the earliest
+        of theirs if that is earlier), so they go in the order they were queued
+        (the claim's order is due time, then number): "send everything now"
+        never lets a later message overtake an earlier one.
         """
         now = time.time() if now is None else now
         waiting = [s.value for s in states if s in (State.DEFERRED, State.SCHEDULED, State.QUEUED)]
@@ -953,10 +948,13 @@ class OutboxStore:
                         f"SELECT id FROM messages WHERE state IN ({marks}) ORDER BY id", waiting
                     )
                 ]
+                (earliest,) = db.execute(
+                    f"SELECT min(due_at) FROM messages WHERE state IN ({marks})", waiting
+                ).fetchone()
                 db.execute(
-                    "UPDATE messages SET state = 'queued', due_at = min(due_at, ?), "
-                    f"updated_at = ? WHERE state IN ({marks})",
-                    (now, now, *waiting),
+                    "UPDATE messages SET state = 'queued', due_at = ?, updated_at = ? "
+                    f"WHERE state IN ({marks})",
+                    (min(now, earliest if earliest is not None else now), now, *waiting),
                 )
         except sqlite3.DatabaseError as exc:
             raise self._corrupt(exc) from exc

@@ -88,6 +88,19 @@ class MessageResult:
         return tuple(r for r in self.recipients if r.status is status)
 
     @property
+    def error_text(self) -> str | None:
+        """What ended the attempt, in the words kept and shown for the message.
+
+        For an uncertain result, the unconfirmed recipients' words: the
+        error's own end in "Mailer will try again", which it will not.
+        """
+        if self.uncertain:
+            for r in self.recipients:
+                if r.status is not RecipientStatus.ACCEPTED and r.text:
+                    return r.text
+        return self.error.message if self.error else None
+
+    @property
     def outcome(self) -> str:
         """``sent`` | ``deferred`` | ``rejected`` | ``partial`` | ``uncertain``."""
         if self.uncertain:

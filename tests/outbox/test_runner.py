@@ -139,13 +139,20 @@ def test_connection_faults(smtp_sink_factory, outbox, tmp_path, flags, state, wo
     sink = smtp_sink_factory(*flags)
     message = queue(outbox, tmp_path, "a@example.org", "b@example.org")
     other = queue(outbox, tmp_path, "c@example.org")
-    runner_for(outbox, account_for(sink)).deliver_now()
+    events: list[Event] = []
+    runner_for(outbox, account_for(sink), events).deliver_now()
     row = outbox.get(message)
     assert row.state is state
     assert words in (row.last_error or "")
     if state is State.UNCERTAIN:
-        # Nothing is retried until the person decides: no word says otherwise.
-        for text in (row.last_error or "", *(r.text or "" for r in row.recipients)):
+        # Nothing is retried until the person decides: no word says otherwise,
+        # neither what is kept nor what the window is told at once.
+        (told,) = [
+            e.detail
+            for e in events
+            if isinstance(e, StateChanged) and e.message == message and e.state is state
+        ]
+        for text in (told or "", row.last_error or "", *(r.text or "" for r in row.recipients)):
             assert "may have arrived" in text and "try again" not in text
     # The other message of the account is not blocked by this one's failure.
     assert outbox.get(other).state in (State.DEFERRED, State.QUEUED, State.UNCERTAIN, State.SENT)
