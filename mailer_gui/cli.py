@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import getpass
 import json
 import os
@@ -1151,7 +1152,8 @@ def _error_code(exc: SmtpError) -> int:
 
 # --------------------------------------------------------------------- main
 
-_HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace, AppPaths], int]] = {
+Handler = Callable[[argparse.Namespace, AppPaths], int]
+_HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("send", None): cmd_send,
     ("accounts", "password"): cmd_accounts_password,
     ("accounts", "default"): cmd_accounts_default,
@@ -1181,16 +1183,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _HANDLERS[(args.command, getattr(args, "action", None))]
     paths = resolve_paths(args.home)
     try:
-        code = handler(args, paths)
+        code = _run(handler, args, paths)
         sys.stdout.flush()  # a reader that went away shows here, not at exit
         return code
-    except BrokenPipeError:
+    except OSError as exc:
+        if not _reader_gone(exc):
+            raise
         # The reader went away (``mailer-gui outbox list | head``): what was
         # to be done is done; the rest of the output has nowhere to go.
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # nor when Python flushes it at exit
         return EX_BROKEN_PIPE
+
+
+def _reader_gone(exc: OSError) -> bool:
+    """A write to a pipe whose reader closed it (Windows says EINVAL)."""
+    return isinstance(exc, BrokenPipeError) or (os.name == "nt" and exc.errno == errno.EINVAL)
+
+
+def _run(handler: Handler, args: argparse.Namespace, paths: AppPaths) -> int:
+    """``handler``, with each expected failure as one line on stderr and its exit code."""
+    try:
+        return handler(args, paths)
     except CliError as exc:
         print(f"mailer-gui: {exc.message}", file=sys.stderr)
         return exc.code

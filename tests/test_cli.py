@@ -406,6 +406,18 @@ def test_a_reader_that_goes_away_stops_nothing(aiosmtpd_factory, tmp_path) -> No
     assert listing.wait(timeout=60) == cli.EX_BROKEN_PIPE
     assert b"Traceback" not in error and error == b""
 
+    # An error whose one line cannot reach a closed stderr either (an uncaught
+    # exception would end with exit 1 instead).
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [*base, "outbox", "show", "9999"], stderr=write, timeout=60, check=False
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == cli.EX_BROKEN_PIPE
+
 
 def test_untrusted_certificate_is_shown_with_its_fingerprint(
     aiosmtpd_factory, self_signed_cert, tmp_path, capsys, monkeypatch
