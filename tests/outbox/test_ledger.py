@@ -193,6 +193,39 @@ def test_a_sent_message_is_recorded_while_later_ones_go_out(
     assert {store.get(m).state for m in ids} == {State.SENT}
 
 
+def test_each_kept_transcript_is_that_messages_own_session_log(
+    smtp_sink_factory, tmp_path: Path
+) -> None:
+    """Results are kept, their transcripts rendered while later messages go out
+    and written in batches: what is stored for each message is exactly the
+    lines its session logged, in order, and none of another message's."""
+    from mailer_gui.outbox.runner import TranscriptLine
+
+    store = OutboxStore(tmp_path / "outbox.sqlite3", tmp_path / "spool")
+    ids = [queue(store, tmp_path, n) for n in range(runner_module.RECORD_BATCH + 5)]
+    logged: dict[int, list[str]] = {}
+
+    def on_event(event) -> None:
+        if isinstance(event, TranscriptLine):
+            logged.setdefault(event.message, []).append(event.record.render())
+
+    sink = smtp_sink_factory()  # PIPELINING: commands go ahead, starts are read ahead
+    Runner(
+        store, lambda name: account_for(sink.port), credentials=lambda a: None, on_event=on_event
+    ).deliver_now()
+    assert {store.get(m).state for m in ids} == {State.SENT}
+    for number, message in enumerate(ids):
+        (attempt,) = store.attempts(message)
+        stored = attempt.transcript.splitlines()
+        assert stored == logged[message][: len(stored)]
+        # After its result was kept, only the connection's goodbye is logged.
+        assert all(
+            line.startswith(("C: QUIT", "S: 221")) for line in logged[message][len(stored) :]
+        )
+        assert f"C: RCPT TO:<rcpt{number}@example.org>" in logged[message]
+        assert sum(line.startswith("C: RCPT TO:") for line in logged[message]) == 1
+
+
 def test_results_are_written_before_a_large_transfer(aiosmtpd_factory, tmp_path: Path) -> None:
     database = tmp_path / "outbox.sqlite3"
     store = OutboxStore(database, tmp_path / "spool")
