@@ -1082,6 +1082,14 @@ def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:
     try:
         store.retry_now(message)
     except OutboxError as exc:
+        with contextlib.suppress(OutboxError):
+            if store.get(message).state is State.UNCERTAIN:
+                raise CliError(
+                    f"Message {message} is uncertain: all of it went out but the server never "
+                    "confirmed it, so it may have arrived. Run mailer-gui outbox resolve "
+                    f"{message} --sent if it did, or --resend to send it again.",
+                    EX_USAGE,
+                ) from exc
         raise CliError(str(exc), EX_USAGE) from exc
     runner = _runner(paths, store, False)
     runner.deliver_now(message=message)

@@ -586,6 +586,9 @@ def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, mo
     code, _, err = run(capsys, monkeypatch, home, "outbox", "flush")
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--json")
     assert json.loads(out)[0]["state"] == "uncertain"  # never resent by itself
+    code, _, err = run(capsys, monkeypatch, home, "outbox", "retry", str(result["id"]))
+    assert code == cli.EX_USAGE
+    assert f"mailer-gui outbox resolve {result['id']} --sent" in err and "--resend" in err
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "show", str(result["id"]))
     assert "unknown   to  bob@example.org The whole message was sent but no confirmation" in out
     assert "try again" not in out
