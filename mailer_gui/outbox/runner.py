@@ -210,7 +210,7 @@ _Result = tuple[MessageRow, MessageResult, tuple[TranscriptRecord, ...] | str]
 def _transcript_text(transcript: tuple[TranscriptRecord, ...] | str) -> str:
     if isinstance(transcript, str):
         return transcript
-    return "\n".join(record.render() for record in transcript)
+    return "\n".join([record.render() for record in transcript])
 
 
 class _Ledger:

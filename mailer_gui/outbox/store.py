@@ -48,6 +48,8 @@ class State(enum.StrEnum):
     UNCERTAIN = "uncertain"
 
 
+_STATES = {state.value: state for state in State}  # faster than State(value), per claimed row
+
 # May be claimed once due.
 WAITING = (State.SCHEDULED, State.QUEUED, State.DEFERRED)
 FINISHED = (State.SENT, State.FAILED, State.CANCELLED)
@@ -310,10 +312,10 @@ class OutboxStore:
             data_end_at, updated_at, attempt,
         ) = row  # fmt: skip
         return MessageRow(
-            id_, account, State(state), created_at, due_at, attempts, last_error, message_id,
+            id_, account, _STATES[state], created_at, due_at, attempts, last_error, message_id,
             subject, size, self.spool_dir / spool_file, envelope_from, bool(smtputf8),
-            bool(eight_bit), tuple(v for v in dsn_notify.split(",") if v),
-            tuple(RecipientRow(r[1], r[2], r[3], r[4], r[5], r[6]) for r in recipients),
+            bool(eight_bit), tuple(filter(None, dsn_notify.split(","))),
+            tuple([RecipientRow(r[1], r[2], r[3], r[4], r[5], r[6]) for r in recipients]),
             first_attempt_at, data_end_at, updated_at, attempt,
         )  # fmt: skip
 

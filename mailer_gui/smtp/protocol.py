@@ -60,6 +60,10 @@ class State(enum.Enum):
     QUIT_SENT = "quit-sent"
     CLOSED = "closed"
 
+    # Members are compared by identity; Enum's own __hash__ is Python code,
+    # and the send table is looked up by (state, command) for every command.
+    __hash__ = object.__hash__
+
 
 # ----------------------------------------------------------------- commands
 
@@ -455,7 +459,7 @@ class ClientConnection:
 
     @property
     def pipelining(self) -> bool:
-        return self.supports("PIPELINING")
+        return "PIPELINING" in self.extensions  # asked for every command of a group
 
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:

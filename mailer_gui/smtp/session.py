@@ -664,16 +664,17 @@ class Session:
     def _commands(
         self, envelope: Envelope, recipients: list[str], size: int
     ) -> tuple[p.MailFrom, list[p.RcptTo]]:
-        conn = self._conn
+        offered = self._conn.extensions  # names in capitals, as parsed from EHLO
+        dsn = "DSN" in offered
         mail = p.MailFrom(
             envelope.sender,
-            size=size if conn.supports("SIZE") else None,
-            body_8bitmime=envelope.eight_bit and conn.supports("8BITMIME"),
+            size=size if "SIZE" in offered else None,
+            body_8bitmime=envelope.eight_bit and "8BITMIME" in offered,
             smtputf8=envelope.smtputf8,
-            dsn_ret=envelope.dsn_ret if conn.supports("DSN") else None,
-            dsn_envid=envelope.dsn_envid if conn.supports("DSN") else None,
+            dsn_ret=envelope.dsn_ret if dsn else None,
+            dsn_envid=envelope.dsn_envid if dsn else None,
         )
-        notify = envelope.dsn_notify if conn.supports("DSN") else ()
+        notify = envelope.dsn_notify if dsn else ()
         return mail, [p.RcptTo(address, notify) for address in recipients]
 
     def _send_ahead(self, envelope: Envelope, size: int) -> bytes:

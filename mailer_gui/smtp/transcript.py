@@ -34,10 +34,17 @@ class TranscriptRecord(NamedTuple):
 
     def render(self) -> str:
         """``C: EHLO host`` / ``S: 250 ok`` / ``* TLS 1.3 established``."""
-        if self.direction is Direction.NOTE:
-            return f"* {self.text}"
-        return f"{self.direction.value}: {self.text}"
+        # By identity: an enum's .value is a Python-level property, and a
+        # dozen lines a message are rendered at thousands of messages a second.
+        direction = self.direction
+        if direction is _CLIENT:
+            return "C: " + self.text
+        if direction is _SERVER:
+            return "S: " + self.text
+        return "* " + self.text
 
+
+_CLIENT, _SERVER = Direction.CLIENT, Direction.SERVER
 
 Listener = Callable[[TranscriptRecord], None]
 
@@ -105,4 +112,4 @@ class Transcript:
             return tuple(self._records)
 
     def render(self) -> str:
-        return "\n".join(record.render() for record in self.records)
+        return "\n".join([record.render() for record in self.records])
