@@ -50,6 +50,7 @@ from mailer_gui.outbox.store import (
 )
 from mailer_gui.outbox.submit import recipient_kinds
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
+from mailer_gui.preferences import load_preferences
 from mailer_gui.sandbox import cli as sandbox_cli
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import (
@@ -817,9 +818,15 @@ def _draft(args: argparse.Namespace, account: Account) -> Draft:
 
 def _outbox(paths: AppPaths) -> OutboxStore:
     try:
-        return OutboxStore(paths.database, paths.spool_dir)
+        store = OutboxStore(paths.database, paths.spool_dir)
     except OutboxError as exc:
         raise CliError(str(exc), EX_CONFIG) from exc
+    # The retry schedule set in Settings holds for what the command line sends too.
+    preferences = load_preferences(
+        paths.preferences_file, warn=lambda text: _progress_line(f"mailer-gui: {text}")
+    )
+    store.policy = preferences.retry_policy()
+    return store
 
 
 def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -548,6 +549,29 @@ def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> Non
     assert code == cli.EX_USAGE and "not uncertain" in err
     code, _, err = run(capsys, monkeypatch, home, "outbox", "show", "nope")
     assert code == cli.EX_USAGE
+
+
+def test_the_retry_schedule_from_settings_holds_for_the_command_line(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    from mailer_gui.preferences import Preferences, save_preferences
+
+    server = aiosmtpd_factory(on_rcpt=lambda address, options: "451 4.7.1 Greylisted")
+    home = tmp_path / "home"
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", "plain", "--email", USER,
+        "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--auth", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    paths = resolve_paths(home)
+    save_preferences(paths.preferences_file, Preferences(retry_delays=(7200,)))
+    before = time.time()
+    code, out, _ = run(capsys, monkeypatch, home, *send_args("--json"))
+    assert code == cli.EX_TEMPFAIL and json.loads(out)["state"] == "deferred"
+    store = OutboxStore(paths.database, paths.spool_dir)
+    (row,) = store.messages()
+    assert before + 7200 <= row.due_at <= time.time() + 7200  # not the default minute
+    store.close()
 
 
 def test_flush_sends_in_the_order_messages_were_queued(
