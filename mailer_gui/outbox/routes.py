@@ -612,4 +612,5 @@ def _combine(envelope: Envelope, outcomes: list[_DomainOutcome]) -> MessageResul
         error=error,
         uncertain=bool(uncertain),
         sizes=(sum(r.sizes[0] for r in results), sum(r.sizes[1] for r in results)),
+        size_limit=next((r.size_limit for r in results if r.size_limit), None),
     )

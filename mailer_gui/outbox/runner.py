@@ -62,7 +62,13 @@ from mailer_gui.outbox.policy import Disposition, Verdict, judge
 from mailer_gui.outbox.store import MessageRow, OutboxError, OutboxStore, State, WrongState
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import Cancelled, SmtpError
-from mailer_gui.smtp.session import Envelope, MessageResult, RecipientStatus, Session
+from mailer_gui.smtp.session import (
+    Envelope,
+    MessageResult,
+    RecipientStatus,
+    Session,
+    too_big_reason,
+)
 from mailer_gui.smtp.settings import ServerSettings
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
 
@@ -342,7 +348,8 @@ class _Ledger:
             self._claimed.extend(rows)
         for (row, result, _), state in zip(batch, states, strict=True):
             if state is not None and runner._on_event is not None:  # None: not this runner's now
-                runner._emit(StateChanged(row.id, state, refusals(result)))
+                detail = too_big_reason(result, row.size) or refusals(result)
+                runner._emit(StateChanged(row.id, state, detail))
 
     def close(self) -> None:
         """Write what is left, and give back what was claimed and not sent.
@@ -725,7 +732,7 @@ class Runner:
                 row.id, self.owner, result, transcript.render(), now=self._clock()
             )
             settled = True
-            detail = result.error_text if result.error else refusals(result)
+            detail = result.error_text or too_big_reason(result, row.size) or refusals(result)
             self._emit(StateChanged(row.id, state, detail))
             if result.error is not None and result.error.transient:
                 connection.close()

@@ -34,7 +34,7 @@ from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.marks import read_marks, remove_idle
 from mailer_gui.outbox.policy import Disposition, RetryPolicy, Verdict
 from mailer_gui.paths import ensure_private_dir, fsync_directory
-from mailer_gui.smtp.session import MessageResult, RecipientStatus
+from mailer_gui.smtp.session import MessageResult, RecipientStatus, too_big_reason
 
 
 class State(enum.StrEnum):
@@ -692,9 +692,9 @@ class OutboxStore:
         ids = [message for message, _, _ in results]
         marks = ",".join("?" * len(ids))
         held = {
-            r[0]: (r[1], r[2], r[3])
+            r[0]: (r[1], r[2], r[3], r[4])
             for r in db.execute(
-                "SELECT id, due_at, attempts, first_attempt_at FROM messages "
+                "SELECT id, due_at, attempts, first_attempt_at, size FROM messages "
                 f"WHERE id IN ({marks}) AND state = 'sending' AND lease_owner = ?",
                 (*ids, owner),
             )
@@ -706,7 +706,7 @@ class OutboxStore:
         attempts: list[tuple[object, ...]] = []
         errors: dict[int, str | None] = {}
         for message, result, transcript in mine:
-            error = result.error_text
+            error = result.error_text or too_big_reason(result, held[message][3])
             for r in result.recipients:
                 recipients.append(
                     (
@@ -742,7 +742,7 @@ class OutboxStore:
         states: dict[int, State] = {}
         updates: list[tuple[object, ...]] = []
         for message, result, _ in mine:
-            due_at, tries, first = held[message]
+            due_at, tries, first, _size = held[message]
             if result.uncertain:
                 state, due, error = State.UNCERTAIN, due_at, errors[message]
             else:

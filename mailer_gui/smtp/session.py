@@ -83,6 +83,7 @@ class MessageResult:
     # message. Never resend silently (DESIGN.md, "uncertain").
     uncertain: bool = False
     sizes: tuple[int, int] = field(default=(0, 0))  # bytes sent, bytes total
+    size_limit: int | None = None  # the server's SIZE, when it stated one
 
     def with_status(self, status: RecipientStatus) -> tuple[RecipientResult, ...]:
         return tuple(r for r in self.recipients if r.status is status)
@@ -517,7 +518,9 @@ class Session:
         assert final is not None
         ordered = tuple(results[a] for a in dict.fromkeys(envelope.recipients))
         self.messages_sent += 1
-        return MessageResult(ordered, final.reply, final.error, final.uncertain, final.sizes)
+        return MessageResult(
+            ordered, final.reply, final.error, final.uncertain, final.sizes, self._conn.size_limit
+        )
 
     def _transaction(
         self,
@@ -797,6 +800,34 @@ class Session:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_TOO_BIG = ("5.3.4", "5.2.3")  # RFC 3463: message too big for the system / for the mailbox
+
+
+def too_big_reason(result: MessageResult, size: int) -> str | None:
+    """Why a message the server refused as too big failed: its size and the
+    server's limit beside the server's words; None when that was not the reason."""
+    replies = [
+        r.reply
+        for r in result.recipients
+        if r.status is RecipientStatus.REJECTED and r.reply is not None
+    ]
+    reply = next((r for r in replies if r.enhanced in _TOO_BIG), None)
+    if reply is None and result.reply is not None and result.reply.code == 552 and replies:
+        reply = result.reply  # 552 to the final ".", without an enhanced code
+    if reply is None:
+        return None
+    limit = result.size_limit
+    stated = (
+        f"the server's stated limit is {_size_text(limit)} (SIZE {limit})"
+        if limit
+        else "the server did not state a limit"
+    )
+    return (
+        f"The server refused the message as too big: it is {_size_text(size)}, and {stated}. "
+        f"It said: {reply}. Remove or shrink attachments, or share large files by link."
+    )
 
 
 def _unconfirmed_text(error: SmtpError) -> str:

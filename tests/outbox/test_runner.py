@@ -128,6 +128,48 @@ def test_452_after_n_recipients(aiosmtpd_factory, outbox, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("limit", "stated"),
+    [
+        (33_554_432, "the server's stated limit is 33.6 MB (SIZE 33554432)"),
+        (None, "the server did not state a limit"),
+    ],
+)
+def test_a_message_refused_as_too_big_fails_with_its_size_and_the_servers_limit(
+    aiosmtpd_factory, outbox, tmp_path, limit, stated
+) -> None:
+    server = aiosmtpd_factory(
+        data_size_limit=limit, on_data=lambda m: "552 5.3.4 Message size exceeds fixed limit"
+    )
+    message = queue(outbox, tmp_path, "a@example.org", "b@example.org")
+    events: list[Event] = []
+    runner_for(outbox, account_for(server), events).deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.FAILED
+    reason = row.last_error or ""
+    assert f"it is {row.size:,} bytes, and {stated}" in reason
+    assert "It said: 552 5.3.4 Message size exceeds fixed limit" in reason
+    # The window is told the same at once; each recipient keeps the server's words.
+    assert [e.detail for e in events if isinstance(e, StateChanged) and e.message == message][
+        -1
+    ] == reason
+    assert {r.text for r in row.recipients} == {"Message size exceeds fixed limit"}
+
+
+def test_a_full_mailbox_is_not_taken_for_a_message_too_big(
+    aiosmtpd_factory, outbox, tmp_path
+) -> None:
+    server = aiosmtpd_factory(
+        rcpt_replies={"b@example.org": "552 5.2.2 The recipient's inbox is out of storage space"}
+    )
+    message = queue(outbox, tmp_path, "a@example.org", "b@example.org")
+    runner_for(outbox, account_for(server)).deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.SENT  # a@ took it; b@ is refused
+    assert [r.status for r in row.recipients] == ["accepted", "rejected"]
+    assert "too big" not in (row.last_error or "")
+
+
+@pytest.mark.parametrize(
     ("flags", "state", "words"),
     [
         (("-Q", "RCPT"), State.DEFERRED, "421"),  # 421 after RCPT: all unconfirmed deferred
