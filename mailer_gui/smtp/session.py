@@ -814,8 +814,10 @@ def too_big_reason(result: MessageResult, size: int) -> str | None:
         if r.status is RecipientStatus.REJECTED and r.reply is not None
     ]
     reply = next((r for r in replies if r.enhanced in _TOO_BIG), None)
-    if reply is None and result.reply is not None and result.reply.code == 552 and replies:
-        reply = result.reply  # 552 to the final ".", without an enhanced code
+    final = result.reply
+    plain_552 = final is not None and final.code == 552 and final.enhanced is None
+    if reply is None and replies and plain_552:
+        reply = final  # 552 to the final ".", with no enhanced code to say otherwise
     if reply is None:
         return None
     limit = result.size_limit

@@ -158,15 +158,22 @@ def test_a_message_refused_as_too_big_fails_with_its_size_and_the_servers_limit(
 def test_a_full_mailbox_is_not_taken_for_a_message_too_big(
     aiosmtpd_factory, outbox, tmp_path
 ) -> None:
-    server = aiosmtpd_factory(
-        rcpt_replies={"b@example.org": "552 5.2.2 The recipient's inbox is out of storage space"}
-    )
+    full = "552 5.2.2 The recipient's inbox is out of storage space"
+    server = aiosmtpd_factory(rcpt_replies={"b@example.org": full})
     message = queue(outbox, tmp_path, "a@example.org", "b@example.org")
     runner_for(outbox, account_for(server)).deliver_now()
     row = outbox.get(message)
     assert row.state is State.SENT  # a@ took it; b@ is refused
     assert [r.status for r in row.recipients] == ["accepted", "rejected"]
     assert "too big" not in (row.last_error or "")
+
+    # Nor when it is the reply to the final ".".
+    server = aiosmtpd_factory(on_data=lambda m: full)
+    message = queue(outbox, tmp_path, "c@example.org")
+    runner_for(outbox, account_for(server)).deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.FAILED
+    assert "too big" not in (row.last_error or "") and "storage space" in (row.last_error or "")
 
 
 @pytest.mark.parametrize(
