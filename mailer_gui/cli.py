@@ -818,19 +818,18 @@ def _draft(args: argparse.Namespace, account: Account) -> Draft:
 
 def _outbox(paths: AppPaths) -> OutboxStore:
     try:
-        store = OutboxStore(paths.database, paths.spool_dir)
+        return OutboxStore(paths.database, paths.spool_dir)
     except OutboxError as exc:
         raise CliError(str(exc), EX_CONFIG) from exc
+
+
+def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
+    accounts = _store(paths)
     # The retry schedule set in Settings holds for what the command line sends too.
     preferences = load_preferences(
         paths.preferences_file, warn=lambda text: _progress_line(f"mailer-gui: {text}")
     )
     store.policy = preferences.retry_policy()
-    return store
-
-
-def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
-    accounts = _store(paths)
 
     def show(event: Event) -> None:
         if verbose and isinstance(event, TranscriptLine):

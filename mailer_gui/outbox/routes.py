@@ -29,6 +29,7 @@ from mailer_gui.smtp.session import (
     RecipientResult,
     RecipientStatus,
     Session,
+    refused_as_too_big,
 )
 from mailer_gui.smtp.settings import AuthMethod, Security, ServerSettings, Timeouts
 from mailer_gui.smtp.transcript import Transcript
@@ -612,5 +613,6 @@ def _combine(envelope: Envelope, outcomes: list[_DomainOutcome]) -> MessageResul
         error=error,
         uncertain=bool(uncertain),
         sizes=(sum(r.sizes[0] for r in results), sum(r.sizes[1] for r in results)),
-        size_limit=next((r.size_limit for r in results if r.size_limit), None),
+        # The limit of a server that refused the message as too big, if one did.
+        size_limit=next((r.size_limit for r in results if refused_as_too_big(r)), None),
     )

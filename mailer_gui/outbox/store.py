@@ -933,9 +933,11 @@ class OutboxStore:
         """Every message in ``states`` (waiting ones) is due now; their numbers.
 
         One transaction. They all get the same due time (now, or the earliest
-        of theirs if that is earlier), so they go in the order they were queued
-        (the claim's order is due time, then number): "send everything now"
-        never lets a later message overtake an earlier one.
+        of theirs if that is earlier), so among them they go in the order they
+        were queued (the claim's order is due time, then number): "send
+        everything now" never lets a later one overtake an earlier one. Give
+        every waiting state that may go now, or a message left out could be
+        overtaken by one made due earlier than it.
         """
         now = time.time() if now is None else now
         waiting = [s.value for s in states if s in (State.DEFERRED, State.SCHEDULED, State.QUEUED)]

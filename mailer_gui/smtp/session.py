@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, NamedTuple
@@ -803,21 +804,33 @@ class Session:
 
 
 _TOO_BIG = ("5.3.4", "5.2.3")  # RFC 3463: message too big for the system / for the mailbox
+# A 552 with no enhanced code is "too big" only when it says so: RFC 1870's
+# refusal of MAIL names the size, while old servers also say 552 for a full mailbox.
+_SIZE_WORDS = re.compile(r"\b(size|too (big|large|long))\b", re.IGNORECASE)
+
+
+def refused_as_too_big(result: MessageResult) -> Reply | None:
+    """The server's reply when it refused the whole message as too big, else None.
+
+    Only when every recipient was refused for that: a message that went to
+    some, is to be tried again for some, or was refused for another reason
+    to some (no such user) keeps each recipient's own words.
+    """
+    for r in result.recipients:
+        reply = r.reply
+        if r.status is not RecipientStatus.REJECTED or reply is None:
+            return None
+        if reply.enhanced not in _TOO_BIG and not (
+            reply.code == 552 and reply.enhanced is None and _SIZE_WORDS.search(reply.text)
+        ):
+            return None
+    return result.recipients[0].reply if result.recipients else None
 
 
 def too_big_reason(result: MessageResult, size: int) -> str | None:
     """Why a message the server refused as too big failed: its size and the
     server's limit beside the server's words; None when that was not the reason."""
-    replies = [
-        r.reply
-        for r in result.recipients
-        if r.status is RecipientStatus.REJECTED and r.reply is not None
-    ]
-    reply = next((r for r in replies if r.enhanced in _TOO_BIG), None)
-    final = result.reply
-    plain_552 = final is not None and final.code == 552 and final.enhanced is None
-    if reply is None and replies and plain_552:
-        reply = final  # 552 to the final ".", with no enhanced code to say otherwise
+    reply = refused_as_too_big(result)
     if reply is None:
         return None
     limit = result.size_limit

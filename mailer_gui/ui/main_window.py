@@ -876,14 +876,16 @@ class MainWindow(QMainWindow):
         )
 
     def send_queued_now(self) -> None:
-        """Every deferred message is due now; then the runner looks at once."""
+        """Every deferred (and queued) message is due now, in order; then the runner looks."""
         from mailer_gui.outbox.store import State
 
         self._require_ready()
         store = self.bridge.store
 
         def retry_all() -> int:
-            return len(store.all_due_now((State.DEFERRED,)))
+            # Queued ones too, so that a deferred message does not overtake an
+            # older one still waiting its turn; scheduled ones keep their time.
+            return len(store.all_due_now((State.DEFERRED, State.QUEUED)))
 
         def done(count: int | None, error: BaseException | None) -> None:
             if error is not None:

@@ -259,6 +259,23 @@ def test_sending_everything_now_keeps_the_order_they_were_queued(
     assert [row.id for row in claimed] == [first, second, third, fourth]
 
 
+def test_the_windows_send_queued_now_keeps_an_older_queued_message_first(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    """Deferred messages made due now, one long overdue and one due later, do
+    not overtake an older message that is queued (what the window selects)."""
+    older = enqueue(store, tmp_path, due=T0 - 600)
+    overdue, later = enqueue(store, tmp_path, due=T0), enqueue(store, tmp_path, due=T0)
+    for message, retry_at in ((overdue, T0 - 86_400), (later, T0 + 3600)):
+        store.claim("a", now=T0, lease=60, message=message)
+        store.record_result(message, "a", result(("bob@example.org", 451)), now=T0)
+        with store._write() as db:
+            db.execute("UPDATE messages SET due_at = ? WHERE id = ?", (retry_at, message))
+    store.all_due_now((State.DEFERRED, State.QUEUED), now=T0)
+    claimed = store.claim("a", now=T0, lease=60, limit=3)
+    assert [row.id for row in claimed] == [older, overdue, later]
+
+
 def test_retry_now_keeps_the_place_of_a_message_due_already(
     store: OutboxStore, tmp_path: Path
 ) -> None:

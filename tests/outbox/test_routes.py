@@ -748,3 +748,41 @@ def test_cli_direct_account_delivers_through_the_outbox(
     code, out, err = run("send", "--to", "x@null-domain.test", "--subject", "s", "--body", "b")
     assert code == cli.EX_UNAVAILABLE
     assert "does not exist" in (out + err)
+
+
+def test_the_limit_named_for_a_message_too_big_is_that_of_the_server_that_refused_it() -> None:
+    """Direct delivery to two domains whose servers state different limits: the
+    combined result names the limit of a server that refused the message as too big."""
+    from mailer_gui.outbox.routes import _combine, _DomainOutcome
+    from mailer_gui.smtp.replies import Reply
+    from mailer_gui.smtp.session import RecipientResult, too_big_reason
+
+    def outcome(domain: str, limit: int, reply: Reply) -> _DomainOutcome:
+        status = RecipientStatus.REJECTED if reply.code >= 500 else RecipientStatus.ACCEPTED
+        result = MessageResult(
+            (RecipientResult(f"someone@{domain}", status, reply),), size_limit=limit
+        )
+        return _DomainOutcome(domain, result, attempted=True, connected=True)
+
+    too_big = Reply(552, "5.3.4", ("Message size exceeds fixed limit",))
+    unknown = Reply(550, "5.1.1", ("No such user",))
+    envelope = Envelope("ann@example.org", ("someone@a.example", "someone@b.example"))
+    combined = _combine(
+        envelope,
+        [outcome("a.example", 50_000_000, unknown), outcome("b.example", 10_000_000, too_big)],
+    )
+    assert combined.size_limit == 10_000_000
+    # One recipient was refused for another reason: each keeps its own words.
+    assert too_big_reason(combined, 20_000_000) is None
+    accepted = Reply(250, "2.0.0", ("Ok",))
+    both = _combine(
+        envelope,
+        [outcome("a.example", 50_000_000, accepted), outcome("b.example", 10_000_000, too_big)],
+    )
+    assert both.size_limit == 10_000_000
+    assert too_big_reason(both, 20_000_000) is None  # it went to a.example
+    refused = _combine(
+        envelope,
+        [outcome("a.example", 50_000_000, too_big), outcome("b.example", 0, too_big)],
+    )
+    assert "stated limit is 50.0 MB" in (too_big_reason(refused, 60_000_000) or "")

@@ -155,6 +155,33 @@ def test_a_message_refused_as_too_big_fails_with_its_size_and_the_servers_limit(
     assert {r.text for r in row.recipients} == {"Message size exceeds fixed limit"}
 
 
+def test_refused_at_mail_for_its_size_it_fails_as_too_big(aiosmtpd_factory, outbox, tmp_path):
+    server = aiosmtpd_factory(
+        on_mail=lambda address, options: "552 message size exceeds fixed maximum message size"
+    )
+    message = queue(outbox, tmp_path, "a@example.org")
+    runner_for(outbox, account_for(server)).deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.FAILED
+    assert f"too big: it is {row.size:,} bytes" in (row.last_error or "")
+    assert "It said: 552 message size exceeds fixed maximum message size" in (row.last_error or "")
+
+
+def test_a_message_that_went_to_someone_is_not_called_too_big(aiosmtpd_factory, outbox, tmp_path):
+    server = aiosmtpd_factory(
+        rcpt_replies={"b@example.org": "552 5.2.3 Message exceeds this mailbox's limit"}
+    )
+    message = queue(outbox, tmp_path, "a@example.org", "b@example.org")
+    events: list[Event] = []
+    runner_for(outbox, account_for(server), events).deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.SENT
+    told = [e.detail for e in events if isinstance(e, StateChanged) and e.message == message]
+    for text in (row.last_error or "", told[-1] or ""):
+        assert "too big" not in text
+        assert "b@example.org: Message exceeds this mailbox's limit" in text
+
+
 def test_a_full_mailbox_is_not_taken_for_a_message_too_big(
     aiosmtpd_factory, outbox, tmp_path
 ) -> None:

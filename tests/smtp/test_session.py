@@ -553,3 +553,69 @@ def test_xoauth2_refused_token_reads_the_final_reply(aiosmtpd_factory, trust_tes
     assert any(line.startswith("S: 334 ") for line in lines)
     assert lines.count("C: *****") == 1  # the empty line that asks for the final reply
     assert_no_secret(transcript, "an-expired-token")
+
+
+# ------------------------------------------------ a message refused as too big
+
+_ACCEPTED = (RecipientStatus.ACCEPTED, 250, "2.1.5", "Ok")
+
+
+def _result(*recipients: tuple[RecipientStatus, int, str | None, str], limit=None):
+    from mailer_gui.smtp.replies import Reply
+    from mailer_gui.smtp.session import RecipientResult
+
+    return MessageResult(
+        tuple(
+            RecipientResult(f"r{n}@example.org", status, Reply(code, enhanced, (text,)))
+            for n, (status, code, enhanced, text) in enumerate(recipients)
+        ),
+        size_limit=limit,
+    )
+
+
+_REJECTED = RecipientStatus.REJECTED
+
+
+@pytest.mark.parametrize(
+    ("recipients", "too_big"),
+    [
+        ([(_REJECTED, 552, "5.3.4", "Message size exceeds fixed limit")] * 2, True),
+        ([(_REJECTED, 552, "5.2.3", "Message exceeds this mailbox's limit")], True),
+        # RFC 1870's refusal of MAIL FROM ... SIZE=, with no enhanced code
+        ([(_REJECTED, 552, None, "message size exceeds fixed maximum message size")], True),
+        ([(_REJECTED, 552, None, "Message too large")], True),
+        # a full mailbox, with or without an enhanced code
+        ([(_REJECTED, 552, None, "Mailbox full: quota exceeded")], False),
+        ([(_REJECTED, 552, "5.2.2", "The recipient's inbox is out of storage space")], False),
+        ([(_REJECTED, 550, "5.1.1", "No such user")], False),
+        # refused as too big for one, for another reason for the other
+        (
+            [
+                (_REJECTED, 550, "5.1.1", "No such user"),
+                (_REJECTED, 552, "5.3.4", "Message size exceeds fixed limit"),
+            ],
+            False,
+        ),
+        # the message went to someone, or is to be tried again for someone
+        ([_ACCEPTED, (_REJECTED, 552, "5.2.3", "Message exceeds this mailbox's limit")], False),
+        (
+            [
+                (RecipientStatus.DEFERRED, 451, "4.7.1", "Greylisted"),
+                (_REJECTED, 552, "5.3.4", "Message size exceeds fixed limit"),
+            ],
+            False,
+        ),
+    ],
+)
+def test_which_refusals_say_the_message_is_too_big(recipients, too_big: bool) -> None:
+    from mailer_gui.smtp.session import refused_as_too_big, too_big_reason
+
+    result = _result(*recipients, limit=10_485_760)
+    assert (refused_as_too_big(result) is not None) is too_big
+    reason = too_big_reason(result, 25_000_000)
+    if too_big:
+        assert reason is not None
+        assert "it is 25.0 MB, and the server's stated limit is 10.5 MB (SIZE 10485760)" in reason
+        assert f"It said: 552 {recipients[-1][2] or ''}".replace("  ", " ").strip() in reason
+    else:
+        assert reason is None
