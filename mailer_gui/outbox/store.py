@@ -283,18 +283,31 @@ class OutboxStore:
             raise self._corrupt(exc) from exc
 
     def _migrate(self) -> None:
+        # Read first: an outbox already at this schema needs no write, so
+        # opening it never waits for another Mailer's write (the window opens
+        # it on its GUI thread; in WAL mode a reader does not wait for a writer).
+        try:
+            version = self._connection().execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        self._check_version(version)
+        if version == len(_SCHEMA):
+            return
         with self._write() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(_SCHEMA):
-                raise OutboxError(
-                    f"The outbox {self.database} was written by a newer Mailer "
-                    f"(schema {version}); update Mailer to use it."
-                )
+            self._check_version(version)
             for number, script in enumerate(_SCHEMA[version:], start=version + 1):
                 for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
+
+    def _check_version(self, version: int) -> None:
+        if version > len(_SCHEMA):
+            raise OutboxError(
+                f"The outbox {self.database} was written by a newer Mailer "
+                f"(schema {version}); update Mailer to use it."
+            )
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

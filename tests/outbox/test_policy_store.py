@@ -302,6 +302,43 @@ def test_corrupt_database_is_named_and_kept(tmp_path: Path) -> None:
     assert database.read_bytes().startswith(b"this is not")
 
 
+def test_an_outbox_opens_and_lists_while_another_mailer_is_writing(tmp_path: Path) -> None:
+    """The window opens the outbox on its GUI thread: that must not wait for a
+    write another Mailer (a command line flushing) holds, up to SQLite's 30 s."""
+    import subprocess
+    import sys
+    import threading
+
+    database = tmp_path / "data" / "outbox.sqlite3"
+    first = OutboxStore(database, tmp_path / "data" / "spool")
+    message = enqueue(first, tmp_path)
+    first.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
+         "db.execute('BEGIN IMMEDIATE'); print('holding', flush=True); sys.stdin.read()",
+         str(database)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        listed: list[list[int]] = []
+
+        def open_and_list() -> None:
+            store = OutboxStore(database, tmp_path / "data" / "spool")
+            listed.append([row.id for row in store.messages()])
+            store.close()
+
+        opener = threading.Thread(target=open_and_list, daemon=True)
+        opener.start()
+        opener.join(timeout=10)  # far below the 30 s it would wait on the lock
+        assert listed == [[message]]
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+
+
 def test_newer_schema_refused(tmp_path: Path) -> None:
     database = tmp_path / "outbox.sqlite3"
     OutboxStore(database, tmp_path / "spool").close()
