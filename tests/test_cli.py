@@ -180,6 +180,15 @@ def command_account(tmp_path, capsys, monkeypatch):
     return make
 
 
+def add_plain_account(capsys, monkeypatch, home: Path, name: str, port: int) -> None:
+    """An account with no TLS and no login, for a server on 127.0.0.1:``port``."""
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", name, "--email", USER,
+        "--host", "127.0.0.1", "--port", str(port), "--security", "none", "--auth", "none",
+    )  # fmt: skip
+    assert code == 0, err
+
+
 def send_args(*extra: str) -> list[str]:
     return ["send", "--to", "bob@example.org", "--subject", "Hi", "--body", "Hello", *extra]
 
@@ -558,11 +567,7 @@ def test_the_retry_schedule_from_settings_holds_for_the_command_line(
 
     server = aiosmtpd_factory(on_rcpt=lambda address, options: "451 4.7.1 Greylisted")
     home = tmp_path / "home"
-    code, _, err = run(
-        capsys, monkeypatch, home, "accounts", "add", "plain", "--email", USER,
-        "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--auth", "none",
-    )  # fmt: skip
-    assert code == 0, err
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
     paths = resolve_paths(home)
     save_preferences(paths.preferences_file, Preferences(retry_delays=(7200,)))
     before = time.time()
@@ -579,11 +584,7 @@ def test_flush_sends_in_the_order_messages_were_queued(
 ) -> None:
     server = aiosmtpd_factory()
     home = tmp_path / "home"
-    code, _, err = run(
-        capsys, monkeypatch, home, "accounts", "add", "plain", "--email", USER,
-        "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--auth", "none",
-    )  # fmt: skip
-    assert code == 0, err
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
     for number in range(1, 5):
         code, _, err = run(
             capsys, monkeypatch, home, "send", "--later", "--to", f"r{number}@example.org",
@@ -599,11 +600,7 @@ def test_flush_sends_in_the_order_messages_were_queued(
 def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:
     sink = smtp_sink_factory("-q", ".")  # drops the line after the final dot
     home = tmp_path / "home"
-    code, _, err = run(
-        capsys, monkeypatch, home, "accounts", "add", "sink", "--email", USER,
-        "--host", "127.0.0.1", "--port", str(sink.port), "--security", "none", "--auth", "none",
-    )  # fmt: skip
-    assert code == 0, err
+    add_plain_account(capsys, monkeypatch, home, "sink", sink.port)
     code, out, err = run(capsys, monkeypatch, home, *send_args("--json"))
     result = json.loads(out)
     assert code == cli.EX_TEMPFAIL and result["state"] == "uncertain"

@@ -52,6 +52,20 @@ def pipelining(server: AiosmtpdServer) -> AiosmtpdServer:
     return server
 
 
+def one_recipient_per_transaction(aiosmtpd_factory) -> AiosmtpdServer:
+    """A pipelining server that answers 452 to every RCPT after a transaction's first."""
+    count = {"rcpt": 0}
+
+    def on_mail(address: str, options: list[str]) -> None:
+        count["rcpt"] = 0
+
+    def on_rcpt(address: str, options: list[str]) -> str | None:
+        count["rcpt"] += 1
+        return "452 4.5.3 Too many recipients" if count["rcpt"] > 1 else None
+
+    return pipelining(aiosmtpd_factory(on_mail=on_mail, on_rcpt=on_rcpt))
+
+
 def settings(port: int) -> ServerSettings:
     return ServerSettings(host=HOST, port=port, security=Security.NONE)
 
@@ -329,16 +343,7 @@ def test_no_sending_ahead_without_pipelining(aiosmtpd_factory) -> None:
 def test_no_sending_ahead_after_a_452_and_the_rest_goes_in_a_second_transaction(
     aiosmtpd_factory, proxy_to
 ) -> None:
-    count = {"rcpt": 0}
-
-    def on_mail(address: str, options: list[str]) -> None:
-        count["rcpt"] = 0
-
-    def on_rcpt(address: str, options: list[str]) -> str | None:
-        count["rcpt"] += 1
-        return "452 4.5.3 Too many recipients" if count["rcpt"] > 1 else None
-
-    server = pipelining(aiosmtpd_factory(on_mail=on_mail, on_rcpt=on_rcpt))
+    server = one_recipient_per_transaction(aiosmtpd_factory)
     proxy = proxy_to(server.port)
     two = Envelope("first@example.org", ("one@example.org", "more@example.org"))
     first_log = Transcript()
@@ -496,16 +501,7 @@ def test_a_prepared_start_is_read_again_for_a_second_transaction(
     aiosmtpd_factory, proxy_to
 ) -> None:
     """A 452 sends the rest of the recipients the same message again, from its start."""
-    count = {"rcpt": 0}
-
-    def on_mail(address: str, options: list[str]) -> None:
-        count["rcpt"] = 0
-
-    def on_rcpt(address: str, options: list[str]) -> str | None:
-        count["rcpt"] += 1
-        return "452 4.5.3 Too many recipients" if count["rcpt"] > 1 else None
-
-    server = pipelining(aiosmtpd_factory(on_mail=on_mail, on_rcpt=on_rcpt))
+    server = one_recipient_per_transaction(aiosmtpd_factory)
     second_body = ReadLog(LONG)
     with Session(settings(server.port)) as session:
         first, _ = send_preparing(session, FIRST, BODY_1, SECOND, second_body)

@@ -445,20 +445,26 @@ def test_ten_thousand_messages_open_off_the_gui_thread(qtbot, tmp_path: Path) ->
     window.close()
 
 
+def queue_message(
+    store: OutboxStore, folder: Path, subject: str, *, due_at: float | None = None
+) -> int:
+    """A message from the home's account to bob@example.org, in the outbox."""
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=(parse_address("bob@example.org"),),
+        subject=subject,
+        body="Hello.",
+    )
+    built = build_message(draft, spool_dir=folder)
+    return store.enqueue(built, account="work", subject=subject, due_at=due_at)
+
+
 @pytest.fixture
 def queued_home(tmp_path: Path, aiosmtpd_factory) -> tuple[AppPaths, object]:
     server = aiosmtpd_factory()
     paths = home_with_account(tmp_path, server.port)
     store = OutboxStore(paths.database, paths.spool_dir)
-    draft = Draft(
-        sender=parse_address("ann@example.org"),
-        to=(parse_address("bob@example.org"),),
-        subject="From the window",
-        body="Hello.",
-    )
-    store.enqueue(
-        build_message(draft, spool_dir=tmp_path), account="work", subject="From the window"
-    )
+    queue_message(store, tmp_path, "From the window")
     store.close()
     return paths, server
 
@@ -485,16 +491,7 @@ def test_a_change_during_a_reload_is_not_undone_by_its_answer(
 
     paths = home_with_account(tmp_path, port=9)  # nothing is sent: the message waits
     store = OutboxStore(paths.database, paths.spool_dir)
-    draft = Draft(
-        sender=parse_address("ann@example.org"),
-        to=(parse_address("bob@example.org"),),
-        subject="Later",
-        body="Hello.",
-    )
-    message = store.enqueue(
-        build_message(draft, spool_dir=tmp_path), account="work", subject="Later",
-        due_at=time.time() + 3600,
-    )  # fmt: skip
+    message = queue_message(store, tmp_path, "Later", due_at=time.time() + 3600)
     window = open_window(qtbot, paths)
     window.show_folder("outbox")
     qtbot.waitUntil(lambda: window.model.row_of(message) is not None, timeout=5_000)
