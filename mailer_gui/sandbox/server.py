@@ -81,6 +81,20 @@ class _Handler:
                 return AuthResult(success=True, auth_data=LoginPassword(data.login, b""))
         return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
 
+    async def handle_EHLO(
+        self,
+        smtp: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        # aiosmtpd reads pipelined commands correctly but does not say so.
+        # Real servers do, and clients (Mailer among them) then send MAIL, RCPT
+        # and DATA in one go: the sandbox shows the same conversation.
+        session.host_name = hostname  # this form of the hook must set it itself
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_MAIL(
         self,
         smtp: SMTP,

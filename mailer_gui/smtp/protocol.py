@@ -445,6 +445,9 @@ class ClientConnection:
         self._pending: deque[Command] = deque()
         self._encoder = DataEncoder()
         self._body_started = False  # a part of the current message was sent
+        # The server took a MAIL and no ".", RSET or EHLO has ended that
+        # transaction since: after a refused DATA it is still open there.
+        self._mail_taken = False
         self._closed_by_peer = False
         self._closed_reported = False
         self._smtputf8_transaction = False
@@ -470,6 +473,14 @@ class ClientConnection:
         """The server's SIZE, or None when it states no limit (SIZE 0 or absent)."""
         value = self.extensions.get("SIZE", "").strip()
         return int(value) if value.isdigit() and int(value) > 0 else None
+
+    @property
+    def transaction_open(self) -> bool:
+        """A transaction the server still holds open (its MAIL was taken and
+        nothing ended it): the next MAIL needs an RSET first, or the server
+        answers 503 ("nested MAIL command"). So it is after a refused DATA,
+        which pipelining sends before it knows every RCPT was refused."""
+        return self._mail_taken
 
     @property
     def can_quit(self) -> bool:
@@ -635,6 +646,7 @@ class ClientConnection:
         code = reply.code
         match command:
             case Ehlo():
+                self._mail_taken = False  # EHLO resets any transaction (RFC 5321 §4.1.4)
                 if code == 250:
                     self.extensions = parse_ehlo_extensions(reply)
                     self.state = State.READY
@@ -642,6 +654,7 @@ class ClientConnection:
                     self.ehlo_refused = code in (500, 502)
                     self.state = State.GREETED
             case Helo():
+                self._mail_taken = False
                 self.state = State.READY if code == 250 else State.GREETED
                 self.extensions = {}
             case StartTls():
@@ -661,14 +674,18 @@ class ClientConnection:
                     self.authenticated = code == 235
                     self.state = State.READY
             case MailFrom():
+                self._mail_taken = code == 250
                 if code != 250 and self.state is State.MAIL:
                     self.state = State.READY  # nothing else of this transaction was sent
             case Data():
                 self.state = State.BODY if code == 354 else State.READY
                 self._body_started = False
             case EndOfData():
+                self._mail_taken = False  # the transaction is over, whatever the reply
                 if self.state is State.DATA_END_SENT:  # not when the next MAIL went with it
                     self.state = State.READY
+            case Rset():
+                self._mail_taken = False
             case Quit():
                 self.state = State.CLOSED
             case _:

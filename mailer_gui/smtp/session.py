@@ -547,7 +547,9 @@ class Session:
             for line in ahead.lines:
                 self.transcript.client(line)
         else:
-            if conn.state in (p.State.MAIL, p.State.RCPT):
+            if conn.state in (p.State.MAIL, p.State.RCPT) or conn.transaction_open:
+                # An earlier transaction that did not end (its recipients
+                # refused, then its DATA): the server still holds its MAIL.
                 self._send(p.Rset())
                 self._next_reply()
             mail, rcpts = self._commands(envelope, recipients, size)

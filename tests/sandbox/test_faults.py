@@ -46,9 +46,14 @@ def test_reject_next_rcpt_5xx(sandbox: SandboxServer) -> None:
 
 def test_reject_next_rcpt_4xx(sandbox: SandboxServer) -> None:
     sandbox.faults.reject_next_rcpt = "4xx"
-    with engine_session(sandbox) as session:
+    transcript = Transcript()
+    with engine_session(sandbox, transcript) as session:
+        # The sandbox pipelines as real servers do: the first message's DATA
+        # went with its refused RCPT, and the second needs an RSET first.
+        assert "PIPELINING" in session.extensions
         first = engine_send(session, (BO,))
         second = engine_send(session, (BO,))  # the switch went back off by itself
+    assert "C: RSET" in transcript.render()
     [bo] = first.recipients
     assert bo.status is RecipientStatus.DEFERRED
     assert bo.reply is not None and (bo.reply.code, bo.reply.enhanced) == (450, "4.2.0")

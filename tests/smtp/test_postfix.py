@@ -243,3 +243,32 @@ def test_rich_message_read_back_from_the_maildir(
     assert parts["image/png"].get_content() == image.read_bytes()
     cid = parts["image/png"]["Content-ID"].strip("<>")
     assert f"cid:{cid}" in parts["text/html"].get_content()
+
+
+def test_a_message_after_one_whose_recipients_were_all_refused(
+    submission_server, secret_service, trust_test_ca, tmp_path, monkeypatch, capsys
+) -> None:
+    """Postfix pipelines: the first message's MAIL, RCPT and DATA go together,
+    its only recipient is refused, so is its DATA, and Postfix keeps the MAIL.
+    The next message on the connection must RSET first, or Postfix answers its
+    MAIL with 503 5.5.1 "nested MAIL command" and it fails for nothing."""
+    server = submission_server
+    home = tmp_path / "home"
+    code, _, err = add_account(
+        monkeypatch, capsys, home, server, "pf", "tls", "plain", server.password
+    )
+    assert code == 0, err
+    token = uuid.uuid4().hex
+    for to, subject in ((server.unknown_recipient, "nobody"), ("bob@example.test", token)):
+        code, _, err = run_cli(
+            monkeypatch, capsys, home, "send", "--later",
+            "--to", to, "--subject", subject, "--body", "hi",
+        )  # fmt: skip
+        assert code == 0, err
+    code, out, err = run_cli(monkeypatch, capsys, home, "outbox", "flush")
+    code, out, _ = run_cli(monkeypatch, capsys, home, "outbox", "list", "--json")
+    states = {row["subject"]: row["state"] for row in json.loads(out)}
+    assert states == {"nobody": "failed", token: "sent"}
+    server.wait_for_message(token)
+    code, out, _ = run_cli(monkeypatch, capsys, home, "outbox", "show", "2", "--transcript")
+    assert "C: RSET" in out and "nested MAIL" not in out

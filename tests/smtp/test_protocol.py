@@ -437,6 +437,42 @@ def test_an_encoded_part_is_not_in_the_session_log() -> None:
     assert p.transcript_text(p.EncodedChunk(encoder.encode(b"secret text"), encoder)) is None
 
 
+def test_a_refused_data_leaves_the_servers_transaction_open_until_rset() -> None:
+    """Pipelined: MAIL taken, the only RCPT refused, DATA refused. The server
+    still holds the MAIL, so the next one needs an RSET first."""
+    conn = ready()
+    for c in (p.MailFrom("a@example.org"), p.RcptTo("b@example.org"), p.Data()):
+        conn.send(c)
+    assert not conn.transaction_open
+    events(conn, b"250 2.1.0 ok\r\n450 4.2.0 busy\r\n554 5.5.1 no valid recipients\r\n")
+    assert conn.state is p.State.READY and conn.transaction_open
+    conn.send(p.Rset())
+    events(conn, b"250 2.0.0 ok\r\n")
+    assert not conn.transaction_open
+
+
+@pytest.mark.parametrize(
+    ("replies", "open_after"),
+    [
+        (b"550 5.1.0 sender refused\r\n550 no\r\n503 no\r\n", False),  # MAIL refused
+        (b"250 ok\r\n250 ok\r\n354 go\r\n", True),  # the body is next
+    ],
+)
+def test_a_transaction_is_open_only_once_its_mail_was_taken(
+    replies: bytes, open_after: bool
+) -> None:
+    conn = ready()
+    for c in (p.MailFrom("a@example.org"), p.RcptTo("b@example.org"), p.Data()):
+        conn.send(c)
+    events(conn, replies)
+    assert conn.transaction_open is open_after
+    if open_after:  # and the reply to its "." ends it, whatever it says
+        conn.send(p.BodyChunk(b"x\r\n"))
+        conn.send(p.EndOfData())
+        events(conn, b"554 5.7.1 rejected\r\n")
+        assert not conn.transaction_open
+
+
 def test_quit_closes() -> None:
     conn = ready()
     conn.send(p.Quit())
