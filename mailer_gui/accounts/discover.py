@@ -1230,6 +1230,11 @@ def _settle(
         detail = str(error)
         run.emit(name, Status.NOTHING, detail)
         return f"nothing: {detail}" if detail else "nothing"
+    if run.cancel.is_set():
+        # It gave up because the person cancelled (its probes stop then), not
+        # because its servers failed it: say so, as for sources still running.
+        run.emit(name, Status.CANCELLED)
+        return "cancelled"
     detail = str(error) or type(error).__name__
     run.emit(name, Status.FAILED, detail)
     return f"failed: {detail}"
