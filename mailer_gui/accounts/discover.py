@@ -542,6 +542,23 @@ class _SourceFailed(Exception):
     """A source could not look (DNS failure, TLS error, ...)."""
 
 
+class _Cancelled(Exception):
+    """A source gave up because the person cancelled (its waits end then)."""
+
+
+def _unless_cancelled(work: Callable[[], _Outcome], cancel: threading.Event) -> _Outcome:
+    """``work()``; a failure it ends in once the person has cancelled is that
+    cancel, not a fault of its servers (decided when it fails, not when read)."""
+    try:
+        return work()
+    except _NothingHere:
+        raise
+    except Exception as error:
+        if cancel.is_set():
+            raise _Cancelled() from error
+        raise
+
+
 @dataclass(frozen=True)
 class _Outcome:
     candidates: tuple[Candidate, ...] = ()
@@ -1157,7 +1174,9 @@ def discover(
     try:
         for name, work in works.items():
             run.emit(name, Status.STARTED)
-            futures[name] = _spawn(work, name.replace(" ", "-"))
+            futures[name] = _spawn(
+                functools.partial(_unless_cancelled, work, cancel), name.replace(" ", "-")
+            )
         while True:
             for name, future in futures.items():
                 if name not in sources and future.done():
@@ -1230,9 +1249,7 @@ def _settle(
         detail = str(error)
         run.emit(name, Status.NOTHING, detail)
         return f"nothing: {detail}" if detail else "nothing"
-    if run.cancel.is_set():
-        # It gave up because the person cancelled (its probes stop then), not
-        # because its servers failed it: say so, as for sources still running.
+    if isinstance(error, _Cancelled):
         run.emit(name, Status.CANCELLED)
         return "cancelled"
     detail = str(error) or type(error).__name__

@@ -685,7 +685,8 @@ class ClientConnection:
                 if self.state is State.DATA_END_SENT:  # not when the next MAIL went with it
                     self.state = State.READY
             case Rset():
-                self._mail_taken = False
+                if 200 <= code < 300:  # a refused RSET ends nothing
+                    self._mail_taken = False
             case Quit():
                 self.state = State.CLOSED
             case _:

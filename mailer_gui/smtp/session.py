@@ -541,17 +541,16 @@ class Session:
                 "one on a new connection."
             )
             raise self._broken
+        # An earlier transaction that did not end (its recipients refused,
+        # then its DATA): the server still holds its MAIL until an RSET.
+        reset_first = False
         if ahead is not None:
             mail, rcpts = ahead.mail, ahead.rcpts
             self.transcript.note("sent with the end of the previous message (pipelining)")
             for line in ahead.lines:
                 self.transcript.client(line)
         else:
-            if conn.state in (p.State.MAIL, p.State.RCPT) or conn.transaction_open:
-                # An earlier transaction that did not end (its recipients
-                # refused, then its DATA): the server still holds its MAIL.
-                self._send(p.Rset())
-                self._next_reply()
+            reset_first = conn.state in (p.State.MAIL, p.State.RCPT) or conn.transaction_open
             mail, rcpts = self._commands(envelope, recipients, size)
         outcome: dict[str, RecipientResult] = {}
         unconfirmed = list(recipients)
@@ -572,6 +571,16 @@ class Session:
 
         sent_bytes = 0
         try:
+            if reset_first:
+                self._send(p.Rset())
+                reset = self._next_reply()
+                if not reset.reply.is_positive:  # a 421 set _broken already
+                    self._broken = self._broken or ConnectionLost(
+                        f"{self.settings.host} would not end the earlier transaction "
+                        f"({reset.reply}). Mailer sends this message on a new connection.",
+                        reply=reset.reply,
+                    )
+                    raise self._broken
             if ahead is not None or conn.pipelining:
                 if ahead is None:
                     self._send(mail, *rcpts, _DATA)

@@ -805,3 +805,26 @@ def test_oauth_only_candidates_are_not_tried_with_a_password(
     assert candidate.host == "smtp-mail.outlook.com"
     assert "OAuth2" in reason and PASSWORD not in reason
     assert isinstance(candidate, Candidate)
+
+
+def test_a_source_that_fails_after_a_cancel_is_cancelled_and_one_before_keeps_its_reason() -> None:
+    """Decided when the source fails, not when its result is read: a failure
+    that came before the person cancelled keeps its words."""
+    from mailer_gui.accounts import discover as discovery
+
+    cancel = threading.Event()
+
+    def failing() -> discovery._Outcome:
+        raise discovery._SourceFailed("the DNS server failed (SERVFAIL)")
+
+    with pytest.raises(discovery._SourceFailed, match="SERVFAIL"):
+        discovery._unless_cancelled(failing, cancel)
+    cancel.set()
+    with pytest.raises(discovery._Cancelled):
+        discovery._unless_cancelled(failing, cancel)
+
+    def nothing() -> discovery._Outcome:
+        raise discovery._NothingHere("no SRV record")
+
+    with pytest.raises(discovery._NothingHere):  # found nothing: that stays what it is
+        discovery._unless_cancelled(nothing, cancel)

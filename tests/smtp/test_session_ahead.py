@@ -525,3 +525,34 @@ def test_nothing_is_read_ahead_when_no_commands_went_ahead(aiosmtpd_factory) -> 
         second = session.send_message(SECOND, second_body, len(BODY_2))
     assert (first.outcome, second.outcome) == ("sent", "sent")
     assert crlf(server.wait_for_messages(2)[1].content) == crlf(BODY_2)
+
+
+# ------------------------------------ an earlier transaction still open
+
+
+@pytest.mark.parametrize(
+    "rset_reply", ["421 4.7.0 Error: too many errors", "500 5.5.2 Error: bad syntax"]
+)
+def test_a_refused_rset_defers_the_next_message_instead_of_failing_it(
+    aiosmtpd_factory, rset_reply: str
+) -> None:
+    """The first message's only RCPT and its DATA were refused, so the server
+    still holds its MAIL and the next message starts with RSET. When that RSET
+    is refused, the next message is tried again later on a new connection:
+    its MAIL would only get "503 nested MAIL command", a permanent refusal."""
+    server = pipelining(aiosmtpd_factory(rcpt_replies={"bad@example.org": "450 4.2.0 Busy"}))
+
+    async def handle_RSET(smtp, session, envelope) -> str:
+        return rset_reply
+
+    server._handler.handle_RSET = handle_RSET  # type: ignore[attr-defined]
+    bad = Envelope("first@example.org", ("bad@example.org",))
+    with Session(settings(server.port)) as session:
+        first = send(session, bad, BODY_1)
+        assert first.outcome == "deferred"
+        second = send(session, SECOND, BODY_2)
+        assert not session.usable
+    assert second.outcome == "deferred"
+    assert second.error is not None and second.error.transient
+    assert second.error.reply is not None and str(second.error.reply) == rset_reply
+    assert server.messages == []
