@@ -53,6 +53,16 @@ def add_account(monkeypatch, capsys, home, server, name, security, mechanism, pa
     )
 
 
+def tls_plain_home(monkeypatch, capsys, tmp_path: Path, server) -> Path:
+    """A home with account "pf": implicit TLS, PLAIN, the right password."""
+    home = tmp_path / "home"
+    code, _, err = add_account(
+        monkeypatch, capsys, home, server, "pf", "tls", "plain", server.password
+    )
+    assert code == 0, err
+    return home
+
+
 def secret_forms(username: str, password: str) -> list[str]:
     raw = password.encode()
     return [
@@ -137,11 +147,7 @@ def test_unknown_recipient_and_relay_denied(
     submission_server, secret_service, trust_test_ca, tmp_path, monkeypatch, capsys
 ) -> None:
     server = submission_server
-    home = tmp_path / "home"
-    code, _, err = add_account(
-        monkeypatch, capsys, home, server, "pf", "tls", "plain", server.password
-    )
-    assert code == 0, err
+    home = tls_plain_home(monkeypatch, capsys, tmp_path, server)
     token = uuid.uuid4().hex
     code, out, err = run_cli(
         monkeypatch, capsys, home, "send",
@@ -253,11 +259,7 @@ def test_a_message_after_one_whose_recipients_were_all_refused(
     The next message on the connection must RSET first, or Postfix answers its
     MAIL with 503 5.5.1 "nested MAIL command" and it fails for nothing."""
     server = submission_server
-    home = tmp_path / "home"
-    code, _, err = add_account(
-        monkeypatch, capsys, home, server, "pf", "tls", "plain", server.password
-    )
-    assert code == 0, err
+    home = tls_plain_home(monkeypatch, capsys, tmp_path, server)
     token = uuid.uuid4().hex
     for to, subject in ((server.unknown_recipient, "nobody"), ("bob@example.test", token)):
         code, _, err = run_cli(
