@@ -948,30 +948,34 @@ class OutboxStore:
         One transaction. They all get the same due time (now, or the earliest
         of theirs if that is earlier), so among them they go in the order they
         were queued (the claim's order is due time, then number): "send
-        everything now" never lets a later one overtake an earlier one. Give
-        every waiting state that may go now, or a message left out could be
-        overtaken by one made due earlier than it.
+        everything now" never lets a later one overtake an earlier one.
+        Scheduled messages whose time has come already (an undo window just
+        over, not yet picked up) always join in, since they may go now as
+        well; the others keep their time.
         """
         now = time.time() if now is None else now
         waiting = [s.value for s in states if s in (State.DEFERRED, State.SCHEDULED, State.QUEUED)]
         if not waiting:
             return []
-        marks = ",".join("?" * len(waiting))
+        where = (
+            f"state IN ({','.join('?' * len(waiting))}) OR (state = 'scheduled' AND due_at <= ?)"
+        )
+        params = (*waiting, now)
         try:
             with self._write() as db:
                 ids = [
                     row[0]
                     for row in db.execute(
-                        f"SELECT id FROM messages WHERE state IN ({marks}) ORDER BY id", waiting
+                        f"SELECT id FROM messages WHERE {where} ORDER BY id", params
                     )
                 ]
                 (earliest,) = db.execute(
-                    f"SELECT min(due_at) FROM messages WHERE state IN ({marks})", waiting
+                    f"SELECT min(due_at) FROM messages WHERE {where}", params
                 ).fetchone()
                 db.execute(
                     "UPDATE messages SET state = 'queued', due_at = ?, updated_at = ? "
-                    f"WHERE state IN ({marks})",
-                    (min(now, earliest if earliest is not None else now), now, *waiting),
+                    f"WHERE {where}",
+                    (min(now, earliest if earliest is not None else now), now, *params),
                 )
         except sqlite3.DatabaseError as exc:
             raise self._corrupt(exc) from exc

@@ -884,7 +884,8 @@ class MainWindow(QMainWindow):
 
         def retry_all() -> int:
             # Queued ones too, so that a deferred message does not overtake an
-            # older one still waiting its turn; scheduled ones keep their time.
+            # older one still waiting its turn; scheduled ones keep their time
+            # (the store adds those whose time has come, in their turn).
             return len(store.all_due_now((State.DEFERRED, State.QUEUED)))
 
         def done(count: int | None, error: BaseException | None) -> None:

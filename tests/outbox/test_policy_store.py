@@ -276,6 +276,30 @@ def test_the_windows_send_queued_now_keeps_an_older_queued_message_first(
     assert [row.id for row in claimed] == [older, overdue, later]
 
 
+def test_send_queued_now_takes_a_scheduled_message_whose_time_has_come_in_its_turn(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    """A message whose undo window is over but which no runner picked up yet
+    may go now: it joins the others in its turn instead of going first. One
+    still in its undo window (or set to go later) keeps its time."""
+    deferred = enqueue(store, tmp_path, due=T0)
+    store.claim("a", now=T0, lease=60, message=deferred)
+    store.record_result(deferred, "a", result(("bob@example.org", 451)), now=T0)
+    with store._write() as db:
+        db.execute("UPDATE messages SET due_at = ? WHERE id = ?", (T0 + 900, deferred))
+    window_over = enqueue(store, tmp_path, due=T0 + 10)  # scheduled at T0, due at T0 + 10
+    still_waiting = enqueue(store, tmp_path, due=T0 + 40)
+    assert store.get(window_over).state is State.SCHEDULED
+
+    assert store.all_due_now((State.DEFERRED, State.QUEUED), now=T0 + 20) == [
+        deferred, window_over,
+    ]  # fmt: skip
+    claimed = store.claim("a", now=T0 + 20, lease=60, limit=3)
+    assert [row.id for row in claimed] == [deferred, window_over]
+    assert store.get(still_waiting).state is State.SCHEDULED
+    assert store.get(still_waiting).due_at == T0 + 40
+
+
 def test_retry_now_keeps_the_place_of_a_message_due_already(
     store: OutboxStore, tmp_path: Path
 ) -> None:
