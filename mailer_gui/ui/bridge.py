@@ -133,8 +133,11 @@ class OutboxBridge(QObject):
         parent: QObject | None = None,
         *,
         credentials: CredentialsLookup | None = None,
+        store: OutboxStore | None = None,
     ) -> OutboxBridge:
-        store = OutboxStore(paths.database, paths.spool_dir)
+        """The bridge for this data folder; ``store`` is its outbox if opened already."""
+        if store is None:
+            store = OutboxStore(paths.database, paths.spool_dir)
         accounts = AccountStore(paths.accounts_file).get
         if credentials is None:
             return cls(store, accounts, parent=parent)
@@ -181,7 +184,12 @@ class OutboxBridge(QObject):
         ``on_done(message number | None, error)``; a DraftError names the field
         or file that stopped it, and nothing is queued then.
         """
-        from mailer_gui.outbox.submit import queue_draft
+
+        def queue() -> int:
+            # Imported here, on the worker: its first import reads modules from disk.
+            from mailer_gui.outbox.submit import queue_draft
+
+            return queue_draft(self.store, draft, account=account, due_at=due_at)
 
         def queued(message: int | None, error: BaseException | None) -> None:
             if error is None:
@@ -189,9 +197,7 @@ class OutboxBridge(QObject):
                 self.refresh_counts()
             on_done(message, error)
 
-        self.run_in_background(
-            lambda: queue_draft(self.store, draft, account=account, due_at=due_at), queued
-        )
+        self.run_in_background(queue, queued)
 
     def retry_now(self, message: int, on_done: Done | None = None) -> None:
         """Send a waiting, deferred or failed message as soon as possible (even when

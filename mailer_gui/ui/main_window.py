@@ -13,9 +13,10 @@ Start-up comes in two steps, so that the window is on screen before the
 outbox, the SMTP engine and the other windows have loaded: the constructor
 builds only what the first paint shows (menus, toolbar, folders, the table's
 header, the log dock, the status bar) from modules that load quickly. Right
-after that first paint, `finish_startup()` loads the rest (preferences, the
-outbox store and its runner, the sandbox, the detail pane, the accounts) and
-emits `ready`. The composer, wizard, settings and sandbox inbox are imported
+after that first paint the outbox database is opened (created, or migrated,
+which may wait for another Mailer's write) on a worker thread; once it is
+open, `finish_startup()` loads the rest (preferences, the runner, the
+sandbox, the detail pane, the accounts) and emits `ready`. The composer, wizard, settings and sandbox inbox are imported
 when first opened. tests/bench/bench_startup.py measures it.
 """
 
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
     from mailer_gui.accounts.model import Account
     from mailer_gui.message.draft import Draft
     from mailer_gui.message.drafts import DraftListing, DraftStore, StoredDraft
-    from mailer_gui.outbox.store import State
+    from mailer_gui.outbox.store import OutboxStore, State
     from mailer_gui.preferences import Preferences
     from mailer_gui.ui.bridge import OutboxBridge
     from mailer_gui.ui.composer import ComposerWindow, SizeLimits
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from mailer_gui.ui.outbox_model import Folder, OutboxTableModel, PreparedRows
     from mailer_gui.ui.sandbox_view import SandboxController, SandboxTrial
     from mailer_gui.ui.settings import SettingsDialog
+    from mailer_gui.ui.settings.background import Background
     from mailer_gui.ui.single_instance import InstanceServer
     from mailer_gui.ui.status_widgets import Connectivity, SendProgress, UndoCountdown
     from mailer_gui.ui.welcome import WelcomePage
@@ -192,6 +194,10 @@ class MainWindow(QMainWindow):
         self.tray: QSystemTrayIcon | None = None
         self._started_at = time.time()  # files changed since may belong to this run
         self._started = False  # finish_startup() has begun
+        # The outbox as opened off the GUI thread after the first paint:
+        # (store, None) or (None, error); None while it is being opened.
+        self._opened: tuple[OutboxStore | None, BaseException | None] | None = None
+        self._opening: Background | None = None
         self._ready = False  # ... and is done
         self._closed = False
         self._when_ready: list[Callable[[], None]] = []
@@ -258,7 +264,7 @@ class MainWindow(QMainWindow):
             self._waiting_for_paint = True
             self._startup_timer.start(PAINT_WAIT_MS)
             return
-        self.finish_startup()
+        self._open_outbox()
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
@@ -273,23 +279,70 @@ class MainWindow(QMainWindow):
         if not self._started:
             self.finish_startup()
 
+    def _open_outbox(self) -> None:
+        """After the first paint: open the outbox off the GUI thread, then finish start-up.
+
+        Opening creates the database, or migrates one an older Mailer wrote,
+        and a migration waits while another Mailer (the command line) writes
+        to it: the window stays responsive meanwhile. Runs once.
+        """
+        if self._started or self._opening is not None:
+            return
+        if self._given_bridge is not None:
+            self.finish_startup()
+            return
+        if not self._take_claim():
+            return
+        from mailer_gui.outbox.store import OutboxStore
+        from mailer_gui.ui.settings.background import Background
+
+        paths = self.paths
+
+        def open_outbox() -> OutboxStore:
+            store = OutboxStore(paths.database, paths.spool_dir)
+            store.close()  # this thread's connection; each thread opens its own
+            return store
+
+        def opened(store: OutboxStore | None, error: BaseException | None) -> None:
+            if self._started or self._closed:
+                return  # finished without it (an early action), or closed
+            self._opened = (store, error)
+            self.finish_startup()
+
+        self._opening = Background(self, threads=1)
+        self._opening.run(open_outbox, opened)
+
+    def _take_claim(self) -> bool:
+        """run_gui's claim on the data folder, taken once before the outbox opens.
+
+        False when another Mailer owns the folder: this window goes away
+        without loading more, and never becomes ready.
+        """
+        claim, self._claim = self._claim, None
+        if claim is None or claim():
+            return True
+        self._started = True
+        self._closed = True
+        self._startup_timer.stop()
+        self._when_ready.clear()
+        for action in self.actions():
+            action.setEnabled(False)
+        self.hide()
+        return False
+
     def finish_startup(self) -> None:
         """Load what the first paint did without: the outbox, the sandbox, the accounts.
 
-        Runs on its own right after the first paint; call it to have the whole
-        window at once. Does nothing the second time.
+        Runs on its own once the outbox, opened off the GUI thread after the
+        first paint, is open; call it to have the whole window at once (the
+        outbox is then opened here). Does nothing the second time.
         """
         if self._started:
             return
+        if not self._take_claim():
+            return
         self._started = True
         self._startup_timer.stop()
-        if self._claim is not None and not self._claim():
-            self._closed = True  # it never becomes ready
-            self._when_ready.clear()
-            for action in self.actions():
-                action.setEnabled(False)
-            self.hide()
-            return
         # What the first paint showed empty, or did not show at all.
         self._apply_shortcuts()
         self.log.finish()
@@ -308,9 +361,15 @@ class MainWindow(QMainWindow):
         if self._given_bridge is None:
             from mailer_gui.outbox.store import OutboxError
 
+            store, error = self._opened or (None, None)
             try:
+                if error is not None:
+                    raise error
                 self.bridge = OutboxBridge.for_paths(
-                    paths, parent=self, credentials=self.sandbox.credentials_lookup()
+                    paths,
+                    parent=self,
+                    credentials=self.sandbox.credentials_lookup(),
+                    store=store,
                 )
             except (OutboxError, OSError) as exc:
                 self._outbox_unusable(str(exc))

@@ -11,6 +11,7 @@ send is measured by tests/bench/bench_gui_stall.py.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -18,13 +19,14 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QTimer
 
 from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
 from mailer_gui.message.addresses import parse_address
 from mailer_gui.message.draft import Draft
-from mailer_gui.outbox.store import State
-from mailer_gui.paths import ensure_private_dir, resolve_paths
+from mailer_gui.outbox.store import _SCHEMA, OutboxStore, State
+from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.main_window import MainWindow
 
@@ -123,6 +125,74 @@ def test_sending_50_mb_never_blocks_the_gui_thread(
     assert queued and queued[0][1] is None
     assert states[-1] == State.SENT.value
     assert hook.seen == []
+    window.close()
+
+
+def home_with_sink_account(tmp_path: Path, port: int) -> AppPaths:
+    paths = resolve_paths(tmp_path / "home")
+    ensure_private_dir(paths.config_dir)
+    AccountStore(paths.accounts_file).add(
+        Account(
+            name="work",
+            email="ann@example.org",
+            host="127.0.0.1",
+            port=port,
+            security=Security.NONE,
+            auth=AuthMethod.NONE,
+        )
+    )
+    return paths
+
+
+def an_outbox_to_migrate(paths: AppPaths) -> None:
+    """An outbox as the Mailer before the last schema change left it."""
+    ensure_private_dir(paths.data_dir)
+    OutboxStore(paths.database, paths.spool_dir).close()
+    with sqlite3.connect(paths.database) as db:
+        db.execute(f"PRAGMA user_version = {len(_SCHEMA) - 1}")
+
+
+def test_start_up_opens_and_migrates_the_outbox_off_the_gui_thread(qtbot, tmp_path: Path) -> None:
+    paths = home_with_sink_account(tmp_path, 9)
+    an_outbox_to_migrate(paths)
+    window = MainWindow(paths, tray=False)
+    qtbot.addWidget(window)
+    hook = BlockingCalls()
+    sys.setprofile(hook)
+    try:
+        with qtbot.waitSignal(window.ready, timeout=10_000):
+            window.show()
+    finally:
+        sys.setprofile(None)
+    assert hook.seen == []
+    with sqlite3.connect(paths.database) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(_SCHEMA)
+    window.close()
+
+
+def test_the_window_stays_live_while_another_mailer_holds_the_outbox(qtbot, tmp_path: Path) -> None:
+    """The migration waits for another Mailer's write; the window keeps
+    handling events meanwhile, and finishes start-up once the write ends."""
+    paths = home_with_sink_account(tmp_path, 9)
+    an_outbox_to_migrate(paths)
+    other = sqlite3.connect(paths.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another Mailer writing
+    try:
+        window = MainWindow(paths, tray=False)
+        qtbot.addWidget(window)
+        window.show()
+        ticks: list[int] = []
+        heartbeat = QTimer(window)
+        heartbeat.timeout.connect(lambda: ticks.append(1))
+        heartbeat.start(20)
+        qtbot.waitUntil(lambda: len(ticks) >= 25, timeout=10_000)
+        assert not window.is_ready()  # still waiting for the outbox
+        assert window.isVisible()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    qtbot.waitUntil(window.is_ready, timeout=10_000)
+    assert window.table.model() is window.model
     window.close()
 
 
