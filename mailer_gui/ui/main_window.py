@@ -16,8 +16,9 @@ header, the log dock, the status bar) from modules that load quickly. Right
 after that first paint the outbox database is opened (created, or migrated,
 which may wait for another Mailer's write) on a worker thread; once it is
 open, `finish_startup()` loads the rest (preferences, the runner, the
-sandbox, the detail pane, the accounts) and emits `ready`. The composer, wizard, settings and sandbox inbox are imported
-when first opened. tests/bench/bench_startup.py measures it.
+sandbox, the detail pane, the accounts) and emits `ready`. The composer,
+wizard, settings and sandbox inbox are imported when first opened.
+tests/bench/bench_startup.py measures it.
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ _NAMES = {
     DRAFTS: "Drafts",
     SANDBOX: "Sandbox inbox",
 }
+#: After this many milliseconds without the outbox open, the status line says why.
+SLOW_OUTBOX_MS = 1000
+SLOW_OUTBOX = (
+    "Opening the outbox... It is taking a while: another Mailer (the command line, "
+    "say) may be writing to it."
+)
+
 #: The table's header as the first paint shows it, before the outbox model is
 #: loaded; the same titles as mailer_gui.ui.outbox_model.COLUMNS (a test checks).
 FIRST_PAINT_COLUMNS = (
@@ -303,7 +311,13 @@ class MainWindow(QMainWindow):
             store.close()  # this thread's connection; each thread opens its own
             return store
 
+        def slow() -> None:
+            if not self._started and not self._closed:
+                self.show_status(SLOW_OUTBOX)
+
         def opened(store: OutboxStore | None, error: BaseException | None) -> None:
+            if self.status.text() == SLOW_OUTBOX:
+                self.show_status("")
             if self._started or self._closed:
                 return  # finished without it (an early action), or closed
             self._opened = (store, error)
@@ -311,6 +325,7 @@ class MainWindow(QMainWindow):
 
         self._opening = Background(self, threads=1)
         self._opening.run(open_outbox, opened)
+        QTimer.singleShot(SLOW_OUTBOX_MS, self, slow)
 
     def _take_claim(self) -> bool:
         """run_gui's claim on the data folder, taken once before the outbox opens.

@@ -28,7 +28,7 @@ from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.store import _SCHEMA, OutboxStore, State
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.smtp.settings import AuthMethod, Security
-from mailer_gui.ui.main_window import MainWindow
+from mailer_gui.ui.main_window import SLOW_OUTBOX, MainWindow
 
 # C functions that wait: matched on the callable's qualified name.
 BLOCKING_BUILTINS = {
@@ -188,11 +188,14 @@ def test_the_window_stays_live_while_another_mailer_holds_the_outbox(qtbot, tmp_
         qtbot.waitUntil(lambda: len(ticks) >= 25, timeout=10_000)
         assert not window.is_ready()  # still waiting for the outbox
         assert window.isVisible()
+        # After a second the status line says what it waits for.
+        qtbot.waitUntil(lambda: window.status.text() == SLOW_OUTBOX, timeout=10_000)
     finally:
         other.execute("ROLLBACK")
         other.close()
     qtbot.waitUntil(window.is_ready, timeout=10_000)
     assert window.table.model() is window.model
+    assert window.status.text() != SLOW_OUTBOX
     window.close()
 
 
