@@ -5,6 +5,10 @@ user name: `keyring get mailer-gui work` shows the password of the account
 "work". Nothing here ever writes a password to a file, falls back to a
 plaintext store, caches a password, or puts one in an error message. The
 keyring may be slow or prompt: call these off the GUI thread.
+
+The keyring package is imported when a password is first stored or read (it
+takes about 0.1 s), not with this module: the main window loads this module
+for the passwords typed into its prompt, right after its first paint.
 """
 
 from __future__ import annotations
@@ -13,15 +17,13 @@ import os
 import subprocess
 import threading
 import time
-from typing import Final
-
-import keyring
-import keyring.backend
-import keyring.errors
-from keyring.backends import chainer, fail
+from typing import TYPE_CHECKING, Final
 
 from mailer_gui.accounts.model import Account
 from mailer_gui.smtp.settings import AuthMethod
+
+if TYPE_CHECKING:
+    import keyring.backend
 
 SERVICE: Final = "mailer-gui"
 PASSWORD_COMMAND_TIMEOUT: Final = 30.0
@@ -55,6 +57,9 @@ def keyring_usable(backend: keyring.backend.KeyringBackend | None = None) -> tup
     disabled one (null), and any backend that keyring itself does not
     recommend (priority below 1), which includes keyrings.alt's plaintext file.
     """
+    import keyring
+    from keyring.backends import chainer, fail
+
     backend = keyring.get_keyring() if backend is None else backend
     if isinstance(backend, fail.Keyring) or (
         isinstance(backend, chainer.ChainerBackend) and not backend.backends
@@ -125,6 +130,8 @@ def get_password(
             f"The account {account.name!r} keeps no password; it is asked for when sending.",
             account_name=account.name,
         )
+    import keyring.errors
+
     backend = _usable_backend(backend, account.name)
     try:
         password = backend.get_password(SERVICE, account.name)
@@ -155,6 +162,8 @@ def delete_password(
     backend: keyring.backend.KeyringBackend | None = None,
 ) -> None:
     """Forget the account's password; nothing happens when none is stored."""
+    import keyring.errors
+
     backend = _usable_backend(backend, account_name)
     try:
         backend.delete_password(SERVICE, account_name)
@@ -232,6 +241,8 @@ def _command_output(output: bytes, who: str, account_name: str | None) -> str:
 def _usable_backend(
     backend: keyring.backend.KeyringBackend | None, account_name: str
 ) -> keyring.backend.KeyringBackend:
+    import keyring
+
     backend = keyring.get_keyring() if backend is None else backend
     usable, explanation = keyring_usable(backend)
     if not usable:

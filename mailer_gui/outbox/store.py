@@ -284,8 +284,9 @@ class OutboxStore:
 
     def _migrate(self) -> None:
         # Read first: an outbox already at this schema needs no write, so
-        # opening it never waits for another Mailer's write (the window opens
-        # it on its GUI thread; in WAL mode a reader does not wait for a writer).
+        # opening it never waits for another Mailer's write (in WAL mode a
+        # reader does not wait for a writer). A migration does wait; the
+        # window opens the outbox on a worker thread.
         try:
             version = self._connection().execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
@@ -293,14 +294,17 @@ class OutboxStore:
         self._check_version(version)
         if version == len(_SCHEMA):
             return
-        with self._write() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            self._check_version(version)
-            for number, script in enumerate(_SCHEMA[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+        try:
+            with self._write() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                self._check_version(version)
+                for number, script in enumerate(_SCHEMA[version:], start=version + 1):
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {number}")
+        except sqlite3.DatabaseError as exc:  # a full disk, a file that cannot be written
+            raise self._corrupt(exc) from exc
 
     def _check_version(self, version: int) -> None:
         if version > len(_SCHEMA):

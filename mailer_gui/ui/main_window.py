@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -80,7 +81,6 @@ if TYPE_CHECKING:
     from mailer_gui.ui.outbox_model import Folder, OutboxTableModel, PreparedRows
     from mailer_gui.ui.sandbox_view import SandboxController, SandboxTrial
     from mailer_gui.ui.settings import SettingsDialog
-    from mailer_gui.ui.settings.background import Background
     from mailer_gui.ui.single_instance import InstanceServer
     from mailer_gui.ui.status_widgets import Connectivity, SendProgress, UndoCountdown
     from mailer_gui.ui.welcome import WelcomePage
@@ -164,6 +164,8 @@ class MainWindow(QMainWindow):
 
     #: start-up is complete: the outbox runs and every part of the window exists
     ready = Signal()
+    # The outbox as opened by the start-up thread: (store, None) or (None, error).
+    _outboxOpened = Signal(object, object)
 
     # Made by finish_startup(), right after the first paint.
     bridge: OutboxBridge
@@ -205,7 +207,7 @@ class MainWindow(QMainWindow):
         # The outbox as opened off the GUI thread after the first paint:
         # (store, None) or (None, error); None while it is being opened.
         self._opened: tuple[OutboxStore | None, BaseException | None] | None = None
-        self._opening: Background | None = None
+        self._opening: threading.Thread | None = None
         self._ready = False  # ... and is done
         self._closed = False
         self._when_ready: list[Callable[[], None]] = []
@@ -276,10 +278,22 @@ class MainWindow(QMainWindow):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
-        if not self._started and not self._closed:
+        if not self._started and not self._closed and self._opening is None:
             # The first frame is on its way to the screen; finish once control is back.
             self._waiting_for_paint = True
             self._startup_timer.start(0)
+
+    def _put_off_while_opening(self, fn: Callable[[], Any]) -> bool:
+        """While the outbox is being opened, have ``fn`` run once start-up finishes.
+
+        What the person clicks while the outbox opens (which can wait for
+        another Mailer's write) waits for it, instead of opening it again on
+        the GUI thread. True when ``fn`` was put off; False: the caller goes on.
+        """
+        if self._opening is not None and not self._started:
+            self.when_ready(fn)
+            return True
+        return False
 
     def _require_ready(self) -> None:
         # Something needs the whole window before the first paint came (a
@@ -292,7 +306,9 @@ class MainWindow(QMainWindow):
 
         Opening creates the database, or migrates one an older Mailer wrote,
         and a migration waits while another Mailer (the command line) writes
-        to it: the window stays responsive meanwhile. Runs once.
+        to it: the window stays responsive meanwhile. Runs once. The thread is
+        a daemon: a window closed meanwhile lets Mailer quit without waiting
+        for SQLite's busy timeout.
         """
         if self._started or self._opening is not None:
             return
@@ -301,31 +317,38 @@ class MainWindow(QMainWindow):
             return
         if not self._take_claim():
             return
+        self._startup_timer.stop()  # later paints need not come back here
         from mailer_gui.outbox.store import OutboxStore
-        from mailer_gui.ui.settings.background import Background
 
         paths = self.paths
 
-        def open_outbox() -> OutboxStore:
-            store = OutboxStore(paths.database, paths.spool_dir)
-            store.close()  # this thread's connection; each thread opens its own
-            return store
+        def open_outbox() -> None:
+            store: OutboxStore | None = None
+            error: BaseException | None = None
+            try:
+                store = OutboxStore(paths.database, paths.spool_dir)
+                store.close()  # this thread's connection; each thread opens its own
+            except Exception as exc:  # reported by finish_startup
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the window is gone
+                self._outboxOpened.emit(store, error)
 
-        def slow() -> None:
-            if not self._started and not self._closed:
-                self.show_status(SLOW_OUTBOX)
+        self._outboxOpened.connect(self._outbox_opened)  # queued: emitted by the thread
+        self._opening = threading.Thread(target=open_outbox, name="mailer-outbox-open", daemon=True)
+        self._opening.start()
+        QTimer.singleShot(SLOW_OUTBOX_MS, self, self._outbox_slow)
 
-        def opened(store: OutboxStore | None, error: BaseException | None) -> None:
-            if self.status.text() == SLOW_OUTBOX:
-                self.show_status("")
-            if self._started or self._closed:
-                return  # finished without it (an early action), or closed
-            self._opened = (store, error)
-            self.finish_startup()
+    def _outbox_slow(self) -> None:
+        if not self._started and not self._closed:
+            self.show_status(SLOW_OUTBOX)
 
-        self._opening = Background(self, threads=1)
-        self._opening.run(open_outbox, opened)
-        QTimer.singleShot(SLOW_OUTBOX_MS, self, slow)
+    def _outbox_opened(self, store: OutboxStore | None, error: BaseException | None) -> None:
+        if self.status.text() == SLOW_OUTBOX:
+            self.show_status("")
+        if self._started or self._closed:
+            return  # finished without it (an early action), or closed
+        self._opened = (store, error)
+        self.finish_startup()
 
     def _take_claim(self) -> bool:
         """run_gui's claim on the data folder, taken once before the outbox opens.
@@ -377,6 +400,7 @@ class MainWindow(QMainWindow):
             from mailer_gui.outbox.store import OutboxError
 
             store, error = self._opened or (None, None)
+            self._opened = None
             try:
                 if error is not None:
                     raise error
@@ -484,7 +508,7 @@ class MainWindow(QMainWindow):
         if tip:
             action.setToolTip(tip)
             action.setStatusTip(tip)
-        action.triggered.connect(lambda _checked=False: slot())
+        action.triggered.connect(lambda _checked=False: self._put_off_while_opening(slot) or slot())
         self.addAction(action)
         return action
 
@@ -750,7 +774,7 @@ class MainWindow(QMainWindow):
         self.folders.setCurrentItem(self._folder_item(key))
 
     def _folder_chosen(self, item: QListWidgetItem | None) -> None:
-        if item is None:
+        if item is None or self._put_off_while_opening(lambda: self._folder_chosen(item)):
             return
         self._require_ready()
         self.folder_key = _FOLDERS[self.folders.row(item)]
@@ -941,6 +965,8 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------------- actions
 
     def _pause_toggled(self, paused: bool) -> None:
+        if self._put_off_while_opening(lambda: self._pause_toggled(paused)):
+            return
         self._require_ready()
         self.countdown.set_paused(paused)
         self.bridge.pause_sending(paused)

@@ -372,6 +372,21 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
         OutboxStore(database, tmp_path / "spool")
 
 
+def test_a_migration_that_fails_is_a_clear_error_and_changes_nothing(tmp_path: Path) -> None:
+    """A migration statement SQLite refuses (here an index that is there already,
+    as in a file edited by hand) names the file, and the version stays."""
+    database = tmp_path / "outbox.sqlite3"
+    OutboxStore(database, tmp_path / "spool").close()
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA user_version = 1")  # version 2 makes messages_waiting
+    with pytest.raises(OutboxError) as info:
+        OutboxStore(database, tmp_path / "spool")
+    assert str(database) in str(info.value)
+    assert "Nothing was deleted" in str(info.value)
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
 def test_undo_window() -> None:
     from mailer_gui.outbox.policy import undo_deadline
 

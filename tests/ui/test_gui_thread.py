@@ -190,12 +190,25 @@ def test_the_window_stays_live_while_another_mailer_holds_the_outbox(qtbot, tmp_
         assert window.isVisible()
         # After a second the status line says what it waits for.
         qtbot.waitUntil(lambda: window.status.text() == SLOW_OUTBOX, timeout=10_000)
+        # What the person clicks meanwhile waits for the outbox too, instead
+        # of opening it again on the GUI thread.
+        hook = BlockingCalls()
+        sys.setprofile(hook)
+        try:
+            window.pause_action.trigger()
+            window.show_folder("sent")
+        finally:
+            sys.setprofile(None)
+        assert hook.seen == []
+        assert not window.is_ready()
     finally:
         other.execute("ROLLBACK")
         other.close()
     qtbot.waitUntil(window.is_ready, timeout=10_000)
     assert window.table.model() is window.model
-    assert window.status.text() != SLOW_OUTBOX
+    assert window.bridge.runner.paused  # the clicks took effect once it was open
+    assert window.folder_key == "sent"
+    assert window.status.text() == "Sending is paused: messages wait in the outbox."
     window.close()
 
 

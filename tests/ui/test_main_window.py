@@ -422,12 +422,53 @@ def test_the_first_paint_needs_no_heavy_module(tmp_path: Path) -> None:
     assert paths.accounts_file.exists()  # the window above had an account to show
 
 
+READY_IMPORTS = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from mailer_gui.paths import resolve_paths
+from mailer_gui.ui.main_window import MainWindow
+
+app = QApplication(["mailer-gui"])
+window = MainWindow(resolve_paths(sys.argv[1]), tray=False)
+window.ready.connect(app.quit)
+QTimer.singleShot(30_000, app.quit)
+window.show()
+app.exec()
+assert window.is_ready()
+later = sorted(
+    name for name in sys.modules
+    if name.split(".")[0] in ("keyring", "markdown", "pygments")
+    or name.startswith(("mailer_gui.ui.composer", "mailer_gui.ui.wizard",
+                        "mailer_gui.ui.settings"))
+)
+print(" ".join(later) or "none")
+window.close()
+"""
+
+
+def test_start_up_loads_no_dialog_and_no_keyring(tmp_path: Path) -> None:
+    """Once ready, the window has still not loaded what only the composer,
+    the wizard, Settings or a password needs."""
+    home_with_account(tmp_path, 9)
+    done = subprocess.run(
+        [sys.executable, "-c", READY_IMPORTS, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"
+
+
 def test_ten_thousand_messages_open_off_the_gui_thread(qtbot, tmp_path: Path) -> None:
     paths = home_with_account(tmp_path, 9)
     ensure_private_dir(paths.data_dir)
     fill_outbox(paths.database, paths.spool_dir, 10_000)
-    # The database is opened (and migrated) once, as the window is made; from
-    # then on the GUI thread never waits on it.
+    # The database is opened (and migrated) once, on a worker as start-up
+    # finishes; from then on the GUI thread never waits on it either.
     window = open_window(qtbot, paths)
     hook = BlockingCalls()
     assert threading.current_thread() is threading.main_thread()
