@@ -40,6 +40,7 @@ from mailer_gui.message.build import (
 )
 from mailer_gui.message.draft import Draft, InlineImage, Priority
 from mailer_gui.message.eml import EmlError, save_eml
+from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import Event, Runner, TranscriptLine, deliver_direct_row
 from mailer_gui.outbox.store import (
     MessageRow,
@@ -403,6 +404,10 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
             with contextlib.suppress(secrets.SecretError):
                 secrets.delete_password(account.name)
         raise CliError(str(exc), EX_CONFIG) from exc
+    if paths.database.exists():
+        # An account of this name paused earlier (one removed, say) starts afresh.
+        with contextlib.suppress(OutboxError):
+            OutboxStore(paths.database, paths.spool_dir).resume_account(account.name)
     where = "in the keyring" if password is not None else "not stored"
     if account.kind == "direct":
         print(
@@ -651,21 +656,51 @@ def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
 
 
 def _credentials_for(account: Account) -> Callable[[], Credentials] | None:
+    """Credentials for a send, asked for when the server wants a login.
+
+    The keyring or the password command; at a terminal, what the person types
+    when nothing is stored (kept in memory for the rest of this command). With
+    no password to be had, the login fails as a wrong password would: the
+    account is paused as "needs password" and its messages wait in the outbox,
+    instead of going out without a login and being refused.
+    """
     if account.auth is AuthMethod.NONE:
         return None
+    interactive = sys.stdin.isatty()
+    if account.auth is AuthMethod.AUTO and account.secret_source == "none" and not interactive:
+        return None  # "no login": a server that insists on one pauses the account
 
     def provide() -> Credentials:
+        typed = secrets.session_password(account.name)
+        if typed is not None:
+            return Credentials(account.login, typed)
         try:
-            password = secrets.get_secret(account)
-        except secrets.PasswordMissing:
-            if not sys.stdin.isatty():
-                raise
-            password = getpass.getpass(f"Password for {account.login} ({account.host}): ")
+            return Credentials(account.login, secrets.get_secret(account))
+        except secrets.PasswordMissing as exc:
+            if not interactive:
+                how = _TYPE_PASSWORD if account.secret_source == "none" else _GIVE_PASSWORD
+                raise NoPassword(f"{exc} {how.format(name=account.name)}") from None
+        except secrets.SecretError as exc:
+            raise AuthenticationError(str(exc)) from None
+        password = getpass.getpass(f"Password for {account.login} ({account.host}): ")
+        secrets.remember_password(account.name, password)  # the next connection of this run
         return Credentials(account.login, password)
 
-    if account.secret_source == "none" and not sys.stdin.isatty():
-        return None
     return provide
+
+
+class NoPassword(AuthenticationError):
+    """No password to be had for the account: nothing stored, and no terminal to ask."""
+
+
+_WAIT = "the messages wait in the outbox."
+_TYPE_PASSWORD = (
+    "Run this command in a terminal to type it (the account {name} keeps none); " + _WAIT
+)
+_GIVE_PASSWORD = (
+    "Store it with 'mailer-gui accounts password {name}', or run this command in a "
+    "terminal to type it; " + _WAIT
+)
 
 
 def _progress_line(text: str) -> None:
@@ -844,6 +879,44 @@ def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
     )
 
 
+def _ask_paused_passwords(paths: AppPaths, store: OutboxStore, names: set[str] | None) -> None:
+    """At a terminal, before a command sends: each account among ``names`` (all
+    when None) paused for its password asks for it, and goes on for this run
+    with what was typed (in memory only). A runner never takes a paused
+    account's messages; `_paused_note` says what to do about the others.
+    """
+    if not sys.stdin.isatty():
+        return
+    try:
+        paused = store.paused_accounts()
+    except OutboxError:
+        return  # the command itself reports an outbox that cannot be read
+    for name, (state, _reason) in sorted(paused.items()):
+        if state != NEEDS_PASSWORD or (names is not None and name not in names):
+            continue
+        with contextlib.suppress(CliError):  # an account removed since: noted later
+            account = _account(paths, name)
+            _progress_line(f"mailer-gui: the account {name} waits for its password.")
+            typed = getpass.getpass(f"Password for {account.login} ({account.host}): ")
+            if typed:
+                secrets.remember_password(name, typed)
+                with contextlib.suppress(OutboxError):
+                    store.resume_account(name)
+
+
+def _paused_note(name: str, state: str, reason: str) -> str:
+    """Why an account's messages wait, and what to do: one line for the terminal."""
+    if state == NEEDS_PASSWORD:
+        fix = _GIVE_PASSWORD.format(name=name)
+    else:
+        fix = (
+            "Fix the account (Settings in the app, or remove and add it again with "
+            "mailer-gui accounts); the messages wait in the outbox."
+        )
+    text = f"The account {name} is paused ({state}): {reason}"
+    return text if _WAIT in reason else f"{text} {fix}"
+
+
 _OUTCOME = {
     State.SENT: "sent",
     State.FAILED: "rejected",
@@ -859,12 +932,16 @@ def _outcome(row: MessageRow) -> str:
     return _OUTCOME.get(row.state, "deferred")
 
 
-def _row_code(row: MessageRow, error: SmtpError | None) -> int:
+def _row_code(
+    row: MessageRow, error: SmtpError | None, paused: tuple[str, str] | None = None
+) -> int:
     statuses = {r.status for r in row.recipients}
     if row.state is State.SENT and statuses == {"accepted"}:
         return EX_OK
     if error is not None and row.state not in (State.SENT, State.FAILED):
         return _error_code(error)
+    if paused is not None and row.state in (State.QUEUED, State.DEFERRED):
+        return EX_CONFIG  # it waits until the person fixes the account
     if row.state is State.UNCERTAIN or statuses & {"pending", "deferred"}:
         return EX_TEMPFAIL
     return EX_UNAVAILABLE
@@ -880,7 +957,21 @@ def _recipient_json(r: RecipientRow) -> dict[str, Any]:
     }
 
 
-def _print_row(row: MessageRow, as_json: bool, error: SmtpError | None = None) -> None:
+def _paused(store: OutboxStore) -> dict[str, tuple[str, str]]:
+    try:
+        return store.paused_accounts()
+    except OutboxError:
+        return {}
+
+
+def _print_row(
+    row: MessageRow,
+    as_json: bool,
+    error: SmtpError | None = None,
+    *,
+    paused: tuple[str, str] | None = None,
+) -> None:
+    """What became of one message; ``paused``: its account's (state, reason) if paused."""
     if as_json:
         document: dict[str, Any] = {
             "id": row.id,
@@ -907,7 +998,15 @@ def _print_row(row: MessageRow, as_json: bool, error: SmtpError | None = None) -
         already_shown = {r.text for r in row.recipients}
         if text and text not in already_shown:
             print(text, file=sys.stderr)
-        if row.state in (State.DEFERRED, State.QUEUED):
+        if row.state in (State.DEFERRED, State.QUEUED) and paused is not None:
+            if _paused_note(row.account, *paused) != text:
+                print(_paused_note(row.account, *paused), file=sys.stderr)
+            print(
+                f"The message stays in the outbox as number {row.id} until then "
+                f"(mailer-gui outbox cancel {row.id} drops it).",
+                file=sys.stderr,
+            )
+        elif row.state in (State.DEFERRED, State.QUEUED):
             print(
                 f"The message stays in the outbox as number {row.id} and will be sent later "
                 f"(mailer-gui outbox flush sends it now; mailer-gui outbox cancel {row.id} "
@@ -969,12 +1068,14 @@ def cmd_send(args: argparse.Namespace, paths: AppPaths) -> int:
             when = _local_time(row.due_at)
             print(f"Queued as number {row.id} ({row.state.value}), due {when}.")
         return EX_OK
+    _ask_paused_passwords(paths, store, {account.name})
     runner = _runner(paths, store, args.transcript)
     runner.deliver_now(message=message)
     row = store.get(message)
     error = runner.errors.get(message)
-    _print_row(row, args.json, error)
-    return _row_code(row, error)
+    paused = _paused(store).get(row.account)
+    _print_row(row, args.json, error, paused=paused)
+    return _row_code(row, error, paused)
 
 
 def _message_number(text: str) -> int:
@@ -1068,6 +1169,7 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
         store.all_due_now([State.DEFERRED, State.SCHEDULED, State.QUEUED])
     except OutboxError as exc:
         raise CliError(str(exc), EX_TEMPFAIL) from exc
+    _ask_paused_passwords(paths, store, None)
     runner = _runner(paths, store, False)
     runner.deliver_now()
     if args.wait:
@@ -1078,6 +1180,8 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     counts = store.counts()
     summary = ", ".join(f"{n} {state.value}" for state, n in sorted(counts.items()))
     print(f"Outbox: {summary or 'empty'}.")
+    for name, (state, reason) in sorted(_paused(store).items()):
+        print(_paused_note(name, state, reason), file=sys.stderr)
     waiting = sum(counts.get(s, 0) for s in (State.DEFERRED, State.QUEUED, State.SENDING))
     return EX_TEMPFAIL if waiting else EX_OK
 
@@ -1097,12 +1201,15 @@ def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:
                     EX_USAGE,
                 ) from exc
         raise CliError(str(exc), EX_USAGE) from exc
+    with contextlib.suppress(OutboxError):
+        _ask_paused_passwords(paths, store, {store.get(message).account})
     runner = _runner(paths, store, False)
     runner.deliver_now(message=message)
     row = store.get(message)
     error = runner.errors.get(message)
-    _print_row(row, False, error)
-    return _row_code(row, error)
+    paused = _paused(store).get(row.account)
+    _print_row(row, False, error, paused=paused)
+    return _row_code(row, error, paused)
 
 
 def cmd_outbox_cancel(args: argparse.Namespace, paths: AppPaths) -> int:
@@ -1155,6 +1262,8 @@ def _describe_error(exc: SmtpError) -> str:
 
 
 def _error_code(exc: SmtpError) -> int:
+    if isinstance(exc, NoPassword):
+        return EX_CONFIG
     if isinstance(exc, AuthenticationError):
         return EX_TEMPFAIL if exc.transient else EX_NOPERM
     if isinstance(exc, SecurityPolicyError):

@@ -638,6 +638,109 @@ def test_password_change_resumes_a_paused_account(
     assert len(server.wait_for_messages(1)) == 1
 
 
+def add_asked_account(capsys, monkeypatch, home: Path, server) -> None:
+    """An account that logs in with PLAIN and keeps no password: asked when sending."""
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", "work", "--email", USER,
+        "--host", "localhost", "--port", str(server.port), "--security", "tls",
+        "--auth", "plain", "--secret-source", "none",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_no_password_to_type_pauses_the_account_and_fails_nothing(
+    secret_service, tls_server, tmp_path, capsys, monkeypatch
+) -> None:
+    """No terminal to type the password in: the messages wait for it, instead of
+    going out without a login and being refused (530) one by one."""
+    home = tmp_path / "home"
+    add_asked_account(capsys, monkeypatch, home, tls_server)
+    for _ in range(3):
+        code, _, err = run(capsys, monkeypatch, home, *send_args("--later"))
+        assert code == 0, err
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == cli.EX_TEMPFAIL
+    assert "3 queued" in out and "failed" not in out
+    assert "The account work is paused (needs password)" in err
+    assert "in a terminal to type it" in err
+    store = OutboxStore(*_outbox_paths(home))
+    assert {row.state for row in store.messages()} == {State.QUEUED}
+    assert tls_server.messages == []
+
+    # A send now says why it waits and exits 78 (no password available).
+    code, _, err = run(capsys, monkeypatch, home, *send_args())
+    assert code == cli.EX_CONFIG
+    assert "paused (needs password)" in err and "stays in the outbox as number 4" in err
+    assert tls_server.messages == []
+
+    # The account set up again (now with its password) starts afresh.
+    code, _, err = run(capsys, monkeypatch, home, "accounts", "remove", "work")
+    assert code == 0, err
+    assert store.paused_accounts() != {}
+    code, _, err = add_account(capsys, monkeypatch, home, tls_server)
+    assert code == 0, err
+    assert store.paused_accounts() == {}
+
+
+TYPE_PASSWORD_AT_A_TERMINAL = """
+import os, pty, select, sys, time
+home, password = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "mailer_gui", "--home", home,
+                              "outbox", "flush"])
+out, typed, end = b"", False, time.monotonic() + 60
+while time.monotonic() < end:
+    ready, _, _ = select.select([fd], [], [], 0.5)
+    if not ready:
+        continue
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break  # the command ended
+    if not data:
+        break
+    out += data
+    if b"Password for" in out and not typed:
+        os.write(fd, password.encode() + b"\\n")
+        typed = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode("utf-8", "replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_at_a_terminal_a_paused_account_asks_for_its_password(
+    tls_server, tmp_path, ca_bundle, capsys, monkeypatch
+) -> None:
+    home = tmp_path / "home"
+    add_asked_account(capsys, monkeypatch, home, tls_server)
+    code, _, err = run(capsys, monkeypatch, home, *send_args("--later"))
+    assert code == 0, err
+    run(capsys, monkeypatch, home, "outbox", "flush")  # no terminal: paused
+    store = OutboxStore(*_outbox_paths(home))
+    assert store.paused_accounts()["work"][0] == "needs password"
+
+    done = subprocess.run(
+        [sys.executable, "-c", TYPE_PASSWORD_AT_A_TERMINAL, str(home), PASSWORD],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=dict(os.environ, SSL_CERT_FILE=str(ca_bundle)),
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "waits for its password" in done.stdout and "1 sent" in done.stdout
+    assert PASSWORD not in done.stdout  # typed without echo
+    assert store.paused_accounts() == {}
+    assert len(tls_server.wait_for_messages(1)) == 1
+
+
+def _outbox_paths(home: Path) -> tuple[Path, Path]:
+    paths = resolve_paths(home)
+    return paths.database, paths.spool_dir
+
+
 def test_identities_default_and_show_never_a_secret(
     secret_service, tls_server, tmp_path, capsys, monkeypatch
 ) -> None:

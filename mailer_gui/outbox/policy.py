@@ -22,6 +22,10 @@ from mailer_gui.smtp.errors import (
 MINUTE = 60.0
 HOUR = 3600.0
 
+#: What a paused account's state says: its password is wanted, or another fix.
+NEEDS_PASSWORD = "needs password"
+NEEDS_ATTENTION = "needs attention"
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -72,10 +76,10 @@ def judge(error: SmtpError) -> Verdict:
     """The outbox's reading of an error that ended an attempt."""
     if isinstance(error, AuthenticationError) and not error.transient:
         # 535 and friends: retrying a wrong password gets accounts locked.
-        return Verdict(Disposition.PAUSE_ACCOUNT, error.message, "needs password")
+        return Verdict(Disposition.PAUSE_ACCOUNT, error.message, NEEDS_PASSWORD)
     if isinstance(error, TlsError | SecurityPolicyError):
         # A certificate or a missing STARTTLS will not fix itself; ask the person.
-        return Verdict(Disposition.PAUSE_ACCOUNT, error.message, "needs attention")
+        return Verdict(Disposition.PAUSE_ACCOUNT, error.message, NEEDS_ATTENTION)
     if isinstance(error, MessageRefused):
         return Verdict(Disposition.FAIL, error.message)
     if error.transient:

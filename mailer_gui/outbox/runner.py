@@ -58,10 +58,17 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from mailer_gui.outbox.marks import EndMarks
-from mailer_gui.outbox.policy import Disposition, Verdict, judge
+from mailer_gui.outbox.policy import (
+    NEEDS_ATTENTION,
+    NEEDS_PASSWORD,
+    Disposition,
+    Verdict,
+    judge,
+)
 from mailer_gui.outbox.store import MessageRow, OutboxError, OutboxStore, State, WrongState
 from mailer_gui.smtp.auth import Credentials
-from mailer_gui.smtp.errors import Cancelled, SmtpError
+from mailer_gui.smtp.errors import AuthenticationError, Cancelled, SmtpError
+from mailer_gui.smtp.replies import Reply, Stage, explain
 from mailer_gui.smtp.session import (
     Envelope,
     MessageResult,
@@ -69,7 +76,7 @@ from mailer_gui.smtp.session import (
     Session,
     too_big_reason,
 )
-from mailer_gui.smtp.settings import ServerSettings
+from mailer_gui.smtp.settings import AuthMethod, ServerSettings
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
 
 CANCEL_HOLD = 60.0  # a cancelled send waits this long before it may go again
@@ -689,7 +696,7 @@ class Runner:
             except Exception as exc:  # the account was removed or its file is unreadable
                 settled = True  # (_fail writes the outcome, or finds it is not this runner's)
                 return self._fail(
-                    row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, str(exc), "needs attention")
+                    row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, str(exc), NEEDS_ATTENTION)
                 )
             try:
                 body = connection.body(row)  # closed by the with below
@@ -719,6 +726,19 @@ class Runner:
                     result = self._relay(
                         account, row, body, transcript, connection, ledger, mark_end
                     )
+            login = _login_wanted(result) if account.kind != "direct" else None
+            if login is not None:
+                # 530: the server takes no mail before a login. That is the
+                # account's doing, not the recipients': every message would be
+                # refused alike, so they wait for the person to fix the account.
+                connection.close()
+                reason = explain(login, Stage.MAIL, host=account.server_settings().host).text
+                self.errors[row.id] = AuthenticationError(reason, reply=login)
+                settled = True
+                wanted = NEEDS_ATTENTION if account_logs_in(account) is False else NEEDS_PASSWORD
+                return self._fail(
+                    row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, reason, wanted)
+                )
             if result.error is None and account.kind != "direct":
                 # A clean result: written by the ledger while the next message
                 # goes out. Until then the message is "sending" with its mark
@@ -864,6 +884,20 @@ class Runner:
                 self._backoff[row.account] = self.store.get(row.id).due_at
             return False
         return verdict.disposition is Disposition.FAIL
+
+
+def _login_wanted(result: MessageResult) -> Reply | None:
+    """The server's 530 when it refused every recipient for want of a login (RFC 4954 §6)."""
+    replies = [r.reply for r in result.recipients]
+    if result.recipients and all(r is not None and r.code == 530 for r in replies):
+        return replies[0]
+    return None
+
+
+def account_logs_in(account: SendingAccount) -> bool | None:
+    """Whether the account is set to log in; None when a runner cannot tell."""
+    auth = getattr(account, "auth", None)
+    return None if auth is None else auth is not AuthMethod.NONE
 
 
 def _envelope(row: MessageRow) -> Envelope:

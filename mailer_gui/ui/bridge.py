@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
 
 from mailer_gui.accounts.secrets import forget_password, remember_password, session_password
 from mailer_gui.accounts.store import AccountStore
+from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import (
     AccountLookup,
     CredentialsLookup,
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
 COUNTS_DELAY_MS = 200  # state changes within this window share one count query
 
 Done = Callable[[Any, BaseException | None], None]
-
-
-#: What a paused account's state says when its password is wanted.
-NEEDS_PASSWORD = "needs password"
 
 
 def stored_credentials(account: Account) -> Callable[[], Credentials] | None:

@@ -258,6 +258,37 @@ def test_bad_password_pauses_the_account(aiosmtpd_factory, trust_test_ca, outbox
     assert {outbox.get(first).state, outbox.get(second).state} == {State.SENT}
 
 
+@pytest.mark.parametrize(
+    ("auth", "paused_as"),
+    [(AuthMethod.NONE, "needs attention"), (AuthMethod.PLAIN, "needs password")],
+)
+def test_a_server_that_wants_a_login_pauses_the_account_and_fails_nothing(
+    aiosmtpd_factory, trust_test_ca, outbox, tmp_path, auth, paused_as
+) -> None:
+    """530 (RFC 4954: authentication required) to every recipient is the
+    account's problem, not theirs: the messages wait, as queued, for the person
+    to fix the account (a login, or its password), instead of all failing."""
+    server = aiosmtpd_factory(tls="implicit", users={"ann": "right"}, auth_required=True)
+    account = account_for(server, security=Security.TLS, auth=auth, username="ann")
+    first = queue(outbox, tmp_path, "a@example.org, b@example.org")
+    second = queue(outbox, tmp_path)
+    runner = runner_for(outbox, account)  # no password to give
+    runner.deliver_now()
+    state, reason = outbox.paused_accounts()["work"]
+    assert state == paused_as
+    assert "530 5.7.0" in reason and "requires sign-in" in reason
+    for message in (first, second):
+        row = outbox.get(message)
+        assert row.state is State.QUEUED
+        assert row.attempts == 0  # the account's fault: no attempt counted against it
+        assert {r.status for r in row.recipients} == {"pending"}
+    assert "530" in str(runner.errors[first])
+    outcomes = [a.outcome for a in outbox.attempts(first) + outbox.attempts(second)]
+    assert outcomes.count("pause-account") == 1  # tried once, then the account waits
+    assert set(outcomes) <= {"pause-account", "interrupted"}  # claimed, given back
+    assert server.messages == []
+
+
 def test_one_connection_for_many_messages(aiosmtpd_factory, outbox, tmp_path) -> None:
     server = aiosmtpd_factory()
     ids = [queue(outbox, tmp_path, f"r{n}@example.org") for n in range(5)]
