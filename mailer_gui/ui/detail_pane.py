@@ -67,6 +67,7 @@ from mailer_gui.outbox.store import AttemptRow, MessageRow, RecipientRow, State
 from mailer_gui.paths import ensure_private_dir
 from mailer_gui.ui.bridge import OutboxBridge
 from mailer_gui.ui.message_view import DisplayedMessage, MessageBrowser, load_for_display
+from mailer_gui.ui.outbox_model import Paused, held_by
 
 # A scheduled message due sooner than this counts down ("Sending in 8 s"): the
 # undo window. One due later shows the time it will go.
@@ -131,8 +132,14 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {rest} s"
 
 
-def describe_state(row: MessageRow, now: float) -> str:
+def describe_state(row: MessageRow, now: float, paused: Paused | None = None) -> str:
     """The message's state in plain words, e.g. "Deferred — next attempt at 14:05"."""
+    held = held_by(row, paused)
+    if held is not None:
+        return (
+            f"Waiting — the account {row.account} {held}; the message goes once that is "
+            "fixed (see below)"
+        )
     state = row.state
     if state is State.SCHEDULED:
         wait = row.due_at - now
@@ -422,7 +429,8 @@ class DetailPane(QWidget):
         self._attempts: list[tuple[AttemptRow, Conversation]] = []
         self._displayed: DisplayedMessage | None = None
         self._body_for: int | None = None
-        self._requests = {"row": 0, "attempts": 0, "body": 0}
+        self._requests = {"row": 0, "attempts": 0, "body": 0, "paused": 0}
+        self._paused: Paused = {}  # accounts not being tried, as last read
         self._busy: set[str] = set()
         self._transcript: TranscriptDialog | None = None
 
@@ -682,6 +690,19 @@ class DetailPane(QWidget):
             message,
             lambda rows, error: self._attempts_loaded(attempts_request, message, rows, error),
         )
+        self._requests["paused"] += 1
+        paused_request = self._requests["paused"]
+        self.bridge.load_paused_accounts(
+            lambda paused, error: self._paused_loaded(paused_request, paused, error)
+        )
+
+    def _paused_loaded(
+        self, request: int, paused: Paused | None, error: BaseException | None
+    ) -> None:
+        if request != self._requests["paused"] or error is not None or paused is None:
+            return  # an older answer; an unreadable outbox is told by the row's answer
+        self._paused = paused
+        self._render_state()
 
     def _row_loaded(
         self, request: int, message: int, row: MessageRow | None, error: BaseException | None
@@ -850,7 +871,7 @@ class DetailPane(QWidget):
         row = self._row
         if row is None:
             return
-        self._set_field("State", describe_state(row, time.time()))
+        self._set_field("State", describe_state(row, time.time(), self._paused))
         self._tone(self.state_label, _state_tone(row))
 
     @Slot()

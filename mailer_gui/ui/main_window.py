@@ -827,7 +827,8 @@ class MainWindow(QMainWindow):
 
         def load() -> PreparedRows:
             # Query and cell texts both on the worker: the GUI thread only swaps lists.
-            return prepare_rows(store.messages(states), states)
+            paused = store.paused_accounts()
+            return prepare_rows(store.messages(states), states, paused=paused)
 
         def loaded(prepared: PreparedRows | None, error: BaseException | None) -> None:
             self._reloading = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,8 +68,23 @@ def _clock_time(when: float, now: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def state_text(row: MessageRow, now: float) -> str:
+#: Accounts not being tried: account -> (short state, reason) (OutboxStore.paused_accounts).
+Paused = Mapping[str, tuple[str, str]]
+
+
+def held_by(row: MessageRow, paused: Paused | None) -> str | None:
+    """Why a waiting message is not going: its account's pause ("needs password"), or None."""
+    if paused is None or row.state not in (State.QUEUED, State.DEFERRED):
+        return None
+    pause = paused.get(row.account)
+    return pause[0] if pause is not None else None
+
+
+def state_text(row: MessageRow, now: float, paused: Paused | None = None) -> str:
     """The state in plain words, as the State column shows it."""
+    held = held_by(row, paused)
+    if held is not None:
+        return f"Waiting: account {held}"
     state = row.state
     if state is State.SCHEDULED:
         if row.due_at - now > UNDO_WINDOW_MAX:
@@ -90,19 +105,24 @@ def _first_line(text: str | None) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
 
-def _cells(row: MessageRow, now: float) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+def _cells(
+    row: MessageRow, now: float, paused: Paused | None = None
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """(display texts, sort keys) of one message, one entry per column."""
     recipients = ", ".join(r.address for r in row.recipients)
-    waiting = row.state in _WAITING
+    held = held_by(row, paused) is not None
+    waiting = row.state in _WAITING and not held
     next_attempt = _clock_time(row.due_at, now) if waiting and row.due_at > now else ""
     if waiting and not next_attempt:
         next_attempt = "Now"
+    if held:
+        next_attempt = "Once fixed"
     reply = _first_line(row.last_error)
     display = (
         row.subject or "(no subject)",
         recipients,
         row.account,
-        state_text(row, now),
+        state_text(row, now, paused),
         str(row.attempts),
         next_attempt,
         reply,
@@ -129,14 +149,19 @@ class PreparedRows:
 
 
 def prepare_rows(
-    rows: Sequence[MessageRow], states: Iterable[State], *, now: float | None = None
+    rows: Sequence[MessageRow],
+    states: Iterable[State],
+    *,
+    now: float | None = None,
+    paused: Paused | None = None,
 ) -> PreparedRows:
     """The cells of ``rows`` in ``states``: plain Python, so a worker thread can do it
-    for ten thousand rows while the GUI thread goes on painting."""
+    for ten thousand rows while the GUI thread goes on painting. A waiting message
+    of a ``paused`` account says so instead of when it goes."""
     now = time.time() if now is None else now
     wanted = frozenset(states)
     shown = [row for row in rows if row.state in wanted]
-    cells = [_cells(row, now) for row in shown]
+    cells = [_cells(row, now, paused) for row in shown]
     return PreparedRows(shown, [d for d, _ in cells], [k for _, k in cells])
 
 

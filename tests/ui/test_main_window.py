@@ -24,7 +24,7 @@ from mailer_gui.preferences import Preferences, load_preferences, save_preferenc
 from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.composer import ComposerWindow
 from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, MainWindow
-from mailer_gui.ui.outbox_model import COLUMNS, OutboxTableModel
+from mailer_gui.ui.outbox_model import COLUMNS, NEXT_ATTEMPT, STATE, OutboxTableModel
 from tests.ui.many_rows import fill_outbox
 from tests.ui.test_gui_thread import BlockingCalls
 
@@ -637,6 +637,41 @@ def test_undo_twice_brings_one_composer_back_and_send_later_has_no_countdown(
     assert back.subject_field.text() == "Oops"
     close_all(window)
     assert server.messages == []
+
+
+def test_a_message_held_by_its_paused_account_says_so(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """The server wants a login this account was not given (530): the message
+    waits in the Outbox, and neither the table nor the pane says it goes now."""
+    server = aiosmtpd_factory(users={"ann": "secret"}, auth_required=True)
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    window.show()
+    sent: list[int | None] = []
+    window.bridge.send_draft(
+        Draft(
+            sender=parse_address("Ann <ann@example.org>"),
+            to=(parse_address("bob@example.org"),),
+            subject="Held",
+            body="Hello.",
+        ),
+        "work",
+        lambda message, error: sent.append(message),
+    )
+    qtbot.waitUntil(lambda: bool(sent), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (
+            window.model.rowCount() == 1
+            and window.model.index(0, STATE).data() == "Waiting: account needs attention"
+        ),
+        timeout=15_000,
+    )
+    assert window.model.index(0, NEXT_ATTEMPT).data() == "Once fixed"
+    assert window.select_message(sent[0])
+    qtbot.waitUntil(lambda: "needs attention" in window.detail.state_text(), timeout=10_000)
+    assert "goes once that is fixed" in window.detail.state_text()
+    assert server.messages == []
+    window.close()
 
 
 def test_an_outbox_that_cannot_be_opened_is_named_and_kept(qtbot, tmp_path: Path) -> None:
