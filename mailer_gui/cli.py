@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import getpass
 import json
@@ -407,7 +408,11 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
     if paths.database.exists():
         # An account of this name paused earlier (one removed, say) starts afresh.
         with contextlib.suppress(OutboxError):
-            OutboxStore(paths.database, paths.spool_dir).resume_account(account.name)
+            outbox = OutboxStore(paths.database, paths.spool_dir)
+            try:
+                outbox.resume_account(account.name)
+            finally:
+                outbox.close()
     where = "in the keyring" if password is not None else "not stored"
     if account.kind == "direct":
         print(
@@ -642,14 +647,33 @@ def cmd_accounts_show(args: argparse.Namespace, paths: AppPaths) -> int:
 
 def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
     account = _account(paths, args.name)
+    if account.secret_source == "command":
+        raise CliError(
+            f"The account {account.name} takes its password from a command "
+            f"({account.password_command!r}); change what that command prints. "
+            "Nothing was changed.",
+            EX_USAGE,
+        )
     password = _ask_password(args, f"New password for {account.login}: ", "nothing changed")
     try:
         secrets.store_password(account.name, password)
     except secrets.SecretError as exc:
         raise CliError(str(exc), EX_CONFIG) from exc
+    note = ""
+    if account.secret_source == "none":
+        # It kept no password and asked each time: from now on it reads this one.
+        try:
+            _store(paths).replace(
+                account.name, dataclasses.replace(account, secret_source="keyring")
+            )
+        except AccountStoreError as exc:
+            with contextlib.suppress(secrets.SecretError):
+                secrets.delete_password(account.name)
+            raise CliError(str(exc), EX_CONFIG) from exc
+        note = " (the account kept none before; it now reads it from the keyring)"
     _outbox(paths).resume_account(account.name)
     print(
-        f"The password for {account.name} is saved; its waiting messages go with "
+        f"The password for {account.name} is saved{note}; its waiting messages go with "
         "'mailer-gui outbox flush' or when the app next sends."
     )
     return EX_OK
@@ -682,7 +706,12 @@ def _credentials_for(account: Account) -> Callable[[], Credentials] | None:
                 raise NoPassword(f"{exc} {how.format(name=account.name)}") from None
         except secrets.SecretError as exc:
             raise AuthenticationError(str(exc)) from None
-        password = getpass.getpass(f"Password for {account.login} ({account.host}): ")
+        try:
+            password = getpass.getpass(f"Password for {account.login} ({account.host}): ")
+        except EOFError:
+            password = ""
+        if not password:
+            raise NoPassword(f"No password was typed for {account.name}. {_WAIT.capitalize()}")
         secrets.remember_password(account.name, password)  # the next connection of this run
         return Credentials(account.login, password)
 
@@ -897,7 +926,10 @@ def _ask_paused_passwords(paths: AppPaths, store: OutboxStore, names: set[str] |
         with contextlib.suppress(CliError):  # an account removed since: noted later
             account = _account(paths, name)
             _progress_line(f"mailer-gui: the account {name} waits for its password.")
-            typed = getpass.getpass(f"Password for {account.login} ({account.host}): ")
+            try:
+                typed = getpass.getpass(f"Password for {account.login} ({account.host}): ")
+            except EOFError:
+                typed = ""  # Ctrl+D: it stays paused
             if typed:
                 secrets.remember_password(name, typed)
                 with contextlib.suppress(OutboxError):
@@ -995,12 +1027,12 @@ def _print_row(
         )
     elif row.state is not State.SENT:
         text = _describe_error(error) if error is not None else (row.last_error or "")
+        held = paused if row.state in (State.DEFERRED, State.QUEUED) else None
         already_shown = {r.text for r in row.recipients}
-        if text and text not in already_shown:
+        if text and text not in already_shown and not (held and text in held[1]):
             print(text, file=sys.stderr)
-        if row.state in (State.DEFERRED, State.QUEUED) and paused is not None:
-            if _paused_note(row.account, *paused) != text:
-                print(_paused_note(row.account, *paused), file=sys.stderr)
+        if held:
+            print(_paused_note(row.account, *held), file=sys.stderr)
             print(
                 f"The message stays in the outbox as number {row.id} until then "
                 f"(mailer-gui outbox cancel {row.id} drops it).",
@@ -1180,10 +1212,13 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     counts = store.counts()
     summary = ", ".join(f"{n} {state.value}" for state, n in sorted(counts.items()))
     print(f"Outbox: {summary or 'empty'}.")
-    for name, (state, reason) in sorted(_paused(store).items()):
+    paused = _paused(store)
+    for name, (state, reason) in sorted(paused.items()):
         print(_paused_note(name, state, reason), file=sys.stderr)
-    waiting = sum(counts.get(s, 0) for s in (State.DEFERRED, State.QUEUED, State.SENDING))
-    return EX_TEMPFAIL if waiting else EX_OK
+    waiting = store.messages([State.DEFERRED, State.QUEUED, State.SENDING])
+    if any(row.account not in paused for row in waiting):
+        return EX_TEMPFAIL  # they go later by themselves
+    return EX_CONFIG if waiting else EX_OK  # only paused accounts' messages wait
 
 
 def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:

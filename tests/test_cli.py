@@ -659,7 +659,7 @@ def test_no_password_to_type_pauses_the_account_and_fails_nothing(
         code, _, err = run(capsys, monkeypatch, home, *send_args("--later"))
         assert code == 0, err
     code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
-    assert code == cli.EX_TEMPFAIL
+    assert code == cli.EX_CONFIG  # nothing waits that would go by itself
     assert "3 queued" in out and "failed" not in out
     assert "The account work is paused (needs password)" in err
     assert "in a terminal to type it" in err
@@ -667,16 +667,50 @@ def test_no_password_to_type_pauses_the_account_and_fails_nothing(
     assert {row.state for row in store.messages()} == {State.QUEUED}
     assert tls_server.messages == []
 
-    # A send now says why it waits and exits 78 (no password available).
+    # A send now says why it waits, once, and exits 78 (no password available).
     code, _, err = run(capsys, monkeypatch, home, *send_args())
     assert code == cli.EX_CONFIG
     assert "paused (needs password)" in err and "stays in the outbox as number 4" in err
+    assert err.count("keeps no password") == 1
     assert tls_server.messages == []
 
-    # The account set up again (now with its password) starts afresh.
+    # The way out the note gives: the password stored, which the account now reads.
+    code, out, err = run(
+        capsys, monkeypatch, home, "accounts", "password", "work", "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "now reads it from the keyring" in out
+    assert store.paused_accounts() == {}
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0, err
+    assert "4 sent" in out
+    assert len(tls_server.wait_for_messages(4)) == 4
+
+
+def test_a_password_for_an_account_that_runs_a_command_is_refused(
+    command_account, tls_server, capsys, monkeypatch
+) -> None:
+    home = command_account(tls_server)
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "password", "work", "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert code == cli.EX_USAGE
+    assert "takes its password from a command" in err and "Nothing was changed" in err
+
+
+def test_an_account_added_again_is_not_paused_any_more(
+    secret_service, tls_server, tmp_path, capsys, monkeypatch
+) -> None:
+    home = tmp_path / "home"
+    add_asked_account(capsys, monkeypatch, home, tls_server)
+    code, _, err = run(capsys, monkeypatch, home, *send_args())
+    assert code == cli.EX_CONFIG, err
+    store = OutboxStore(*_outbox_paths(home))
+    assert store.paused_accounts() != {}
     code, _, err = run(capsys, monkeypatch, home, "accounts", "remove", "work")
     assert code == 0, err
-    assert store.paused_accounts() != {}
     code, _, err = add_account(capsys, monkeypatch, home, tls_server)
     assert code == 0, err
     assert store.paused_accounts() == {}

@@ -728,14 +728,15 @@ class Runner:
                     )
             login = _login_wanted(result) if account.kind != "direct" else None
             if login is not None:
-                # 530: the server takes no mail before a login. That is the
-                # account's doing, not the recipients': every message would be
-                # refused alike, so they wait for the person to fix the account.
+                # 530 to MAIL (or DATA): the server takes no mail from this
+                # session before a login or STARTTLS. That is the account's
+                # doing, not the recipients': every message would be refused
+                # alike, so they wait for the person to fix the account.
+                wanted = _fix_for_login(account, connection.session, login)
                 connection.close()
                 reason = explain(login, Stage.MAIL, host=account.server_settings().host).text
                 self.errors[row.id] = AuthenticationError(reason, reply=login)
                 settled = True
-                wanted = NEEDS_ATTENTION if account_logs_in(account) is False else NEEDS_PASSWORD
                 return self._fail(
                     row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, reason, wanted)
                 )
@@ -887,17 +888,32 @@ class Runner:
 
 
 def _login_wanted(result: MessageResult) -> Reply | None:
-    """The server's 530 when it refused every recipient for want of a login (RFC 4954 §6)."""
+    """The server's 530 when its refusal of MAIL or DATA ended the transaction:
+    it wants a login, or STARTTLS, first (RFC 4954 §6, RFC 3207 §4). A 530 to
+    one RCPT (relaying to that recipient needs a login) is that recipient's."""
+    if result.refused_at is None or not result.recipients:
+        return None
     replies = [r.reply for r in result.recipients]
-    if result.recipients and all(r is not None and r.code == 530 for r in replies):
+    if all(reply is not None and reply.code == 530 for reply in replies):
         return replies[0]
     return None
 
 
-def account_logs_in(account: SendingAccount) -> bool | None:
-    """Whether the account is set to log in; None when a runner cannot tell."""
-    auth = getattr(account, "auth", None)
-    return None if auth is None else auth is not AuthMethod.NONE
+_TLS_WORDS = ("starttls", "tls first", "encryption")  # as replies.explain reads them
+
+
+def _fix_for_login(account: SendingAccount, session: Session | None, reply: Reply) -> str:
+    """What an account refused with 530 needs: its password, when the session
+    could have logged in with one and did not; otherwise the person's attention
+    (the account sends without a login, the server wants STARTTLS first, it
+    offered no way to log in, or the login it took was not enough)."""
+    if getattr(account, "auth", None) is AuthMethod.NONE or session is None:
+        return NEEDS_ATTENTION
+    if session.authenticated or not session.auth_offered:
+        return NEEDS_ATTENTION
+    if not session.tls_active and any(word in reply.text.lower() for word in _TLS_WORDS):
+        return NEEDS_ATTENTION
+    return NEEDS_PASSWORD
 
 
 def _envelope(row: MessageRow) -> Envelope:

@@ -85,6 +85,10 @@ class MessageResult:
     uncertain: bool = False
     sizes: tuple[int, int] = field(default=(0, 0))  # bytes sent, bytes total
     size_limit: int | None = None  # the server's SIZE, when it stated one
+    # MAIL or DATA when its refusal ended the transaction for every recipient
+    # still in it (what the server thinks of the sender or the session, not of
+    # one recipient); None otherwise.
+    refused_at: Stage | None = None
 
     def with_status(self, status: RecipientStatus) -> tuple[RecipientResult, ...]:
         return tuple(r for r in self.recipients if r.status is status)
@@ -220,6 +224,11 @@ class Session:
     @property
     def authenticated(self) -> bool:
         return self._conn.authenticated
+
+    @property
+    def auth_offered(self) -> tuple[str, ...]:
+        """The AUTH mechanisms the server's last EHLO offered."""
+        return self._conn.auth_mechanisms
 
     def _require_transport(self) -> Transport:
         if self._transport is None:
@@ -520,7 +529,13 @@ class Session:
         ordered = tuple(results[a] for a in dict.fromkeys(envelope.recipients))
         self.messages_sent += 1
         return MessageResult(
-            ordered, final.reply, final.error, final.uncertain, final.sizes, self._conn.size_limit
+            ordered,
+            final.reply,
+            final.error,
+            final.uncertain,
+            final.sizes,
+            self._conn.size_limit,
+            final.refused_at,
         )
 
     def _transaction(
@@ -601,7 +616,7 @@ class Session:
                 mail_reply = self._next_reply()
                 if not mail_reply.reply.is_positive:
                     settle(mail_reply.reply, "")
-                    return result()
+                    return result(refused_at=Stage.MAIL)
                 for rcpt in rcpts:
                     self._send(rcpt)
                     event = self._next_reply()
@@ -621,7 +636,9 @@ class Session:
             if data_reply.reply.code != 354:
                 if accepted:
                     settle(data_reply.reply, "")
-                return result()
+                if not mail_reply.reply.is_positive:
+                    return result(refused_at=Stage.MAIL)
+                return result(refused_at=Stage.DATA if accepted else None)
             if not accepted:
                 # PIPELINING sent DATA before knowing every RCPT failed; end it empty.
                 self._send(_END_OF_DATA)

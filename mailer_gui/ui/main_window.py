@@ -910,6 +910,7 @@ class MainWindow(QMainWindow):
                     self.show_status(f"Sending from {name} could not start again: {error}")
                 else:
                     self.show_status(f"Sending from {name} again.")
+                self._reload()  # its messages no longer wait for the password
 
             self.bridge.provide_password(name, password, keep=keep, on_done=done)
 
@@ -1118,6 +1119,7 @@ class MainWindow(QMainWindow):
     def accounts_changed(self) -> None:
         self._require_ready()
         self._load_accounts()
+        self._reload()  # an account fixed in Settings no longer holds its messages
 
     def _show_welcome(self) -> None:
         from mailer_gui.ui.welcome import WelcomePage

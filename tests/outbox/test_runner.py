@@ -289,6 +289,46 @@ def test_a_server_that_wants_a_login_pauses_the_account_and_fails_nothing(
     assert server.messages == []
 
 
+def test_a_server_that_wants_starttls_first_needs_attention_not_a_password(
+    aiosmtpd_factory, trust_test_ca, outbox, tmp_path
+) -> None:
+    """RFC 3207's 530 to MAIL: a password would not help, the account's
+    security setting would. Asking for the password again and again is a loop."""
+    server = aiosmtpd_factory(tls="starttls", require_starttls=True, users={"ann": "right"})
+    account = account_for(server, security=Security.NONE, auth=AuthMethod.AUTO, username="ann")
+    message = queue(outbox, tmp_path)
+    Runner(
+        outbox, lambda name: account, credentials=lambda a: lambda: Credentials("ann", "right")
+    ).deliver_now()
+    state, reason = outbox.paused_accounts()["work"]
+    assert state == "needs attention"
+    assert "STARTTLS" in reason
+    assert outbox.get(message).state is State.QUEUED
+    assert server.messages == []
+
+
+def test_a_530_for_one_recipient_is_that_recipients_not_the_accounts(
+    aiosmtpd_factory, outbox, tmp_path
+) -> None:
+    """Relaying to one address needs a login: that recipient is refused, the
+    others get the message, and the account goes on with its other messages."""
+    server = aiosmtpd_factory(
+        rcpt_replies={"ext@other.example": "530 5.7.1 Relaying requires authentication"}
+    )
+    mixed = queue(outbox, tmp_path, "ext@other.example, local@example.org")
+    only_external = queue(outbox, tmp_path, "ext@other.example")
+    local = queue(outbox, tmp_path, "local@example.org")
+    runner_for(outbox, account_for(server)).deliver_now()
+    assert outbox.paused_accounts() == {}
+    assert [(r.address, r.status) for r in outbox.get(mixed).recipients] == [
+        ("ext@other.example", "rejected"),
+        ("local@example.org", "accepted"),
+    ]
+    assert outbox.get(only_external).state is State.FAILED
+    assert outbox.get(local).state is State.SENT
+    assert len(server.wait_for_messages(2)) == 2
+
+
 def test_one_connection_for_many_messages(aiosmtpd_factory, outbox, tmp_path) -> None:
     server = aiosmtpd_factory()
     ids = [queue(outbox, tmp_path, f"r{n}@example.org") for n in range(5)]

@@ -541,8 +541,8 @@ def test_a_change_during_a_reload_is_not_undone_by_its_answer(
     answered, release = threading.Event(), threading.Event()
     prepare = outbox_model.prepare_rows
 
-    def slow_prepare(rows, states):
-        prepared = prepare(rows, states)
+    def slow_prepare(rows, states, **options):
+        prepared = prepare(rows, states, **options)
         if not answered.is_set():
             answered.set()  # read while the message was still scheduled
             assert release.wait(10)
