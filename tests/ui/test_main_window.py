@@ -670,6 +670,13 @@ def test_a_message_held_by_its_paused_account_says_so(
     assert window.select_message(sent[0])
     qtbot.waitUntil(lambda: "needs attention" in window.detail.state_text(), timeout=10_000)
     assert "goes once that is fixed" in window.detail.state_text()
+    store = window.bridge.store
+    assert [a.outcome for a in store.attempts(sent[0])] == ["pause-account"]
+    # "Retry now" is the person saying it may work now: one more try.
+    qtbot.waitUntil(window.detail.retry_action.isEnabled, timeout=5_000)
+    window.detail.retry_action.trigger()
+    qtbot.waitUntil(lambda: len(store.attempts(sent[0])) == 2, timeout=15_000)
+    qtbot.waitUntil(lambda: store.paused_accounts() != {}, timeout=10_000)  # and again
     assert server.messages == []
     window.close()
 
