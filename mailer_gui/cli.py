@@ -1215,9 +1215,17 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     paused = _paused(store)
     for name, (state, reason) in sorted(paused.items()):
         print(_paused_note(name, state, reason), file=sys.stderr)
+    uncertain = counts.get(State.UNCERTAIN, 0)
+    if uncertain:
+        print(
+            f"{uncertain} uncertain: all of each went out but no confirmation came, so it "
+            "may have arrived. Decide with mailer-gui outbox resolve ID --sent or --resend "
+            "(mailer-gui outbox list --state uncertain).",
+            file=sys.stderr,
+        )
     waiting = store.messages([State.DEFERRED, State.QUEUED, State.SENDING])
-    if any(row.account not in paused for row in waiting):
-        return EX_TEMPFAIL  # they go later by themselves
+    if uncertain or any(row.account not in paused for row in waiting):
+        return EX_TEMPFAIL  # they go later by themselves, or wait for a decision
     return EX_CONFIG if waiting else EX_OK  # only paused accounts' messages wait
 
 

@@ -605,6 +605,8 @@ def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, mo
     result = json.loads(out)
     assert code == cli.EX_TEMPFAIL and result["state"] == "uncertain"
     code, _, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == cli.EX_TEMPFAIL  # it waits for the person's decision
+    assert "1 uncertain" in err and "outbox resolve ID --sent or --resend" in err
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--json")
     assert json.loads(out)[0]["state"] == "uncertain"  # never resent by itself
     code, _, err = run(capsys, monkeypatch, home, "outbox", "retry", str(result["id"]))
@@ -615,6 +617,8 @@ def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, mo
     assert "try again" not in out
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "resolve", str(result["id"]), "--sent")
     assert code == 0 and "marked as sent" in out
+    code, _, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0 and "uncertain" not in err
 
 
 def test_password_change_resumes_a_paused_account(
