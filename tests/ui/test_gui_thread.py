@@ -21,14 +21,12 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QTimer
 
-from mailer_gui.accounts.model import Account
-from mailer_gui.accounts.store import AccountStore
 from mailer_gui.message.addresses import parse_address
 from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.store import _SCHEMA, OutboxStore, State
-from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
-from mailer_gui.smtp.settings import AuthMethod, Security
+from mailer_gui.paths import AppPaths, ensure_private_dir
 from mailer_gui.ui.main_window import SLOW_OUTBOX, MainWindow
+from tests.ui.homes import home_with_account
 
 # C functions that wait: matched on the callable's qualified name.
 BLOCKING_BUILTINS = {
@@ -84,19 +82,7 @@ def test_sending_50_mb_never_blocks_the_gui_thread(
     qtbot, tmp_path: Path, smtp_sink_factory, big_file: Path
 ) -> None:
     sink = smtp_sink_factory()
-    home = tmp_path / "home"
-    paths = resolve_paths(home)
-    ensure_private_dir(paths.config_dir)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name="work",
-            email="ann@example.org",
-            host="127.0.0.1",
-            port=sink.port,
-            security=Security.NONE,
-            auth=AuthMethod.NONE,
-        )
-    )
+    paths = home_with_account(tmp_path, sink.port, host="127.0.0.1")
     window = MainWindow(paths, tray=False)
     qtbot.addWidget(window)
     window.show()
@@ -128,22 +114,6 @@ def test_sending_50_mb_never_blocks_the_gui_thread(
     window.close()
 
 
-def home_with_sink_account(tmp_path: Path, port: int) -> AppPaths:
-    paths = resolve_paths(tmp_path / "home")
-    ensure_private_dir(paths.config_dir)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name="work",
-            email="ann@example.org",
-            host="127.0.0.1",
-            port=port,
-            security=Security.NONE,
-            auth=AuthMethod.NONE,
-        )
-    )
-    return paths
-
-
 def an_outbox_to_migrate(paths: AppPaths) -> None:
     """An outbox as the Mailer before the last schema change left it."""
     ensure_private_dir(paths.data_dir)
@@ -153,7 +123,7 @@ def an_outbox_to_migrate(paths: AppPaths) -> None:
 
 
 def test_start_up_opens_and_migrates_the_outbox_off_the_gui_thread(qtbot, tmp_path: Path) -> None:
-    paths = home_with_sink_account(tmp_path, 9)
+    paths = home_with_account(tmp_path, 9)
     an_outbox_to_migrate(paths)
     window = MainWindow(paths, tray=False)
     qtbot.addWidget(window)
@@ -173,7 +143,7 @@ def test_start_up_opens_and_migrates_the_outbox_off_the_gui_thread(qtbot, tmp_pa
 def test_the_window_stays_live_while_another_mailer_holds_the_outbox(qtbot, tmp_path: Path) -> None:
     """The migration waits for another Mailer's write; the window keeps
     handling events meanwhile, and finishes start-up once the write ends."""
-    paths = home_with_sink_account(tmp_path, 9)
+    paths = home_with_account(tmp_path, 9)
     an_outbox_to_migrate(paths)
     other = sqlite3.connect(paths.database, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another Mailer writing

@@ -25,26 +25,9 @@ from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.composer import ComposerWindow
 from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, MainWindow
 from mailer_gui.ui.outbox_model import COLUMNS, NEXT_ATTEMPT, STATE, OutboxTableModel
+from tests.ui.homes import home_with_account
 from tests.ui.many_rows import fill_outbox
 from tests.ui.test_gui_thread import BlockingCalls
-
-
-def home_with_account(tmp_path: Path, port: int, *, undo_seconds: int = 0) -> AppPaths:
-    paths = resolve_paths(tmp_path / "home")
-    ensure_private_dir(paths.config_dir)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name="work",
-            email="ann@example.org",
-            display_name="Ann",
-            host="localhost",
-            port=port,
-            security=Security.NONE,
-            auth=AuthMethod.NONE,
-        )
-    )
-    save_preferences(paths.preferences_file, Preferences(undo_seconds=undo_seconds))
-    return paths
 
 
 def open_window(qtbot, paths: AppPaths) -> MainWindow:
@@ -406,11 +389,10 @@ print(" ".join(heavy) or "none")
 """
 
 
-def test_the_first_paint_needs_no_heavy_module(tmp_path: Path) -> None:
-    """Built for its first paint, the window has loaded no outbox, SMTP, Markdown or keyring."""
-    paths = home_with_account(tmp_path, 9)
+def modules_loaded_by(script: str, paths: AppPaths) -> str:
+    """What ``script`` prints, run in a fresh offscreen process with ``paths``' home."""
     done = subprocess.run(
-        [sys.executable, "-c", FIRST_PAINT_IMPORTS, str(tmp_path / "home")],
+        [sys.executable, "-c", script, str(paths.config_dir.parent)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -418,7 +400,13 @@ def test_the_first_paint_needs_no_heavy_module(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "none"
+    return done.stdout.strip()
+
+
+def test_the_first_paint_needs_no_heavy_module(tmp_path: Path) -> None:
+    """Built for its first paint, the window has loaded no outbox, SMTP, Markdown or keyring."""
+    paths = home_with_account(tmp_path, 9)
+    assert modules_loaded_by(FIRST_PAINT_IMPORTS, paths) == "none"
     assert paths.accounts_file.exists()  # the window above had an account to show
 
 
@@ -450,17 +438,7 @@ window.close()
 def test_start_up_loads_no_dialog_and_no_keyring(tmp_path: Path) -> None:
     """Once ready, the window has still not loaded what only the composer,
     the wizard, Settings or a password needs."""
-    home_with_account(tmp_path, 9)
-    done = subprocess.run(
-        [sys.executable, "-c", READY_IMPORTS, str(tmp_path / "home")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "none"
+    assert modules_loaded_by(READY_IMPORTS, home_with_account(tmp_path, 9)) == "none"
 
 
 def test_ten_thousand_messages_open_off_the_gui_thread(qtbot, tmp_path: Path) -> None:
