@@ -41,7 +41,7 @@ from mailer_gui.message.build import (
 )
 from mailer_gui.message.draft import Draft, InlineImage, Priority
 from mailer_gui.message.eml import EmlError, save_eml
-from mailer_gui.outbox.policy import NEEDS_ATTENTION, NEEDS_PASSWORD
+from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import Event, Runner, TranscriptLine, deliver_direct_row
 from mailer_gui.outbox.store import (
     MessageRow,
@@ -1245,11 +1245,7 @@ def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:
                 ) from exc
         raise CliError(str(exc), EX_USAGE) from exc
     with contextlib.suppress(OutboxError):
-        account = store.get(message).account
-        paused = store.paused_accounts().get(account)
-        if paused is not None and paused[0] == NEEDS_ATTENTION:
-            store.resume_account(account)  # asked for by the person: one more try
-        _ask_paused_passwords(paths, store, {account})
+        _ask_paused_passwords(paths, store, {store.get(message).account})
     runner = _runner(paths, store, False)
     runner.deliver_now(message=message)
     row = store.get(message)

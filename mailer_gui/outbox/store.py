@@ -32,7 +32,7 @@ from typing import Any
 
 from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.marks import read_marks, remove_idle
-from mailer_gui.outbox.policy import Disposition, RetryPolicy, Verdict
+from mailer_gui.outbox.policy import NEEDS_ATTENTION, Disposition, RetryPolicy, Verdict
 from mailer_gui.paths import ensure_private_dir, fsync_directory
 from mailer_gui.smtp.session import MessageResult, RecipientStatus, too_big_reason
 
@@ -920,10 +920,19 @@ class OutboxStore:
         """Send again as soon as possible: a deferred or failed message, or a scheduled one.
 
         A message due already keeps its due time, so it keeps its place among
-        the others waiting: messages go in the order they became due.
+        the others waiting: messages go in the order they became due. When its
+        account is paused as needing attention, the account is tried again too:
+        the person asking is the sign that something was fixed (the server, its
+        settings). An account waiting for its password stays paused: retrying a
+        refused password is what locks accounts.
         """
         now = time.time() if now is None else now
         with self._write() as db:
+            db.execute(
+                "DELETE FROM accounts WHERE paused = ? AND account = "
+                "(SELECT account FROM messages WHERE id = ?)",
+                (NEEDS_ATTENTION, message),
+            )
             state = self._state_of(db, message)
             if state not in (State.DEFERRED, State.FAILED, State.SCHEDULED, State.QUEUED):
                 raise WrongState(

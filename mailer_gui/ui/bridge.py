@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
 
 from mailer_gui.accounts.secrets import forget_password, remember_password, session_password
 from mailer_gui.accounts.store import AccountStore
-from mailer_gui.outbox.policy import NEEDS_ATTENTION, NEEDS_PASSWORD
+from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import (
     AccountLookup,
     CredentialsLookup,
@@ -201,14 +201,8 @@ class OutboxBridge(QObject):
         its server could not be reached a moment ago)."""
 
         def retry() -> None:
-            self.store.retry_now(message)
-            account = self.store.get(message).account
-            paused = self.store.paused_accounts().get(account)
-            if paused is not None and paused[0] == NEEDS_ATTENTION:
-                # Asked for by the person (the server or its settings fixed,
-                # say): one try. A password is asked for by the window instead.
-                self.store.resume_account(account)
-            self.runner.clear_backoff(account)
+            self.store.retry_now(message)  # an account needing attention is tried too
+            self.runner.clear_backoff(self.store.get(message).account)
 
         self._act(message, retry, on_done)
 

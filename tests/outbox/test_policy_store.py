@@ -218,6 +218,20 @@ def test_pause_account_and_resume(store: OutboxStore, tmp_path: Path) -> None:
     assert store.claim_next("a", now=T0 + 1, lease=60) is not None
 
 
+@pytest.mark.parametrize(("paused_as", "tried_again"), [("needs attention", True),
+                                                       ("needs password", False)])  # fmt: skip
+def test_retry_now_tries_an_account_needing_attention_but_not_a_refused_password(
+    store: OutboxStore, tmp_path: Path, paused_as: str, tried_again: bool
+) -> None:
+    message = enqueue(store, tmp_path)
+    store.claim_next("a", now=T0, lease=60)
+    verdict = Verdict(Disposition.PAUSE_ACCOUNT, "530 5.7.0 Authentication required", paused_as)
+    store.record_failure(message, "a", verdict, account="work", now=T0)
+    store.retry_now(message, now=T0 + 1)
+    assert ("work" not in store.paused_accounts()) is tried_again
+    assert (store.claim_next("a", now=T0 + 1, lease=60) is not None) is tried_again
+
+
 def test_cancel(store: OutboxStore, tmp_path: Path) -> None:
     waiting = enqueue(store, tmp_path)
     sending = enqueue(store, tmp_path, due=T0 + 100)
