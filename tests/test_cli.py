@@ -748,6 +748,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal (pty) is POSIX only")
 def test_at_a_terminal_a_paused_account_asks_for_its_password(
     tls_server, tmp_path, ca_bundle, capsys, monkeypatch
 ) -> None:
