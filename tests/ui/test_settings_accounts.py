@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -140,6 +141,46 @@ def test_editing_port_and_security_saves_to_the_accounts_file(qtbot, paths: AppP
     assert stat.S_IMODE(paths.accounts_file.stat().st_mode) == 0o600
     assert "Saved the account 'work'" in page.banner.text()
     assert not page.form.is_dirty()
+
+
+def test_a_paused_account_says_so_and_saving_a_fix_sends_again(qtbot, paths: AppPaths) -> None:
+    """The outbox holds the account's messages back (the server wanted a login):
+    the page says why, and saving the fixed account lets them go."""
+    from mailer_gui.message.addresses import parse_address
+    from mailer_gui.message.build import build_message
+    from mailer_gui.message.draft import Draft
+    from mailer_gui.outbox.policy import Disposition, Verdict
+    from mailer_gui.outbox.store import OutboxStore
+
+    add_account(paths, auth=AuthMethod.NONE)
+    add_account(paths, name="home", auth=AuthMethod.NONE)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    draft = Draft(
+        sender=parse_address(LOGIN), to=(parse_address("bob@example.org"),), subject="Held",
+        body="Hello.",
+    )  # fmt: skip
+    message = store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account="work")
+    store.claim_next("runner", now=time.time(), lease=60)
+    reason = "The server localhost requires sign-in before sending (530 5.7.0)."
+    verdict = Verdict(Disposition.PAUSE_ACCOUNT, reason, "needs attention")
+    store.record_failure(message, "runner", verdict, account="work")
+    assert set(store.paused_accounts()) == {"work"}
+    dialog = open_dialog(qtbot, paths)
+    page = page_of(dialog)
+    assert page.select("work")
+    qtbot.waitUntil(lambda: "is paused (needs attention)" in page.pause_note.text(), timeout=5_000)
+    assert reason in page.pause_note.text() and "Saving a fix" in page.pause_note.text()
+    assert page.select("home")
+    assert page.pause_note.isHidden()  # only the paused account's note
+    assert page.select("work")
+    assert not page.pause_note.isHidden()
+
+    choose(page, "auth", "plain")
+    with qtbot.waitSignal(dialog.accountsChanged, timeout=5_000):
+        click(qtbot, page.save_button)
+    assert store.paused_accounts() == {}
+    qtbot.waitUntil(page.pause_note.isHidden, timeout=5_000)
+    store.close()
 
 
 def test_unset_port_is_saved_as_unset(qtbot, paths: AppPaths) -> None:

@@ -61,6 +61,22 @@ def change_password(paths: AppPaths, name: str, password: str) -> str:
     return f"The new password for {name!r} is saved. {where}"
 
 
+def paused_accounts(paths: AppPaths) -> dict[str, tuple[str, str]]:
+    """Accounts the outbox does not try until they are fixed: name -> (state, reason)."""
+    if not paths.database.exists():
+        return {}  # the settings do not create an outbox
+    try:
+        store = OutboxStore(paths.database, paths.spool_dir)
+    except OutboxError:
+        return {}  # a damaged outbox is reported by the main window, where it belongs
+    try:
+        return store.paused_accounts()
+    except OutboxError:
+        return {}
+    finally:
+        store.close()
+
+
 def resume_outbox(paths: AppPaths, name: str) -> None:
     """The person fixed the account: messages held for it may be tried again."""
     if not paths.database.exists():

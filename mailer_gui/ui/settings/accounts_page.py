@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailer_gui.accounts.model import Account
+from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.paths import AppPaths
 from mailer_gui.smtp.session import Session
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
@@ -40,6 +41,7 @@ from mailer_gui.ui.settings.account_io import (
     change_password,
     explain_failure,
     load_accounts,
+    paused_accounts,
     probe_account,
     remove_account,
     replace_account,
@@ -159,6 +161,9 @@ class AccountsPage(QWidget):
         self.password_dialog: PasswordDialog | None = None
 
         self.banner = MessageLabel("Accounts: message", self)
+        # Why the chosen account's messages wait in the outbox, when they do.
+        self.pause_note = MessageLabel("Account paused", self)
+        self._paused: dict[str, tuple[str, str]] = {}
 
         self.list = QListWidget(self)
         self.list.setAccessibleName("Accounts")
@@ -262,6 +267,7 @@ class AccountsPage(QWidget):
         body.addWidget(vertical, 3)
         layout = QVBoxLayout(self)
         layout.addWidget(self.banner)
+        layout.addWidget(self.pause_note)
         layout.addLayout(body, 1)
 
         _action(self, "Ctrl+N", self.add_button.click, "Add account")
@@ -290,6 +296,33 @@ class AccountsPage(QWidget):
             self.loaded.emit()
 
         self._background.run(lambda: load_accounts(self.paths), loaded)
+        self._load_paused()
+
+    def _load_paused(self) -> None:
+        """Read which accounts the outbox holds back (off the GUI thread)."""
+
+        def loaded(paused: dict[str, tuple[str, str]] | None, error: BaseException | None) -> None:
+            self._paused = paused or {}
+            self._show_pause()
+
+        self._background.run(lambda: paused_accounts(self.paths), loaded)
+
+    def _show_pause(self) -> None:
+        pause = self._paused.get(self._selected_name or "")
+        if pause is None:
+            self.pause_note.clear_message()
+            return
+        state, reason = pause
+        fix = (
+            "Change password… sends them again."
+            if state == NEEDS_PASSWORD
+            else "Saving a fix to the account here sends them again, as does Retry now "
+            "on one of them."
+        )
+        self.pause_note.show_error(
+            f"Sending from {self._selected_name} is paused ({state}); its messages wait in "
+            f"the outbox. {reason} {fix}"
+        )
 
     def _fill(self, accounts: list[Account], default: str | None) -> None:
         keep = self._selected_name
@@ -358,6 +391,7 @@ class AccountsPage(QWidget):
 
     def _show_account(self, account: Account) -> None:
         self._selected_name = account.name
+        self._show_pause()
         self.form.set_account(account)
         self.confirm_strip.hide()
         self.test_result.clear_message()
@@ -408,6 +442,7 @@ class AccountsPage(QWidget):
         self.form.set_account(account)
         self.banner.show_info(f"Saved the account {account.name!r}.")
         self._update_buttons()
+        self._load_paused()  # saving tried it again
         self.accountsChanged.emit()
 
     def show_save_error(self, error: BaseException) -> None:
@@ -494,6 +529,7 @@ class AccountsPage(QWidget):
                 self.banner.show_error(explain_failure(error))
             else:
                 self.banner.show_info(sentence or "")
+                self._load_paused()  # a new password tries it again
                 self.accountsChanged.emit()
 
         self._background.run(lambda: change_password(self.paths, name, password), stored)
