@@ -49,6 +49,7 @@ from mailer_gui.outbox.store import (
     OutboxStore,
     RecipientRow,
     State,
+    existing_outbox,
 )
 from mailer_gui.outbox.submit import recipient_kinds
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
@@ -405,14 +406,13 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
             with contextlib.suppress(secrets.SecretError):
                 secrets.delete_password(account.name)
         raise CliError(str(exc), EX_CONFIG) from exc
-    if paths.database.exists():
-        # An account of this name paused earlier (one removed, say) starts afresh.
-        with contextlib.suppress(OutboxError):
-            outbox = OutboxStore(paths.database, paths.spool_dir)
-            try:
-                outbox.resume_account(account.name)
-            finally:
-                outbox.close()
+    # An account of this name paused earlier (one removed, say) starts afresh.
+    with (
+        existing_outbox(paths.database, paths.spool_dir) as outbox,
+        contextlib.suppress(OutboxError),
+    ):
+        if outbox is not None:
+            outbox.resume_account(account.name)
     where = "in the keyring" if password is not None else "not stored"
     if account.kind == "direct":
         print(
@@ -706,16 +706,21 @@ def _credentials_for(account: Account) -> Callable[[], Credentials] | None:
                 raise NoPassword(f"{exc} {how.format(name=account.name)}") from None
         except secrets.SecretError as exc:
             raise AuthenticationError(str(exc)) from None
-        try:
-            password = getpass.getpass(f"Password for {account.login} ({account.host}): ")
-        except EOFError:
-            password = ""
+        password = _type_password(account)
         if not password:
             raise NoPassword(f"No password was typed for {account.name}. {_WAIT.capitalize()}")
         secrets.remember_password(account.name, password)  # the next connection of this run
         return Credentials(account.login, password)
 
     return provide
+
+
+def _type_password(account: Account) -> str:
+    """The account's password as typed at the terminal; "" for none (Ctrl+D)."""
+    try:
+        return getpass.getpass(f"Password for {account.login} ({account.host}): ")
+    except EOFError:
+        return ""
 
 
 class NoPassword(AuthenticationError):
@@ -926,11 +931,8 @@ def _ask_paused_passwords(paths: AppPaths, store: OutboxStore, names: set[str] |
         with contextlib.suppress(CliError):  # an account removed since: noted later
             account = _account(paths, name)
             _progress_line(f"mailer-gui: the account {name} waits for its password.")
-            try:
-                typed = getpass.getpass(f"Password for {account.login} ({account.host}): ")
-            except EOFError:
-                typed = ""  # Ctrl+D: it stays paused
-            if typed:
+            typed = _type_password(account)
+            if typed:  # none (Ctrl+D, say): it stays paused
                 secrets.remember_password(name, typed)
                 with contextlib.suppress(OutboxError):
                     store.resume_account(name)

@@ -68,7 +68,7 @@ from mailer_gui.outbox.policy import (
 from mailer_gui.outbox.store import MessageRow, OutboxError, OutboxStore, State, WrongState
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import AuthenticationError, Cancelled, SmtpError
-from mailer_gui.smtp.replies import Reply, Stage, explain
+from mailer_gui.smtp.replies import TLS_FIRST_WORDS, Reply, Stage, explain
 from mailer_gui.smtp.session import (
     Envelope,
     MessageResult,
@@ -899,9 +899,6 @@ def _login_wanted(result: MessageResult) -> Reply | None:
     return None
 
 
-_TLS_WORDS = ("starttls", "tls first", "encryption")  # as replies.explain reads them
-
-
 def _fix_for_login(account: SendingAccount, session: Session | None, reply: Reply) -> str:
     """What an account refused with 530 needs: its password, when the session
     could have logged in with one and did not; otherwise the person's attention
@@ -911,7 +908,7 @@ def _fix_for_login(account: SendingAccount, session: Session | None, reply: Repl
         return NEEDS_ATTENTION
     if session.authenticated or not session.auth_offered:
         return NEEDS_ATTENTION
-    if not session.tls_active and any(word in reply.text.lower() for word in _TLS_WORDS):
+    if not session.tls_active and any(word in reply.text.lower() for word in TLS_FIRST_WORDS):
         return NEEDS_ATTENTION
     return NEEDS_PASSWORD
 

@@ -201,6 +201,28 @@ _MESSAGE_COLUMNS = (
 _RECIPIENT_COLUMNS = "message, address, kind, status, code, enhanced, text"
 
 
+@contextlib.contextmanager
+def existing_outbox(database: Path, spool_dir: Path) -> Iterator[OutboxStore | None]:
+    """The outbox, if one was ever made, for a short job; None when there is none
+    or it cannot be opened (the window reports a damaged outbox, where it belongs).
+
+    For what only reads or tidies an outbox (settings, adding an account): it
+    never creates one. Closed again afterwards.
+    """
+    if not database.exists():
+        yield None
+        return
+    try:
+        store = OutboxStore(database, spool_dir)
+    except OutboxError:
+        yield None
+        return
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 class OutboxStore:
     """The outbox database and spool. Safe to use from several threads and processes."""
 

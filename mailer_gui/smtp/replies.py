@@ -267,6 +267,10 @@ def classify(reply: Reply, stage: Stage) -> Outcome:
     return "permanent"
 
 
+#: Words of a 530 that asks for STARTTLS first (RFC 3207), not a login (lower case).
+TLS_FIRST_WORDS = ("starttls", "tls first", "encryption")
+
+
 @dataclass(frozen=True)
 class _Rule:
     """One row of the explanation table. Every condition given must hold.
@@ -347,7 +351,7 @@ _RULES: tuple[_Rule, ...] = (
         summary="{The server} requires an encrypted connection (STARTTLS) first",
         advice=f"In the account settings, {_ENCRYPTION}.",
         codes=(530,),
-        words=("starttls", "tls first", "encryption"),
+        words=TLS_FIRST_WORDS,
     ),
     _Rule(
         summary="{The server} allows this sign-in method only over an encrypted connection",

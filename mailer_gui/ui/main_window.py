@@ -204,10 +204,7 @@ class MainWindow(QMainWindow):
         self.tray: QSystemTrayIcon | None = None
         self._started_at = time.time()  # files changed since may belong to this run
         self._started = False  # finish_startup() has begun
-        # The outbox as opened off the GUI thread after the first paint:
-        # (store, None) or (None, error); None while it is being opened.
-        self._opened: tuple[OutboxStore | None, BaseException | None] | None = None
-        self._opening: threading.Thread | None = None
+        self._opening: threading.Thread | None = None  # opens the outbox after the paint
         self._ready = False  # ... and is done
         self._closed = False
         self._when_ready: list[Callable[[], None]] = []
@@ -347,8 +344,7 @@ class MainWindow(QMainWindow):
             self.show_status("")
         if self._started or self._closed:
             return  # finished without it (an early action), or closed
-        self._opened = (store, error)
-        self.finish_startup()
+        self._finish_startup((store, error))
 
     def _take_claim(self) -> bool:
         """run_gui's claim on the data folder, taken once before the outbox opens.
@@ -375,6 +371,13 @@ class MainWindow(QMainWindow):
         first paint, is open; call it to have the whole window at once (the
         outbox is then opened here). Does nothing the second time.
         """
+        self._finish_startup(None)
+
+    def _finish_startup(
+        self, opened: tuple[OutboxStore | None, BaseException | None] | None
+    ) -> None:
+        """`finish_startup`, with the outbox the start-up thread opened
+        (store, None), or the error that stopped it (None, error)."""
         if self._started:
             return
         if not self._take_claim():
@@ -399,8 +402,7 @@ class MainWindow(QMainWindow):
         if self._given_bridge is None:
             from mailer_gui.outbox.store import OutboxError
 
-            store, error = self._opened or (None, None)
-            self._opened = None
+            store, error = opened or (None, None)
             try:
                 if error is not None:
                     raise error

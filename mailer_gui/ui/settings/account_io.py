@@ -7,12 +7,13 @@ or raise an error whose message is one.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from mailer_gui.accounts import secrets
 from mailer_gui.accounts.model import Account, AccountError
 from mailer_gui.accounts.store import AccountStore, AccountStoreError
-from mailer_gui.outbox.store import OutboxError, OutboxStore
+from mailer_gui.outbox.store import OutboxError, existing_outbox
 from mailer_gui.paths import AppPaths
 from mailer_gui.smtp.errors import SmtpError
 from mailer_gui.smtp.session import Session
@@ -63,34 +64,23 @@ def change_password(paths: AppPaths, name: str, password: str) -> str:
 
 def paused_accounts(paths: AppPaths) -> dict[str, tuple[str, str]]:
     """Accounts the outbox does not try until they are fixed: name -> (state, reason)."""
-    if not paths.database.exists():
-        return {}  # the settings do not create an outbox
-    try:
-        store = OutboxStore(paths.database, paths.spool_dir)
-    except OutboxError:
-        return {}  # a damaged outbox is reported by the main window, where it belongs
-    try:
-        return store.paused_accounts()
-    except OutboxError:
-        return {}
-    finally:
-        store.close()
+    with (
+        existing_outbox(paths.database, paths.spool_dir) as store,
+        contextlib.suppress(OutboxError),
+    ):
+        if store is not None:
+            return store.paused_accounts()
+    return {}
 
 
 def resume_outbox(paths: AppPaths, name: str) -> None:
     """The person fixed the account: messages held for it may be tried again."""
-    if not paths.database.exists():
-        return  # nothing was ever queued, and the settings do not create an outbox
-    try:
-        store = OutboxStore(paths.database, paths.spool_dir)
-    except OutboxError:
-        return  # a damaged outbox is reported by the main window, where it belongs
-    try:
-        store.resume_account(name)
-    except OutboxError:
-        pass
-    finally:
-        store.close()
+    with (
+        existing_outbox(paths.database, paths.spool_dir) as store,
+        contextlib.suppress(OutboxError),
+    ):
+        if store is not None:
+            store.resume_account(name)
 
 
 def probe_account(
