@@ -702,8 +702,8 @@ def _credentials_for(account: Account) -> Callable[[], Credentials] | None:
             return Credentials(account.login, secrets.get_secret(account))
         except secrets.PasswordMissing as exc:
             if not interactive:
-                how = _TYPE_PASSWORD if account.secret_source == "none" else _GIVE_PASSWORD
-                raise NoPassword(f"{exc} {how.format(name=account.name)}") from None
+                how = _password_advice(account.name, account.secret_source)
+                raise NoPassword(f"{exc} {how}") from None
         except secrets.SecretError as exc:
             raise AuthenticationError(str(exc)) from None
         password = _type_password(account)
@@ -728,13 +728,28 @@ class NoPassword(AuthenticationError):
 
 
 _WAIT = "the messages wait in the outbox."
-_TYPE_PASSWORD = (
-    "Run this command in a terminal to type it (the account {name} keeps none); " + _WAIT
-)
-_GIVE_PASSWORD = (
-    "Store it with 'mailer-gui accounts password {name}', or run this command in a "
-    "terminal to type it; " + _WAIT
-)
+
+
+def _password_advice(name: str, source: str) -> str:
+    """How to give a paused account its password, by where the account takes it from."""
+    if source == "command":
+        return (
+            f"Make the password command of {name} print the right one, then run this "
+            "command in a terminal to type it once, which lets the account send again; " + _WAIT
+        )
+    if source == "none":
+        return f"Run this command in a terminal to type it (the account {name} keeps none); {_WAIT}"
+    return (
+        f"Store it with 'mailer-gui accounts password {name}', or run this command in a "
+        "terminal to type it; " + _WAIT
+    )
+
+
+def _source_of(paths: AppPaths, name: str) -> str:
+    """Where the account ``name`` takes its password from (keyring when unknown)."""
+    with contextlib.suppress(CliError):
+        return _account(paths, name).secret_source
+    return "keyring"
 
 
 def _progress_line(text: str) -> None:
@@ -938,10 +953,11 @@ def _ask_paused_passwords(paths: AppPaths, store: OutboxStore, names: set[str] |
                     store.resume_account(name)
 
 
-def _paused_note(name: str, state: str, reason: str) -> str:
-    """Why an account's messages wait, and what to do: one line for the terminal."""
+def _paused_note(name: str, state: str, reason: str, source: str = "keyring") -> str:
+    """Why an account's messages wait, and what to do: one line for the terminal.
+    ``source``: where the account takes its password from."""
     if state == NEEDS_PASSWORD:
-        fix = _GIVE_PASSWORD.format(name=name)
+        fix = _password_advice(name, source)
     else:
         fix = (
             "Fix the account (Settings in the app, or remove and add it again with "
@@ -1004,8 +1020,10 @@ def _print_row(
     error: SmtpError | None = None,
     *,
     paused: tuple[str, str] | None = None,
+    source: str = "keyring",
 ) -> None:
-    """What became of one message; ``paused``: its account's (state, reason) if paused."""
+    """What became of one message; ``paused``: its account's (state, reason) if
+    paused, ``source`` where that account takes its password from."""
     if as_json:
         document: dict[str, Any] = {
             "id": row.id,
@@ -1034,7 +1052,7 @@ def _print_row(
         if text and text not in already_shown and not (held and text in held[1]):
             print(text, file=sys.stderr)
         if held:
-            print(_paused_note(row.account, *held), file=sys.stderr)
+            print(_paused_note(row.account, *held, source), file=sys.stderr)
             print(
                 f"The message stays in the outbox as number {row.id} until then "
                 f"(mailer-gui outbox cancel {row.id} drops it).",
@@ -1108,7 +1126,7 @@ def cmd_send(args: argparse.Namespace, paths: AppPaths) -> int:
     row = store.get(message)
     error = runner.errors.get(message)
     paused = _paused(store).get(row.account)
-    _print_row(row, args.json, error, paused=paused)
+    _print_row(row, args.json, error, paused=paused, source=account.secret_source)
     return _row_code(row, error, paused)
 
 
@@ -1216,7 +1234,7 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     print(f"Outbox: {summary or 'empty'}.")
     paused = _paused(store)
     for name, (state, reason) in sorted(paused.items()):
-        print(_paused_note(name, state, reason), file=sys.stderr)
+        print(_paused_note(name, state, reason, _source_of(paths, name)), file=sys.stderr)
     uncertain = counts.get(State.UNCERTAIN, 0)
     if uncertain:
         print(
@@ -1253,7 +1271,7 @@ def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:
     row = store.get(message)
     error = runner.errors.get(message)
     paused = _paused(store).get(row.account)
-    _print_row(row, False, error, paused=paused)
+    _print_row(row, False, error, paused=paused, source=_source_of(paths, row.account))
     return _row_code(row, error, paused)
 
 

@@ -198,6 +198,9 @@ def test_wrong_password_exits_77(tls_server, command_account, capsys, monkeypatc
     code, out, err = run(capsys, monkeypatch, home, *send_args())
     assert code == cli.EX_NOPERM
     assert "535" in err and "password" in err.lower()
+    # The way out fits an account that runs a command: not 'accounts password'.
+    assert "Make the password command of work print the right one" in err
+    assert "accounts password" not in err
     assert "Traceback" not in err
     assert "not-the-password" not in err + out
 
