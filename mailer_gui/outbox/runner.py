@@ -182,7 +182,7 @@ class _Connection:
             return
         self._drop_upcoming()
         try:
-            body = open(row.spool_path, "rb")  # noqa: SIM115 (closed by body or close)
+            body = _open_spool(row)  # closed by body or close
         except OSError:
             return
         try:
@@ -199,7 +199,7 @@ class _Connection:
             if upcoming[0] is row:
                 return upcoming[1]
             upcoming[1].close()
-        return open(row.spool_path, "rb")  # the caller closes it
+        return _open_spool(row)  # the caller closes it
 
     def _drop_upcoming(self) -> None:
         upcoming, self._upcoming = self._upcoming, None
@@ -213,6 +213,13 @@ class _Connection:
         self.session = None
         self.messages = 0
         self.account = None
+
+
+def _open_spool(row: MessageRow) -> BinaryIO:
+    """``row``'s message file, unbuffered: the session reads it in large chunks
+    itself, and a buffer would only add system calls (a second read to find
+    the end, seeks to tell where it is) to every message."""
+    return open(row.spool_file, "rb", buffering=0)
 
 
 # A sent message, its result and its transcript (its records, or their text

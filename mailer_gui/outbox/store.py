@@ -99,7 +99,10 @@ class MessageRow:
     message_id: str
     subject: str
     size: int
-    spool_path: Path
+    # The message file's path as a string: the runner opens it for every
+    # message it sends, and a Path costs more to make and to turn back into
+    # a string than the rest of the row. `spool_path` gives the Path.
+    spool_file: str
     envelope_from: str
     smtputf8: bool
     eight_bit: bool
@@ -109,6 +112,11 @@ class MessageRow:
     data_end_at: float | None
     updated_at: float
     attempt: int | None = None  # the attempts row of the current (or last) attempt
+
+    @property
+    def spool_path(self) -> Path:
+        """The message file (an .eml) in the outbox's spool folder."""
+        return Path(self.spool_file)
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -191,7 +199,7 @@ _SCHEMA: tuple[str, ...] = (
     """,
 )
 
-# In the order of MessageRow's fields (spool_file is its spool_path).
+# In the order of MessageRow's fields (spool_file is the name in the spool folder).
 _MESSAGE_COLUMNS = (
     "id, account, state, created_at, due_at, attempts, last_error, message_id, subject, "
     "size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at, "
@@ -229,6 +237,7 @@ class OutboxStore:
     def __init__(self, database: Path, spool_dir: Path, *, policy: RetryPolicy | None = None):
         self.database = Path(database)
         self.spool_dir = Path(spool_dir)
+        self._spool_prefix = os.path.join(self.spool_dir, "")  # for MessageRow.spool_file
         self.policy = policy or RetryPolicy()
         self._local = threading.local()
         # Writers in this process take turns here before SQLite's own lock:
@@ -352,7 +361,7 @@ class OutboxStore:
         ) = row  # fmt: skip
         return MessageRow(
             id_, account, _STATES[state], created_at, due_at, attempts, last_error, message_id,
-            subject, size, self.spool_dir / spool_file, envelope_from, bool(smtputf8),
+            subject, size, self._spool_prefix + spool_file, envelope_from, bool(smtputf8),
             bool(eight_bit), tuple(filter(None, dsn_notify.split(","))),
             tuple([RecipientRow(r[1], r[2], r[3], r[4], r[5], r[6]) for r in recipients]),
             first_attempt_at, data_end_at, updated_at, attempt,

@@ -22,6 +22,7 @@ MAX_REPLY_LINES = 256
 
 # ASCII only: str patterns would otherwise take any Unicode digit or space.
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)", re.ASCII)
+_FIRST_DIGITS = "0123456789"  # a reply code's first digit, as its enhanced code writes it
 
 
 class Stage(enum.Enum):
@@ -122,9 +123,16 @@ def parse_reply_lines(raw_lines: list[bytes]) -> Reply:
 
 def _build_reply(code: int, raw_lines: list[bytes]) -> Reply:
     """A Reply from lines already checked to carry ``code``."""
+    first_digit = _FIRST_DIGITS[code // 100]
+    if len(raw_lines) == 1:  # most replies: the same as below, with less to do
+        text = raw_lines[0][4:].decode("utf-8", errors="replace")
+        if text[1:2] == ".":
+            match = _ENHANCED.match(text)
+            if match and match.group(1) == first_digit:
+                return Reply(code, ".".join(match.group(1, 2, 3)), (text[match.end() :],))
+        return Reply(code, None, (text,))
     texts: list[str] = []
     enhanced: str | None = None
-    first_digit = str(code)[0]
     for index, raw in enumerate(raw_lines):
         text = raw[4:].decode("utf-8", errors="replace")
         if text[1:2] != ".":  # cheap test before the regular expression

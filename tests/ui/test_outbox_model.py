@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
@@ -42,7 +41,7 @@ def message_row(
         message_id=f"<{message}@example.org>",
         subject=f"Report {message}",
         size=1234,
-        spool_path=Path(f"/nonexistent/{message}.eml"),
+        spool_file=f"/nonexistent/{message}.eml",
         envelope_from="ann@example.org",
         smtputf8=False,
         eight_bit=False,
