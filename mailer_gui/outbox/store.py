@@ -789,6 +789,9 @@ class OutboxStore:
             statuses[message].append(status)
         states: dict[int, State] = {}
         updates: list[tuple[object, ...]] = []
+        # Messages whose due time stays (sent, failed, uncertain), by their new
+        # state and error: at full speed a batch is one group, one statement.
+        alike: dict[tuple[str, str | None], list[int]] = {}
         for message, result, _ in mine:
             due_at, tries, first, _size = held[message]
             if result.uncertain:
@@ -798,12 +801,23 @@ class OutboxStore:
                     statuses[message], due_at, tries, first, errors[message], now
                 )
             states[message] = state
-            updates.append((state.value, due, error, now, message))
-        db.executemany(
-            "UPDATE messages SET state = ?, due_at = ?, last_error = ?, lease_owner = NULL, "
-            "lease_until = NULL, updated_at = ? WHERE id = ?",
-            updates,
-        )
+            if due == due_at:
+                alike.setdefault((state.value, error), []).append(message)
+            else:
+                updates.append((state.value, due, error, now, message))
+        finished = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
+        for (state_value, error), messages in alike.items():
+            db.execute(
+                f"UPDATE messages SET state = ?, last_error = ?, {finished} "
+                f"WHERE id IN ({','.join('?' * len(messages))})",
+                (state_value, error, now, *messages),
+            )
+        if updates:
+            db.executemany(
+                f"UPDATE messages SET state = ?, due_at = ?, last_error = ?, {finished} "
+                "WHERE id = ?",
+                updates,
+            )
         return [states.get(message) for message in ids]
 
     def record_failure(
