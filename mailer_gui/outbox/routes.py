@@ -441,7 +441,7 @@ def _deliver_to_domain(job: _Delivery, domain: str, recipients: list[str]) -> _D
         return _DomainOutcome(domain, _failed(recipients, exc), attempted=False, connected=False)
     transcript.note(f"MX for {domain}: {_describe(hosts)}")
 
-    envelope = replace(job.envelope, recipients=tuple(recipients))
+    envelope = job.envelope._replace(recipients=tuple(recipients))
     deferred: MessageResult | None = None  # the last host that answered 4xx to everyone
     errors: list[SmtpError] = []
     unreachable: list[str] = []

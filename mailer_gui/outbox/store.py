@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.marks import read_marks, remove_idle
@@ -67,8 +67,7 @@ class WrongState(OutboxError):
     pass
 
 
-@dataclass(frozen=True)
-class RecipientRow:
+class RecipientRow(NamedTuple):
     address: str
     kind: str  # to | cc | bcc
     status: str  # pending | accepted | deferred | rejected
@@ -87,8 +86,11 @@ class AttemptRow:
     transcript: str
 
 
-@dataclass(frozen=True)
-class MessageRow:
+class MessageRow(NamedTuple):
+    """One message as stored. A named tuple, like the protocol's records:
+    immutable, and made for every message the runner claims, where a frozen
+    dataclass of twenty fields costs several times as much to create."""
+
     id: int
     account: str
     state: State

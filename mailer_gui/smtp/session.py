@@ -14,7 +14,7 @@ import enum
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import BinaryIO, NamedTuple
 
 from mailer_gui.smtp import auth as sasl
@@ -50,8 +50,12 @@ class RecipientStatus(enum.Enum):
     REJECTED = "rejected"  # 5xx: will not be delivered
 
 
-@dataclass(frozen=True)
-class Envelope:
+# Envelope and the results are named tuples, like the protocol's records:
+# immutable, and made for every message at thousands of messages a second,
+# where frozen dataclasses cost several times as much to create.
+
+
+class Envelope(NamedTuple):
     sender: str
     recipients: tuple[str, ...]
     smtputf8: bool = False  # an address or header needs SMTPUTF8
@@ -61,8 +65,7 @@ class Envelope:
     dsn_envid: str | None = None
 
 
-@dataclass(frozen=True)
-class RecipientResult:
+class RecipientResult(NamedTuple):
     address: str
     status: RecipientStatus
     reply: Reply | None = None
@@ -73,8 +76,7 @@ class RecipientResult:
         return self.reply.text if self.reply else self.detail
 
 
-@dataclass(frozen=True)
-class MessageResult:
+class MessageResult(NamedTuple):
     """What happened to one message on one connection."""
 
     recipients: tuple[RecipientResult, ...]
@@ -83,7 +85,7 @@ class MessageResult:
     # The final "." went out but no reply came: the server may have taken the
     # message. Never resend silently (DESIGN.md, "uncertain").
     uncertain: bool = False
-    sizes: tuple[int, int] = field(default=(0, 0))  # bytes sent, bytes total
+    sizes: tuple[int, int] = (0, 0)  # bytes sent, bytes total
     size_limit: int | None = None  # the server's SIZE, when it stated one
     # MAIL or DATA when its refusal ended the transaction for every recipient
     # still in it (what the server thinks of the sender or the session, not of
@@ -277,8 +279,11 @@ class Session:
             self._conn.receive_data(data)
 
     def _log_reply(self, reply: Reply) -> None:
-        last = len(reply.lines) - 1
         enhanced = f"{reply.enhanced} " if reply.enhanced else ""
+        last = len(reply.lines) - 1
+        if not last:  # one line, as most replies are
+            self.transcript.server(f"{reply.code} {enhanced}{reply.lines[0]}".rstrip())
+            return
         for index, text in enumerate(reply.lines):
             separator = " " if index == last else "-"
             self.transcript.server(f"{reply.code}{separator}{enhanced}{text}".rstrip())
@@ -550,7 +555,11 @@ class Session:
     ) -> MessageResult:
         conn = self._conn
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and (ahead.envelope != envelope or ahead.recipients != recipients):
+        if ahead is not None and (
+            # The runner gives back the very envelope it sent ahead: by identity first.
+            (ahead.envelope is not envelope and ahead.envelope != envelope)
+            or ahead.recipients != recipients
+        ):
             self._broken = ConnectionLost(
                 "This connection was already carrying another message; Mailer sends this "
                 "one on a new connection."

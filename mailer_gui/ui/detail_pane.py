@@ -1004,7 +1004,7 @@ class DetailPane(QWidget):
     def _mark_sending(self) -> None:
         """Show "Sending…" at once; the reload that follows brings the rest."""
         if self._row is not None and self._row.state is not State.SENDING:
-            self._row = dataclasses.replace(self._row, state=State.SENDING)
+            self._row = self._row._replace(state=State.SENDING)
             self._render_row()
 
     @Slot(int, int, int)

@@ -250,7 +250,7 @@ class OutboxTableModel(QAbstractTableModel):
             self._remove(i)
             return False
         old = self._rows[i]
-        row = dataclasses.replace(old, state=state, last_error=detail or old.last_error)
+        row = old._replace(state=state, last_error=detail or old.last_error)
         self._replace(i, row, now)
         return False
 
