@@ -49,6 +49,8 @@ What a worker writes, and when (crash safety):
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import threading
 import time
 import uuid
@@ -70,6 +72,7 @@ from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import AuthenticationError, Cancelled, SmtpError
 from mailer_gui.smtp.replies import TLS_FIRST_WORDS, Reply, Stage, explain
 from mailer_gui.smtp.session import (
+    CHUNK_SIZE,
     Envelope,
     MessageResult,
     RecipientStatus,
@@ -89,6 +92,8 @@ RECORD_BATCH = CLAIM_BATCH
 # batch fills in a few milliseconds; slower, each result is written at once.
 RECORD_DELAY = 0.01
 LARGE_MESSAGE = 256 * 1024  # bytes; results kept are written before such a transfer
+# Message files are read as bytes, never changed: no "\r\n" conversion on Windows.
+_BINARY = getattr(os, "O_BINARY", 0)
 # Seconds between looks at the outbox when nothing is due: what another Mailer
 # (the command line's `send --later`) queued is noticed within this.
 LOOK_AGAIN = 5.0
@@ -216,10 +221,30 @@ class _Connection:
 
 
 def _open_spool(row: MessageRow) -> BinaryIO:
-    """``row``'s message file, unbuffered: the session reads it in large chunks
-    itself, and a buffer would only add system calls (a second read to find
-    the end, seeks to tell where it is) to every message."""
-    return open(row.spool_file, "rb", buffering=0)
+    """``row``'s message file, to be read from its start.
+
+    A message no larger than the session's first read is read whole now, with
+    three system calls, and given as bytes in memory: the session would hold
+    all of it at once anyway, and a file object costs several more calls
+    (the checks when it opens, a seek for every tell and seek). A larger one
+    is opened unbuffered: the session reads it in large chunks itself.
+    """
+    if row.size > CHUNK_SIZE:
+        return open(row.spool_file, "rb", buffering=0)
+    fd = os.open(row.spool_file, os.O_RDONLY | _BINARY)
+    try:
+        data = os.read(fd, CHUNK_SIZE + 1)
+        if len(data) > CHUNK_SIZE:  # the file is larger than its row says
+            return open(row.spool_file, "rb", buffering=0)
+        # os.read may return less than there is only at the end of a
+        # regular file, but an interrupted read is not worth a wrong body.
+        while chunk := os.read(fd, CHUNK_SIZE + 1 - len(data)):
+            data += chunk
+            if len(data) > CHUNK_SIZE:
+                return open(row.spool_file, "rb", buffering=0)
+    finally:
+        os.close(fd)
+    return io.BytesIO(data)
 
 
 # A sent message, its result and its transcript (its records, or their text

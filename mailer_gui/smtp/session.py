@@ -531,7 +531,7 @@ class Session:
             )
             remaining = too_many
         assert final is not None
-        ordered = tuple(results[a] for a in dict.fromkeys(envelope.recipients))
+        ordered = tuple([results[a] for a in dict.fromkeys(envelope.recipients)])
         self.messages_sent += 1
         return MessageResult(
             ordered,
@@ -590,7 +590,7 @@ class Session:
                     )
 
         def result(**kwargs: object) -> MessageResult:
-            ordered = tuple(outcome[a] for a in recipients)
+            ordered = tuple([outcome[a] for a in recipients])
             return MessageResult(ordered, **kwargs)  # type: ignore[arg-type]
 
         sent_bytes = 0

@@ -88,14 +88,18 @@ class Transcript:
             self._listeners = (*self._listeners, listener)
 
     def _add(self, direction: Direction, text: str) -> None:
-        for form in self._secret_forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
+        # A dozen lines a message: the empty cases (no secret, nobody
+        # listening) skip their loops.
+        if self._secret_forms:
+            for form in self._secret_forms:
+                if form in text:
+                    text = text.replace(form, REDACTED)
         record = TranscriptRecord(time.time(), direction, text)
         with self._lock:
             self._records.append(record)
-        for listener in self._listeners:
-            listener(record)
+        if self._listeners:
+            for listener in self._listeners:
+                listener(record)
 
     def client(self, text: str) -> None:
         self._add(Direction.CLIENT, text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.runner import Event, Progress, Runner, StateChanged, TranscriptLine
 from mailer_gui.outbox.store import OutboxStore, State
 from mailer_gui.smtp.auth import Credentials
-from mailer_gui.smtp.session import Session
+from mailer_gui.smtp.session import CHUNK_SIZE, Session
 from mailer_gui.smtp.settings import AuthMethod, Security
 
 
@@ -47,12 +48,19 @@ def account_for(server, **kwargs) -> Account:
     return Account(**values)  # type: ignore[arg-type]
 
 
-def queue(outbox: OutboxStore, tmp_path: Path, *rcpts: str, subject: str = "hi", **kw) -> int:
+def queue(
+    outbox: OutboxStore,
+    tmp_path: Path,
+    *rcpts: str,
+    subject: str = "hi",
+    text: str = "Hello there.",
+    **kw,
+) -> int:
     draft = Draft(
         sender=parse_address("Ann <ann@example.org>"),
         to=tuple(parse_address_list(list(rcpts or ("bob@example.org",)))),
         subject=subject,
-        body="Hello there.",
+        body=text,
     )
     built = build_message(draft, spool_dir=tmp_path)
     return outbox.enqueue(built, account="work", subject=subject, **kw)
@@ -367,28 +375,45 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="need
 
 
 @needs_proc
+@pytest.mark.parametrize(
+    ("lines", "files_open"),
+    [
+        (1, 0),  # read whole into memory: no message file stays open
+        (2000, 2),  # larger than one read: the message going out and the next one
+    ],
+)
 def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
-    smtp_sink_factory, outbox, tmp_path, monkeypatch
+    smtp_sink_factory, outbox, tmp_path, monkeypatch, lines, files_open
 ) -> None:
     prepared: list[str] = []
     open_then: list[int] = []
     real_prepare = Session.prepare_next
 
     def prepare_next(session: Session, body) -> None:
-        prepared.append(Path(body.name).name)
+        start = body.tell()
+        head = body.read(4096)
+        body.seek(start)
+        subject = re.search(rb"Subject: (number \d)", head)
+        assert subject is not None
+        prepared.append(subject.group(1).decode())
         open_then.append(len(open_spool_files(outbox)))
         real_prepare(session, body)
 
     monkeypatch.setattr(Session, "prepare_next", prepare_next)
     sink = smtp_sink_factory(dump=True)
-    ids = [queue(outbox, tmp_path, f"r{n}@example.org", subject=f"number {n}") for n in range(6)]
+    text = "\n".join(f"Line {n} of a report that goes on for a while." for n in range(lines))
+    subjects = [f"number {n}" for n in range(6)]
+    ids = [
+        queue(outbox, tmp_path, f"r{n}@example.org", subject=subject, text=text)
+        for n, subject in enumerate(subjects)
+    ]
+    assert (outbox.get(ids[0]).size > CHUNK_SIZE) == (lines > 1)
     runner_for(outbox, account_for(sink), per_connection=4).deliver_now()
     assert {outbox.get(i).state for i in ids} == {State.SENT}
     # Each message after the first on a connection was opened and read while
     # the server took the one before; the 5th starts a new connection.
-    names = [outbox.get(i).spool_path.name for i in ids]
-    assert prepared == [names[1], names[2], names[3], names[5]]
-    assert open_then == [2, 2, 2, 2]  # the message going out and the next one, no more
+    assert prepared == [subjects[1], subjects[2], subjects[3], subjects[5]]
+    assert open_then == [files_open] * 4
     dump = sink.read_dump()
     for i in ids:
         assert dump.count(outbox.get(i).message_id.encode()) == 1
