@@ -129,7 +129,7 @@ def _build_reply(code: int, raw_lines: list[bytes]) -> Reply:
         if text[1:2] == ".":
             match = _ENHANCED.match(text)
             if match and match.group(1) == first_digit:
-                return Reply(code, ".".join(match.group(1, 2, 3)), (text[match.end() :],))
+                return Reply(code, text[: match.end(3)], (text[match.end() :],))
         return Reply(code, None, (text,))
     texts: list[str] = []
     enhanced: str | None = None
@@ -145,7 +145,7 @@ def _build_reply(code: int, raw_lines: list[bytes]) -> Reply:
         match = _ENHANCED.match(text)
         if match and match.group(1) == first_digit:
             if enhanced is None and index == 0:
-                enhanced = ".".join(match.group(1, 2, 3))
+                enhanced = text[: match.end(3)]  # "5.1.1", without what follows
             if enhanced is not None:
                 text = text[match.end() :]
         texts.append(text)
