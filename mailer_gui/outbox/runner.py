@@ -80,7 +80,7 @@ from mailer_gui.smtp.session import (
     too_big_reason,
 )
 from mailer_gui.smtp.settings import AuthMethod, ServerSettings
-from mailer_gui.smtp.transcript import Transcript, TranscriptRecord
+from mailer_gui.smtp.transcript import Transcript, TranscriptRecord, render_records
 
 CANCEL_HOLD = 60.0  # a cancelled send waits this long before it may go again
 CLAIM_BATCH = 25  # messages a worker claims in one transaction
@@ -255,7 +255,7 @@ _Result = tuple[MessageRow, MessageResult, tuple[TranscriptRecord, ...] | str]
 def _transcript_text(transcript: tuple[TranscriptRecord, ...] | str) -> str:
     if isinstance(transcript, str):
         return transcript
-    return "\n".join([record.render() for record in transcript])
+    return render_records(transcript)
 
 
 class _Ledger:

@@ -13,7 +13,7 @@ import base64
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from mailer_gui.smtp.protocol import REDACTED
@@ -45,6 +45,18 @@ class TranscriptRecord(NamedTuple):
 
 
 _CLIENT, _SERVER = Direction.CLIENT, Direction.SERVER
+_PREFIXES = {Direction.CLIENT: "C: ", Direction.SERVER: "S: ", Direction.NOTE: "* "}
+
+
+def render_records(records: Iterable[TranscriptRecord]) -> str:
+    """Records as the stored session log: one `TranscriptRecord.render` line each.
+
+    The outbox renders a dozen records for every message it sends, so this
+    looks the prefix up instead of calling render() per line.
+    """
+    prefixes = _PREFIXES
+    return "\n".join([prefixes[record.direction] + record.text for record in records])
+
 
 Listener = Callable[[TranscriptRecord], None]
 
@@ -116,4 +128,4 @@ class Transcript:
             return tuple(self._records)
 
     def render(self) -> str:
-        return "\n".join([record.render() for record in self.records])
+        return render_records(self.records)
