@@ -104,7 +104,7 @@ class MessageRow(NamedTuple):
     # The message file's path as a string: the runner opens it for every
     # message it sends, and a Path costs more to make and to turn back into
     # a string than the rest of the row. `spool_path` gives the Path.
-    spool_file: str
+    spool_file_path: str
     envelope_from: str
     smtputf8: bool
     eight_bit: bool
@@ -118,7 +118,7 @@ class MessageRow(NamedTuple):
     @property
     def spool_path(self) -> Path:
         """The message file (an .eml) in the outbox's spool folder."""
-        return Path(self.spool_file)
+        return Path(self.spool_file_path)
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -201,7 +201,8 @@ _SCHEMA: tuple[str, ...] = (
     """,
 )
 
-# In the order of MessageRow's fields (spool_file is the name in the spool folder).
+# In the order of MessageRow's fields. The column spool_file is a name in the
+# spool folder; the field spool_file_path is that file's whole path.
 _MESSAGE_COLUMNS = (
     "id, account, state, created_at, due_at, attempts, last_error, message_id, subject, "
     "size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at, "
@@ -239,7 +240,7 @@ class OutboxStore:
     def __init__(self, database: Path, spool_dir: Path, *, policy: RetryPolicy | None = None):
         self.database = Path(database)
         self.spool_dir = Path(spool_dir)
-        self._spool_prefix = os.path.join(self.spool_dir, "")  # for MessageRow.spool_file
+        self._spool_prefix = os.path.join(self.spool_dir, "")  # for MessageRow.spool_file_path
         self.policy = policy or RetryPolicy()
         self._local = threading.local()
         # Writers in this process take turns here before SQLite's own lock:

@@ -41,7 +41,7 @@ def message_row(
         message_id=f"<{message}@example.org>",
         subject=f"Report {message}",
         size=1234,
-        spool_file=f"/nonexistent/{message}.eml",
+        spool_file_path=f"/nonexistent/{message}.eml",
         envelope_from="ann@example.org",
         smtputf8=False,
         eight_bit=False,
