@@ -1183,12 +1183,18 @@ class MainWindow(QMainWindow):
         )
         composer.draftSaved.connect(lambda _id: self.reload_drafts())
         composer.draftDeleted.connect(lambda _id: self.reload_drafts())
+        composer.drafts_changed_later = self._drafts_changed_later
         composer.destroyed.connect(lambda _obj=None, c=composer: self._forget_composer(c))
         self.composers.append(composer)
         composer.show()
         composer.raise_()
         composer.activateWindow()
         return composer
+
+    def _drafts_changed_later(self) -> None:
+        """A closed composer's draft was written or removed: count the drafts again."""
+        if shiboken6.isValid(self):
+            self.reload_drafts()
 
     def _forget_composer(self, composer: ComposerWindow) -> None:
         with contextlib.suppress(ValueError):

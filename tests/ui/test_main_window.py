@@ -238,6 +238,25 @@ def test_drafts_folder_lists_and_reopens_autosaved_drafts(
     close_all(window)
 
 
+def test_a_sent_draft_leaves_the_drafts_count(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    # The composer closes when it sends; its draft is deleted after that, and
+    # the folder count must follow even though the window is gone by then.
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Finished after all", "Done.")
+    saved: list[bool] = []
+    composer.save_draft(saved.append)
+    qtbot.waitUntil(lambda: saved == [True], timeout=5_000)
+    qtbot.waitUntil(lambda: window._folder_item("drafts").text() == "Drafts (1)", timeout=5_000)
+    composer.send()
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
+    qtbot.waitUntil(lambda: window._folder_item("drafts").text() == "Drafts", timeout=5_000)
+    assert window.drafts.list().drafts == ()
+    close_all(window)
+
+
 def test_settings_apply_without_a_restart(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
     server = aiosmtpd_factory()
     paths = home_with_account(tmp_path, server.port)

@@ -174,6 +174,10 @@ class ComposerWindow(QMainWindow):
         self.resize(960, 680)
         self.bridge = bridge
         self.drafts = drafts
+        # Called when a draft write or removal finishes after this window has
+        # gone (it closes as it sends, before its draft is removed), since its
+        # draftSaved and draftDeleted signals went with it.
+        self.drafts_changed_later: Callable[[], None] | None = None
         self._accounts = {account.name: account for account in accounts}
         self._senders: list[tuple[Account, Identity]] = [
             (account, identity) for account in accounts for identity in account.all_identities
@@ -983,6 +987,8 @@ class ComposerWindow(QMainWindow):
             self._io_busy = False
             if shiboken6.isValid(self):  # the window may be gone; its writes still finish
                 on_done(result, error)
+            elif self.drafts_changed_later is not None:
+                self.drafts_changed_later()
             self._next_io()
 
         self.bridge.run_in_background(fn, finished)
