@@ -145,8 +145,10 @@ class SendingAccount(Protocol):
 AccountLookup = Callable[[str], SendingAccount]
 CredentialsLookup = Callable[[SendingAccount], Callable[[], Credentials] | None]
 SessionHook = Callable[[Session], None]
+# (account, message, its bytes at their start, transcript, mark_end, session hook)
 DirectDelivery = Callable[
-    [SendingAccount, MessageRow, Transcript, Callable[[], None], SessionHook], MessageResult
+    [SendingAccount, MessageRow, BinaryIO, Transcript, Callable[[], None], SessionHook],
+    MessageResult,
 ]
 
 
@@ -752,7 +754,7 @@ class Runner:
                     if self._direct is None:
                         raise OutboxError("direct delivery is not available in this runner")
                     result = self._direct(
-                        account, row, transcript, mark_end, self._register(row.id)
+                        account, row, body, transcript, mark_end, self._register(row.id)
                     )
                 else:
                     result = self._relay(
@@ -958,23 +960,22 @@ def _envelope(row: MessageRow) -> Envelope:
 def deliver_direct_row(
     account: SendingAccount,
     row: MessageRow,
+    body: BinaryIO,
     transcript: Transcript,
     before_end: Callable[[], None],
     on_session: SessionHook,
 ) -> MessageResult:
-    """Direct delivery of an outbox message to its recipients' MX hosts."""
+    """Direct delivery of an outbox message (``body``, the runner's reading of its
+    file, at its start) to its recipients' MX hosts."""
     from mailer_gui.outbox.routes import deliver_direct, make_resolver
 
-    envelope = _envelope(row)
-    port = getattr(account, "effective_port", 25)
-    with row.spool_path.open("rb") as body:
-        return deliver_direct(
-            envelope,
-            body,
-            row.size,
-            resolver=make_resolver(),
-            port=port,
-            transcript=transcript,
-            before_end=before_end,
-            on_session=on_session,
-        )
+    return deliver_direct(
+        _envelope(row),
+        body,
+        row.size,
+        resolver=make_resolver(),
+        port=getattr(account, "effective_port", 25),
+        transcript=transcript,
+        before_end=before_end,
+        on_session=on_session,
+    )
