@@ -214,18 +214,24 @@ def test_a_mailto_request_fills_a_composer(qtbot, tmp_path: Path, aiosmtpd_facto
     close_all(window)
 
 
+def saved_draft(qtbot, window: MainWindow, subject: str, body: str) -> ComposerWindow:
+    """A new composer's message to bob@example.org, saved as a draft (Ctrl+S)."""
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", subject, body)
+    saved: list[bool] = []
+    composer.save_draft(saved.append)
+    qtbot.waitUntil(lambda: saved == [True], timeout=5_000)
+    return composer
+
+
 def test_drafts_folder_lists_and_reopens_autosaved_drafts(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
     server = aiosmtpd_factory()
     paths = home_with_account(tmp_path, server.port)
     window = open_window(qtbot, paths)
-    composer = window.open_composer()
-    assert composer is not None
-    write(composer, "bob@example.org", "Unfinished", "Half a thought")
-    saved: list[bool] = []
-    composer.save_draft(saved.append)
-    qtbot.waitUntil(lambda: saved == [True], timeout=5_000)
+    composer = saved_draft(qtbot, window, "Unfinished", "Half a thought")
     composer.close()  # saved: closes without asking
     qtbot.waitUntil(lambda: window.composers == [], timeout=5_000)
     window.show_folder("drafts")
@@ -243,12 +249,7 @@ def test_a_sent_draft_leaves_the_drafts_count(qtbot, tmp_path: Path, aiosmtpd_fa
     # the folder count must follow even though the window is gone by then.
     server = aiosmtpd_factory()
     window = open_window(qtbot, home_with_account(tmp_path, server.port))
-    composer = window.open_composer()
-    assert composer is not None
-    write(composer, "bob@example.org", "Finished after all", "Done.")
-    saved: list[bool] = []
-    composer.save_draft(saved.append)
-    qtbot.waitUntil(lambda: saved == [True], timeout=5_000)
+    composer = saved_draft(qtbot, window, "Finished after all", "Done.")
     qtbot.waitUntil(lambda: window._folder_item("drafts").text() == "Drafts (1)", timeout=5_000)
     composer.send()
     qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
