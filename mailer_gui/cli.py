@@ -15,6 +15,7 @@ import getpass
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -1177,7 +1178,9 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
             f"tries {r.attempts}{waiting}  {r.subject}"
         )
         if r.last_error and r.state is not State.SENT:
-            print(f"       {r.last_error.splitlines()[0][:160]}")
+            # One line per message: a longer reason is cut at a word, marked
+            # as cut; `outbox show` gives it whole.
+            print(f"       {textwrap.shorten(r.last_error, width=160, placeholder=' …')}")
     return EX_OK
 
 

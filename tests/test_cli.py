@@ -502,6 +502,29 @@ def test_send_prepared_eml(tls_server, command_account, tmp_path, capsys, monkey
     assert code == cli.EX_DATAERR and "none.eml" in err
 
 
+def test_outbox_list_cuts_a_long_reason_at_a_word_and_shows_it_cut(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    words = "Mailbox unavailable: the quota of this recipient is used up, ask them to " * 4
+    server = aiosmtpd_factory(on_rcpt=lambda address, options: f"550 5.2.2 {words.strip()}")
+    home = tmp_path / "home"
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", "plain", "--email", USER,
+        "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--auth", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, monkeypatch, home, *send_args("--json"))
+    assert code == cli.EX_UNAVAILABLE
+    message = json.loads(out)["id"]
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list")
+    reason = out.splitlines()[1].strip()
+    assert reason.startswith("bob@example.org: ") and reason.endswith(" …")
+    assert len(reason) <= 160
+    assert words.strip().startswith(reason.removeprefix("bob@example.org: ").removesuffix(" …"))
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "show", str(message))
+    assert words.strip() in " ".join(out.split())  # the whole reason, where it is asked for
+
+
 def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> None:
     tries: dict[str, int] = {}
 
