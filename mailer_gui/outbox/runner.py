@@ -225,11 +225,11 @@ class _Connection:
 def _open_spool(row: MessageRow) -> BinaryIO:
     """``row``'s message file, to be read from its start.
 
-    A message no larger than the session's first read is read whole now, with
-    three system calls, and given as bytes in memory: the session would hold
-    all of it at once anyway, and a file object costs several more calls
-    (the checks when it opens, a seek for every tell and seek). A larger one
-    is opened unbuffered: the session reads it in large chunks itself.
+    A message no larger than the session's first read is read whole now (open,
+    read to the end, close) and given as bytes in memory: the session would
+    hold all of it at once anyway, and a file object costs several more system
+    calls (the checks when it opens, a seek for every tell and seek). A larger
+    one is opened unbuffered: the session reads it in large chunks itself.
     """
     if row.size > CHUNK_SIZE:
         return open(row.spool_file_path, "rb", buffering=0)
