@@ -76,6 +76,10 @@ COUNTDOWN_LIMIT = 120.0
 MAX_PROBLEMS_SHOWN = 5
 
 RETRYABLE = (State.SCHEDULED, State.QUEUED, State.DEFERRED, State.FAILED)
+# The retry action's words (text, accessible name, tip): for a message tried
+# before, and for one never tried (send later, or the undo window).
+_RETRY_NOW = ("&Retry now", "Retry now", "Send this message again as soon as possible")
+_SEND_NOW = ("Send &now", "Send now", "Send this message now instead of waiting for its time")
 CANCELLABLE = (State.SCHEDULED, State.QUEUED, State.DEFERRED, State.SENDING)
 
 #: Keyboard shortcuts of the pane's actions (window-wide while the pane is shown).
@@ -441,10 +445,8 @@ class DetailPane(QWidget):
         self.toolbar = QToolBar("Message actions", self)
         self.toolbar.setAccessibleName("Message actions")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.retry_action = self._action(
-            "&Retry now", "retry", "Retry now", "Send this message again as soon as possible",
-            self.retry_now,
-        )  # fmt: skip
+        text, name, tip = _RETRY_NOW
+        self.retry_action = self._action(text, "retry", name, tip, self.retry_now)
         self.cancel_action = self._action(
             "&Cancel", "cancel", "Cancel sending", "Do not send this message", self.cancel
         )
@@ -1024,6 +1026,7 @@ class DetailPane(QWidget):
         state = row.state if row is not None else None
         uncertain = state is State.UNCERTAIN
         self.retry_action.setEnabled(state in RETRYABLE and "retry" not in self._busy)
+        self._word_retry(first=row is not None and row.attempts == 0)
         self.cancel_action.setEnabled(state in CANCELLABLE and "cancel" not in self._busy)
         self.send_again_action.setVisible(uncertain)
         self.mark_sent_action.setVisible(uncertain)
@@ -1033,6 +1036,22 @@ class DetailPane(QWidget):
         self.edit_action.setEnabled(row is not None and "edit" not in self._busy)
         self.save_action.setEnabled(row is not None and "save" not in self._busy)
         self.transcript_action.setEnabled(any(a.transcript for a, _ in self._attempts))
+
+    def _word_retry(self, *, first: bool) -> None:
+        """ "Send now" for a message never tried (scheduled, or waiting for its
+        turn), "Retry now" for one that was."""
+        text, name, tip = _SEND_NOW if first else _RETRY_NOW
+        action = self.retry_action
+        if action.text() == text:
+            return
+        shortcut = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        action.setText(text)
+        action.setToolTip(f"{tip} ({shortcut})")
+        action.setStatusTip(tip)
+        button = self.toolbar.widgetForAction(action)
+        if button is not None:
+            button.setAccessibleName(name)
+            button.setAccessibleDescription(tip)
 
     def _start(self, name: str) -> int | None:
         """Mark action ``name`` under way for the shown message; its number, or None."""

@@ -207,6 +207,8 @@ def test_a_temporary_refusal_defers_and_retry_now_follows_to_sent(
     assert "Server: 451 4.7.1 Greylisted, try again later" in recipients
     assert "greylisting" in recipients
     assert pane.cancel_action.isEnabled() and pane.retry_action.isEnabled()
+    assert pane.retry_action.text() == "&Retry now"  # tried once already
+    assert pane.button(pane.retry_action).accessibleName() == "Retry now"
 
     accept.set()
     click(qtbot, pane, pane.retry_action)
@@ -234,6 +236,10 @@ def test_cancel_a_scheduled_message(make_bridge, make_pane, qtbot, store: Outbox
 
     pane.show_message(later)
     qtbot.waitUntil(lambda: pane.state_text().startswith("Scheduled to send at"))
+    # Never tried: the person sends it now; nothing is tried "again".
+    assert pane.retry_action.isEnabled() and pane.retry_action.text() == "Send &now"
+    assert pane.button(pane.retry_action).accessibleName() == "Send now"
+    assert "instead of waiting" in pane.retry_action.toolTip()
 
     pane.show_message(soon)
     qtbot.waitUntil(lambda: re.fullmatch(r"Sending in \d+ s", pane.state_text()) is not None)
