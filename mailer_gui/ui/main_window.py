@@ -226,6 +226,9 @@ class MainWindow(QMainWindow):
         self._sandbox_started = False
         self.notifications: list[tuple[str, str]] = []  # what was announced, newest last
         self._subjects: dict[int, str] = {}
+        # The message the status line speaks of ("... will be sent at ..."):
+        # the line goes once that message moves on.
+        self._status_about: int | None = None
         self._deferred_before: set[int] = set()
 
         self._build_actions()
@@ -853,6 +856,8 @@ class MainWindow(QMainWindow):
         from mailer_gui.outbox.store import State
 
         new = State(state)
+        if message == self._status_about and new is not State.SCHEDULED:
+            self.show_status("")  # "will be sent at ..." is no longer true
         if new is not State.SCHEDULED:
             self.countdown.forget(message)
             if new is not State.CANCELLED:
@@ -963,8 +968,11 @@ class MainWindow(QMainWindow):
             )
             self.tray.showMessage(title, text, icon, 8000)
 
-    def show_status(self, text: str) -> None:
+    def show_status(self, text: str, *, about: int | None = None) -> None:
+        """One line in the status bar; ``about``: the message it is about, whose
+        next change of state (sent, cancelled...) clears it."""
         self.status.setText(text)
+        self._status_about = about
 
     # --------------------------------------------------------------- actions
 
@@ -1217,7 +1225,9 @@ class MainWindow(QMainWindow):
             self.countdown.add(message, subject, due_at)  # its undo window
         else:
             when = datetime.fromtimestamp(due_at).strftime("%Y-%m-%d %H:%M")
-            self.show_status(f"“{subject}” will be sent at {when} (it waits in the Outbox).")
+            self.show_status(
+                f"“{subject}” will be sent at {when} (it waits in the Outbox).", about=message
+            )
         for address in split_address_list(
             ", ".join((composer.to_field.text(), composer.cc_field.text()))
         ):

@@ -637,6 +637,28 @@ def test_undo_twice_brings_one_composer_back_and_send_later_has_no_countdown(
     assert server.messages == []
 
 
+def test_a_send_later_message_sent_now_takes_its_status_line_along(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Tomorrow", "Or now.")
+    composer.send_at(time.time() + 86400)
+    qtbot.waitUntil(lambda: "will be sent at" in window.status.text(), timeout=10_000)
+    window.show_folder("outbox")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
+    window.table.selectRow(0)
+    qtbot.waitUntil(window.detail.retry_action.isEnabled, timeout=5_000)
+    assert window.detail.retry_action.text() == "Send &now"  # it was never tried
+    window.detail.retry_action.trigger()
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
+    assert "will be sent at" not in window.status.text()
+    assert len(server.messages) == 1
+    close_all(window)
+
+
 def test_a_message_held_by_its_paused_account_says_so(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
