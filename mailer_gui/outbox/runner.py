@@ -235,17 +235,15 @@ def _open_spool(row: MessageRow) -> BinaryIO:
         return open(row.spool_file_path, "rb", buffering=0)
     fd = os.open(row.spool_file_path, os.O_RDONLY | _BINARY)
     try:
-        data = os.read(fd, CHUNK_SIZE + 1)
-        if len(data) > CHUNK_SIZE:  # the file is larger than its row says
-            return open(row.spool_file_path, "rb", buffering=0)
-        # os.read may return less than there is only at the end of a
-        # regular file, but an interrupted read is not worth a wrong body.
-        while chunk := os.read(fd, CHUNK_SIZE + 1 - len(data)):
+        # Read to the end (a read returns less than asked only there), or to
+        # one byte past what the session's first read takes.
+        data = b""
+        while len(data) <= CHUNK_SIZE and (chunk := os.read(fd, CHUNK_SIZE + 1 - len(data))):
             data += chunk
-            if len(data) > CHUNK_SIZE:
-                return open(row.spool_file_path, "rb", buffering=0)
     finally:
         os.close(fd)
+    if len(data) > CHUNK_SIZE:  # the file is larger than its row says
+        return open(row.spool_file_path, "rb", buffering=0)
     return io.BytesIO(data)
 
 

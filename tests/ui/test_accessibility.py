@@ -24,10 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from mailer_gui.accounts.model import Account
-from mailer_gui.accounts.store import AccountStore
-from mailer_gui.paths import ensure_private_dir, resolve_paths
 from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.main_window import MainWindow
+from tests.ui.homes import home_for
 
 CONTROLS = (
     QAbstractButton,
@@ -67,18 +66,15 @@ def unnamed(root: QWidget) -> list[str]:
 
 
 def test_every_control_has_a_name(qtbot, tmp_path: Path, memory_keyring) -> None:
-    paths = resolve_paths(tmp_path)
-    ensure_private_dir(paths.config_dir)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name="work",
-            email="ann@example.org",
-            host="localhost",
-            port=9,
-            security=Security.NONE,
-            auth=AuthMethod.NONE,
-        )
+    account = Account(
+        name="work",
+        email="ann@example.org",
+        host="localhost",
+        port=9,
+        security=Security.NONE,
+        auth=AuthMethod.NONE,
     )
+    paths = home_for(tmp_path, account, undo_seconds=None)
     window = MainWindow(paths, tray=False)
     qtbot.addWidget(window)
     ready = getattr(window, "is_ready", lambda: True)

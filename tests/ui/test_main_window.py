@@ -25,7 +25,7 @@ from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.composer import ComposerWindow
 from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, MainWindow
 from mailer_gui.ui.outbox_model import COLUMNS, NEXT_ATTEMPT, STATE, OutboxTableModel
-from tests.ui.homes import home_with_account
+from tests.ui.homes import home_for, home_with_account
 from tests.ui.many_rows import fill_outbox
 from tests.ui.test_gui_thread import BlockingCalls
 
@@ -564,20 +564,17 @@ def test_an_account_at_another_sandbox_does_not_start_the_built_in_one(
     qtbot, tmp_path: Path
 ) -> None:
     # Set up by hand against `mailer-gui sandbox` running elsewhere: 127.0.0.1, user sandbox.
-    paths = resolve_paths(tmp_path)
-    ensure_private_dir(paths.config_dir)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name="tests",
-            email="tess@sandbox.test",
-            host="127.0.0.1",
-            port=2600,
-            security=Security.STARTTLS,
-            auth=AuthMethod.PLAIN,
-            username="sandbox",
-            secret_source="none",
-        )
+    account = Account(
+        name="tests",
+        email="tess@sandbox.test",
+        host="127.0.0.1",
+        port=2600,
+        security=Security.STARTTLS,
+        auth=AuthMethod.PLAIN,
+        username="sandbox",
+        secret_source="none",
     )
+    paths = home_for(tmp_path, account, undo_seconds=None)
     window = open_window(qtbot, paths)
     window.finish_startup()
     qtbot.wait(1500)  # long enough for a sandbox to start (it would, on a free port)

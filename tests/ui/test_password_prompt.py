@@ -8,32 +8,27 @@ from pathlib import Path
 from mailer_gui.accounts import secrets
 from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
-from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
-from mailer_gui.preferences import Preferences, save_preferences
+from mailer_gui.paths import AppPaths
 from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.bridge import forget_password
 from mailer_gui.ui.main_window import MainWindow
 from mailer_gui.ui.password_prompt import PasswordPrompt
+from tests.ui.homes import home_for
 
 PASSWORD = "correct horse battery staple"
 
 
 def home(tmp_path: Path, port: int, secret_source: str) -> AppPaths:
-    paths = resolve_paths(tmp_path)
-    ensure_private_dir(paths.config_dir)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name="work",
-            email="ann@example.org",
-            host="localhost",
-            port=port,
-            security=Security.STARTTLS,
-            auth=AuthMethod.PLAIN,
-            secret_source=secret_source,  # type: ignore[arg-type]
-        )
+    account = Account(
+        name="work",
+        email="ann@example.org",
+        host="localhost",
+        port=port,
+        security=Security.STARTTLS,
+        auth=AuthMethod.PLAIN,
+        secret_source=secret_source,  # type: ignore[arg-type]
     )
-    save_preferences(paths.preferences_file, Preferences(undo_seconds=0))
-    return paths
+    return home_for(tmp_path, account)
 
 
 def send_one(qtbot, window: MainWindow) -> None:
