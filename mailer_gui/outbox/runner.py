@@ -57,7 +57,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from mailer_gui.outbox.marks import EndMarks
 from mailer_gui.outbox.policy import (
@@ -67,7 +67,14 @@ from mailer_gui.outbox.policy import (
     Verdict,
     judge,
 )
-from mailer_gui.outbox.store import MessageRow, OutboxError, OutboxStore, State, WrongState
+from mailer_gui.outbox.store import (
+    MessageRow,
+    OutboxError,
+    OutboxStore,
+    State,
+    WrongState,
+    planned_dots,
+)
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import AuthenticationError, Cancelled, SmtpError
 from mailer_gui.smtp.replies import TLS_FIRST_WORDS, Reply, Stage, explain
@@ -163,9 +170,9 @@ class _Connection:
         # every message would cost more than sending a small message.
         self.account: tuple[str, SendingAccount] | None = None
         self._envelope: tuple[MessageRow, Envelope] | None = None
-        # The next message's spool file, opened and its start read while the
-        # server worked on the message before (see prepare).
-        self._upcoming: tuple[MessageRow, BinaryIO] | None = None
+        # The next message's spool file (and its plan), opened and its start
+        # read while the server worked on the message before (see prepare).
+        self._upcoming: tuple[MessageRow, _Spooled] | None = None
 
     def envelope_of(self, row: MessageRow) -> Envelope:
         """The envelope of ``row``, made once when it was the upcoming message too."""
@@ -189,29 +196,29 @@ class _Connection:
             return
         self._drop_upcoming()
         try:
-            body = _open_spool(row)  # closed by body or close
+            spooled = _open_spool(row)  # closed by body or close
         except OSError:
             return
         try:
-            self.session.prepare_next(body)
+            self.session.prepare_next(*spooled)
         except OSError:
-            body.close()
+            spooled.body.close()
             return
-        self._upcoming = (row, body)
+        self._upcoming = (row, spooled)
 
-    def body(self, row: MessageRow) -> BinaryIO:
+    def body(self, row: MessageRow) -> _Spooled:
         """``row``'s spool file: the one `prepare` opened, or opened now."""
         upcoming, self._upcoming = self._upcoming, None
         if upcoming is not None:
             if upcoming[0] is row:
                 return upcoming[1]
-            upcoming[1].close()
+            upcoming[1].body.close()
         return _open_spool(row)  # the caller closes it
 
     def _drop_upcoming(self) -> None:
         upcoming, self._upcoming = self._upcoming, None
         if upcoming is not None:
-            upcoming[1].close()
+            upcoming[1].body.close()
 
     def close(self) -> None:
         self._drop_upcoming()
@@ -222,7 +229,14 @@ class _Connection:
         self.account = None
 
 
-def _open_spool(row: MessageRow) -> BinaryIO:
+class _Spooled(NamedTuple):
+    """A message file opened to be sent, and its DATA plan when it has one."""
+
+    body: BinaryIO
+    plan: tuple[int, ...] | None = None
+
+
+def _open_spool(row: MessageRow) -> _Spooled:
     """``row``'s message file, to be read from its start.
 
     A message no larger than the session's first read is read whole now (open,
@@ -230,9 +244,11 @@ def _open_spool(row: MessageRow) -> BinaryIO:
     hold all of it at once anyway, and a file object costs several more system
     calls (the checks when it opens, a seek for every tell and seek). A larger
     one is opened unbuffered: the session reads it in large chunks itself.
+    A small message goes with its plan (`planned_dots`) when it has one and
+    the file is still what was planned.
     """
     if row.size > CHUNK_SIZE:
-        return open(row.spool_file_path, "rb", buffering=0)
+        return _Spooled(open(row.spool_file_path, "rb", buffering=0))
     fd = os.open(row.spool_file_path, os.O_RDONLY | _BINARY)
     try:
         # Read to the end (a read returns less than asked only there), or to
@@ -243,8 +259,8 @@ def _open_spool(row: MessageRow) -> BinaryIO:
     finally:
         os.close(fd)
     if len(data) > CHUNK_SIZE:  # the file is larger than its row says
-        return open(row.spool_file_path, "rb", buffering=0)
-    return io.BytesIO(data)
+        return _Spooled(open(row.spool_file_path, "rb", buffering=0))
+    return _Spooled(io.BytesIO(data), planned_dots(row, data))
 
 
 # A sent message, its result and its transcript (its records, or their text
@@ -731,7 +747,7 @@ class Runner:
                     row, transcript, Verdict(Disposition.PAUSE_ACCOUNT, str(exc), NEEDS_ATTENTION)
                 )
             try:
-                body = connection.body(row)  # closed by the with below
+                body, plan = connection.body(row)  # closed by the with below
             except FileNotFoundError:
                 settled = True
                 return self._fail(
@@ -756,7 +772,7 @@ class Runner:
                     )
                 else:
                     result = self._relay(
-                        account, row, body, transcript, connection, ledger, mark_end
+                        account, row, body, plan, transcript, connection, ledger, mark_end
                     )
             login = _login_wanted(result) if account.kind != "direct" else None
             if login is not None:
@@ -839,6 +855,7 @@ class Runner:
         account: SendingAccount,
         row: MessageRow,
         body: BinaryIO,
+        plan: tuple[int, ...] | None,
         transcript: Transcript,
         connection: _Connection,
         ledger: _Ledger,
@@ -895,7 +912,13 @@ class Runner:
                 self._emit(Progress(row.id, sent, total))
 
         result = session.send_message(
-            envelope, body, row.size, progress=progress, before_end=mark_end, following=following
+            envelope,
+            body,
+            row.size,
+            progress=progress,
+            before_end=mark_end,
+            following=following,
+            plan=plan,
         )
         connection.messages += 1
         return result

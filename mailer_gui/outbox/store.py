@@ -25,6 +25,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.marks import read_marks, remove_idle
 from mailer_gui.outbox.policy import NEEDS_ATTENTION, Disposition, RetryPolicy, Verdict
 from mailer_gui.paths import ensure_private_dir, fsync_directory
-from mailer_gui.smtp.session import MessageResult, RecipientStatus, too_big_reason
+from mailer_gui.smtp.protocol import plan_data
+from mailer_gui.smtp.session import CHUNK_SIZE, MessageResult, RecipientStatus, too_big_reason
 
 
 class State(enum.StrEnum):
@@ -114,6 +116,9 @@ class MessageRow(NamedTuple):
     data_end_at: float | None
     updated_at: float
     attempt: int | None = None  # the attempts row of the current (or last) attempt
+    # How the message file goes out in DATA, worked out when it was queued
+    # (see `wire_plan`); None for a large message, or one queued before.
+    wire_plan: str | None = None
 
     @property
     def spool_path(self) -> Path:
@@ -199,6 +204,11 @@ _SCHEMA: tuple[str, ...] = (
     """
     -- no table changes
     """,
+    # version 5: a small message's DATA encoding is worked out once, when it
+    # is queued, instead of at every attempt (wire_plan)
+    """
+    ALTER TABLE messages ADD COLUMN wire_plan TEXT;
+    """,
 )
 
 # In the order of MessageRow's fields. The column spool_file is a name in the
@@ -206,8 +216,38 @@ _SCHEMA: tuple[str, ...] = (
 _MESSAGE_COLUMNS = (
     "id, account, state, created_at, due_at, attempts, last_error, message_id, subject, "
     "size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at, "
-    "data_end_at, updated_at, current_attempt"
+    "data_end_at, updated_at, current_attempt, wire_plan"
 )
+
+
+def wire_plan(data: bytes) -> str | None:
+    """How ``data``, a whole message file, goes out in DATA: stored with the message.
+
+    The file's CRC-32, then where a line starts with "." (`protocol.plan_data`).
+    None when the message needs more than those dots doubled, or is larger
+    than the session's first read (it is encoded as it streams).
+    """
+    if len(data) >= CHUNK_SIZE:
+        return None
+    dots = plan_data(data)
+    if dots is None:
+        return None
+    return " ".join([f"{zlib.crc32(data):08x}", *map(str, dots)])
+
+
+def planned_dots(row: MessageRow, data: bytes) -> tuple[int, ...] | None:
+    """``row``'s plan for ``data``, the whole of its file as just read; None when
+    it has none, or when the file is no longer what was planned (its CRC-32
+    differs): such a file is encoded in full, whatever it now holds."""
+    plan = row.wire_plan
+    if plan is None:
+        return None
+    crc, *dots = plan.split(" ")
+    if int(crc, 16) != zlib.crc32(data):
+        return None
+    return tuple(map(int, dots))
+
+
 # The message, then RecipientRow's fields in order.
 _RECIPIENT_COLUMNS = "message, address, kind, status, code, enhanced, text"
 
@@ -360,14 +400,14 @@ class OutboxStore:
         (
             id_, account, state, created_at, due_at, attempts, last_error, message_id, subject,
             size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at,
-            data_end_at, updated_at, attempt,
+            data_end_at, updated_at, attempt, plan,
         ) = row  # fmt: skip
         return MessageRow(
             id_, account, _STATES[state], created_at, due_at, attempts, last_error, message_id,
             subject, size, self._spool_prefix + spool_file, envelope_from, bool(smtputf8),
             bool(eight_bit), tuple(filter(None, dsn_notify.split(","))),
             tuple([RecipientRow(r[1], r[2], r[3], r[4], r[5], r[6]) for r in recipients]),
-            first_attempt_at, data_end_at, updated_at, attempt,
+            first_attempt_at, data_end_at, updated_at, attempt, plan,
         )  # fmt: skip
 
     def get(self, message: int) -> MessageRow:
@@ -481,6 +521,10 @@ class OutboxStore:
         due = now if due_at is None else due_at
         name = f"{uuid.uuid4().hex}.eml"
         target = self.spool_dir / name
+        plan = None
+        if built.size < CHUNK_SIZE:
+            with open(built.path, "rb") as file:
+                plan = wire_plan(file.read(CHUNK_SIZE))
         os.replace(built.path, target)
         fsync_directory(self.spool_dir)
         state = State.SCHEDULED if due > now else State.QUEUED
@@ -490,11 +534,11 @@ class OutboxStore:
                 cursor = db.execute(
                     "INSERT INTO messages (account, state, created_at, due_at, message_id, "
                     "subject, size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, "
-                    "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "updated_at, wire_plan) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         account, state.value, now, due, built.message_id, subject, built.size,
                         name, built.envelope_from, int(built.smtputf8), int(built.eight_bit),
-                        ",".join(built.dsn_notify), now,
+                        ",".join(built.dsn_notify), now, plan,
                     ),
                 )  # fmt: skip
                 message = cursor.lastrowid

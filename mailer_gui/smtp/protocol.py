@@ -30,6 +30,7 @@ an injection and is refused), the caller wraps the socket and calls
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 from collections import deque
 from collections.abc import Callable
@@ -356,6 +357,21 @@ class DataEncoder:
         self._at_line_start = data.endswith(b"\r\n")
         return data
 
+    def encode_planned(self, data: bytes, dots: tuple[int, ...]) -> bytes:
+        """`encode` for a whole message whose `plan_data` gave ``dots``.
+
+        Only the dots are doubled: the plan says nothing else would change.
+        For a fresh encoder and the very bytes the plan was made for (the
+        outbox checks the message file's CRC-32 before it trusts its plan),
+        the result and the state left for `end` are those of `encode`.
+        """
+        if dots:
+            cuts = [0, *dots, len(data)]
+            data = b".".join([data[start:stop] for start, stop in itertools.pairwise(cuts)])
+        if data:
+            self._at_line_start = data.endswith(b"\r\n")
+        return data
+
     def end(self) -> bytes:
         tail = b""
         if self._carry:
@@ -366,6 +382,33 @@ class DataEncoder:
             tail += b"\r\n"
         self._at_line_start = True
         return tail + b".\r\n"
+
+
+# A message with more lines starting with "." than this is encoded as it goes.
+MAX_PLANNED_DOTS: Final = 64
+
+
+def plan_data(data: bytes) -> tuple[int, ...] | None:
+    """Where ``data``, a whole message, starts a line with "." (to be doubled),
+    when that is all its DATA encoding would change; None when it needs more
+    (a line end other than CRLF) or has too many such lines.
+
+    The outbox plans each message once, when it is queued, so that sending it
+    (again at every retry) costs no pass over its lines. The plan is checked
+    here against `DataEncoder` itself: one that gives other bytes is no plan.
+    """
+    dots: list[int] = [0] if data[:1] == b"." else []
+    at = data.find(b"\r\n.")
+    while at >= 0:
+        if len(dots) == MAX_PLANNED_DOTS:
+            return None
+        dots.append(at + 2)
+        at = data.find(b"\r\n.", at + 3)
+    plan = tuple(dots)
+    encoder, planned = DataEncoder(), DataEncoder()
+    if planned.encode_planned(data, plan) + planned.end() != encoder.encode(data) + encoder.end():
+        return None
+    return plan
 
 
 def transcript_text(command: Command, wire: bytes | None = None) -> str | None:

@@ -440,7 +440,7 @@ class Session:
 
     # ------------------------------------------------------------------- send
 
-    def prepare_next(self, body: BinaryIO) -> None:
+    def prepare_next(self, body: BinaryIO, plan: tuple[int, ...] | None = None) -> None:
         """Read and encode the start of the message sent next (`sent_ahead`) now.
 
         Called just after a final "." left with the next message's commands,
@@ -450,6 +450,7 @@ class Session:
         message's start, and it is left there: whoever sends it without what
         was prepared (another connection, after this one failed) sends it
         whole. A read that fails raises OSError and leaves nothing prepared.
+        ``plan`` is as for `send_message`.
         """
         ahead = self._ahead
         if ahead is None or self._broken is not None:
@@ -458,7 +459,8 @@ class Session:
         chunk = body.read(CHUNK_SIZE)
         body.seek(start)
         encoder = p.DataEncoder()
-        ahead.prepared = _Prepared(body, start, len(chunk), encoder.encode(chunk), encoder)
+        wire = _encode_first(encoder, chunk, plan)
+        ahead.prepared = _Prepared(body, start, len(chunk), wire, encoder)
 
     def check_message(self, envelope: Envelope, size: int) -> None:
         """Refuse before any byte is sent what this server cannot take."""
@@ -485,6 +487,7 @@ class Session:
         progress: Progress | None = None,
         before_end: Callable[[], None] | None = None,
         following: tuple[Envelope, int] | None = None,
+        plan: tuple[int, ...] | None = None,
     ) -> MessageResult:
         """Send one message; recipients refused with 452 go in a further transaction.
 
@@ -497,6 +500,10 @@ class Session:
         same write as this message's final "." (RFC 2920 §3.1), which saves a
         round trip per message; the next `send_message` must then be for that
         envelope (see `sent_ahead`).
+
+        ``plan`` is `protocol.plan_data` of everything ``body`` holds from where
+        it is, when known: a body smaller than one read then goes out with only
+        its planned dots doubled, without a pass over its lines.
         """
         if self._broken is not None:
             raise self._broken
@@ -510,7 +517,7 @@ class Session:
         while remaining:
             body.seek(start)
             final = self._transaction(
-                envelope, remaining, body, size, progress, before_end, following
+                envelope, remaining, body, size, progress, before_end, following, plan
             )
             for result in final.recipients:
                 results[result.address] = result
@@ -552,6 +559,7 @@ class Session:
         progress: Progress | None,
         before_end: Callable[[], None] | None,
         following: tuple[Envelope, int] | None = None,
+        plan: tuple[int, ...] | None = None,
     ) -> MessageResult:
         conn = self._conn
         ahead, self._ahead = self._ahead, None
@@ -661,7 +669,13 @@ class Session:
                 following = None  # this message needs another transaction first
             try:
                 sent_bytes = self._stream_body(
-                    body, size, progress, before_end, following, ahead.prepared if ahead else None
+                    body,
+                    size,
+                    progress,
+                    before_end,
+                    following,
+                    ahead.prepared if ahead else None,
+                    plan,
                 )
             except _EndMayHaveLeft as cut:
                 # The write that carried the final "." and the next message's
@@ -758,6 +772,7 @@ class Session:
         before_end: Callable[[], None] | None,
         after: tuple[Envelope, int] | None = None,
         prepared: _Prepared | None = None,
+        plan: tuple[int, ...] | None = None,
     ) -> int:
         transport = self._require_transport()
         timeout = self.settings.timeouts.data_block
@@ -772,7 +787,8 @@ class Session:
         else:
             chunk = body.read(CHUNK_SIZE)
             length = len(chunk)
-            data = self._conn.send(p.BodyChunk(chunk)) if chunk else b""
+            encoder = p.DataEncoder()
+            data = self._conn.send(p.EncodedChunk(_encode_first(encoder, chunk, plan), encoder))
         while True:
             # Read one ahead so the final "." leaves in the same write as the
             # last bytes (one TLS record, one segment fewer). A short read
@@ -844,6 +860,14 @@ _TOO_BIG = ("5.3.4", "5.2.3")  # RFC 3463: message too big for the system / for 
 # A 552 with no enhanced code is "too big" only when it says so: RFC 1870's
 # refusal of MAIL names the size, while old servers also say 552 for a full mailbox.
 _SIZE_WORDS = re.compile(r"\b(size|too (big|large|long))\b", re.IGNORECASE)
+
+
+def _encode_first(encoder: p.DataEncoder, chunk: bytes, plan: tuple[int, ...] | None) -> bytes:
+    """The first read of a message, encoded by a fresh ``encoder``: by its plan
+    when it is the whole message (a short read) and has one."""
+    if plan is not None and len(chunk) < CHUNK_SIZE:
+        return encoder.encode_planned(chunk, plan)
+    return encoder.encode(chunk)
 
 
 def refused_as_too_big(result: MessageResult) -> Reply | None:

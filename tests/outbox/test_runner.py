@@ -386,10 +386,12 @@ def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
     smtp_sink_factory, outbox, tmp_path, monkeypatch, lines, files_open
 ) -> None:
     prepared: list[str] = []
+    planned: list[bool] = []
     open_then: list[int] = []
     real_prepare = Session.prepare_next
 
-    def prepare_next(session: Session, body) -> None:
+    def prepare_next(session: Session, body, plan=None) -> None:
+        planned.append(plan is not None)
         start = body.tell()
         head = body.read(4096)
         body.seek(start)
@@ -397,7 +399,7 @@ def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
         assert subject is not None
         prepared.append(subject.group(1).decode())
         open_then.append(len(open_spool_files(outbox)))
-        real_prepare(session, body)
+        real_prepare(session, body, plan)
 
     monkeypatch.setattr(Session, "prepare_next", prepare_next)
     sink = smtp_sink_factory(dump=True)
@@ -414,6 +416,8 @@ def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
     # the server took the one before; the 5th starts a new connection.
     assert prepared == [subjects[1], subjects[2], subjects[3], subjects[5]]
     assert open_then == [files_open] * 4
+    # A small message goes with the DATA plan made when it was queued.
+    assert planned == [lines == 1] * 4
     dump = sink.read_dump()
     for i in ids:
         assert dump.count(outbox.get(i).message_id.encode()) == 1

@@ -617,3 +617,40 @@ def test_check_envelope_refuses_what_mail_or_rcpt_would() -> None:
     ):
         with pytest.raises(LocalProtocolError):
             p.check_envelope(sender, recipients, smtputf8=False)
+
+
+# A message as the outbox queues one: CRLF lines, some of them starting with ".".
+_crlf_messages = st.builds(
+    lambda lines, end: b"\r\n".join(lines) + (b"\r\n" if end else b""),
+    st.lists(st.sampled_from([b"", b".", b"..", b".x", b"text", b"a.b", b" .", b"end."])),
+    st.booleans(),
+)
+
+
+@given(_crlf_messages | st.binary(max_size=300))
+def test_a_planned_message_goes_out_as_the_encoder_sends_it(data: bytes) -> None:
+    """A plan doubles the dots that start lines and nothing else; a message
+    that needs more (another line end) has no plan."""
+    plan = p.plan_data(data)
+    starts = [0] + [at + 2 for at in range(len(data)) if data.startswith(b"\r\n", at)]
+    dots = tuple(at for at in starts if data[at : at + 1] == b".")
+    other_line_ends = b"\r" in data.replace(b"\r\n", b"") or b"\n" in data.replace(b"\r\n", b"")
+    if other_line_ends or len(dots) > p.MAX_PLANNED_DOTS:
+        assert plan is None
+        return
+    assert plan == dots
+    encoder = p.DataEncoder()
+    conn = after_354()
+    out = conn.send(p.EncodedChunk(encoder.encode_planned(data, plan), encoder))
+    assert out + conn.send(p.EndOfData()) == _reference_encoding(data)
+
+
+def test_a_plan_names_the_lines_that_start_with_a_dot() -> None:
+    assert p.plan_data(b".a\r\nb\r\n.\r\n") == (0, 7)
+    assert p.plan_data(b"no dots\r\n") == ()
+    assert p.plan_data(b"") == ()
+    for needs_more in (b"a\nb\r\n", b"a\rb\r\n", b"ends in CR\r", b"\n.x"):
+        assert p.plan_data(needs_more) is None
+    many = b"".join(b".%d\r\n" % n for n in range(p.MAX_PLANNED_DOTS))
+    assert len(p.plan_data(many) or ()) == p.MAX_PLANNED_DOTS
+    assert p.plan_data(many + b".one more\r\n") is None
