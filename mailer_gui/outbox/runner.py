@@ -252,9 +252,14 @@ def _open_spool(row: MessageRow) -> _Spooled:
     fd = os.open(row.spool_file_path, os.O_RDONLY | _BINARY)
     try:
         # Read to the end (a read returns less than asked only there), or to
-        # one byte past what the session's first read takes.
-        data = b""
-        while len(data) <= CHUNK_SIZE and (chunk := os.read(fd, CHUNK_SIZE + 1 - len(data))):
+        # one byte past what the session's first read takes. A first read
+        # that returned the size the message was queued with was the end.
+        data = os.read(fd, CHUNK_SIZE + 1)
+        while (
+            len(data) != row.size
+            and len(data) <= CHUNK_SIZE
+            and (chunk := os.read(fd, CHUNK_SIZE + 1 - len(data)))
+        ):
             data += chunk
     finally:
         os.close(fd)

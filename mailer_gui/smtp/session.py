@@ -798,7 +798,7 @@ class Session:
             )
             ahead = b""
             if not following:
-                data += self._conn.send(_END_OF_DATA)
+                end = self._conn.send(_END_OF_DATA)
                 if before_end:
                     try:
                         before_end()
@@ -810,7 +810,7 @@ class Session:
                         raise
                 if after is not None:
                     ahead = self._send_ahead(*after)
-                    data += ahead
+                data = b"".join((data, end, ahead))  # one copy of the last bytes, not two
             try:
                 transport.write(data, timeout=timeout)
             except SmtpError as exc:  # Cancelled included

@@ -14,6 +14,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 
 from mailer_gui.smtp.certinfo import CertificateInfo, certificate_info
@@ -197,8 +198,7 @@ class Transport:
         if self._aborted.is_set():
             raise Cancelled("The send was cancelled.")
         try:
-            self._set_timeout(timeout)
-            data = self._sock.recv(READ_SIZE)
+            data = self._recv(timeout)
         except TimeoutError as exc:
             raise self._timeout(timeout) from exc
         except ssl.SSLError as exc:
@@ -208,6 +208,28 @@ class Transport:
         if not data and self._aborted.is_set():
             raise Cancelled("The send was cancelled.")
         return data
+
+    def _recv(self, timeout: float) -> bytes:
+        """One read, waiting at most ``timeout`` seconds for it.
+
+        A wait longer than the socket's timeout (the final reply may take ten
+        minutes, a write two) is made in steps of that timeout rather than by
+        changing it: each change is a system call, twice per message sent.
+        """
+        step = self._current_timeout
+        if step is None or timeout <= step:
+            self._set_timeout(timeout)
+            return self._sock.recv(READ_SIZE)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._sock.recv(READ_SIZE)
+            except TimeoutError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                if left < step:
+                    self._set_timeout(step := left)
 
     def _set_timeout(self, timeout: float) -> None:
         if timeout != self._current_timeout:  # one system call saved per read and write
