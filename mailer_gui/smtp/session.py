@@ -49,6 +49,10 @@ class RecipientStatus(enum.Enum):
     DEFERRED = "deferred"  # 4xx or a connection problem: try again later
     REJECTED = "rejected"  # 5xx: will not be delivered
 
+    # Members are singletons, equal only to themselves: hashed by identity, in
+    # C. Enum's own __hash__ is Python code, and several are hashed per message.
+    __hash__ = object.__hash__
+
 
 # Envelope and the results are named tuples, like the protocol's records:
 # immutable, and made for every message at thousands of messages a second,
