@@ -169,26 +169,36 @@ class _Connection:
         # connection; read again once it closes. Reading the accounts file for
         # every message would cost more than sending a small message.
         self.account: tuple[str, SendingAccount] | None = None
-        self._envelope: tuple[MessageRow, Envelope] | None = None
+        # The envelopes of the message going out and the next two, by message.
+        self._envelopes: dict[int, tuple[MessageRow, Envelope]] = {}
         # The next message's spool file (and its plan), opened and its start
         # read while the server worked on the message before (see prepare).
         self._upcoming: tuple[MessageRow, _Spooled] | None = None
 
     def envelope_of(self, row: MessageRow) -> Envelope:
-        """The envelope of ``row``, made once when it was the upcoming message too."""
-        cached = self._envelope
+        """The envelope of ``row``, made once while it was one of the next messages.
+
+        The same object each time: the session knows what it built and sent
+        ahead for an envelope by its identity.
+        """
+        envelopes = self._envelopes
+        cached = envelopes.get(row.id)
         if cached is not None and cached[0] is row:
             return cached[1]
         envelope = _envelope(row)
-        self._envelope = (row, envelope)
+        if len(envelopes) >= 4:
+            del envelopes[next(iter(envelopes))]  # the oldest
+        envelopes[row.id] = (row, envelope)
         return envelope
 
-    def prepare(self, row: MessageRow) -> None:
+    def prepare(self, row: MessageRow, after: MessageRow | None = None) -> None:
         """Open ``row``'s spool file and have the session read and encode its start.
 
         ``row`` is the message whose commands went with the final "." that
         just left: this runs while the server works on that message, so the
-        next one's first bytes are ready when its 354 comes. A file that
+        next one's first bytes are ready when its 354 comes. ``after``, the
+        message to follow ``row`` on this connection, has the commands that
+        will go with ``row``'s final "." built now as well. A file that
         cannot be read is left alone here; `body` opens it again and the
         message fails there, with its reason.
         """
@@ -199,8 +209,9 @@ class _Connection:
             spooled = _open_spool(row)  # closed by body or close
         except OSError:
             return
+        following = (self.envelope_of(after), after.size) if after is not None else None
         try:
-            self.session.prepare_next(*spooled)
+            self.session.prepare_next(*spooled, following)
         except OSError:
             spooled.body.close()
             return
@@ -227,6 +238,7 @@ class _Connection:
         self.session = None
         self.messages = 0
         self.account = None
+        self._envelopes.clear()
 
 
 class _Spooled(NamedTuple):
@@ -324,9 +336,11 @@ class _Ledger:
             self._exhausted = True  # one message only
         return row
 
-    def peek(self) -> MessageRow | None:
-        """The message `next()` will give, if one is claimed already."""
-        return self._claimed[0] if self._claimed and self._only is None else None
+    def peek(self, later: int = 0) -> MessageRow | None:
+        """The message `next()` will give (or the one ``later`` after it), if
+        claimed already."""
+        claimed = self._claimed
+        return claimed[later] if len(claimed) > later and self._only is None else None
 
     def record(self, row: MessageRow, result: MessageResult, transcript: Transcript) -> None:
         """Keep ``result`` for the next write (a result that needs no decision)."""
@@ -908,7 +922,8 @@ class Runner:
                 # and make the next message ready to go.
                 ledger.idle()
                 if following is not None and upcoming is not None:
-                    connection.prepare(upcoming)
+                    after = ledger.peek(1) if connection.messages + 2 < limit else None
+                    connection.prepare(upcoming, after)
             if not listening:
                 return
             now = time.monotonic()

@@ -426,11 +426,11 @@ def transcript_text(command: Command, wire: bytes | None = None) -> str | None:
         case BodyChunk() | EncodedChunk() | EndOfData():
             return None
         case _:
-            line = wire if wire is not None else _command_line(command)
+            line = wire if wire is not None else command_line(command)
             return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-def _command_line(command: Command) -> bytes:
+def command_line(command: Command) -> bytes:
     """Wire form of one command line, e.g. ``MAIL FROM:<a@example.org> SIZE=1024\\r\\n``."""
     match command:
         case Ehlo(hostname=name):
@@ -540,8 +540,12 @@ class ClientConnection:
 
     # ---- sending
 
-    def send(self, command: Command) -> bytes:
-        """Check ``command`` against the state and return its bytes."""
+    def send(self, command: Command, wire: bytes | None = None) -> bytes:
+        """Check ``command`` against the state and return its bytes.
+
+        ``wire`` is `command_line` of ``command``, for a command built ahead
+        of time: it is checked and sent as any other, its line not made again.
+        """
         if self.state is State.CLOSED:
             raise LocalProtocolError("the connection is closed")
         kind = type(command)
@@ -580,7 +584,7 @@ class ClientConnection:
             data = self._encoder.end()
             self._expect(command)
         else:
-            data = _command_line(command)
+            data = command_line(command) if wire is None else wire
             self._expect(command)
         self.state = new_state
         return data

@@ -145,6 +145,15 @@ class _Prepared(NamedTuple):
     encoder: p.DataEncoder
 
 
+class _Staged(NamedTuple):
+    """A message's MAIL, RCPT and DATA, built before they are sent."""
+
+    recipients: list[str]
+    commands: tuple[p.Command, ...]  # MAIL, each RCPT, DATA
+    wires: tuple[bytes, ...]  # their lines, as protocol.command_line makes them
+    lines: list[str]  # for the transcript
+
+
 @dataclass
 class _SentAhead:
     """The next message's MAIL, RCPT and DATA, sent with this one's final "."."""
@@ -197,6 +206,9 @@ class Session:
         self._transport: Transport | None = None
         self._broken: SmtpError | None = None
         self._ahead: _SentAhead | None = None
+        # The commands of the message after the next one, built by
+        # prepare_next while the server worked: (envelope, size, staged).
+        self._staged: tuple[Envelope, int, _Staged | None] | None = None
         self.messages_sent = 0
 
     # ---------------------------------------------------------------- plumbing
@@ -444,7 +456,12 @@ class Session:
 
     # ------------------------------------------------------------------- send
 
-    def prepare_next(self, body: BinaryIO, plan: tuple[int, ...] | None = None) -> None:
+    def prepare_next(
+        self,
+        body: BinaryIO,
+        plan: tuple[int, ...] | None = None,
+        following: tuple[Envelope, int] | None = None,
+    ) -> None:
         """Read and encode the start of the message sent next (`sent_ahead`) now.
 
         Called just after a final "." left with the next message's commands,
@@ -454,7 +471,9 @@ class Session:
         message's start, and it is left there: whoever sends it without what
         was prepared (another connection, after this one failed) sends it
         whole. A read that fails raises OSError and leaves nothing prepared.
-        ``plan`` is as for `send_message`.
+        ``plan`` is as for `send_message`. ``following`` is the ``following``
+        that message's `send_message` will give, when known: its commands are
+        built now too, to go with that message's final ".".
         """
         ahead = self._ahead
         if ahead is None or self._broken is not None:
@@ -465,6 +484,9 @@ class Session:
         encoder = p.DataEncoder()
         wire = _encode_first(encoder, chunk, plan)
         ahead.prepared = _Prepared(body, start, len(chunk), wire, encoder)
+        if following is not None:
+            envelope, size = following
+            self._staged = (envelope, size, self._stage(envelope, size))
 
     def check_message(self, envelope: Envelope, size: int) -> None:
         """Refuse before any byte is sent what this server cannot take."""
@@ -740,21 +762,49 @@ class Session:
         """The next message's MAIL, RCPT and DATA, to go with this one's final "."
 
         Nothing when the server does not pipeline or the next message cannot
-        go on this connection (its own `send_message` then says why).
+        go on this connection (its own `send_message` then says why). Built
+        now, or earlier by `prepare_next` for this very envelope.
         """
-        if not self._conn.pipelining or not envelope.recipients:
+        staged_for, self._staged = self._staged, None
+        if staged_for is not None and staged_for[0] is envelope and staged_for[1] == size:
+            staged = staged_for[2]
+        else:
+            staged = self._stage(envelope, size)
+        if staged is None:
             return b""
+        send = self._conn.send
+        data = b"".join([send(c, w) for c, w in zip(staged.commands, staged.wires, strict=True)])
+        mail, *rcpts, _ = staged.commands
+        self._ahead = _SentAhead(
+            envelope,
+            staged.recipients,
+            mail,  # type: ignore[arg-type]
+            rcpts,  # type: ignore[arg-type]
+            staged.lines,
+        )
+        return data
+
+    def _stage(self, envelope: Envelope, size: int) -> _Staged | None:
+        """``envelope``'s commands as `_send_ahead` sends them; None when they
+        cannot go ahead (see there). Nothing is sent or changed."""
+        if not self._conn.pipelining or not envelope.recipients:
+            return None
         recipients = list(dict.fromkeys(envelope.recipients))
         try:
             self.check_message(envelope, size)
             # Checked before any command is taken: none may fail half-way.
             p.check_envelope(envelope.sender, recipients, smtputf8=envelope.smtputf8)
         except SmtpError:
-            return b""
+            return None
         mail, rcpts = self._commands(envelope, recipients, size)
-        data, lines = self._encode([mail, *rcpts, _DATA])
-        self._ahead = _SentAhead(envelope, recipients, mail, rcpts, lines)
-        return data
+        commands: tuple[p.Command, ...] = (mail, *rcpts, _DATA)
+        wires = tuple([p.command_line(command) for command in commands])
+        lines = [
+            line
+            for command, wire in zip(commands, wires, strict=True)
+            if (line := p.transcript_text(command, wire)) is not None
+        ]
+        return _Staged(recipients, commands, wires, lines)
 
     def _closing(
         self, outcome: dict[str, RecipientResult], recipients: list[str], reply: Reply

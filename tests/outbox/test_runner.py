@@ -387,11 +387,13 @@ def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
 ) -> None:
     prepared: list[str] = []
     planned: list[bool] = []
+    after: list[tuple[str, ...] | None] = []
     open_then: list[int] = []
     real_prepare = Session.prepare_next
 
-    def prepare_next(session: Session, body, plan=None) -> None:
+    def prepare_next(session: Session, body, plan=None, following=None) -> None:
         planned.append(plan is not None)
+        after.append(following[0].recipients if following else None)
         start = body.tell()
         head = body.read(4096)
         body.seek(start)
@@ -399,7 +401,7 @@ def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
         assert subject is not None
         prepared.append(subject.group(1).decode())
         open_then.append(len(open_spool_files(outbox)))
-        real_prepare(session, body, plan)
+        real_prepare(session, body, plan, following)
 
     monkeypatch.setattr(Session, "prepare_next", prepare_next)
     sink = smtp_sink_factory(dump=True)
@@ -418,6 +420,9 @@ def test_with_pipelining_each_next_message_is_made_ready_while_the_server_works(
     assert open_then == [files_open] * 4
     # A small message goes with the DATA plan made when it was queued.
     assert planned == [lines == 1] * 4
+    # The commands that go with a prepared message's final "." are built with
+    # it, when another message follows it on that connection.
+    assert after == [("r2@example.org",), ("r3@example.org",), None, None]
     dump = sink.read_dump()
     for i in ids:
         assert dump.count(outbox.get(i).message_id.encode()) == 1

@@ -65,7 +65,7 @@ def ready(ehlo: bytes = EHLO_PIPELINING) -> p.ClientConnection:
     ],
 )
 def test_command_wire_form_and_redacted_log(command: p.Command, wire: bytes, log: str) -> None:
-    assert p._command_line(command) == wire
+    assert p.command_line(command) == wire
     assert p.transcript_text(command) == log
 
 

@@ -556,3 +556,59 @@ def test_a_refused_rset_defers_the_next_message_instead_of_failing_it(
     assert second.error is not None and second.error.transient
     assert second.error.reply is not None and str(second.error.reply) == rset_reply
     assert server.messages == []
+
+
+@pytest.mark.parametrize("staged_for", ["third", "another"])
+def test_the_commands_after_a_prepared_message_are_built_with_it(
+    aiosmtpd_factory, monkeypatch, staged_for: str
+) -> None:
+    """While the server works on the first message, the second is prepared
+    together with the commands for the third that go with its final ".":
+    built then, not again, when the third is what the second names as
+    ``following``; built anew when it names another envelope."""
+    server = pipelining(aiosmtpd_factory())
+    another = Envelope("other@example.org", ("five@example.org",))
+    built: list[Envelope] = []
+    stage = Session._stage
+
+    def counting_stage(session: Session, envelope: Envelope, size: int):
+        built.append(envelope)
+        return stage(session, envelope, size)
+
+    monkeypatch.setattr(Session, "_stage", counting_stage)
+    third_log = Transcript()
+    with Session(settings(server.port)) as session:
+        second_body = io.BytesIO(BODY_2)
+
+        def progress(sent: int, total: int) -> None:
+            if sent == total:
+                staged = THIRD if staged_for == "third" else another
+                session.prepare_next(second_body, None, (staged, len(BODY_3)))
+
+        first = session.send_message(
+            FIRST, io.BytesIO(BODY_1), len(BODY_1), progress=progress,
+            following=(SECOND, len(BODY_2)),
+        )  # fmt: skip
+        second = session.send_message(
+            SECOND, second_body, len(BODY_2), following=(THIRD, len(BODY_3))
+        )
+        session.transcript = third_log
+        third = send(session, THIRD, BODY_3)
+    assert [r.outcome for r in (first, second, third)] == ["sent"] * 3
+    # FIRST's commands went with nothing before them: built when sent.
+    expected = [SECOND, THIRD] if staged_for == "third" else [SECOND, another, THIRD]
+    assert built == expected
+    received = server.wait_for_messages(3)
+    assert [(m.mail_from, m.rcpt_tos) for m in received] == [
+        ("first@example.org", ["one@example.org"]),
+        ("second@example.org", ["two@example.org", "three@example.org"]),
+        ("third@example.org", ["four@example.org"]),
+    ]
+    assert [crlf(m.content) for m in received] == [crlf(BODY_1), crlf(BODY_2), crlf(BODY_3)]
+    lines = client_lines(third_log)
+    note = lines.index(f"* {AHEAD_NOTE}")
+    assert lines[note + 1 : note + 4] == [
+        f"C: MAIL FROM:<third@example.org> SIZE={len(BODY_3)}",
+        "C: RCPT TO:<four@example.org>",
+        "C: DATA",
+    ]
