@@ -485,6 +485,8 @@ class ClientConnection:
     def __init__(self) -> None:
         self.state = State.AWAIT_GREETING
         self.extensions: dict[str, str] = {}
+        # size_limit, worked out once per EHLO reply (asked several times a message).
+        self._size_limit: tuple[dict[str, str], int | None] = (self.extensions, None)
         self.tls_active = False
         self.authenticated = False
         self.ehlo_refused = False  # EHLO got 500/502: HELO is the way on
@@ -519,8 +521,13 @@ class ClientConnection:
     @property
     def size_limit(self) -> int | None:
         """The server's SIZE, or None when it states no limit (SIZE 0 or absent)."""
-        value = self.extensions.get("SIZE", "").strip()
-        return int(value) if value.isdigit() and int(value) > 0 else None
+        extensions = self.extensions
+        seen, limit = self._size_limit
+        if seen is not extensions:  # a new EHLO reply (the dict is replaced, never changed)
+            value = extensions.get("SIZE", "").strip()
+            limit = int(value) if value.isdigit() and int(value) > 0 else None
+            self._size_limit = (extensions, limit)
+        return limit
 
     @property
     def transaction_open(self) -> bool:

@@ -10,13 +10,15 @@ per round:
   runner reads it. Then ``Runner.deliver_now(account=...)`` is timed,
   durability included: it claims the messages 25 at a time (row leases, one
   transaction), reads each from the spool (whole: a 10 KB message fits in one
-  read), writes its end-of-data mark before the final "." (a line in the
-  runner's marks file), sends the next message's MAIL, RCPT and DATA with that
-  "." (PIPELINING), reads and encodes that next message while the server
-  works, and writes the server's replies with their transcripts in batches
-  (one transaction per 25, together with the next claim) just after a final
-  "." left, over connections reused for 50 messages each. The flush returns
-  only when every result is in SQLite, and every message must end ``sent``.
+  read) and checks it against the DATA plan made when it was queued (its
+  CRC-32; only its dots are doubled then), writes its end-of-data mark before
+  the final "." (a line in the runner's marks file), sends the next message's
+  MAIL, RCPT and DATA with that "." (PIPELINING), reads that next message and
+  builds the commands that will go with its own "." while the server works,
+  and writes the server's replies with their transcripts in batches (one
+  transaction per 25, together with the next claim) just after a final "."
+  left, over connections reused for 50 messages each. The flush returns only
+  when every result is in SQLite, and every message must end ``sent``.
 - **session**: Mailer's SMTP session alone on one connection, the same bytes
   (bench_throughput.send_with_mailer): no outbox, no database. It shows what
   the outbox adds to the session, and what the session costs beside smtplib.
