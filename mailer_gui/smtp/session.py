@@ -586,6 +586,7 @@ class Session:
         before_end: Callable[[], None] | None,
         following: tuple[Envelope, int] | None = None,
         plan: tuple[int, ...] | None = None,
+        after_nested: bool = False,
     ) -> MessageResult:
         conn = self._conn
         ahead, self._ahead = self._ahead, None
@@ -600,15 +601,18 @@ class Session:
             )
             raise self._broken
         # An earlier transaction that did not end (its recipients refused,
-        # then its DATA): the server still holds its MAIL until an RSET.
-        reset_first = False
+        # then its DATA): the server still holds its MAIL until an RSET. So
+        # does a server that answered MAIL with 503 (after_nested, below).
+        reset_first = after_nested
         if ahead is not None:
             mail, rcpts = ahead.mail, ahead.rcpts
             self.transcript.note("sent with the end of the previous message (pipelining)")
             for line in ahead.lines:
                 self.transcript.client(line)
         else:
-            reset_first = conn.state in (p.State.MAIL, p.State.RCPT) or conn.transaction_open
+            reset_first = (
+                after_nested or conn.state in (p.State.MAIL, p.State.RCPT) or conn.transaction_open
+            )
             mail, rcpts = self._commands(envelope, recipients, size)
         outcome: dict[str, RecipientResult] = {}
         unconfirmed = list(recipients)
@@ -627,6 +631,43 @@ class Session:
             ordered = tuple([outcome[a] for a in recipients])
             return MessageResult(ordered, **kwargs)  # type: ignore[arg-type]
 
+        def nested(reply: Reply) -> MessageResult:
+            """503 to MAIL ("nested MAIL command"): the server still holds a
+            transaction that its reply to the last "." should have ended
+            (aiosmtpd does, after its DATA handler failed). Not this message's
+            fault: it goes again after an RSET, or is deferred (to go on a new
+            connection) when the server refuses it that way too, or when it
+            took the pipelined RCPT and DATA into the transaction it held."""
+            host = self.settings.host
+            if conn.state is p.State.BODY:
+                # A 354: the server waits for a message it would deliver with
+                # another message's envelope. Nothing is sent; the line goes.
+                self._require_transport().close()
+                text = (
+                    f"{host} answered this message's MAIL with {reply} and then took its "
+                    "recipients into a transaction it still held from before. Mailer sent "
+                    "nothing of the message, closed the connection and sends it again on a "
+                    "new one."
+                )
+            elif not after_nested:
+                self.transcript.note(
+                    "the server still held an earlier transaction: resetting it and "
+                    "sending this message again"
+                )
+                return self._transaction(
+                    envelope, recipients, body, size, progress, before_end, following, plan,
+                    after_nested=True,
+                )  # fmt: skip
+            else:
+                text = (
+                    f"{host} refused to start a new message on this connection ({reply}), "
+                    "even after a reset. Mailer sends it again on a new connection."
+                )
+            self._broken = ConnectionLost(text, reply=reply, stage=Stage.MAIL)
+            self.transcript.note(text)
+            settle(reply, "", RecipientStatus.DEFERRED)
+            return result(error=self._broken, refused_at=Stage.MAIL)
+
         sent_bytes = 0
         try:
             if reset_first:
@@ -643,7 +684,7 @@ class Session:
                 if ahead is None:
                     self._send(mail, *rcpts, _DATA)
                 mail_reply = self._next_reply()
-                if not mail_reply.reply.is_positive:
+                if not mail_reply.reply.is_positive and mail_reply.reply.code != 503:
                     settle(mail_reply.reply, "")
                 for rcpt in rcpts:
                     event = self._next_reply()
@@ -654,9 +695,13 @@ class Session:
                     if event.reply.code == 421:
                         return self._closing(outcome, recipients, event.reply)
                 data_reply = self._next_reply()
+                if mail_reply.reply.code == 503:
+                    return nested(mail_reply.reply)
             else:
                 self._send(mail)
                 mail_reply = self._next_reply()
+                if mail_reply.reply.code == 503:
+                    return nested(mail_reply.reply)
                 if not mail_reply.reply.is_positive:
                     settle(mail_reply.reply, "")
                     return result(refused_at=Stage.MAIL)

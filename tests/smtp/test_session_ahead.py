@@ -612,3 +612,77 @@ def test_the_commands_after_a_prepared_message_are_built_with_it(
         "C: RCPT TO:<four@example.org>",
         "C: DATA",
     ]
+
+
+def fail_first_data(server: AiosmtpdServer) -> AiosmtpdServer:
+    """The server's DATA handler fails for the first message, as aiosmtpd's
+    Maildir handler does when its folder is missing: aiosmtpd answers the "."
+    with 500 and then still holds that transaction, answering the next MAIL
+    with 503 "nested MAIL command"."""
+    calls = {"data": 0}
+
+    def on_data(message) -> str | None:
+        calls["data"] += 1
+        if calls["data"] == 1:
+            raise FileNotFoundError("the mailbox folder is missing")
+        return None
+
+    server._handler.on_data = on_data
+    return server
+
+
+def test_a_server_still_holding_the_last_transaction_is_reset(aiosmtpd_factory) -> None:
+    """503 to MAIL is the server's confusion, not the next message's fault:
+    Mailer resets the transaction and sends that message at once."""
+    server = fail_first_data(aiosmtpd_factory())
+    second_log = Transcript()
+    with Session(settings(server.port)) as session:
+        first = send(session, FIRST, BODY_1)
+        session.transcript = second_log
+        second = send(session, SECOND, BODY_2)
+        assert session.usable
+    assert first.outcome == "rejected"
+    assert first.recipients[0].reply is not None and first.recipients[0].reply.code == 500
+    assert second.outcome == "sent", second.error_text
+    lines = client_lines(second_log)
+    assert "S: 503 Error: nested MAIL command" in lines
+    assert lines.index("C: RSET") > lines.index("S: 503 Error: nested MAIL command")
+    assert any("held an earlier transaction" in line for line in lines)
+    received = server.wait_for_messages(1)
+    assert [(m.mail_from, m.rcpt_tos) for m in received] == [
+        ("second@example.org", ["two@example.org", "three@example.org"])
+    ]
+
+
+def test_a_held_transaction_that_takes_pipelined_recipients_gets_no_message(
+    aiosmtpd_factory,
+) -> None:
+    """With PIPELINING, the server that refused MAIL as nested took the RCPTs
+    and DATA sent with it into the transaction it held, and answered 354:
+    whatever followed would go with another message's envelope. Mailer sends
+    nothing, drops the connection, and the message goes on a new one."""
+    server = pipelining(fail_first_data(aiosmtpd_factory()))
+    with Session(settings(server.port)) as session:
+        first = send(session, FIRST, BODY_1, following=(SECOND, len(BODY_2)))
+        second = send(session, SECOND, BODY_2)
+        assert not session.usable
+    assert (first.outcome, second.outcome) == ("rejected", "deferred")
+    assert second.error is not None and "sent nothing of the message" in second.error.message
+    assert server.messages == []  # nothing reached anyone with the wrong envelope
+    with Session(settings(server.port)) as session:
+        assert send(session, SECOND, BODY_2).outcome == "sent"
+    received = server.wait_for_messages(1)
+    assert [(m.mail_from, m.rcpt_tos) for m in received] == [
+        ("second@example.org", ["two@example.org", "three@example.org"])
+    ]
+    assert crlf(received[0].content) == crlf(BODY_2)
+
+
+def test_a_server_that_refuses_every_mail_as_nested_defers_the_message(aiosmtpd_factory) -> None:
+    server = aiosmtpd_factory(on_mail=lambda address, options: "503 5.5.1 Error: nested MAIL")
+    with Session(settings(server.port)) as session:
+        result = send(session, FIRST, BODY_1)
+        assert not session.usable  # the next attempt goes on a new connection
+    assert result.outcome == "deferred"
+    assert result.error is not None and "even after a reset" in result.error.message
+    assert [r.status for r in result.recipients] == [RecipientStatus.DEFERRED]
