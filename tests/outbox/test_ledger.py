@@ -36,6 +36,7 @@ from mailer_gui.paths import resolve_paths
 from mailer_gui.smtp.replies import Reply
 from mailer_gui.smtp.session import MessageResult, RecipientResult, RecipientStatus
 from mailer_gui.smtp.settings import AuthMethod, Security
+from tests.outbox.old_outbox import outbox_at_version
 
 T0 = 1_800_000_000.0
 ACCOUNT = "work"
@@ -145,12 +146,7 @@ def test_a_batch_leaves_alone_a_message_another_runner_holds(
 
 def test_the_unused_account_index_is_dropped_and_messages_kept(tmp_path: Path) -> None:
     database = tmp_path / "outbox.sqlite3"
-    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as db:
-        for script in store_module._SCHEMA[:2]:  # an outbox written by schema version 2
-            for statement in script.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-        db.execute("PRAGMA user_version = 2")
+    with contextlib.closing(outbox_at_version(database, 2)) as db:
         db.execute(
             "INSERT INTO messages (id, account, state, created_at, due_at, message_id, size, "
             "spool_file, envelope_from, updated_at) VALUES "

@@ -4,7 +4,6 @@ very bytes it was made for (store.wire_plan, store.planned_dots)."""
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from mailer_gui.outbox import store as store_module
 from mailer_gui.outbox.store import OutboxStore, State, planned_dots
 from mailer_gui.smtp import protocol as p
 from mailer_gui.smtp.session import CHUNK_SIZE
+from tests.outbox.old_outbox import outbox_at_version
 from tests.outbox.test_runner import account_for, queue, runner_for
 from tests.smtp.test_session_ahead import pipelining
 
@@ -102,12 +102,7 @@ def test_an_outbox_from_before_plans_gets_the_column_and_sends_as_before(
     content = b"Subject: old\r\n\r\nqueued before plans\r\n.dot line\r\n"
     (spool / "m.eml").write_bytes(content)
     database = tmp_path / "outbox.sqlite3"
-    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as db:
-        for script in store_module._SCHEMA[:4]:
-            for statement in script.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-        db.execute("PRAGMA user_version = 4")
+    with contextlib.closing(outbox_at_version(database, 4)) as db:
         db.execute(
             "INSERT INTO messages (id, account, state, created_at, due_at, message_id, size, "
             "spool_file, envelope_from, updated_at) VALUES "

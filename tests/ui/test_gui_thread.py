@@ -10,7 +10,6 @@ send is measured by tests/bench/bench_gui_stall.py.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import sys
@@ -27,6 +26,7 @@ from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.store import _SCHEMA, State
 from mailer_gui.paths import AppPaths, ensure_private_dir
 from mailer_gui.ui.main_window import SLOW_OUTBOX, MainWindow
+from tests.outbox.old_outbox import outbox_at_version
 from tests.ui.homes import home_with_account
 
 # C functions that wait: matched on the callable's qualified name.
@@ -118,13 +118,7 @@ def test_sending_50_mb_never_blocks_the_gui_thread(
 def an_outbox_to_migrate(paths: AppPaths) -> None:
     """An outbox as the Mailer before the last schema change left it."""
     ensure_private_dir(paths.data_dir)
-    with contextlib.closing(sqlite3.connect(paths.database, isolation_level=None)) as db:
-        db.execute("PRAGMA journal_mode=WAL")  # as every Mailer leaves its outbox
-        for script in _SCHEMA[:-1]:
-            for statement in script.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-        db.execute(f"PRAGMA user_version = {len(_SCHEMA) - 1}")
+    outbox_at_version(paths.database, len(_SCHEMA) - 1).close()
 
 
 def test_start_up_opens_and_migrates_the_outbox_off_the_gui_thread(qtbot, tmp_path: Path) -> None:
