@@ -727,6 +727,19 @@ class Session:
                 if not mail_reply.reply.is_positive:
                     return result(refused_at=Stage.MAIL)
                 return result(refused_at=Stage.DATA if accepted else None)
+            if not accepted and not mail_reply.reply.is_positive:
+                # A 354 though MAIL was refused: the server holds a transaction
+                # this connection did not start (see nested). A "." would end
+                # it, maybe as a message to someone: the line goes instead.
+                self._require_transport().close()
+                self._broken = ConnectionLost(
+                    f"{self.settings.host} refused this message's MAIL ({mail_reply.reply}) "
+                    "but then asked for its text; Mailer sent none and closed the connection.",
+                    reply=data_reply.reply,
+                    stage=Stage.DATA,
+                )
+                self.transcript.note(self._broken.message)
+                return result(refused_at=Stage.MAIL)
             if not accepted:
                 # PIPELINING sent DATA before knowing every RCPT failed; end it empty.
                 self._send(_END_OF_DATA)

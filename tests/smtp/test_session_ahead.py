@@ -686,3 +686,62 @@ def test_a_server_that_refuses_every_mail_as_nested_defers_the_message(aiosmtpd_
     assert result.outcome == "deferred"
     assert result.error is not None and "even after a reset" in result.error.message
     assert [r.status for r in result.recipients] == [RecipientStatus.DEFERRED]
+
+
+def scripted_server(replies: dict[bytes, bytes], heard: list[bytes]) -> socket.socket:
+    """A one-connection SMTP server on loopback that answers each line starting
+    with a key of ``replies`` with its value (keys tried in order) and records
+    everything it reads in ``heard``; for what no real server here does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        with contextlib.closing(listener):
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                return
+        with conn:
+            conn.settimeout(5)
+            conn.sendall(b"220 scripted\r\n")
+            buffer = b""
+            with contextlib.suppress(OSError):
+                while chunk := conn.recv(65536):
+                    heard.append(chunk)
+                    buffer += chunk
+                    while b"\r\n" in buffer:
+                        line, buffer = buffer.split(b"\r\n", 1)
+                        for start, reply in replies.items():
+                            if line.startswith(start):
+                                conn.sendall(reply)
+                                break
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def test_a_354_after_a_refused_mail_gets_no_dot() -> None:
+    """A server that refused MAIL but asked for the text of the pipelined DATA
+    holds a transaction this connection did not start: Mailer sends no ".",
+    which could end it as a message to someone, and drops the connection."""
+    heard: list[bytes] = []
+    listener = scripted_server(
+        {
+            b"EHLO": b"250-scripted\r\n250 PIPELINING\r\n",
+            b"MAIL": b"550 5.7.1 Sender refused\r\n",
+            b"RCPT": b"250 2.1.5 Ok\r\n",
+            b"DATA": b"354 Go ahead\r\n",
+            b".": b"250 2.0.0 Queued\r\n",
+        },
+        heard,
+    )
+    port = listener.getsockname()[1]
+    with Session(settings(port)) as session:
+        result = send(session, FIRST, BODY_1)
+        assert not session.usable
+    assert result.outcome == "rejected"  # the sender refused, as the server said
+    assert result.recipients[0].reply is not None and result.recipients[0].reply.code == 550
+    sent = b"".join(heard)
+    assert b"DATA\r\n" in sent
+    assert b"\r\n.\r\n" not in sent and not sent.startswith(b".\r\n")
+    assert b"The first message." not in sent
