@@ -24,7 +24,10 @@ What a worker writes, and when (crash safety):
   mark goes back to `queued`.
 - With PIPELINING, the next claimed message's MAIL, RCPT and DATA go in the
   same write as the final "." (`Session.send_message(following=...)`): one
-  wait for the server per message instead of two.
+  wait for the server per message instead of two. While the server takes a
+  message, the worker reads the next one's file (whole, when small; checked
+  against the DATA plan made when it was queued) and builds the commands
+  that will go with that next message's "." (`Session.prepare_next`).
 - The server's reply to a message that needs no decision (a clean result)
   is kept in memory and written later, together with others, in one
   transaction (`OutboxStore.record_and_claim`), which also claims the next
