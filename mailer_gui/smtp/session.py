@@ -636,20 +636,9 @@ class Session:
             transaction that its reply to the last "." should have ended
             (aiosmtpd does, after its DATA handler failed). Not this message's
             fault: it goes again after an RSET, or is deferred (to go on a new
-            connection) when the server refuses it that way too, or when it
-            took the pipelined RCPT and DATA into the transaction it held."""
-            host = self.settings.host
-            if conn.state is p.State.BODY:
-                # A 354: the server waits for a message it would deliver with
-                # another message's envelope. Nothing is sent; the line goes.
-                self._require_transport().close()
-                text = (
-                    f"{host} answered this message's MAIL with {reply} and then took its "
-                    "recipients into a transaction it still held from before. Mailer sent "
-                    "nothing of the message, closed the connection and sends it again on a "
-                    "new one."
-                )
-            elif not after_nested:
+            connection) when the server refuses it that way too. (A server
+            that took the pipelined RCPT and DATA anyway is met below.)"""
+            if not after_nested:
                 self.transcript.note(
                     "the server still held an earlier transaction: resetting it and "
                     "sending this message again"
@@ -658,13 +647,13 @@ class Session:
                     envelope, recipients, body, size, progress, before_end, following, plan,
                     after_nested=True,
                 )  # fmt: skip
-            else:
-                text = (
-                    f"{host} refused to start a new message on this connection ({reply}), "
-                    "even after a reset. Mailer sends it again on a new connection."
-                )
-            self._broken = ConnectionLost(text, reply=reply, stage=Stage.MAIL)
-            self.transcript.note(text)
+            self._broken = ConnectionLost(
+                f"{self.settings.host} refused to start a new message on this connection "
+                f"({reply}), even after a reset. Mailer sends it again on a new connection.",
+                reply=reply,
+                stage=Stage.MAIL,
+            )
+            self.transcript.note(self._broken.message)
             settle(reply, "", RecipientStatus.DEFERRED)
             return result(error=self._broken, refused_at=Stage.MAIL)
 
@@ -684,8 +673,10 @@ class Session:
                 if ahead is None:
                     self._send(mail, *rcpts, _DATA)
                 mail_reply = self._next_reply()
-                if not mail_reply.reply.is_positive and mail_reply.reply.code != 503:
-                    settle(mail_reply.reply, "")
+                if not mail_reply.reply.is_positive:
+                    # A 503 is the server's confusion, not this message's fault (nested).
+                    held = mail_reply.reply.code == 503
+                    settle(mail_reply.reply, "", RecipientStatus.DEFERRED if held else None)
                 for rcpt in rcpts:
                     event = self._next_reply()
                     if mail_reply.reply.is_positive:
@@ -695,7 +686,7 @@ class Session:
                     if event.reply.code == 421:
                         return self._closing(outcome, recipients, event.reply)
                 data_reply = self._next_reply()
-                if mail_reply.reply.code == 503:
+                if mail_reply.reply.code == 503 and data_reply.reply.code != 354:
                     return nested(mail_reply.reply)
             else:
                 self._send(mail)
@@ -729,17 +720,22 @@ class Session:
                 return result(refused_at=Stage.DATA if accepted else None)
             if not accepted and not mail_reply.reply.is_positive:
                 # A 354 though MAIL was refused: the server holds a transaction
-                # this connection did not start (see nested). A "." would end
+                # this connection did not start, and took the pipelined RCPT
+                # into it (aiosmtpd after a 503, see nested). A "." would end
                 # it, maybe as a message to someone: the line goes instead.
                 self._require_transport().close()
                 self._broken = ConnectionLost(
                     f"{self.settings.host} refused this message's MAIL ({mail_reply.reply}) "
-                    "but then asked for its text; Mailer sent none and closed the connection.",
-                    reply=data_reply.reply,
-                    stage=Stage.DATA,
+                    "but then asked for its text: it holds a transaction this connection did "
+                    "not start. Mailer sent nothing of the message and closed the connection.",
+                    reply=mail_reply.reply,
+                    stage=Stage.MAIL,
                 )
                 self.transcript.note(self._broken.message)
-                return result(refused_at=Stage.MAIL)
+                if mail_reply.reply.code != 503:
+                    return result(refused_at=Stage.MAIL)  # the server's answer to MAIL stands
+                # Deferred (settled above): it goes again, on a new connection.
+                return result(error=self._broken, refused_at=Stage.MAIL)
             if not accepted:
                 # PIPELINING sent DATA before knowing every RCPT failed; end it empty.
                 self._send(_END_OF_DATA)
