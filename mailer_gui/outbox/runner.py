@@ -403,7 +403,7 @@ class _Ledger:
         try:
             states, rows = runner.store.record_and_claim(
                 runner.owner,
-                [(row.id, result, _transcript_text(text)) for row, result, text in batch],
+                [(row, result, _transcript_text(text)) for row, result, text in batch],
                 now=now,
                 lease=runner.lease,
                 account=self._account,

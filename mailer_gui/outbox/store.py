@@ -61,6 +61,10 @@ class OutboxError(Exception):
     """The outbox cannot do what was asked; the message says why and names the file."""
 
 
+class _NotAllHeld(Exception):
+    """A message being recorded is no longer held as it was claimed (see `_record_claimed`)."""
+
+
 class NotFound(OutboxError):
     pass
 
@@ -749,12 +753,12 @@ class OutboxStore:
             return self._record(db, message, owner, result, transcript, now)
 
     def record_and_claim(
-        self, owner: str, results: Iterable[tuple[int, MessageResult, str]],
+        self, owner: str, results: Iterable[tuple[MessageRow, MessageResult, str]],
         *, now: float | None = None, lease: float = 0.0, account: str | None = None,
         message: int | None = None, limit: int = 0,
     ) -> tuple[list[State | None], list[MessageRow]]:  # fmt: skip
-        """`record_result` for several messages (message, result, transcript), then
-        `claim` up to ``limit`` more, in one transaction.
+        """`record_result` for several messages (the row `claim` gave, result,
+        transcript), then `claim` up to ``limit`` more, in one transaction.
 
         The states of the recorded messages come back in order; None for one this
         runner no longer holds (its lease ran out and another runner recovered it):
@@ -762,9 +766,17 @@ class OutboxStore:
         """
         now = time.time() if now is None else now
         results = list(results)
-        with self._write() as db:
-            states = self._record_many(db, owner, results, now) if results else []
-            rows = self._claim(db, owner, now, lease, account, message, limit) if limit else []
+        try:
+            with self._write() as db:
+                states = self._record_claimed(db, owner, results, now) if results else []
+                rows = self._claim(db, owner, now, lease, account, message, limit) if limit else []
+        except _NotAllHeld:
+            # Rolled back: some message was taken from this runner meanwhile.
+            # Record what it still holds, reading each one's row again.
+            by_id = [(row.id, result, transcript) for row, result, transcript in results]
+            with self._write() as db:
+                states = self._record_many(db, owner, by_id, now)
+                rows = self._claim(db, owner, now, lease, account, message, limit) if limit else []
         return states, rows
 
     def _record(
@@ -775,6 +787,93 @@ class OutboxStore:
         if state is None:
             raise WrongState(f"Message {message} is not being sent by this runner any more.")
         return state
+
+    def _record_claimed(
+        self, db: sqlite3.Connection, owner: str,
+        results: list[tuple[MessageRow, MessageResult, str]], now: float,
+    ) -> list[State | None]:  # fmt: skip
+        """`_record_many` for messages still held as `claim` gave them, without
+        reading them again: what the message's next state depends on (its
+        recipients' statuses, due time, attempts) is in its row, and nothing
+        but the holder changes those while the lease is held.
+
+        The messages' rows are written first, each only where this runner still
+        holds it. If one is missing from what was written (its lease ran out and
+        another runner took it, or the person cancelled it), `_NotAllHeld` is
+        raised: the caller rolls back and records with `_record_many`, which
+        leaves that one as it is.
+        """
+        recipients: list[tuple[object, ...]] = []
+        attempts: list[tuple[object, ...]] = []
+        states: list[State | None] = []
+        updates: list[tuple[object, ...]] = []
+        # Messages whose due time stays (sent, failed, uncertain), by their new
+        # state and error: at full speed a batch is one group, one statement.
+        alike: dict[tuple[str, str | None], list[int]] = {}
+        for row, result, transcript in results:
+            if row.attempt is None:
+                raise _NotAllHeld  # not a row `claim` gave
+            error = result.error_text or too_big_reason(result, row.size)
+            # The recipients' statuses after this attempt, as the UPDATE of
+            # recipients below leaves them: one already accepted stays so.
+            statuses = [[r.address, r.status] for r in row.recipients]
+            for r in result.recipients:
+                status = "deferred" if result.uncertain else r.status.value
+                recipients.append(
+                    (
+                        status,
+                        r.reply.code if r.reply else None,
+                        r.reply.enhanced if r.reply else None,
+                        r.text,
+                        row.id,
+                        r.address,
+                    )
+                )
+                for stored in statuses:
+                    if stored[0] == r.address and stored[1] != "accepted":
+                        stored[1] = status
+                if error is None and r.status is not RecipientStatus.ACCEPTED:
+                    error = f"{r.address}: {r.text}"
+            attempts.append((now, result.outcome, error, transcript, row.attempt))
+            if result.uncertain:
+                state, due = State.UNCERTAIN, row.due_at
+            else:
+                state, due, error = self._next_state(
+                    [status for _, status in statuses], row.due_at, row.attempts,
+                    row.first_attempt_at, error, now,
+                )  # fmt: skip
+            states.append(state)
+            if due == row.due_at:
+                alike.setdefault((state.value, error), []).append(row.id)
+            else:
+                updates.append((state.value, due, error, now, row.id, owner))
+        finished = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
+        held = "state = 'sending' AND lease_owner = ?"
+        written = 0
+        for (state_value, error), messages in alike.items():
+            written += db.execute(
+                f"UPDATE messages SET state = ?, last_error = ?, {finished} "
+                f"WHERE id IN ({','.join('?' * len(messages))}) AND {held}",
+                (state_value, error, now, *messages, owner),
+            ).rowcount
+        if updates:
+            written += db.executemany(
+                f"UPDATE messages SET state = ?, due_at = ?, last_error = ?, {finished} "
+                f"WHERE id = ? AND {held}",
+                updates,
+            ).rowcount
+        if written != len(results):
+            raise _NotAllHeld
+        db.executemany(
+            "UPDATE recipients SET status = ?, code = ?, enhanced = ?, text = ? "
+            "WHERE message = ? AND address = ? AND status != 'accepted'",
+            recipients,
+        )
+        db.executemany(
+            "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, transcript = ? WHERE id = ?",
+            attempts,
+        )
+        return states
 
     def _record_many(
         self, db: sqlite3.Connection, owner: str, results: list[tuple[int, MessageResult, str]],

@@ -106,8 +106,8 @@ def test_record_and_claim_writes_results_and_claims_together(
     states, rows = store.record_and_claim(
         "a",
         [
-            (first, accepted("rcpt0@example.org"), "S: 250 OK"),
-            (second, deferred("rcpt1@example.org"), "S: 451 try later"),
+            (claimed[0], accepted("rcpt0@example.org"), "S: 250 OK"),
+            (claimed[1], deferred("rcpt1@example.org"), "S: 451 try later"),
         ],
         now=T0 + 1,
         lease=60,
@@ -131,11 +131,14 @@ def test_a_batch_leaves_alone_a_message_another_runner_holds(
 ) -> None:
     mine = queue(store, tmp_path, 0)
     theirs = queue(store, tmp_path, 1)
-    store.claim("a", now=T0, lease=60, message=mine)
-    store.claim("b", now=T0, lease=60, message=theirs)
+    (mine_row,) = store.claim("a", now=T0, lease=60, message=mine)
+    (theirs_row,) = store.claim("b", now=T0, lease=60, message=theirs)
     states, rows = store.record_and_claim(
         "a",
-        [(mine, accepted("rcpt0@example.org"), ""), (theirs, accepted("rcpt1@example.org"), "")],
+        [
+            (mine_row, accepted("rcpt0@example.org"), ""),
+            (theirs_row, accepted("rcpt1@example.org"), ""),
+        ],
         now=T0 + 1,
     )
     assert (states, rows) == ([State.SENT, None], [])

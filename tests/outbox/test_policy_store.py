@@ -177,6 +177,96 @@ def test_gives_up_after_the_policy(tmp_path: Path) -> None:
     assert "gave up after 2 attempts" in (store.get(message).last_error or "")
 
 
+def too_big() -> MessageResult:
+    reply = Reply(552, "5.3.4", ("Message size exceeds fixed limit",))
+    rejected = tuple(
+        RecipientResult(address, RecipientStatus.REJECTED, reply)
+        for address in ("b@x.org", "c@x.org")
+    )
+    return MessageResult(rejected, reply, size_limit=1000)
+
+
+def change(database: Path, *statements: str) -> None:
+    db = sqlite3.connect(database, isolation_level=None)
+    try:
+        for statement in statements:
+            db.execute(statement)
+    finally:
+        db.close()
+
+
+def same_address_twice(database: Path) -> None:
+    """Both recipient rows for b@x.org, the first accepted by an earlier attempt."""
+    change(
+        database,
+        "UPDATE recipients SET address = 'b@x.org'",
+        "UPDATE recipients SET status = 'accepted' WHERE position = 0",
+    )
+
+
+# Recipients; earlier attempts' results; this attempt's result; the state it leaves.
+RECORDS = {
+    "all accepted": (["b@x.org", "c@x.org"], [], result(("b@x.org", 250), ("c@x.org", 250)),
+                     State.SENT),
+    "one refused": (["b@x.org", "c@x.org"], [], result(("b@x.org", 250), ("c@x.org", 550)),
+                    State.SENT),
+    "all refused": (["b@x.org", "c@x.org"], [], result(("b@x.org", 550), ("c@x.org", 550)),
+                    State.FAILED),
+    "one deferred": (["b@x.org", "c@x.org"], [], result(("b@x.org", 250), ("c@x.org", 451)),
+                     State.DEFERRED),
+    "refused after an earlier acceptance": (
+        ["b@x.org", "c@x.org"], [result(("b@x.org", 250), ("c@x.org", 451))],
+        result(("c@x.org", 550)), State.SENT),
+    "deferred again": (
+        ["b@x.org", "c@x.org"], [result(("b@x.org", 250), ("c@x.org", 451))],
+        result(("c@x.org", 451)), State.DEFERRED),
+    "given up": (["b@x.org"], [result(("b@x.org", 451))], result(("b@x.org", 451)),
+                 State.FAILED),
+    "uncertain": (["b@x.org"], [], result(("b@x.org", 250), uncertain=True), State.UNCERTAIN),
+    "too big": (["b@x.org", "c@x.org"], [], too_big(), State.FAILED),
+    "one address in two rows": (["b@x.org", "c@x.org"], [same_address_twice],
+                                result(("b@x.org", 550)), State.SENT),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", RECORDS)
+def test_a_batch_records_what_a_single_result_records(tmp_path: Path, case: str) -> None:
+    """record_and_claim works from the rows claim gave (it does not read them
+    again); record_result reads them. Both must leave the same rows."""
+    recipients, earlier, final, expected = RECORDS[case]
+
+    def record(folder: Path, batch: bool) -> tuple[State | None, tuple[object, ...]]:
+        policy = RetryPolicy(give_up_after=100.0 if case == "given up" else 2 * 24 * HOUR)
+        store = OutboxStore(folder / "o.sqlite3", folder / "spool", policy=policy)
+        message = enqueue(store, folder, *recipients)
+        # One size in both, as a too-big reason says it (a Message-ID's length varies).
+        change(store.database, "UPDATE messages SET size = 2000")
+        now = T0
+        for before in earlier:
+            if callable(before):
+                before(store.database)
+                continue
+            store.claim_next("a", now=now, lease=60)
+            store.record_result(message, "a", before, "earlier", now=now)
+            now = store.get(message).due_at + 60
+        row = store.claim_next("a", now=now, lease=60)
+        assert row is not None
+        if batch:
+            (state,), _ = store.record_and_claim("a", [(row, final, "S: 250")], now=now + 1)
+        else:
+            state = store.record_result(message, "a", final, "S: 250", now=now + 1)
+        after = store.get(message)
+        return state, (
+            after.state, after.due_at, after.attempts, after.last_error, after.recipients,
+            after.first_attempt_at, after.updated_at, store.attempts(message),
+        )  # fmt: skip
+
+    batch = record(tmp_path / "batch", batch=True)
+    single = record(tmp_path / "single", batch=False)
+    assert batch[0] is expected and batch[1][0] is expected
+    assert batch == single
+
+
 def test_uncertain_then_resolved(store: OutboxStore, tmp_path: Path) -> None:
     message = enqueue(store, tmp_path)
     store.claim_next("a", now=T0, lease=60)
