@@ -8,7 +8,9 @@ runner on the same store serialise: a claim is a lease taken in one
 transaction, and two runners never send one message twice. Commits are
 durable against the process being killed at any moment (WAL with
 ``synchronous=NORMAL``: no fsync per commit; a power cut may lose the last
-few commits, never corrupt the database).
+few commits, never corrupt the database). The log is copied into the database
+file on a thread of the store's own (`_Checkpointer`), not by whichever
+connection happens to commit.
 
 States (DESIGN.md): scheduled (undo window or send later) -> queued ->
 sending -> sent | deferred (due again later) | failed | cancelled |
@@ -278,6 +280,83 @@ def existing_outbox(database: Path, spool_dir: Path) -> Iterator[OutboxStore | N
         store.close()
 
 
+class _Checkpointer:
+    """Copies the outbox's write-ahead log into the database file, on a thread of its own.
+
+    SQLite does this by itself in whichever connection commits once the log
+    holds 1,000 pages, and that connection waits for two fsyncs: at full speed
+    the sending thread, a few milliseconds about every forty batches. The
+    store's connections leave it to this thread instead (``wal_autocheckpoint``
+    0). A PASSIVE checkpoint waits for no reader or writer, and SQLite lets
+    go of the GIL while it runs.
+
+    A commit wakes the thread; it copies at most every `INTERVAL` seconds
+    (about 1,000 pages of log at full speed), and ends after `IDLE` seconds
+    without a commit, so an outbox nobody writes to holds no thread. SQLite
+    also copies the log when the last connection to the database closes.
+    """
+
+    INTERVAL = 0.5
+    IDLE = 10.0
+
+    def __init__(self, database: Path) -> None:
+        # A URI that never creates the file: a checkpoint after the outbox
+        # was deleted (a test's folder) must not leave an empty database.
+        self._uri = Path(database).absolute().as_uri() + "?mode=rw"
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        """A transaction was committed: copy the log soon."""
+        self._wake.set()  # before looking at the thread: see _run
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stopping.is_set():
+                    self._thread = threading.Thread(
+                        target=self._run, name="outbox-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread (after the copy it is doing). A later commit starts a new one."""
+        with self._lock:
+            thread = self._thread
+            self._stopping.set()
+            self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        with self._lock:
+            self._stopping.clear()
+
+    def _run(self) -> None:
+        connection: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wake.wait(self.IDLE)
+                with self._lock:
+                    # A commit sets _wake before it looks for a thread: one
+                    # that found this thread still here is seen now.
+                    if self._stopping.is_set() or not self._wake.is_set():
+                        self._thread = None
+                        return
+                    self._wake.clear()
+                try:
+                    if connection is None:
+                        connection = sqlite3.connect(self._uri, uri=True, isolation_level=None)
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # tried again at the next commit; the store reports what is wrong
+                if self._stopping.wait(self.INTERVAL):
+                    with self._lock:
+                        self._thread = None
+                    return
+        finally:
+            if connection is not None:
+                connection.close()
+
+
 class OutboxStore:
     """The outbox database and spool. Safe to use from several threads and processes."""
 
@@ -294,6 +373,7 @@ class OutboxStore:
         # scheduler share one store). Other processes still meet SQLite's lock
         # and its 30-second busy timeout.
         self._write_lock = threading.RLock()
+        self._checkpointer = _Checkpointer(self.database)
         # Each runner's end-of-data marks (marks.py), read by recover().
         self.marks_dir = self.database.with_name(self.database.name + ".marks")
         ensure_private_dir(self.database.parent)
@@ -318,6 +398,7 @@ class OutboxStore:
                 # last few, never corrupt); FULL would fsync every commit.
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute("PRAGMA foreign_keys=ON")
+                connection.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
             except sqlite3.DatabaseError as exc:
                 raise self._corrupt(exc) from exc
             self._local.connection = connection
@@ -351,6 +432,7 @@ class OutboxStore:
                 raise
             else:
                 connection.execute("COMMIT")
+                self._checkpointer.committed()
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         connection = self._connection()
@@ -392,6 +474,9 @@ class OutboxStore:
             )
 
     def close(self) -> None:
+        """Close this thread's connection, and end the checkpoint thread (the
+        next commit starts it again)."""
+        self._checkpointer.stop()
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
@@ -674,9 +759,11 @@ class OutboxStore:
             try:
                 # One statement, so its own transaction: committed (in the WAL)
                 # when execute() returns, with no BEGIN and COMMIT round trips.
-                return self._mark(connection, message, owner, now)
+                marked = self._mark(connection, message, owner, now)
             except sqlite3.DatabaseError as exc:
                 raise self._corrupt(exc) from exc
+        self._checkpointer.committed()
+        return marked
 
     def _mark(self, db: sqlite3.Connection, message: int, owner: str, now: float) -> bool:
         cursor = db.execute(

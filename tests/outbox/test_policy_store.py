@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -465,6 +467,55 @@ def test_an_outbox_opens_and_lists_while_another_mailer_is_writing(tmp_path: Pat
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=10)
+
+
+def in_database_file(database: Path, message: int) -> bool:
+    """Whether ``message`` is in the database file itself, the log left aside:
+    whether a checkpoint copied it there."""
+    db = sqlite3.connect(f"{database.as_uri()}?immutable=1", uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM messages WHERE id = ?", (message,)).fetchone() == (
+            1,
+        )
+    except sqlite3.DatabaseError:
+        return False  # read while a page was being copied: look again
+    finally:
+        db.close()
+
+
+def test_the_log_is_copied_into_the_database_file_while_the_outbox_is_open(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    """SQLite would copy its log only once it holds 1,000 pages, and in the
+    connection that commits (the sending thread); the store's own thread
+    copies it after a commit, and the connections leave it to that thread."""
+    message = enqueue(store, tmp_path)
+    deadline = time.monotonic() + 10
+    while not in_database_file(store.database, message):
+        assert time.monotonic() < deadline, "the commit never reached the database file"
+        time.sleep(0.02)
+    assert store._connection().execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    assert store.get(message).state is State.QUEUED
+
+
+def test_the_checkpoint_thread_ends_when_idle_or_closed(
+    store: OutboxStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def thread() -> threading.Thread | None:
+        return store._checkpointer._thread
+
+    enqueue(store, tmp_path)
+    running = thread()
+    assert running is not None
+    store.close()
+    assert not running.is_alive() and thread() is None
+    monkeypatch.setattr(store._checkpointer, "IDLE", 0.1)
+    message = enqueue(store, tmp_path)  # a commit after close starts it again
+    running = thread()
+    assert running is not None
+    running.join(timeout=10)  # ends by itself after IDLE without a commit
+    assert not running.is_alive() and thread() is None
+    assert in_database_file(store.database, message)
 
 
 def test_newer_schema_refused(tmp_path: Path) -> None:
