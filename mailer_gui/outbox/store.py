@@ -885,10 +885,10 @@ class OutboxStore:
         but the holder changes those while the lease is held.
 
         The messages' rows are written first, each only where this runner still
-        holds it. If one is missing from what was written (its lease ran out and
-        another runner took it, or the person cancelled it), `_NotAllHeld` is
-        raised: the caller rolls back and records with `_record_many`, which
-        leaves that one as it is.
+        holds it. If one is missing from what was written (its lease ran out,
+        and recovery or another runner took it), `_NotAllHeld` is raised: the
+        caller rolls back and records with `_record_many`, which leaves that
+        one as it is.
         """
         recipients: list[tuple[object, ...]] = []
         attempts: list[tuple[object, ...]] = []
