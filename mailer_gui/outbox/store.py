@@ -20,6 +20,7 @@ decides). Recipients already accepted are never sent again.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import os
@@ -27,6 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -293,7 +295,10 @@ class _Checkpointer:
     A commit wakes the thread; it copies at most every `INTERVAL` seconds
     (about 1,000 pages of log at full speed), and ends after `IDLE` seconds
     without a commit, so an outbox nobody writes to holds no thread. SQLite
-    also copies the log when the last connection to the database closes.
+    also copies the log, and removes it, when the last connection to the
+    database closes: so that this thread's connection is not left open when
+    the process ends (the log would stay beside the database), the thread is
+    ended then (`_stop_all`).
     """
 
     INTERVAL = 0.5
@@ -318,6 +323,7 @@ class _Checkpointer:
                         target=self._run, name="outbox-checkpoint", daemon=True
                     )
                     self._thread.start()
+                    _RUNNING.add(self)
 
     def stop(self) -> None:
         """End the thread (after the copy it is doing). A later commit starts a new one."""
@@ -355,6 +361,16 @@ class _Checkpointer:
         finally:
             if connection is not None:
                 connection.close()
+
+
+_RUNNING: weakref.WeakSet[_Checkpointer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At the end of the process, end the checkpoint threads and close their connections."""
+    for checkpointer in list(_RUNNING):
+        checkpointer.stop()
 
 
 class OutboxStore:

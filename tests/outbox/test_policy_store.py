@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -435,10 +437,6 @@ def test_corrupt_database_is_named_and_kept(tmp_path: Path) -> None:
 def test_an_outbox_opens_and_lists_while_another_mailer_is_writing(tmp_path: Path) -> None:
     """The window opens the outbox on its GUI thread: that must not wait for a
     write another Mailer (a command line flushing) holds, up to SQLite's 30 s."""
-    import subprocess
-    import sys
-    import threading
-
     database = tmp_path / "data" / "outbox.sqlite3"
     first = OutboxStore(database, tmp_path / "data" / "spool")
     message = enqueue(first, tmp_path)
@@ -516,6 +514,31 @@ def test_the_checkpoint_thread_ends_when_idle_or_closed(
     running.join(timeout=10)  # ends by itself after IDLE without a commit
     assert not running.is_alive() and thread() is None
     assert in_database_file(store.database, message)
+
+
+def test_no_log_is_left_beside_the_outbox_when_the_process_ends(tmp_path: Path) -> None:
+    """SQLite removes its log when the last connection to the database closes.
+    A process that ends while the checkpoint thread runs ends that thread, and
+    closes its connection, first."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from mailer_gui.message.addresses import parse_address\n"
+        "from mailer_gui.message.build import build_message\n"
+        "from mailer_gui.message.draft import Draft\n"
+        "from mailer_gui.outbox.store import OutboxStore\n"
+        "folder = Path(sys.argv[1])\n"
+        "store = OutboxStore(folder / 'outbox.sqlite3', folder / 'spool')\n"
+        "draft = Draft(sender=parse_address('ann@example.org'),\n"
+        "              to=(parse_address('bob@example.org'),), subject='s', body='b')\n"
+        "store.enqueue(build_message(draft, spool_dir=folder), account='work', subject='s')\n"
+        "assert store._checkpointer._thread is not None, 'the thread runs as the process ends'\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=60)
+    assert not (tmp_path / "outbox.sqlite3-wal").exists()
+    store = OutboxStore(tmp_path / "outbox.sqlite3", tmp_path / "spool")
+    assert [row.state for row in store.messages()] == [State.QUEUED]  # kept, in the file
+    store.close()
 
 
 def test_newer_schema_refused(tmp_path: Path) -> None:
