@@ -287,80 +287,108 @@ class _Checkpointer:
 
     SQLite does this by itself in whichever connection commits once the log
     holds 1,000 pages, and that connection waits for two fsyncs: at full speed
-    the sending thread, a few milliseconds about every forty batches. The
-    store's connections leave it to this thread instead (``wal_autocheckpoint``
-    0). A PASSIVE checkpoint waits for no reader or writer, and SQLite lets
-    go of the GIL while it runs.
+    the sending thread, a few milliseconds about every forty batches. Here a
+    commit that changed something wakes this thread instead, which copies at
+    most every `INTERVAL` seconds. A PASSIVE checkpoint waits for no reader or
+    writer, and SQLite lets go of the GIL while it runs.
 
-    A commit wakes the thread; it copies at most every `INTERVAL` seconds
-    (about 1,000 pages of log at full speed), and ends after `IDLE` seconds
-    without a commit, so an outbox nobody writes to holds no thread. SQLite
-    also copies the log, and removes it, when the last connection to the
-    database closes: so that this thread's connection is not left open when
-    the process ends (the log would stay beside the database), the thread is
-    ended then (`_stop_all`).
+    SQLite starts the log over only at a write that finds all of it copied,
+    and a commit may land while this thread copies: under commits that never
+    pause, the log would grow without end. So the store's connections keep
+    SQLite's own checkpoint for a log of `BACKSTOP` pages (``wal_autocheckpoint``),
+    which the committing connection runs with the store's write lock held, as
+    SQLite did at 1,000: the next write then starts the log over.
+
+    The thread ends after `IDLE` seconds without a change, so an outbox nobody
+    writes to holds no thread, and when the store is closed (the next change
+    starts it again; one made while it ended is copied then, or by SQLite when
+    the last connection closes). SQLite copies the log and removes it when
+    the last connection to the database closes: at the end of the process the
+    thread is ended for good first (`_stop_all`), so that its connection is
+    not the one left open.
     """
 
     INTERVAL = 0.5
     IDLE = 10.0
+    BACKSTOP = 4000  # pages: 16 MB of log
 
     def __init__(self, database: Path) -> None:
         # A URI that never creates the file: a checkpoint after the outbox
         # was deleted (a test's folder) must not leave an empty database.
         self._uri = Path(database).absolute().as_uri() + "?mode=rw"
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self._changed = threading.Condition(threading.Lock())
+        self._dirty = False  # changed since the thread last began to copy
+        self._stopping = False
+        self._final = False  # the process is ending: no new thread
         self._thread: threading.Thread | None = None
 
     def committed(self) -> None:
-        """A transaction was committed: copy the log soon."""
-        self._wake.set()  # before looking at the thread: see _run
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None and not self._stopping.is_set():
-                    self._thread = threading.Thread(
-                        target=self._run, name="outbox-checkpoint", daemon=True
-                    )
-                    self._thread.start()
-                    _RUNNING.add(self)
+        """A commit changed the database: copy the log soon.
 
-    def stop(self) -> None:
-        """End the thread (after the copy it is doing). A later commit starts a new one."""
-        with self._lock:
+        Never raises: the commit stands whatever happens here.
+        """
+        with self._changed:
+            self._dirty = True
+            if self._thread is not None:
+                self._changed.notify()
+            elif not (self._stopping or self._final):
+                thread = threading.Thread(target=self._run, name="outbox-checkpoint", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:
+                    return  # no new threads now: the backstop and the last close copy the log
+                self._thread = thread
+                _RUNNING.add(self)
+
+    def stop(self, *, final: bool = False) -> None:
+        """End the thread, after the copy it is doing. ``final``: for good (the
+        process is ending); otherwise the next change starts a new one."""
+        with self._changed:
+            self._stopping = True
+            self._final = self._final or final
             thread = self._thread
-            self._stopping.set()
-            self._wake.set()
+            self._changed.notify_all()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-        with self._lock:
-            self._stopping.clear()
+        with self._changed:
+            self._stopping = False
 
     def _run(self) -> None:
         connection: sqlite3.Connection | None = None
+        changed = self._changed
         try:
             while True:
-                self._wake.wait(self.IDLE)
-                with self._lock:
-                    # A commit sets _wake before it looks for a thread: one
-                    # that found this thread still here is seen now.
-                    if self._stopping.is_set() or not self._wake.is_set():
-                        self._thread = None
+                with changed:
+                    # The thread ends under the lock its wait ended with: a
+                    # change that finds it still here is seen, or starts another.
+                    if (
+                        not changed.wait_for(lambda: self._dirty or self._stopping, self.IDLE)
+                        or self._stopping
+                    ):
+                        self._end(connection)
                         return
-                    self._wake.clear()
+                    self._dirty = False
                 try:
                     if connection is None:
                         connection = sqlite3.connect(self._uri, uri=True, isolation_level=None)
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
-                    pass  # tried again at the next commit; the store reports what is wrong
-                if self._stopping.wait(self.INTERVAL):
-                    with self._lock:
-                        self._thread = None
-                    return
-        finally:
-            if connection is not None:
-                connection.close()
+                    pass  # tried again at the next change; the store reports what is wrong
+                with changed:
+                    if changed.wait_for(lambda: self._stopping, self.INTERVAL):
+                        self._end(connection)
+                        return
+        except BaseException:
+            with changed:
+                self._end(connection)
+            raise
+
+    def _end(self, connection: sqlite3.Connection | None) -> None:
+        """The thread ends (the lock held): its connection is closed before
+        stop() and the next change see it gone."""
+        if connection is not None:
+            connection.close()
+        self._thread = None
 
 
 _RUNNING: weakref.WeakSet[_Checkpointer] = weakref.WeakSet()
@@ -368,9 +396,10 @@ _RUNNING: weakref.WeakSet[_Checkpointer] = weakref.WeakSet()
 
 @atexit.register
 def _stop_all() -> None:
-    """At the end of the process, end the checkpoint threads and close their connections."""
+    """At the end of the process, end the checkpoint threads (and close their
+    connections) for good: a change made after this starts none."""
     for checkpointer in list(_RUNNING):
-        checkpointer.stop()
+        checkpointer.stop(final=True)
 
 
 class OutboxStore:
@@ -414,7 +443,8 @@ class OutboxStore:
                 # last few, never corrupt); FULL would fsync every commit.
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute("PRAGMA foreign_keys=ON")
-                connection.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
+                # Copied by the store's thread; SQLite only past a long log.
+                connection.execute(f"PRAGMA wal_autocheckpoint={_Checkpointer.BACKSTOP}")
             except sqlite3.DatabaseError as exc:
                 raise self._corrupt(exc) from exc
             self._local.connection = connection
@@ -441,6 +471,7 @@ class OutboxStore:
                 connection.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
                 raise self._corrupt(exc) from exc
+            changes = connection.total_changes
             try:
                 yield connection
             except BaseException:
@@ -448,7 +479,8 @@ class OutboxStore:
                 raise
             else:
                 connection.execute("COMMIT")
-                self._checkpointer.committed()
+                if connection.total_changes != changes:  # not a look that changed nothing
+                    self._checkpointer.committed()
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         connection = self._connection()
@@ -778,7 +810,8 @@ class OutboxStore:
                 marked = self._mark(connection, message, owner, now)
             except sqlite3.DatabaseError as exc:
                 raise self._corrupt(exc) from exc
-        self._checkpointer.committed()
+        if marked:
+            self._checkpointer.committed()
         return marked
 
     def _mark(self, db: sqlite3.Connection, message: int, owner: str, now: float) -> bool:
@@ -901,10 +934,10 @@ class OutboxStore:
         but the holder changes those while the lease is held.
 
         The messages' rows are written first, each only where this runner still
-        holds it. If one is missing from what was written (its lease ran out,
-        and recovery or another runner took it), `_NotAllHeld` is raised: the
-        caller rolls back and records with `_record_many`, which leaves that
-        one as it is.
+        holds it in the attempt its row names. If one is missing from what was
+        written (its lease ran out, and recovery or another runner took it,
+        this one perhaps claiming it again since), `_NotAllHeld` is raised: the
+        caller rolls back and records with `_record_many`.
         """
         recipients: list[tuple[object, ...]] = []
         attempts: list[tuple[object, ...]] = []
@@ -912,7 +945,7 @@ class OutboxStore:
         updates: list[tuple[object, ...]] = []
         # Messages whose due time stays (sent, failed, uncertain), by their new
         # state and error: at full speed a batch is one group, one statement.
-        alike: dict[tuple[str, str | None], list[int]] = {}
+        alike: dict[tuple[str, str | None], list[tuple[int, int]]] = {}
         for row, result, transcript in results:
             if row.attempt is None:
                 raise _NotAllHeld  # not a row `claim` gave
@@ -947,22 +980,26 @@ class OutboxStore:
                 )  # fmt: skip
             states.append(state)
             if due == row.due_at:
-                alike.setdefault((state.value, error), []).append(row.id)
+                alike.setdefault((state.value, error), []).append((row.id, row.attempt))
             else:
-                updates.append((state.value, due, error, now, row.id, owner))
+                updates.append((state.value, due, error, now, row.id, row.attempt, owner))
         finished = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
         held = "state = 'sending' AND lease_owner = ?"
         written = 0
         for (state_value, error), messages in alike.items():
+            # Each message in the attempt its row names: an attempt belongs to
+            # one message, so a message taken and claimed again is not matched.
+            marks = ",".join("?" * len(messages))
             written += db.execute(
                 f"UPDATE messages SET state = ?, last_error = ?, {finished} "
-                f"WHERE id IN ({','.join('?' * len(messages))}) AND {held}",
-                (state_value, error, now, *messages, owner),
-            ).rowcount
+                f"WHERE id IN ({marks}) AND current_attempt IN ({marks}) AND {held}",
+                (state_value, error, now, *(m for m, _ in messages),
+                 *(a for _, a in messages), owner),
+            ).rowcount  # fmt: skip
         if updates:
             written += db.executemany(
                 f"UPDATE messages SET state = ?, due_at = ?, last_error = ?, {finished} "
-                f"WHERE id = ? AND {held}",
+                f"WHERE id = ? AND current_attempt = ? AND {held}",
                 updates,
             ).rowcount
         if written != len(results):

@@ -15,7 +15,14 @@ from mailer_gui.message.addresses import parse_address, parse_address_list
 from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.policy import HOUR, MINUTE, Disposition, RetryPolicy, Verdict, judge
-from mailer_gui.outbox.store import NotFound, OutboxError, OutboxStore, State, WrongState
+from mailer_gui.outbox.store import (
+    NotFound,
+    OutboxError,
+    OutboxStore,
+    State,
+    WrongState,
+    _Checkpointer,
+)
 from mailer_gui.smtp.errors import (
     AuthenticationError,
     ConnectError,
@@ -271,6 +278,34 @@ def test_a_batch_records_what_a_single_result_records(tmp_path: Path, case: str)
     assert batch == single
 
 
+def test_a_result_of_an_earlier_attempt_leaves_a_later_claim_alone(tmp_path: Path) -> None:
+    """A row from a claim whose lease ran out (recovery queued the message, and
+    it was claimed again) is not the message as held now: the batch does not
+    write that result over the later attempt from the old row, but goes the
+    way a single result does."""
+
+    def record(folder: Path, batch: bool) -> tuple[object, ...]:
+        store = OutboxStore(folder / "o.sqlite3", folder / "spool")
+        message = enqueue(store, folder, "b@x.org")
+        first = store.claim_next("a", now=T0, lease=10)
+        assert first is not None
+        assert dict(store.recover(now=T0 + 11)) == {message: State.QUEUED}
+        again = store.claim_next("a", now=T0 + 12, lease=60)
+        assert again is not None and again.attempt != first.attempt
+        late = result(("b@x.org", 451))
+        if batch:
+            (state,), _ = store.record_and_claim("a", [(first, late, "late")], now=T0 + 13)
+        else:
+            state = store.record_result(message, "a", late, "late", now=T0 + 13)
+        after = store.get(message)
+        attempts = [(a.outcome, a.transcript, a.ended_at) for a in store.attempts(message)]
+        return state, after.state, after.due_at, after.attempts, after.recipients, attempts
+
+    batch = record(tmp_path / "batch", batch=True)
+    assert batch == record(tmp_path / "single", batch=False)
+    assert batch[5][0][0] != "deferred"  # the first attempt keeps what recovery wrote
+
+
 def test_uncertain_then_resolved(store: OutboxStore, tmp_path: Path) -> None:
     message = enqueue(store, tmp_path)
     store.claim_next("a", now=T0, lease=60)
@@ -492,8 +527,26 @@ def test_the_log_is_copied_into_the_database_file_while_the_outbox_is_open(
     while not in_database_file(store.database, message):
         assert time.monotonic() < deadline, "the commit never reached the database file"
         time.sleep(0.02)
-    assert store._connection().execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
     assert store.get(message).state is State.QUEUED
+
+
+def test_the_log_stays_short_under_changes_that_never_pause(store: OutboxStore) -> None:
+    """A change may land while the checkpoint thread copies, and SQLite starts
+    its log over only at a write that finds all of it copied: under changes
+    that never pause, SQLite's own checkpoint at BACKSTOP pages (run by the
+    committing connection, with the store's write lock held) keeps the log
+    from growing without end."""
+    reason = "x" * 30_000  # about 9 pages of log a commit
+    for number in range(1500):
+        with store._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO accounts (account, paused, reason, since) "
+                "VALUES ('work', NULL, ?, ?)",
+                (reason, number),
+            )
+    log = store.database.with_name(store.database.name + "-wal")
+    pages = (log.stat().st_size - 32) // (4096 + 24)  # a header, then frames
+    assert pages <= _Checkpointer.BACKSTOP + 20
 
 
 def test_the_checkpoint_thread_ends_when_idle_or_closed(
@@ -514,6 +567,26 @@ def test_the_checkpoint_thread_ends_when_idle_or_closed(
     running.join(timeout=10)  # ends by itself after IDLE without a commit
     assert not running.is_alive() and thread() is None
     assert in_database_file(store.database, message)
+
+
+def test_a_change_stands_when_no_checkpoint_thread_can_start(
+    store: OutboxStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting the thread comes after the commit: if it fails (no new threads
+    while the interpreter ends, or none left), the message queued stays queued,
+    its file with it; and once the process is ending, no change starts one."""
+
+    def refuse(thread: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        message = enqueue(store, tmp_path)
+    row = store.get(message)
+    assert row.state is State.QUEUED and row.spool_path.exists()
+    store._checkpointer.stop(final=True)  # as at the end of the process
+    enqueue(store, tmp_path)
+    assert store._checkpointer._thread is None
 
 
 def test_no_log_is_left_beside_the_outbox_when_the_process_ends(tmp_path: Path) -> None:
