@@ -37,7 +37,7 @@ What a worker writes, and when (crash safety):
 - When: just after the next final "." left (the session reports its last
   bytes after writing them, through the `progress` callback), while the
   server takes that message and the worker would only wait. At full speed
-  results gather for up to `RECORD_BATCH` messages or `RECORD_DELAY`
+  results gather for up to `RECORD_BATCH` messages or `RECORD_AGE`
   seconds, so a crash then may leave that many messages that did arrive
   `uncertain`. At a slower pace (a message every `RECORD_DELAY` or more)
   each result is written at the next ".", as when nothing was batched: one
@@ -98,10 +98,13 @@ CLAIM_AHEAD = 5  # claim the next ones while the server works when fewer are lef
 # Results written together, in one transaction. As many as a claim takes, so
 # that one commit carries both: the claim comes due as the results do.
 RECORD_BATCH = CLAIM_BATCH
-# Seconds a result may wait for others before it is written. At full speed a
-# batch fills in 5 to 15 ms (10 KB messages to a local server); slower, each
-# result is written at once. At 10 ms, a slow run cut most batches in two.
-RECORD_DELAY = 0.05
+# A message every RECORD_DELAY seconds or more is a slow pace: each result is
+# written at the next final ".", as when nothing was batched.
+RECORD_DELAY = 0.01
+# At a faster pace, the seconds a result may wait for others. A batch fills in
+# 5 to 15 ms (10 KB messages to a local server): at 10 ms, as long as the
+# slow pace above, a slow run of the machine cut most batches in two.
+RECORD_AGE = 0.05
 LARGE_MESSAGE = 256 * 1024  # bytes; results kept are written before such a transfer
 # Message files are read as bytes, never changed: no "\r\n" conversion on Windows.
 _BINARY = getattr(os, "O_BINARY", 0)
@@ -328,7 +331,7 @@ class _Ledger:
             return None
         row = self._claimed.popleft() if self._claimed else None
         if self._results and (
-            row is None or row.size > LARGE_MESSAGE or time.monotonic() - self._since > RECORD_DELAY
+            row is None or row.size > LARGE_MESSAGE or time.monotonic() - self._since > RECORD_AGE
         ):
             try:
                 self.write()  # do not leave results waiting behind a long transfer
@@ -375,7 +378,7 @@ class _Ledger:
             claim = CLAIM_BATCH
         if claim or (
             self._results
-            and (len(self._results) >= RECORD_BATCH or slow or now - self._since > RECORD_DELAY)
+            and (len(self._results) >= RECORD_BATCH or slow or now - self._since > RECORD_AGE)
         ):
             # A message's "." just left: its reply must still be read, so a
             # write that fails now (the database busy or unwritable) is tried

@@ -256,6 +256,7 @@ from mailer_gui.paths import resolve_paths
 
 runner_module.RECORD_BATCH = 10**6
 runner_module.RECORD_DELAY = 10.0**6
+runner_module.RECORD_AGE = 10.0**6
 runner_module.CLAIM_AHEAD = 0
 paths = resolve_paths(sys.argv[1])
 store = OutboxStore(paths.database, paths.spool_dir)

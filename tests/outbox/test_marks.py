@@ -503,7 +503,7 @@ def test_a_message_taken_for_sending_is_given_back_when_a_write_fails(
     clock = Clock()
     messages = [enqueue(store, tmp_path, n, now=clock.now) for n in range(3)]
     fail_result_writes(monkeypatch)
-    monkeypatch.setattr(runner_module, "RECORD_DELAY", 0.0)  # write before each next message
+    monkeypatch.setattr(runner_module, "RECORD_AGE", 0.0)  # write before each next message
     server = aiosmtpd_factory()
     runner = runner_for(store, server.port, clock)
     with pytest.raises(OutboxError):
