@@ -17,7 +17,8 @@ per round:
   builds the commands that will go with its own "." while the server works,
   and writes the server's replies with their transcripts in batches (one
   transaction per 25, together with the next claim) just after a final "."
-  left, over connections reused for 50 messages each. The flush returns only
+  left, over connections reused for 50 messages each; the store's own thread
+  copies SQLite's log into the database meanwhile. The flush returns only
   when every result is in SQLite, and every message must end ``sent``.
 - **session**: Mailer's SMTP session alone on one connection, the same bytes
   (bench_throughput.send_with_mailer): no outbox, no database. It shows what
