@@ -762,19 +762,32 @@ class OutboxStore:
             f"updated_at = ? WHERE id IN ({marks})",
             (owner, now + lease, now, now, *ids),
         )
-        rows = db.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({marks})", ids
-        ).fetchall()
+        found = self._rows(db, ids)
+        return [found[i] for i in ids]
+
+    def _rows(
+        self, db: sqlite3.Connection, ids: Sequence[int], held_by: str | None = None
+    ) -> dict[int, MessageRow]:
+        """The messages ``ids`` by id (only those ``held_by`` is sending, if given)."""
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({marks})"
+        params: list[object] = list(ids)
+        if held_by is not None:
+            sql += " AND state = 'sending' AND lease_owner = ?"
+            params.append(held_by)
+        rows = db.execute(sql, params).fetchall()
+        if not rows:
+            return {}
+        found = [row[0] for row in rows]
         recipients = db.execute(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM recipients WHERE message IN ({marks}) "
-            "ORDER BY message, position",
-            ids,
+            f"SELECT {_RECIPIENT_COLUMNS} FROM recipients "
+            f"WHERE message IN ({','.join('?' * len(found))}) ORDER BY message, position",
+            found,
         ).fetchall()
         by_message: dict[int, list[sqlite3.Row]] = {}
         for r in recipients:
             by_message.setdefault(r[0], []).append(r)
-        found = {row[0]: self._message(row, by_message.get(row[0], [])) for row in rows}
-        return [found[i] for i in ids]
+        return {row[0]: self._message(row, by_message.get(row[0], [])) for row in rows}
 
     def renew_leases(self, owner: str, messages: Iterable[int], until: float) -> set[int]:
         """Extend ``owner``'s leases to ``until``; the messages it still held, now renewed."""
@@ -928,10 +941,11 @@ class OutboxStore:
         self, db: sqlite3.Connection, owner: str,
         results: list[tuple[MessageRow, MessageResult, str]], now: float,
     ) -> list[State | None]:  # fmt: skip
-        """`_record_many` for messages still held as `claim` gave them, without
-        reading them again: what the message's next state depends on (its
-        recipients' statuses, due time, attempts) is in its row, and nothing
-        but the holder changes those while the lease is held.
+        """Record results with a handful of statements, however many there are,
+        for messages still held as their rows say (the rows `claim` gave, not
+        read again): what a message's next state depends on (its recipients'
+        statuses, due time, attempts) is in its row, and nothing but the
+        holder changes those while the lease is held.
 
         The messages' rows are written first, each only where this runner still
         holds it in the attempt its row names. If one is missing from what was
@@ -1019,92 +1033,14 @@ class OutboxStore:
         self, db: sqlite3.Connection, owner: str, results: list[tuple[int, MessageResult, str]],
         now: float,
     ) -> list[State | None]:  # fmt: skip
-        """Record results with a handful of statements, however many there are.
+        """`_record_claimed` for messages named by id, their rows read again.
 
         None for a message ``owner`` does not hold any more; nothing of it is written.
         """
-        ids = [message for message, _, _ in results]
-        marks = ",".join("?" * len(ids))
-        held = {
-            r[0]: (r[1], r[2], r[3], r[4])
-            for r in db.execute(
-                "SELECT id, due_at, attempts, first_attempt_at, size FROM messages "
-                f"WHERE id IN ({marks}) AND state = 'sending' AND lease_owner = ?",
-                (*ids, owner),
-            )
-        }
-        mine = [item for item in results if item[0] in held]
-        if not mine:
-            return [None] * len(ids)
-        recipients: list[tuple[object, ...]] = []
-        attempts: list[tuple[object, ...]] = []
-        errors: dict[int, str | None] = {}
-        for message, result, transcript in mine:
-            error = result.error_text or too_big_reason(result, held[message][3])
-            for r in result.recipients:
-                recipients.append(
-                    (
-                        "deferred" if result.uncertain else r.status.value,
-                        r.reply.code if r.reply else None,
-                        r.reply.enhanced if r.reply else None,
-                        r.text,
-                        message,
-                        r.address,
-                    )
-                )
-                if error is None and r.status is not RecipientStatus.ACCEPTED:
-                    error = f"{r.address}: {r.text}"
-            errors[message] = error
-            attempts.append((now, result.outcome, error, transcript, message))
-        db.executemany(
-            "UPDATE recipients SET status = ?, code = ?, enhanced = ?, text = ? "
-            "WHERE message = ? AND address = ? AND status != 'accepted'",
-            recipients,
-        )
-        db.executemany(
-            "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, transcript = ? "
-            "WHERE id = (SELECT current_attempt FROM messages WHERE id = ?)",
-            attempts,
-        )
-        statuses: dict[int, list[str]] = {message: [] for message, _, _ in mine}
-        for message, status in db.execute(
-            "SELECT message, status FROM recipients "
-            f"WHERE message IN ({','.join('?' * len(mine))})",
-            [message for message, _, _ in mine],
-        ):
-            statuses[message].append(status)
-        states: dict[int, State] = {}
-        updates: list[tuple[object, ...]] = []
-        # Messages whose due time stays (sent, failed, uncertain), by their new
-        # state and error: at full speed a batch is one group, one statement.
-        alike: dict[tuple[str, str | None], list[int]] = {}
-        for message, result, _ in mine:
-            due_at, tries, first, _size = held[message]
-            if result.uncertain:
-                state, due, error = State.UNCERTAIN, due_at, errors[message]
-            else:
-                state, due, error = self._next_state(
-                    statuses[message], due_at, tries, first, errors[message], now
-                )
-            states[message] = state
-            if due == due_at:
-                alike.setdefault((state.value, error), []).append(message)
-            else:
-                updates.append((state.value, due, error, now, message))
-        finished = "lease_owner = NULL, lease_until = NULL, updated_at = ?"
-        for (state_value, error), messages in alike.items():
-            db.execute(
-                f"UPDATE messages SET state = ?, last_error = ?, {finished} "
-                f"WHERE id IN ({','.join('?' * len(messages))})",
-                (state_value, error, now, *messages),
-            )
-        if updates:
-            db.executemany(
-                f"UPDATE messages SET state = ?, due_at = ?, last_error = ?, {finished} "
-                "WHERE id = ?",
-                updates,
-            )
-        return [states.get(message) for message in ids]
+        held = self._rows(db, list(dict.fromkeys(m for m, _, _ in results)), held_by=owner)
+        mine = [(held[m], result, text) for m, result, text in results if m in held]
+        states = iter(self._record_claimed(db, owner, mine, now) if mine else [])
+        return [next(states) if m in held else None for m, _, _ in results]
 
     def record_failure(
         self, message: int, owner: str, verdict: Verdict, transcript: str = "",
