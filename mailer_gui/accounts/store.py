@@ -93,13 +93,20 @@ class _Document:
 class AccountStore:
     """The accounts in the JSON file at `path` (usually AppPaths.accounts_file).
 
-    Every call reads the file afresh, so another process's changes are seen.
+    Every call looks at the file afresh, so another process's changes are seen:
+    the file is parsed again when its identity, size or times changed (every
+    write here replaces it with a new file; an editor that rewrites it in
+    place changes its times), else the accounts parsed last time are given
+    again. The outbox asks for an account at every connection it opens.
     Removing an account here does not touch its keyring entry: call
     accounts.secrets.delete_password(name) too.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
+        # The file's stat key and what was parsed from it; never changed once
+        # made (`_update` changes a document parsed for it alone).
+        self._parsed: tuple[tuple[int, ...], _Document] | None = None
 
     @property
     def path(self) -> Path:
@@ -198,7 +205,7 @@ class AccountStore:
         """Read, let the caller change the document, write it back: all under the lock."""
         ensure_private_dir(self._path.parent)
         with self._locked():
-            document = self._read()
+            document = self._read(fresh=True)
             yield document
             write_private_file_atomic(self._path, document.to_bytes())
 
@@ -213,9 +220,19 @@ class AccountStore:
         finally:
             os.close(descriptor)  # closing releases the lock
 
-    def _read(self) -> _Document:
+    def _read(self, *, fresh: bool = False) -> _Document:
+        """The file's document: parsed now, or as parsed last time when the file
+        is the same one, unchanged since (``fresh``: parsed now in any case)."""
         try:
-            data = self._path.read_bytes()
+            with open(self._path, "rb") as file:
+                stat = os.fstat(file.fileno())
+                key = (
+                    stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+                )  # fmt: skip
+                parsed = self._parsed
+                if not fresh and parsed is not None and parsed[0] == key:
+                    return parsed[1]
+                data = file.read()
         except FileNotFoundError:
             return _Document()
         except OSError as error:
@@ -224,7 +241,7 @@ class AccountStore:
                 path=self._path,
             ) from error
         try:
-            return self._parse(data)
+            document = self._parse(data)
         except _Corrupt as corrupt:
             copy = self._keep_corrupt_copy(data)
             raise AccountStoreError(
@@ -234,6 +251,9 @@ class AccountStore:
                 path=self._path,
                 corrupt_copy=copy,
             ) from None
+        if not fresh:
+            self._parsed = (key, document)
+        return document
 
     def _parse(self, data: bytes) -> _Document:
         try:

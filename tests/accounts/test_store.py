@@ -305,3 +305,79 @@ def test_replace_keeps_place_default_and_unknown_keys(store: AccountStore) -> No
         store.replace("office", account("home"))
     with pytest.raises(UnknownAccount):
         store.replace("nobody", account("nobody"))
+
+
+# --- reading again only what changed --------------------------------------------
+
+
+def test_another_stores_changes_are_seen_by_a_store_that_read_before(store: AccountStore) -> None:
+    store.add(account("work", port=587))
+    assert store.get("work").port == 587
+    other = AccountStore(store.path)  # another process, say the desktop app
+    other.replace("work", account("work", port=465))
+    other.add(account("home"))
+    assert store.get("work").port == 465
+    assert [a.name for a in store.load()] == ["work", "home"]
+
+
+def test_a_file_edited_in_place_to_the_same_size_is_read_again(store: AccountStore) -> None:
+    """An editor that rewrites the file where it is (same inode, same size)
+    changes its modification time: that is enough to read it again."""
+    write_raw(store, {"schema": 1, "accounts": [{**GOOD_ENTRY, "port": 587}]})
+    assert store.get("work").port == 587
+    inode = os.stat(store.path).st_ino
+    with open(store.path, "r+b") as file:  # in place, no new file
+        data = file.read()
+        file.seek(0)
+        file.write(data.replace(b"587", b"465"))
+    later = os.stat(store.path).st_mtime_ns + 5_000_000
+    os.utime(store.path, ns=(later, later))  # a later edit, as a person makes it
+    assert os.stat(store.path).st_ino == inode
+    assert store.get("work").port == 465
+
+
+def test_an_unchanged_file_is_not_parsed_again(
+    store: AccountStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.add(account("work"))
+    store.get("work")
+    parsed: list[bytes] = []
+    parse = store._parse
+    monkeypatch.setattr(store, "_parse", lambda data: parsed.append(data) or parse(data))
+    for _ in range(3):
+        assert store.get("work").name == "work"
+    assert parsed == []
+    store.add(account("home"))  # a change: read once more, then no more
+    assert store.get("home").name == "home"
+    assert store.get("work").name == "work"
+    assert len(parsed) == 2  # the change itself (read fresh, under the lock), then one read
+
+
+def test_a_change_that_could_not_be_written_is_not_seen_afterwards(
+    store: AccountStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change works on a document of its own: when its write fails, the
+    accounts read before (and kept) are still what the file holds."""
+    store.add(account("work"))
+    assert [a.name for a in store.load()] == ["work"]
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("mailer_gui.accounts.store.write_private_file_atomic", full_disk)
+    with pytest.raises(OSError):
+        store.add(account("home"), make_default=True)
+    with pytest.raises(OSError):
+        store.remove("work")
+    assert [a.name for a in store.load()] == ["work"]
+    default = store.default()
+    assert default is not None and default.name == "work"
+
+
+def test_a_file_that_goes_away_after_it_was_read_means_no_accounts(store: AccountStore) -> None:
+    store.add(account("work"))
+    assert store.load()
+    store.path.unlink()
+    assert store.load() == []
+    with pytest.raises(UnknownAccount):
+        store.get("work")
