@@ -17,6 +17,7 @@ import os
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -1221,7 +1222,7 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
 def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _outbox(paths)
     try:
-        store.all_due_now([State.DEFERRED, State.SCHEDULED, State.QUEUED])
+        due = store.all_due_now([State.DEFERRED, State.SCHEDULED, State.QUEUED])
     except OutboxError as exc:
         raise CliError(str(exc), EX_TEMPFAIL) from exc
     _ask_paused_passwords(paths, store, None)
@@ -1232,6 +1233,23 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
         deadline = time.monotonic() + 600
         while store.messages([State.SENDING]) and time.monotonic() < deadline:
             time.sleep(0.2)
+    # What became of the messages this run was for, then the whole outbox.
+    now_in = store.states(due)
+    ran = Counter(now_in.values())
+    if due:
+        done = ", ".join(f"{n} {state.value}" for state, n in sorted(ran.items()))
+        print(f"This run: {done}.")
+    failed = sorted(message for message, state in now_in.items() if state is State.FAILED)
+    for message in failed:
+        with contextlib.suppress(OutboxError):
+            row = store.get(message)
+            to = [r.address for r in row.recipients]
+            named = ", ".join(to[:3]) + (f" and {len(to) - 3} more" if len(to) > 3 else "")
+            print(
+                f"mailer-gui: message {message} to {named} failed: "
+                f"{row.last_error or 'no reason was kept'}",
+                file=sys.stderr,
+            )
     counts = store.counts()
     summary = ", ".join(f"{n} {state.value}" for state, n in sorted(counts.items()))
     print(f"Outbox: {summary or 'empty'}.")
@@ -1246,6 +1264,8 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
             "(mailer-gui outbox list --state uncertain).",
             file=sys.stderr,
         )
+    if failed:
+        return EX_UNAVAILABLE  # refused for good in this run: the person must act
     waiting = store.messages([State.DEFERRED, State.QUEUED, State.SENDING])
     if uncertain or any(row.account not in paused for row in waiting):
         return EX_TEMPFAIL  # they go later by themselves, or wait for a decision

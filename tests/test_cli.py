@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -621,6 +622,40 @@ def test_flush_sends_in_the_order_messages_were_queued(
     assert code == 0 and "4 sent" in out
     received = server.wait_for_messages(4)
     assert [m.rcpt_tos for m in received] == [[f"r{n}@example.org"] for n in range(1, 5)]
+
+
+def test_flush_says_what_this_run_did_and_exits_69_when_one_was_refused_for_good(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """A flush reports the messages it was for (not the whole history), names each
+    one refused for good with the server's words, and exits 69 as `send` does."""
+
+    def refuse_one(address: str, options: object) -> str | None:
+        return "550 5.1.1 <nobody@example.org>: no such user here" if "nobody" in address else None
+
+    server = aiosmtpd_factory(on_rcpt=refuse_one)
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    code, _, err = run(capsys, monkeypatch, home, *send_args())  # sent before: history
+    assert code == 0, err
+    for to in ("r1@example.org", "nobody@example.org", "r2@example.org"):
+        code, _, err = run(
+            capsys, monkeypatch, home, "send", "--later", "--to", to, "--subject", "Hi",
+            "--body", "Hello",
+        )  # fmt: skip
+        assert code == 0, err
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == cli.EX_UNAVAILABLE
+    assert "This run: 1 failed, 2 sent." in out
+    assert "Outbox: 1 failed, 3 sent." in out  # the whole outbox, the earlier one included
+    assert re.search(r"message 3 to nobody@example.org failed: .*no such user here", err), err
+    assert len(server.wait_for_messages(3)) == 3
+
+    # Nothing waits now: a second flush has nothing to do, and says so by exiting 0.
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0, err
+    assert "This run" not in out and "failed:" not in err
+    assert "Outbox: 1 failed, 3 sent." in out
 
 
 def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:

@@ -606,6 +606,17 @@ class OutboxStore:
             for r in self._read("SELECT * FROM attempts WHERE message = ? ORDER BY id", (message,))
         ]
 
+    def states(self, messages: Iterable[int]) -> dict[int, State]:
+        """The state of each of ``messages`` still in the outbox, by number."""
+        ids = list(messages)
+        found: dict[int, State] = {}
+        for start in range(0, len(ids), 500):  # SQLite limits the parameters of one query
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self._read(f"SELECT id, state FROM messages WHERE id IN ({marks})", part):
+                found[row[0]] = State(row[1])
+        return found
+
     def counts(self) -> dict[State, int]:
         rows = self._read("SELECT state, count(*) FROM messages GROUP BY state")
         return {State(r[0]): r[1] for r in rows}

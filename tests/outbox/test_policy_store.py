@@ -371,6 +371,16 @@ def test_cancel(store: OutboxStore, tmp_path: Path) -> None:
         store.cancel(999)
 
 
+def test_states_of_many_messages_at_once(store: OutboxStore, tmp_path: Path) -> None:
+    waiting = enqueue(store, tmp_path)
+    cancelled = enqueue(store, tmp_path)
+    store.cancel(cancelled)
+    # More numbers than one query takes in its chunks: the missing ones are left out.
+    asked = [waiting, *range(1000, 2100), cancelled]
+    assert store.states(asked) == {waiting: State.QUEUED, cancelled: State.CANCELLED}
+    assert store.states([]) == {}
+
+
 def test_retry_now_and_failed_messages(store: OutboxStore, tmp_path: Path) -> None:
     message = enqueue(store, tmp_path)
     store.claim_next("a", now=T0, lease=60)
