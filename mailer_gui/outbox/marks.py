@@ -25,17 +25,32 @@ one system call. So each runner keeps its marks in its own file,
 - The runner forgets the marks of messages whose results are written: the
   file is emptied when nothing is outstanding, and rewritten with only the
   outstanding lines when it grows past `COMPACT_AT` bytes.
+
+Each runner also says it is alive (`RunnerLock`): it holds a lock on
+``<marks folder>/<runner>.alive`` (flock, which the system lets go of when
+the process ends, however it ends) from before its first claim until it holds
+nothing. Recovery (`OutboxStore.recover`) takes back the messages of a runner
+whose lock it can take itself (`dead_runners`) at once, instead of waiting up
+to a lease (two minutes) for them: a window killed mid-send resends at once
+when it is opened again. A runner that holds no lock file (another platform,
+a file system without locks) is waited for as before. On Windows there are no
+such locks; leases alone decide there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+if sys.platform != "win32":
+    import fcntl
+
 SUFFIX = ".log"
+ALIVE_SUFFIX = ".alive"
 COMPACT_AT = 64 * 1024  # bytes of marks before the file is rewritten
 # Bytes exactly as written: Windows would otherwise turn each "\n" into "\r\n".
 _BINARY = getattr(os, "O_BINARY", 0)
@@ -166,13 +181,100 @@ def read_marks(directory: Path) -> set[tuple[int, int]]:
 
 
 def remove_idle(directory: Path, *, keep: Iterable[str | None]) -> None:
-    """Remove the files of runners not in ``keep`` (those holding messages)."""
-    wanted = {f"{owner}{SUFFIX}" for owner in keep if owner}
+    """Remove the files of runners not in ``keep`` (those holding messages):
+    their marks, and the lock files of those that are not alive."""
+    owners = {owner for owner in keep if owner}
+    wanted = {f"{owner}{SUFFIX}" for owner in owners}
     try:
-        files = [p for p in directory.iterdir() if p.name.endswith(SUFFIX)]
+        files = list(directory.iterdir())
     except OSError:
         return  # tidying only: it can wait for the next recovery
     for path in files:
-        if path.name not in wanted:
+        if path.name.endswith(SUFFIX) and path.name not in wanted:
             with contextlib.suppress(OSError):  # gone already, or open on Windows
                 path.unlink()
+        elif path.name.endswith(ALIVE_SUFFIX) and path.name[: -len(ALIVE_SUFFIX)] not in owners:
+            # Removed while locked here, so never the lock file of a runner alive.
+            with contextlib.suppress(OSError), _locked_if_free(path) as free:
+                if free:
+                    path.unlink()
+
+
+class RunnerLock:
+    """A runner's lock file: held while the runner may hold messages (see above).
+
+    Taking it is best effort: where it cannot be had (no locks on this system
+    or file system), the runner goes on, and recovery waits for its leases.
+    """
+
+    def __init__(self, directory: Path, owner: str) -> None:
+        self.path = directory / f"{owner}{ALIVE_SUFFIX}"
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Hold the lock (before the first claim); nothing if it is held already."""
+        if sys.platform == "win32":
+            return
+        with self._lock:
+            if self._fd is not None:
+                return
+            try:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # held by another runner of this name, or no locks here
+                return
+            self._fd = fd
+
+    def release(self) -> None:
+        """Let go, and remove the file: the runner holds nothing any more. (The
+        file of a process that was killed goes at the next recovery.)"""
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()  # while locked: never another runner's file
+                os.close(self._fd)  # closing lets go of the lock
+                self._fd = None
+
+
+def dead_runners(directory: Path, owners: Iterable[str]) -> set[str]:
+    """Those of ``owners`` whose lock file is there and held by nobody: their
+    process ended without letting go of its messages."""
+    dead: set[str] = set()
+    for owner in owners:
+        with _locked_if_free(directory / f"{owner}{ALIVE_SUFFIX}") as free:
+            if free:
+                dead.add(owner)
+    return dead
+
+
+@contextlib.contextmanager
+def _locked_if_free(path: Path) -> Iterator[bool]:
+    """Hold the lock on ``path`` for the block if nobody holds it (True); False
+    when it is held, missing or cannot be tried (those are not known dead)."""
+    if sys.platform == "win32":
+        yield False
+        return
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a runner alive, or no locks on this file system
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

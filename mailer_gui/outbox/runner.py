@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple, Protocol
 
-from mailer_gui.outbox.marks import EndMarks
+from mailer_gui.outbox.marks import EndMarks, RunnerLock
 from mailer_gui.outbox.policy import (
     NEEDS_ATTENTION,
     NEEDS_PASSWORD,
@@ -506,6 +506,9 @@ class Runner:
         # time.monotonic() then). A mark well before `until` needs no database check.
         self._leases: dict[int, tuple[float, float, float]] = {}
         self._marks = EndMarks(store.marks_dir, self.owner)
+        # Held while this runner may hold messages: if its process ends, however
+        # it ends, the next recovery takes them back at once (marks.py).
+        self._alive = RunnerLock(store.marks_dir, self.owner)
         self._cancelled: set[int] = set()
         # An account whose server could not be reached waits until this time.
         self._backoff: dict[str, float] = {}
@@ -518,6 +521,7 @@ class Runner:
 
     def start(self) -> None:
         if self._thread is None:
+            self._alive.acquire()
             self._thread = threading.Thread(
                 target=self._schedule, name="outbox-runner", daemon=True
             )
@@ -563,6 +567,8 @@ class Runner:
         for worker in workers:
             worker.join(timeout)
         self._marks.close()
+        if not any(t.is_alive() for t in (self._thread, *workers) if t is not None):
+            self._alive.release()  # else the process's end lets go of it
 
     def cancel(self, message: int) -> State:
         """Cancel: a waiting message at once; one being sent here has its connection
@@ -581,6 +587,7 @@ class Runner:
     def deliver_now(self, *, account: str | None = None, message: int | None = None) -> None:
         """Deliver what is due, in this thread (the CLI's send and flush)."""
         self._recover(self._clock())
+        self._alive.acquire()
         try:
             with self._heartbeat():
                 if message is not None:
@@ -592,6 +599,8 @@ class Runner:
                     self._work(name)
         finally:
             self._marks.close()
+            if self._thread is None:  # not running in the background as well
+                self._alive.release()
 
     @contextlib.contextmanager
     def _heartbeat(self) -> Iterator[None]:

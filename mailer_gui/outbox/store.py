@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mailer_gui.message.build import BuiltMessage
-from mailer_gui.outbox.marks import read_marks, remove_idle
+from mailer_gui.outbox.marks import dead_runners, read_marks, remove_idle
 from mailer_gui.outbox.policy import NEEDS_ATTENTION, Disposition, RetryPolicy, Verdict
 from mailer_gui.paths import ensure_private_dir, fsync_directory
 from mailer_gui.smtp.protocol import plan_data
@@ -1110,7 +1110,8 @@ class OutboxStore:
         self, *, now: float | None = None, keep_owner: str | None = None,
         holding: Iterable[int] | None = None,
     ) -> list[tuple[int, State]]:  # fmt: skip
-        """Messages left in `sending` by a runner that died (its lease ran out).
+        """Messages left in `sending` by a runner that died: its lease ran out,
+        or its process ended (its lock file is free, see marks.py).
 
         ``keep_owner``: the calling runner's own messages are not taken back
         from it (after a suspend its leases look expired, but it still holds
@@ -1120,14 +1121,26 @@ class OutboxStore:
         now = time.time() if now is None else now
         sql = (
             "SELECT id, data_end_at, current_attempt FROM messages WHERE state = 'sending' "
-            "AND lease_until < ? AND (lease_owner IS NOT ?"
+            "AND (lease_until < ? AND (lease_owner IS NOT ?"
         )
         params: list[object] = [now, keep_owner]
         if holding is not None:
             kept = list(holding)
             sql += f" OR id NOT IN ({','.join('?' * len(kept))})"
             params += kept
+        sql += ")"
         try:
+            # A runner whose process is gone lets go of nothing, and never will:
+            # its messages need not wait for their leases to run out.
+            owners = self._read(
+                "SELECT DISTINCT lease_owner FROM messages WHERE state = 'sending' "
+                "AND lease_until >= ? AND lease_owner IS NOT ?",
+                (now, keep_owner),
+            )
+            dead = sorted(dead_runners(self.marks_dir, [row[0] for row in owners if row[0]]))
+            if dead:
+                sql += f" OR lease_owner IN ({','.join('?' * len(dead))})"
+                params += dead
             return self._recover(sql + ")", params, keep_owner, now)
         except sqlite3.DatabaseError as exc:
             raise self._corrupt(exc) from exc

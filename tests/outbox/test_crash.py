@@ -233,3 +233,79 @@ def test_sigkilled_runners_lose_nothing_and_duplicate_only_uncertain(
     too_many = {m: n for m, n in duplicates.items() if n > 1 + uncertain[by_message_id[m]]}
     assert not too_many, f"{summary}; more arrivals than resends allow: {too_many}"
     print(f"\n{summary}, {len(duplicates)} delivered twice (all of them uncertain first)")
+
+
+def test_a_killed_runners_messages_go_again_at_once_not_after_its_lease(
+    aiosmtpd_factory, tmp_path: Path
+) -> None:
+    """A runner with a lease of ten minutes is SIGKILLed while the server holds
+    its first message's final reply. While it lives its messages are left
+    alone; once it is gone, the next runner takes them back at once: the one
+    whose "." had left is uncertain, the others it had claimed are sent."""
+    if sys.platform == "win32":
+        return  # no flock: leases alone decide there
+    reached, release = threading.Event(), threading.Event()
+    first: list[str] = []
+
+    def hold_the_first(message) -> str | None:
+        if not first:
+            first.append(message.rcpt_tos[0])
+            reached.set()
+            release.wait(20)  # the runner waits for this reply when it is killed
+        return None
+
+    server = aiosmtpd_factory(on_data=hold_the_first)
+    home = tmp_path / "home"
+    paths = resolve_paths(home)
+    AccountStore(paths.accounts_file).add(
+        Account(
+            name=ACCOUNT,
+            email="ann@example.org",
+            host="127.0.0.1",
+            port=server.port,
+            security=Security.NONE,
+            auth=AuthMethod.NONE,
+            secret_source="none",
+        )
+    )
+    store = OutboxStore(paths.database, paths.spool_dir)
+    sender = parse_address("Ann <ann@example.org>")
+    for number in range(3):
+        draft = Draft(
+            sender=sender, to=(parse_address(f"rcpt{number}@example.org"),),
+            subject=f"kill {number}", body="Hello.", body_format="plain",
+        )  # fmt: skip
+        built = build_message(draft, spool_dir=paths.spool_dir)
+        store.enqueue(built, account=ACCOUNT, subject=draft.subject)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUNNER_SCRIPT, str(home), "600"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_ready(process)
+        assert reached.wait(20), "the runner never reached the server"
+        assert store.counts() == {State.SENDING: 3}  # all three claimed, leased for 600 s
+        assert store.recover(keep_owner="me") == []  # alive: nothing is taken from it
+    finally:
+        kill(process)
+        release.set()
+    started = time.monotonic()
+    recovered = dict(store.recover(keep_owner="me"))
+    assert time.monotonic() - started < 5
+    rows = {row.subject: row for row in store.messages()}
+    assert recovered == {
+        rows["kill 0"].id: State.UNCERTAIN,  # its "." had left: the person decides
+        rows["kill 1"].id: State.QUEUED,
+        rows["kill 2"].id: State.QUEUED,
+    }
+    run_to_completion(home)
+    assert {s: r.state for s, r in ((s, store.get(r.id)) for s, r in rows.items())} == {
+        "kill 0": State.UNCERTAIN,
+        "kill 1": State.SENT,
+        "kill 2": State.SENT,
+    }
+    assert sorted(m.rcpt_tos[0] for m in server.wait_for_messages(3)) == [
+        "rcpt0@example.org", "rcpt1@example.org", "rcpt2@example.org",
+    ]  # fmt: skip
+    # The dead runner's files went with its messages.
+    assert not [p for p in paths.database.parent.glob("*.marks/*") if "runner-" in p.name]

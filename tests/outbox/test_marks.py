@@ -9,7 +9,9 @@ loopback, with a fake clock for the runner.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
 from mailer_gui.outbox import marks as marks_module
 from mailer_gui.outbox import runner as runner_module
-from mailer_gui.outbox.marks import EndMarks, read_marks, remove_idle
+from mailer_gui.outbox.marks import EndMarks, RunnerLock, dead_runners, read_marks, remove_idle
 from mailer_gui.outbox.runner import Event, LeaseLost, Progress, Runner
 from mailer_gui.outbox.store import OutboxError, OutboxStore, State
 from tests.outbox.test_ledger import account_for, deferred
@@ -139,6 +141,52 @@ def test_remove_idle_keeps_the_named_runners(tmp_path: Path) -> None:
     remove_idle(tmp_path / "missing", keep=[])  # no folder: nothing to do
 
 
+posix_locks = pytest.mark.skipif(sys.platform == "win32", reason="flock: leases alone on Windows")
+
+
+@posix_locks
+def test_a_runner_lock_says_alive_until_it_is_let_go(tmp_path: Path) -> None:
+    lock = RunnerLock(tmp_path / "marks", "one")
+    assert dead_runners(tmp_path / "marks", ["one"]) == set()  # no file: not known dead
+    lock.acquire()
+    lock.acquire()  # once is enough
+    assert lock.held and lock.path.exists()
+    # Another open of the file (recovery, here in the same process) cannot take it.
+    assert dead_runners(tmp_path / "marks", ["one", "never-seen"]) == set()
+    assert lock.path.stat().st_mode & 0o777 == 0o600
+    lock.release()
+    assert not lock.held and not lock.path.exists()  # let go of, and removed
+    # A process killed leaves its file behind, free: dead.
+    killed = RunnerLock(tmp_path / "marks", "killed")
+    killed.acquire()
+    assert killed._fd is not None
+    os.close(killed._fd)  # as the system closes it when the process is killed
+    assert dead_runners(tmp_path / "marks", ["one", "killed", "never-seen"]) == {"killed"}
+
+
+@posix_locks
+def test_a_second_runner_of_the_same_name_goes_on_without_the_lock(tmp_path: Path) -> None:
+    first, second = RunnerLock(tmp_path, "same"), RunnerLock(tmp_path, "same")
+    first.acquire()
+    second.acquire()  # held by the first: no error, no lock
+    assert first.held and not second.held
+    first.release()
+
+
+@posix_locks
+def test_remove_idle_removes_the_lock_files_of_runners_gone_only(tmp_path: Path) -> None:
+    alive, gone, kept = (RunnerLock(tmp_path, owner) for owner in ("alive", "gone", "kept"))
+    for lock in (alive, gone, kept):
+        lock.acquire()
+        assert lock._fd is not None
+    for lock in (gone, kept):  # killed: the system lets go, the file stays
+        os.close(lock._fd)  # type: ignore[arg-type]
+        lock._fd = None
+    remove_idle(tmp_path, keep=["kept"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alive.alive", "kept.alive"]
+    alive.release()
+
+
 # -------------------------------------------------------------- the store
 
 
@@ -212,6 +260,30 @@ def test_recover_removes_only_the_files_of_runners_holding_nothing(
     assert remaining == ["alive.log", "me.log"]
     assert store.get(alive_message).state is State.SENDING
     assert read_marks(store.marks_dir) == {(alive_message, alive_row.attempt), (999, 999)}
+
+
+@posix_locks
+def test_recover_takes_back_at_once_what_a_runner_gone_held(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    """A runner whose lock is free (its process ended) holds nothing any more:
+    its messages are recovered though their leases run for long yet. One
+    whose lock is held is left alone until its lease runs out."""
+    gone_message, alive_message = enqueue(store, tmp_path, 0), enqueue(store, tmp_path, 1)
+    gone, alive = RunnerLock(store.marks_dir, "gone"), RunnerLock(store.marks_dir, "alive")
+    gone.acquire()
+    alive.acquire()
+    gone_row = store.claim_next("gone", now=T0, lease=3600)
+    alive_row = store.claim_next("alive", now=T0, lease=3600)
+    assert gone_row is not None and alive_row is not None
+    EndMarks(store.marks_dir, "gone").add(gone_message, gone_row.attempt or 0)
+    assert store.recover(now=T0 + 1, keep_owner="me") == []  # both alive
+    assert gone._fd is not None
+    os.close(gone._fd)  # as the system does when a process is killed
+    assert store.recover(now=T0 + 2, keep_owner="me") == [(gone_message, State.UNCERTAIN)]
+    assert store.get(alive_message).state is State.SENDING
+    assert sorted(p.name for p in store.marks_dir.iterdir()) == ["alive.alive"]
+    alive.release()
 
 
 def test_renew_leases_returns_only_what_the_owner_still_holds(
