@@ -35,14 +35,15 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
 
-from mailer_gui.accounts.model import Account
+import pytest
+
 from mailer_gui.accounts.store import AccountStore
 from mailer_gui.message.addresses import parse_address
 from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.store import OutboxStore, State
-from mailer_gui.paths import resolve_paths
-from mailer_gui.smtp.settings import AuthMethod, Security
+from mailer_gui.paths import AppPaths, resolve_paths
+from tests.outbox.test_ledger import account_for
 
 MESSAGES = 200
 BODY_BYTES = 100_000  # ~100 KB: a kill often lands while the body is on the wire
@@ -75,6 +76,16 @@ print("ready", flush=True)
 runner.deliver_now()
 print("done", flush=True)
 """
+
+
+SENDER = parse_address("Ann <ann@example.org>")
+
+
+def outbox_for(home: Path, port: int) -> tuple[AppPaths, OutboxStore]:
+    """A home whose one account sends to 127.0.0.1:``port``, and its outbox."""
+    paths = resolve_paths(home)
+    AccountStore(paths.accounts_file).add(account_for(port, ACCOUNT))
+    return paths, OutboxStore(paths.database, paths.spool_dir)
 
 
 def body_text(number: int) -> str:
@@ -148,24 +159,11 @@ def test_sigkilled_runners_lose_nothing_and_duplicate_only_uncertain(
 
     server = aiosmtpd_factory(on_data=count_and_hold)
     home = tmp_path / "home"
-    paths = resolve_paths(home)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name=ACCOUNT,
-            email="ann@example.org",
-            host="127.0.0.1",
-            port=server.port,
-            security=Security.NONE,
-            auth=AuthMethod.NONE,
-            secret_source="none",
-        )
-    )
-    store = OutboxStore(paths.database, paths.spool_dir)
-    sender = parse_address("Ann <ann@example.org>")
+    paths, store = outbox_for(home, server.port)
     ids: dict[int, str] = {}  # outbox id -> Message-ID
     for number in range(MESSAGES):
         draft = Draft(
-            sender=sender,
+            sender=SENDER,
             to=(parse_address(f"rcpt{number}@example.org"),),
             subject=f"crash {number}",
             body=body_text(number),
@@ -235,6 +233,7 @@ def test_sigkilled_runners_lose_nothing_and_duplicate_only_uncertain(
     print(f"\n{summary}, {len(duplicates)} delivered twice (all of them uncertain first)")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock there: leases alone decide")
 def test_a_killed_runners_messages_go_again_at_once_not_after_its_lease(
     aiosmtpd_factory, tmp_path: Path
 ) -> None:
@@ -242,8 +241,6 @@ def test_a_killed_runners_messages_go_again_at_once_not_after_its_lease(
     its first message's final reply. While it lives its messages are left
     alone; once it is gone, the next runner takes them back at once: the one
     whose "." had left is uncertain, the others it had claimed are sent."""
-    if sys.platform == "win32":
-        return  # no flock: leases alone decide there
     reached, release = threading.Event(), threading.Event()
     first: list[str] = []
 
@@ -256,23 +253,10 @@ def test_a_killed_runners_messages_go_again_at_once_not_after_its_lease(
 
     server = aiosmtpd_factory(on_data=hold_the_first)
     home = tmp_path / "home"
-    paths = resolve_paths(home)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name=ACCOUNT,
-            email="ann@example.org",
-            host="127.0.0.1",
-            port=server.port,
-            security=Security.NONE,
-            auth=AuthMethod.NONE,
-            secret_source="none",
-        )
-    )
-    store = OutboxStore(paths.database, paths.spool_dir)
-    sender = parse_address("Ann <ann@example.org>")
+    paths, store = outbox_for(home, server.port)
     for number in range(3):
         draft = Draft(
-            sender=sender, to=(parse_address(f"rcpt{number}@example.org"),),
+            sender=SENDER, to=(parse_address(f"rcpt{number}@example.org"),),
             subject=f"kill {number}", body="Hello.", body_format="plain",
         )  # fmt: skip
         built = build_message(draft, spool_dir=paths.spool_dir)

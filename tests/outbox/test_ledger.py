@@ -64,9 +64,10 @@ def deferred(address: str) -> MessageResult:
     return MessageResult((RecipientResult(address, RecipientStatus.DEFERRED, reply),), reply)
 
 
-def account_for(port: int) -> Account:
+def account_for(port: int, name: str = ACCOUNT) -> Account:
+    """A relay account with no TLS and no login, for a server on 127.0.0.1:``port``."""
     return Account(
-        name=ACCOUNT,
+        name=name,
         email="ann@example.org",
         host="127.0.0.1",
         port=port,

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
 from mailer_gui.message.addresses import parse_address
 from mailer_gui.message.build import build_message
@@ -34,7 +33,7 @@ from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.runner import Event, Runner, StateChanged
 from mailer_gui.outbox.store import OutboxStore, State
 from mailer_gui.paths import AppPaths, resolve_paths
-from mailer_gui.smtp.settings import AuthMethod, Security
+from tests.outbox.test_ledger import account_for
 
 MESSAGES = 100
 ACCOUNT = "shared"
@@ -88,17 +87,7 @@ class CountingServer:
 def setup_outbox(home: Path, port: int, count: int = MESSAGES) -> tuple[AppPaths, dict[int, str]]:
     """An accounts file with one relay account and ``count`` queued messages."""
     paths = resolve_paths(home)
-    AccountStore(paths.accounts_file).add(
-        Account(
-            name=ACCOUNT,
-            email="ann@example.org",
-            host="127.0.0.1",
-            port=port,
-            security=Security.NONE,
-            auth=AuthMethod.NONE,
-            secret_source="none",
-        )
-    )
+    AccountStore(paths.accounts_file).add(account_for(port, ACCOUNT))
     store = OutboxStore(paths.database, paths.spool_dir)
     sender = parse_address("Ann <ann@example.org>")
     ids: dict[int, str] = {}
