@@ -170,7 +170,9 @@ def describe_state(row: MessageRow, now: float, paused: Paused | None = None) ->
         return "Failed"
     if state is State.CANCELLED:
         return "Cancelled"
-    return "Uncertain: the server got the whole message but its reply was lost"
+    # Either the server's reply never came, or Mailer stopped (killed, a crash)
+    # between the final "." and the reply: whether it arrived is not known.
+    return "Uncertain: the whole message went out, but no confirmation came"
 
 
 def _state_tone(row: MessageRow) -> str:

@@ -951,7 +951,10 @@ class MainWindow(QMainWindow):
             text = f"“{subject}” will be tried again. {detail}".strip()
         elif state is State.UNCERTAIN:
             title = "Delivery uncertain"
-            text = f"“{subject}”: the server's reply was lost. Check it in the Outbox."
+            text = (
+                f"“{subject}” went out whole, but no confirmation came: it may have "
+                "arrived. Check it in the Outbox."
+            )
         else:
             self._deferred_before.discard(message)
             title = "Sending failed"

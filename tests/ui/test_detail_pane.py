@@ -304,9 +304,7 @@ def test_an_uncertain_message_can_be_marked_as_sent_or_sent_again(
 
     pane.show_message(arrived)
     qtbot.waitUntil(lambda: pane.state_text().startswith("Uncertain"))
-    assert pane.state_text() == (
-        "Uncertain: the server got the whole message but its reply was lost"
-    )
+    assert pane.state_text() == ("Uncertain: the whole message went out, but no confirmation came")
     assert pane.send_again_action.isVisible() and pane.mark_sent_action.isVisible()
     assert not pane.retry_action.isEnabled() and not pane.cancel_action.isEnabled()
     assert "Unknown: it may have arrived" in pane.recipients_text()

@@ -521,6 +521,42 @@ def test_a_queued_message_goes_to_sent_live(qtbot, queued_home) -> None:
     window.close()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock: leases alone on Windows")
+def test_a_send_cut_short_by_a_kill_is_announced_uncertain_when_the_window_opens(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """The window before was killed after a message's final "." left: its lease
+    runs for two minutes yet, but its process is gone, so the window opened now
+    takes the message back at once, as uncertain, and says what that means."""
+    from mailer_gui.outbox.marks import EndMarks, RunnerLock
+
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    message = queue_message(store, tmp_path, "Cut short")
+    killed = RunnerLock(store.marks_dir, "killed-window")
+    killed.acquire()
+    row = store.claim_next("killed-window", now=time.time(), lease=120)
+    assert row is not None and row.attempt is not None
+    EndMarks(store.marks_dir, "killed-window").add(message, row.attempt)
+    assert killed._fd is not None
+    os.close(killed._fd)  # the process is gone: the system let go of its lock
+    store.close()
+
+    window = open_window(qtbot, paths)
+    qtbot.waitUntil(
+        lambda: any(t == "Delivery uncertain" for t, _ in window.notifications), timeout=10_000
+    )
+    (text,) = [text for title, text in window.notifications if title == "Delivery uncertain"]
+    assert text == (
+        "“Cut short” went out whole, but no confirmation came: it may have arrived. "
+        "Check it in the Outbox."
+    )
+    assert window.bridge.store.get(message).state is State.UNCERTAIN
+    assert server.messages == []  # never sent again by itself
+    window.close()
+
+
 def test_a_change_during_a_reload_is_not_undone_by_its_answer(
     qtbot, tmp_path: Path, monkeypatch
 ) -> None:
