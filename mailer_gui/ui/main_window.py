@@ -1427,6 +1427,17 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------------- closing
 
+    def end_session(self) -> None:
+        """Quit as File > Quit does, with no question (SIGTERM: the desktop
+        session is ending; SIGINT, SIGHUP): each open message is kept as a draft
+        as it stands, then the window closes and the outbox stops (messages on
+        their way go back to the queue, or are uncertain once their "." left)."""
+        self._quit_after_composers = True
+        for composer in list(self.composers):
+            composer.keep_and_close()
+        if all(composer.closed for composer in self.composers):
+            self.close()  # else once the last one is closed (_composer_closed)
+
     def closeEvent(self, event: QCloseEvent) -> None:
         # Open messages first: each unsaved one asks Save / Discard / Cancel; the
         # window quits once none is left (a Cancel keeps Mailer running).
@@ -1584,11 +1595,58 @@ def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | Non
         on_shown(window)
     if request:
         window.open_request(request)  # opened once start-up is done
+    restore = _end_session_on_signals(app, window.end_session)
     try:
         return app.exec()
     finally:
+        restore()
         for server in servers:
             server.close()
+
+
+def _end_session_on_signals(app: QApplication, end: Callable[[], None]) -> Callable[[], None]:
+    """SIGTERM (the desktop session ending, a plain `kill`), SIGINT (Ctrl+C in
+    the terminal Mailer was started from) and SIGHUP call ``end`` on the GUI
+    thread, instead of ending the process where it stands. Returns what puts
+    things back.
+
+    The signal's number is written to a socket (`signal.set_wakeup_fd`) that
+    the event loop watches: Python runs its own handlers only between two
+    steps of Python code, which the event loop may not reach for a while.
+    """
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier
+
+    if sys.platform == "win32":
+        return lambda: None  # no such signals from a Windows session
+    ours = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    before_fd = signal.set_wakeup_fd(writer.fileno())
+    # A Python-level handler (doing nothing itself) is what makes the
+    # signal write to the wakeup socket instead of ending the process.
+    before = {number: signal.signal(number, lambda *_: None) for number in ours}
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+
+    def woken() -> None:
+        with contextlib.suppress(OSError):
+            if any(byte in {int(n) for n in ours} for byte in reader.recv(64)):
+                end()
+
+    notifier.activated.connect(woken)
+
+    def restore() -> None:
+        notifier.setEnabled(False)
+        signal.set_wakeup_fd(before_fd)
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        reader.close()
+        writer.close()
+
+    return restore
 
 
 __all__ = ["MainWindow", "run_gui"]

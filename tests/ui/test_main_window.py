@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -639,6 +640,79 @@ def test_quitting_asks_about_an_unsaved_message_and_keeps_it(
 
     (kept,) = DraftStore.for_paths(paths).list().drafts
     assert kept.subject == "Half written" and "Do not lose this." in kept.body
+
+
+def test_the_session_ending_keeps_open_messages_without_asking(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """SIGTERM (logging out) cannot wait for an answer: each open message is
+    kept as a draft as it stands, one that was not changed is closed as it
+    was, and Mailer quits."""
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    window.show()
+    changed, untouched = window.open_composer(), window.open_composer()
+    assert changed is not None and untouched is not None
+    write(changed, "bob@example.org", "Typed just now", "Keep every word.")
+    window.end_session()
+    qtbot.waitUntil(lambda: window._closed, timeout=10_000)
+    assert changed.close_question is None and untouched.close_question is None
+    assert window.composers == []
+    from mailer_gui.message.drafts import DraftStore
+
+    (kept,) = DraftStore.for_paths(paths).list().drafts
+    assert kept.subject == "Typed just now" and "Keep every word." in kept.body
+
+
+SIGTERM_WINDOW = """
+import sys
+from mailer_gui.ui.main_window import run_gui
+
+print("exit", run_gui(["--home", sys.argv[1]]), flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_quits_the_window_in_order_and_gives_back_what_it_was_sending(
+    tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """The desktop session ends (SIGTERM) while a message is on its way: the
+    window quits as File > Quit does, exit status 0, and the message is back
+    in the queue at once, not left "sending" for another Mailer to recover."""
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(address: str, options: list[str]) -> str | None:
+        reached.set()
+        release.wait(20)
+        return None
+
+    server = aiosmtpd_factory(on_rcpt=hold)
+    paths = home_with_account(tmp_path, server.port)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    message = queue_message(store, tmp_path, "On its way")
+    home = str(paths.config_dir.parent)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_WINDOW, home],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+    )
+    try:
+        assert reached.wait(30), "the window never started sending"
+        assert store.get(message).state is State.SENDING
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)  # the server still holds its RCPT
+    finally:
+        release.set()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "exit 0" in out
+    assert store.get(message).state is State.QUEUED  # given back: it goes at the next start
+    assert not list(store.marks_dir.glob("*.alive"))  # its lock let go of and removed
 
 
 def test_undo_twice_brings_one_composer_back_and_send_later_has_no_countdown(

@@ -1102,6 +1102,23 @@ class ComposerWindow(QMainWindow):
         self._shut_down()
         event.accept()
 
+    def keep_and_close(self) -> None:
+        """The desktop session is ending (main window's `end_session`): keep the
+        message as it stands as its draft, without asking, then close. A message
+        on its way into the outbox closes by itself once it is there."""
+        if self._closed or self._sending:
+            return
+        if not self.is_modified():
+            self.close()  # nothing to ask about: closes as usual
+            return
+        # Closed whether the write succeeds or not: what autosave wrote a few
+        # seconds ago is there in any case.
+        self.save_draft(on_done=lambda _saved: self._close_at_once())
+
+    def _close_at_once(self) -> None:
+        self._close_now = True
+        self.close()
+
     def _ask_to_save(self) -> None:
         if self.close_question is not None and self.close_question.isVisible():
             return
