@@ -93,20 +93,20 @@ class _Document:
 class AccountStore:
     """The accounts in the JSON file at `path` (usually AppPaths.accounts_file).
 
-    Every call looks at the file afresh, so another process's changes are seen:
-    the file is parsed again when its identity, size or times changed (every
-    write here replaces it with a new file; an editor that rewrites it in
-    place changes its times), else the accounts parsed last time are given
-    again. The outbox asks for an account at every connection it opens.
+    Every call reads the file afresh, so another process's changes are seen;
+    it is parsed again only when its bytes differ from those parsed last time
+    (the outbox asks for an account at every connection it opens).
     Removing an account here does not touch its keyring entry: call
     accounts.secrets.delete_password(name) too.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
-        # The file's stat key and what was parsed from it; never changed once
-        # made (`_update` changes a document parsed for it alone).
-        self._parsed: tuple[tuple[int, ...], _Document] | None = None
+        # The bytes parsed last and what came of them; never changed once made
+        # (`_update` changes a document parsed for it alone). Not the file's
+        # inode and times: a file system may give a new file the number of the
+        # one it replaced, and its times may be as coarse as two seconds.
+        self._parsed: tuple[bytes, _Document] | None = None
 
     @property
     def path(self) -> Path:
@@ -222,17 +222,9 @@ class AccountStore:
 
     def _read(self, *, fresh: bool = False) -> _Document:
         """The file's document: parsed now, or as parsed last time when the file
-        is the same one, unchanged since (``fresh``: parsed now in any case)."""
+        holds the same bytes (``fresh``: parsed now in any case)."""
         try:
-            with open(self._path, "rb") as file:
-                stat = os.fstat(file.fileno())
-                key = (
-                    stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
-                )  # fmt: skip
-                parsed = self._parsed
-                if not fresh and parsed is not None and parsed[0] == key:
-                    return parsed[1]
-                data = file.read()
+            data = self._path.read_bytes()
         except FileNotFoundError:
             return _Document()
         except OSError as error:
@@ -240,6 +232,9 @@ class AccountStore:
                 f"The accounts file {self._path} cannot be read: {error.strerror}.",
                 path=self._path,
             ) from error
+        parsed = self._parsed
+        if not fresh and parsed is not None and parsed[0] == data:
+            return parsed[1]
         try:
             document = self._parse(data)
         except _Corrupt as corrupt:
@@ -252,7 +247,7 @@ class AccountStore:
                 corrupt_copy=copy,
             ) from None
         if not fresh:
-            self._parsed = (key, document)
+            self._parsed = (data, document)
         return document
 
     def _parse(self, data: bytes) -> _Document:
