@@ -1607,8 +1607,10 @@ def run_gui(argv: Sequence[str], *, on_shown: Callable[[MainWindow], None] | Non
 def _end_session_on_signals(app: QApplication, end: Callable[[], None]) -> Callable[[], None]:
     """SIGTERM (the desktop session ending, a plain `kill`), SIGINT (Ctrl+C in
     the terminal Mailer was started from) and SIGHUP call ``end`` on the GUI
-    thread, instead of ending the process where it stands. Returns what puts
-    things back.
+    thread, instead of ending the process where it stands. A second one ends
+    it as before (a Mailer that does not quit can still be stopped). A signal
+    ignored when Mailer started (`nohup`, a background job) stays ignored.
+    Returns what puts things back.
 
     The signal's number is written to a socket (`signal.set_wakeup_fd`) that
     the event loop watches: Python runs its own handlers only between two
@@ -1621,7 +1623,11 @@ def _end_session_on_signals(app: QApplication, end: Callable[[], None]) -> Calla
 
     if sys.platform == "win32":
         return lambda: None  # no such signals from a Windows session
-    ours = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    ours = [
+        number
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    ]
     reader, writer = socket.socketpair()
     reader.setblocking(False)
     writer.setblocking(False)
@@ -1630,19 +1636,33 @@ def _end_session_on_signals(app: QApplication, end: Callable[[], None]) -> Calla
     # signal write to the wakeup socket instead of ending the process.
     before = {number: signal.signal(number, lambda *_: None) for number in ours}
     notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+    ending = False
 
     def woken() -> None:
-        with contextlib.suppress(OSError):
-            if any(byte in {int(n) for n in ours} for byte in reader.recv(64)):
-                end()
+        nonlocal ending
+        try:
+            received = reader.recv(64)
+        except OSError:
+            return
+        numbers = [number for number in ours if int(number) in received]
+        if not numbers:
+            return
+        if ending:  # asked again: the default action (the process ends)
+            signal.signal(numbers[0], signal.SIG_DFL)
+            os.kill(os.getpid(), numbers[0])
+            return
+        ending = True
+        end()
 
     notifier.activated.connect(woken)
 
     def restore() -> None:
-        notifier.setEnabled(False)
-        signal.set_wakeup_fd(before_fd)
         for number, handler in before.items():
-            signal.signal(number, handler)
+            # None: set outside Python (by nobody here), so the default.
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        signal.set_wakeup_fd(before_fd)
+        notifier.setEnabled(False)
+        notifier.deleteLater()
         reader.close()
         writer.close()
 

@@ -273,6 +273,32 @@ def test_an_attachment_gone_before_send_is_reported_and_the_draft_stays(
     assert home.outbox.messages(None) == []
 
 
+def test_a_send_that_fails_while_the_session_ends_is_kept_as_a_draft(
+    qtbot, home: Home, open_composer: Open, tmp_path: Path
+) -> None:
+    """Logging out while the message goes into the outbox, and it cannot (its
+    attachment is gone): nobody is there to read why, so it is kept as a draft
+    and the window closes, instead of waiting open and holding the logout."""
+    doomed = tmp_path / "notes.txt"
+    doomed.write_text("soon gone")
+    window = open_composer()
+    window.to_field.setText("bob@example.org")
+    window.subject_field.setText("Going out at logout")
+    write(window, "Notes enclosed.")
+    window.add_attachments([doomed])
+    qtbot.waitUntil(window.attachments.sizes_known)
+    doomed.unlink()
+    window.send()
+    assert window._sending
+    window.keep_and_close()  # the main window's end_session, while it is on its way
+    qtbot.waitUntil(lambda: window.closed, timeout=10_000)
+    qtbot.waitUntil(lambda: not window.saving(), timeout=5_000)
+    assert window.close_question is None
+    (kept,) = home.drafts.list().drafts
+    assert kept.subject == "Going out at logout" and "Notes enclosed." in kept.body
+    assert home.outbox.messages(None) == []
+
+
 def test_send_later_asks_for_a_future_moment(qtbot, home: Home, open_composer: Open) -> None:
     window = shown(qtbot, open_composer())
     window.to_field.setText("bob@example.org")

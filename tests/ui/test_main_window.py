@@ -715,6 +715,49 @@ def test_sigterm_quits_the_window_in_order_and_gives_back_what_it_was_sending(
     assert not list(store.marks_dir.glob("*.alive"))  # its lock let go of and removed
 
 
+SIGNALS_ONLY = """
+from PySide6.QtWidgets import QApplication
+from mailer_gui.ui.main_window import _end_session_on_signals
+
+app = QApplication(["mailer-gui"])
+restore = _end_session_on_signals(app, lambda: print("end", flush=True))  # never ends
+print("ready", flush=True)
+app.exec()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_second_signal_ends_a_mailer_that_does_not_quit_and_ignored_ones_stay_ignored(
+    tmp_path: Path,
+) -> None:
+    def ignore_hangup() -> None:  # as nohup starts it
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGNALS_ONLY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+        preexec_fn=ignore_hangup,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        process.send_signal(signal.SIGHUP)  # ignored when it started: still ignored
+        process.send_signal(signal.SIGTERM)
+        assert process.stdout.readline().strip() == "end"  # once, for the first signal
+        assert process.poll() is None  # the end asked for has not come
+        process.send_signal(signal.SIGINT)  # asked again: it ends now
+        process.wait(timeout=10)
+        assert process.returncode == -signal.SIGINT
+        assert process.stdout.read() == ""  # the SIGHUP called nothing
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
 def test_undo_twice_brings_one_composer_back_and_send_later_has_no_countdown(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:

@@ -197,6 +197,7 @@ class ComposerWindow(QMainWindow):
         self._signature_block: str | None = None
         self._loading = True
         self._sending = False
+        self._ending = False  # the desktop session is ending: no questions (keep_and_close)
         self._close_now = False
         self._closed = False
         self._pending_send_at: float | None = None
@@ -956,6 +957,9 @@ class ComposerWindow(QMainWindow):
         self.statusBar().clearMessage()
         if error is not None or message is None:
             self._set_busy(False)
+            if self._ending:
+                self.keep_and_close()  # nobody is there to read why: it is a draft again
+                return
             if isinstance(error, DraftError):
                 self._show_error(f"{error} Nothing was sent; the message is still here.")
             else:
@@ -1105,9 +1109,11 @@ class ComposerWindow(QMainWindow):
     def keep_and_close(self) -> None:
         """The desktop session is ending (main window's `end_session`): keep the
         message as it stands as its draft, without asking, then close. A message
-        on its way into the outbox closes by itself once it is there."""
+        on its way into the outbox closes by itself once it is there, or is
+        kept as a draft if it cannot go."""
+        self._ending = True
         if self._closed or self._sending:
-            return
+            return  # on its way: `_queued` closes it, or keeps it if it cannot go
         if not self.is_modified():
             self.close()  # nothing to ask about: closes as usual
             return
