@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -182,7 +183,7 @@ def read_marks(directory: Path) -> set[tuple[int, int]]:
 
 def remove_idle(directory: Path, *, keep: Iterable[str | None]) -> None:
     """Remove the files of runners not in ``keep`` (those holding messages):
-    their marks, and the lock files of those that are not alive."""
+    their marks, and the lock files of those known to be gone."""
     owners = {owner for owner in keep if owner}
     wanted = {f"{owner}{SUFFIX}" for owner in owners}
     try:
@@ -190,14 +191,33 @@ def remove_idle(directory: Path, *, keep: Iterable[str | None]) -> None:
     except OSError:
         return  # tidying only: it can wait for the next recovery
     for path in files:
-        if path.name.endswith(SUFFIX) and path.name not in wanted:
+        name = path.name
+        if name.endswith(SUFFIX) and name not in wanted:
             with contextlib.suppress(OSError):  # gone already, or open on Windows
                 path.unlink()
-        elif path.name.endswith(ALIVE_SUFFIX) and path.name[: -len(ALIVE_SUFFIX)] not in owners:
-            # Removed while locked here, so never the lock file of a runner alive.
-            with contextlib.suppress(OSError), _locked_if_free(path) as free:
-                if free:
-                    path.unlink()
+            continue
+        for suffix in (ALIVE_SUFFIX, _NEW_SUFFIX):
+            if name.endswith(suffix) and name[: -len(suffix)] not in owners:
+                # Removed while locked here, so never the lock file of a runner alive.
+                with contextlib.suppress(OSError), _locked_if_gone(path) as gone:
+                    if gone:
+                        path.unlink()
+
+
+# A lock file is made under this name, locked, and only then renamed to its
+# own: no other process can take the lock of a runner that is starting.
+_NEW_SUFFIX = ".alive-new"
+
+
+def _this_machine() -> bytes:
+    """What a lock file says of the machine its runner runs on: its name and,
+    where the system tells, the boot it is in. A lock is trusted to be free
+    only when taken on the machine that took it: across machines sharing a
+    folder (NFS, a virtual machine's shared folder) locks may not be seen."""
+    boot = b""
+    with contextlib.suppress(OSError):
+        boot = Path("/proc/sys/kernel/random/boot_id").read_bytes().strip()
+    return socket.gethostname().encode("utf-8", "replace") + b" " + boot + b"\n"
 
 
 class RunnerLock:
@@ -223,15 +243,24 @@ class RunnerLock:
         with self._lock:
             if self._fd is not None:
                 return
+            new = self.path.with_name(self.path.name[: -len(ALIVE_SUFFIX)] + _NEW_SUFFIX)
             try:
                 self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
             except OSError:
                 return
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)  # held by another runner of this name, or no locks here
+                os.write(fd, _this_machine())
+                if _held_by_another(self.path):
+                    # Another runner of this name (never two of one name in
+                    # Mailer): its file stays, and this one goes on without.
+                    raise BlockingIOError
+                os.replace(new, self.path)
+            except OSError:  # no locks here: recovery waits for the leases
+                with contextlib.suppress(OSError):
+                    new.unlink()
+                os.close(fd)
                 return
             self._fd = fd
 
@@ -246,21 +275,37 @@ class RunnerLock:
                 self._fd = None
 
 
+def _held_by_another(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # not there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def dead_runners(directory: Path, owners: Iterable[str]) -> set[str]:
-    """Those of ``owners`` whose lock file is there and held by nobody: their
-    process ended without letting go of its messages."""
+    """Those of ``owners`` whose lock file is there, was made on this machine
+    and is held by nobody: their process ended without letting go of its
+    messages."""
     dead: set[str] = set()
     for owner in owners:
-        with _locked_if_free(directory / f"{owner}{ALIVE_SUFFIX}") as free:
-            if free:
+        with _locked_if_gone(directory / f"{owner}{ALIVE_SUFFIX}") as gone:
+            if gone:
                 dead.add(owner)
     return dead
 
 
 @contextlib.contextmanager
-def _locked_if_free(path: Path) -> Iterator[bool]:
-    """Hold the lock on ``path`` for the block if nobody holds it (True); False
-    when it is held, missing or cannot be tried (those are not known dead)."""
+def _locked_if_gone(path: Path) -> Iterator[bool]:
+    """Hold the lock on ``path`` for the block if it was made on this machine
+    and nobody holds it (True); False when it is held, missing, from another
+    machine, or cannot be tried: those are not known to be gone."""
     if sys.platform == "win32":
         yield False
         return
@@ -272,9 +317,9 @@ def _locked_if_free(path: Path) -> Iterator[bool]:
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            ours = os.pread(fd, 4096, 0) == _this_machine()
         except OSError:  # held by a runner alive, or no locks on this file system
-            yield False
-            return
-        yield True
+            ours = False
+        yield ours
     finally:
         os.close(fd)

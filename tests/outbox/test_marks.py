@@ -187,6 +187,48 @@ def test_remove_idle_removes_the_lock_files_of_runners_gone_only(tmp_path: Path)
     alive.release()
 
 
+@posix_locks
+def test_a_lock_file_from_another_machine_is_never_taken_for_a_runner_gone(
+    tmp_path: Path,
+) -> None:
+    """A folder shared between machines (NFS, a virtual machine's shared
+    folder) may not carry locks across: a free lock file written on another
+    machine says nothing, and its runner's messages wait for their leases."""
+    lock = RunnerLock(tmp_path, "local")
+    lock.acquire()
+    assert lock.path.read_bytes() == marks_module._this_machine()
+    assert not (tmp_path / "local.alive-new").exists()  # renamed once locked
+    (tmp_path / "remote.alive").write_bytes(b"another-host 1234\n")
+    assert dead_runners(tmp_path, ["remote"]) == set()
+    remove_idle(tmp_path, keep=[])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.alive", "remote.alive"]
+    lock.release()
+
+
+@posix_locks
+def test_a_lock_that_cannot_be_had_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No locks on this file system: the runner goes on without, and leaves no
+    free lock file that would make it look gone while it sends."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(marks_module.fcntl, "flock", no_locks)
+    lock = RunnerLock(tmp_path, "nfs")
+    lock.acquire()
+    assert not lock.held
+    assert list(tmp_path.iterdir()) == []
+
+
+@posix_locks
+def test_remove_idle_removes_a_lock_file_left_half_made(tmp_path: Path) -> None:
+    (tmp_path / "crashed.alive-new").write_bytes(marks_module._this_machine())
+    remove_idle(tmp_path, keep=[])
+    assert list(tmp_path.iterdir()) == []
+
+
 # -------------------------------------------------------------- the store
 
 
