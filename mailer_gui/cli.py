@@ -18,7 +18,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -1219,6 +1219,11 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
     return EX_OK
 
 
+def _state_counts(counts: Mapping[State, int]) -> str:
+    """``{SENT: 2, FAILED: 1}`` -> ``"1 failed, 2 sent"``."""
+    return ", ".join(f"{n} {state.value}" for state, n in sorted(counts.items()))
+
+
 def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _outbox(paths)
     try:
@@ -1235,10 +1240,8 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
             time.sleep(0.2)
     # What became of the messages this run was for, then the whole outbox.
     now_in = store.states(due)
-    ran = Counter(now_in.values())
     if due:
-        done = ", ".join(f"{n} {state.value}" for state, n in sorted(ran.items()))
-        print(f"This run: {done}.")
+        print(f"This run: {_state_counts(Counter(now_in.values()))}.")
     failed = sorted(message for message, state in now_in.items() if state is State.FAILED)
     for message in failed:
         with contextlib.suppress(OutboxError):
@@ -1251,8 +1254,7 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
                 file=sys.stderr,
             )
     counts = store.counts()
-    summary = ", ".join(f"{n} {state.value}" for state, n in sorted(counts.items()))
-    print(f"Outbox: {summary or 'empty'}.")
+    print(f"Outbox: {_state_counts(counts) or 'empty'}.")
     paused = _paused(store)
     for name, (state, reason) in sorted(paused.items()):
         print(_paused_note(name, state, reason, _source_of(paths, name)), file=sys.stderr)

@@ -254,18 +254,23 @@ def test_invalid_addresses_stop_the_send_and_say_why(
     assert home.outbox.messages(None) == []
 
 
-def test_an_attachment_gone_before_send_is_reported_and_the_draft_stays(
-    qtbot, home: Home, open_composer: Open, tmp_path: Path
-) -> None:
-    doomed = tmp_path / "notes.txt"
+def send_with_an_attachment_gone(qtbot, window: ComposerWindow, folder: Path) -> None:
+    """Write to bob with notes.txt attached, remove the file, press Send."""
+    doomed = folder / "notes.txt"
     doomed.write_text("soon gone")
-    window = open_composer()
     window.to_field.setText("bob@example.org")
     write(window, "Notes enclosed.")
     window.add_attachments([doomed])
     qtbot.waitUntil(window.attachments.sizes_known)
     doomed.unlink()
     window.send()
+
+
+def test_an_attachment_gone_before_send_is_reported_and_the_draft_stays(
+    qtbot, home: Home, open_composer: Open, tmp_path: Path
+) -> None:
+    window = open_composer()
+    send_with_an_attachment_gone(qtbot, window, tmp_path)
     qtbot.waitUntil(lambda: "cannot be read" in window.notice.text(), timeout=10_000)
     assert "notes.txt" in window.notice.text() and "Nothing was sent" in window.notice.text()
     assert not window.closed and window.send_action.isEnabled()
@@ -279,16 +284,9 @@ def test_a_send_that_fails_while_the_session_ends_is_kept_as_a_draft(
     """Logging out while the message goes into the outbox, and it cannot (its
     attachment is gone): nobody is there to read why, so it is kept as a draft
     and the window closes, instead of waiting open and holding the logout."""
-    doomed = tmp_path / "notes.txt"
-    doomed.write_text("soon gone")
     window = open_composer()
-    window.to_field.setText("bob@example.org")
     window.subject_field.setText("Going out at logout")
-    write(window, "Notes enclosed.")
-    window.add_attachments([doomed])
-    qtbot.waitUntil(window.attachments.sizes_known)
-    doomed.unlink()
-    window.send()
+    send_with_an_attachment_gone(qtbot, window, tmp_path)
     assert window._sending
     window.keep_and_close()  # the main window's end_session, while it is on its way
     qtbot.waitUntil(lambda: window.closed, timeout=10_000)
