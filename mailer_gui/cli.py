@@ -1188,7 +1188,7 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
 def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _outbox(paths)
     try:
-        row = store.get(_message_number(args.id))
+        row, attempts = store.details(_message_number(args.id))
     except OutboxError as exc:
         raise CliError(str(exc), EX_USAGE) from exc
     print(f"Message {row.id}: {row.state.value}")
@@ -1208,7 +1208,7 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
         enhanced = f" {r.enhanced}" if r.enhanced else ""
         status = _status_word(r, row.state)
         print(f"    {status:9} {r.kind:3} {r.address}{code}{enhanced} {r.text or ''}".rstrip())
-    for number, attempt in enumerate(store.attempts(row.id), start=1):
+    for number, attempt in enumerate(attempts, start=1):
         started = _local_time(attempt.started_at)
         print(f"  Attempt {number} at {started}: {attempt.outcome or 'in progress'}")
         if attempt.error:

@@ -482,6 +482,29 @@ class OutboxStore:
                 if connection.total_changes != changes:  # not a look that changed nothing
                     self._checkpointer.committed()
 
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """The reads inside see the outbox as it was at one moment.
+
+        Each statement alone is its own read; a message's row, its recipients
+        and its attempts read one after the other could otherwise straddle a
+        runner's write (the row "sent", its last attempt not yet ended). In
+        WAL mode the read transaction holds up no writer.
+        """
+        connection = self._connection()
+        if connection.in_transaction:  # inside a snapshot already
+            yield
+            return
+        try:
+            connection.execute("BEGIN")
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("COMMIT")  # it only read: nothing to keep or lose
+
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         connection = self._connection()
         connection.row_factory = sqlite3.Row
@@ -548,14 +571,20 @@ class OutboxStore:
         )  # fmt: skip
 
     def get(self, message: int) -> MessageRow:
-        rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message,))
-        if not rows:
-            raise NotFound(f"There is no message {message} in the outbox.")
-        recipients = self._read(
-            f"SELECT {_RECIPIENT_COLUMNS} FROM recipients WHERE message = ? ORDER BY position",
-            (message,),
-        )
+        with self._snapshot():
+            rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message,))
+            if not rows:
+                raise NotFound(f"There is no message {message} in the outbox.")
+            recipients = self._read(
+                f"SELECT {_RECIPIENT_COLUMNS} FROM recipients WHERE message = ? ORDER BY position",
+                (message,),
+            )
         return self._message(rows[0], recipients)
+
+    def details(self, message: int) -> tuple[MessageRow, list[AttemptRow]]:
+        """A message and its attempts as they were at one moment (what a view shows)."""
+        with self._snapshot():
+            return self.get(message), self.attempts(message)
 
     def messages(
         self, states: Iterable[State] | None = None, *, limit: int | None = None
@@ -570,10 +599,11 @@ class OutboxStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         try:
-            rows = self._read(sql, params)
-            recipients = self._read(
-                f"SELECT {_RECIPIENT_COLUMNS} FROM recipients ORDER BY message, position"
-            )
+            with self._snapshot():
+                rows = self._read(sql, params)
+                recipients = self._read(
+                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipients ORDER BY message, position"
+                )
         except OutboxError:
             return self._list_salvage(states)
         by_message: dict[int, list[sqlite3.Row]] = {}

@@ -210,9 +210,10 @@ class OutboxBridge(QObject):
         """The person's answer for an uncertain message: "mark as sent" or "send again"."""
         self._act(message, lambda: self.store.resolve_uncertain(message, sent=sent), on_done)
 
-    def load_attempts(self, message: int, on_done: Done) -> None:
-        """``on_done(list[AttemptRow] | None, error)``: every attempt with its transcript."""
-        self.run_in_background(lambda: self.store.attempts(message), on_done)
+    def load_details(self, message: int, on_done: Done) -> None:
+        """``on_done((MessageRow, list[AttemptRow]) | None, error)``: a message and
+        every attempt with its transcript, as they were at one moment."""
+        self.run_in_background(lambda: self.store.details(message), on_done)
 
     def load_paused_accounts(self, on_done: Done) -> None:
         """``on_done({account: (state, reason)} | None, error)``: accounts not being tried."""

@@ -435,7 +435,7 @@ class DetailPane(QWidget):
         self._attempts: list[tuple[AttemptRow, Conversation]] = []
         self._displayed: DisplayedMessage | None = None
         self._body_for: int | None = None
-        self._requests = {"row": 0, "attempts": 0, "body": 0, "paused": 0}
+        self._requests = {"details": 0, "body": 0, "paused": 0}
         self._paused: Paused = {}  # accounts not being tried, as last read
         self._busy: set[str] = set()
         self._transcript: TranscriptDialog | None = None
@@ -684,15 +684,10 @@ class DetailPane(QWidget):
         message = self._message
         if message is None:
             return
-        self._requests["row"] += 1
-        self._requests["attempts"] += 1
-        row_request, attempts_request = self._requests["row"], self._requests["attempts"]
-        self.bridge.load_message(
-            message, lambda row, error: self._row_loaded(row_request, message, row, error)
-        )
-        self.bridge.load_attempts(
-            message,
-            lambda rows, error: self._attempts_loaded(attempts_request, message, rows, error),
+        self._requests["details"] += 1
+        request = self._requests["details"]
+        self.bridge.load_details(
+            message, lambda details, error: self._details_loaded(request, message, details, error)
         )
         self._requests["paused"] += 1
         paused_request = self._requests["paused"]
@@ -708,38 +703,30 @@ class DetailPane(QWidget):
         self._paused = paused
         self._render_state()
 
-    def _row_loaded(
-        self, request: int, message: int, row: MessageRow | None, error: BaseException | None
+    def _details_loaded(
+        self,
+        request: int,
+        message: int,
+        details: tuple[MessageRow, list[AttemptRow]] | None,
+        error: BaseException | None,
     ) -> None:
-        if request != self._requests["row"] or message != self._message:
+        if request != self._requests["details"] or message != self._message:
             return  # an older answer, or for a message no longer shown
-        if error is not None or row is None:
+        if error is not None or details is None:
             self._row = None
             self.subject_label.setText("")
             self._show_problem(f"The message cannot be shown: {error}")
             self._update_actions()
             return
+        row, attempts = details
+        # The row and its attempts are rendered together: both come from one
+        # read, so the state shown always agrees with the attempts below it.
+        self._attempts = [(attempt, read_transcript(attempt.transcript)) for attempt in attempts]
         self._row = row
-        self._render_row()
+        self._render_row()  # the recipients and the actions with it
+        self._render_attempts()
         if self._body_for != row.id:
             self._load_body(row)
-
-    def _attempts_loaded(
-        self,
-        request: int,
-        message: int,
-        rows: list[AttemptRow] | None,
-        error: BaseException | None,
-    ) -> None:
-        if request != self._requests["attempts"] or message != self._message:
-            return
-        if error is not None or rows is None:
-            self._show_problem(f"The attempts of this message cannot be read: {error}")
-            return
-        self._attempts = [(attempt, read_transcript(attempt.transcript)) for attempt in rows]
-        self._render_attempts()
-        self._render_recipients()
-        self._update_actions()
         dialog = self._transcript
         if dialog is not None and dialog.isVisible():
             # Follow the latest attempt, unless an earlier one was chosen.

@@ -16,6 +16,7 @@ from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.policy import HOUR, MINUTE, Disposition, RetryPolicy, Verdict, judge
 from mailer_gui.outbox.store import (
+    AttemptRow,
     NotFound,
     OutboxError,
     OutboxStore,
@@ -162,6 +163,35 @@ def test_result_moves_the_state(
         assert row.due_at == T0 + 1 + MINUTE
     (attempt,) = store.attempts(message)
     assert attempt.transcript == "C: QUIT" and attempt.ended_at == T0 + 1
+
+
+def test_a_message_and_its_attempts_are_read_at_one_moment(
+    store: OutboxStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the detail pane and `outbox show` display: a result recorded
+    between reading the row and reading its attempts is in neither."""
+    message = enqueue(store, tmp_path, "b@x.org")
+    store.claim_next("a", now=T0, lease=60)
+    read_attempts = OutboxStore.attempts
+
+    def attempts_after_a_write(self: OutboxStore, number: int) -> list[AttemptRow]:
+        # Another thread (its own connection) records the result just now.
+        done = threading.Thread(
+            target=store.record_result,
+            args=(number, "a", result(("b@x.org", 250)), "C: QUIT"),
+            kwargs={"now": T0 + 1},
+        )
+        done.start()
+        done.join(10)
+        return read_attempts(self, number)
+
+    monkeypatch.setattr(OutboxStore, "attempts", attempts_after_a_write)
+    row, attempts = store.details(message)
+    assert row.state is State.SENDING
+    assert [(a.ended_at, a.outcome) for a in attempts] == [(None, None)]
+    monkeypatch.setattr(OutboxStore, "attempts", read_attempts)
+    row, attempts = store.details(message)
+    assert row.state is State.SENT and attempts[0].ended_at == T0 + 1
 
 
 def test_only_unconfirmed_recipients_are_retried(store: OutboxStore, tmp_path: Path) -> None:

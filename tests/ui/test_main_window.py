@@ -732,6 +732,10 @@ def test_a_second_signal_ends_a_mailer_that_does_not_quit_and_ignored_ones_stay_
 ) -> None:
     def ignore_hangup() -> None:  # as nohup starts it
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # Whatever the tests were started from: a background job of a shell
+        # has SIGINT ignored too, which Mailer would rightly leave ignored.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     process = subprocess.Popen(
         [sys.executable, "-c", SIGNALS_ONLY],
