@@ -277,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = jobs.add_parser("show", help="one message: recipients, attempts, server replies")
     show.add_argument("id", metavar="ID")
     show.add_argument("--transcript", action="store_true", help="every line of every attempt")
-    flush = jobs.add_parser("flush", help="send everything waiting now")
+    flush = jobs.add_parser(
+        "flush", help="send everything waiting now (what is scheduled for later keeps its time)"
+    )
     flush.add_argument(
         "--wait",
         action="store_true",
@@ -902,11 +904,18 @@ def _draft(args: argparse.Namespace, account: Account) -> Draft:
 # ------------------------------------------------------------------ outbox
 
 
-def _outbox(paths: AppPaths) -> OutboxStore:
+def _outbox(paths: AppPaths, *, recover: bool = False) -> OutboxStore:
+    """The outbox; with ``recover``, messages a Mailer that is gone left
+    `sending` are taken back first, so that they are shown and acted on as
+    what they are now (queued, or uncertain)."""
     try:
-        return OutboxStore(paths.database, paths.spool_dir)
+        store = OutboxStore(paths.database, paths.spool_dir)
     except OutboxError as exc:
         raise CliError(str(exc), EX_CONFIG) from exc
+    if recover:
+        with contextlib.suppress(OutboxError):  # what cannot be written is shown as it is
+            store.recover()
+    return store
 
 
 def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
@@ -1124,12 +1133,39 @@ def cmd_send(args: argparse.Namespace, paths: AppPaths) -> int:
         return EX_OK
     _ask_paused_passwords(paths, store, {account.name})
     runner = _runner(paths, store, args.transcript)
-    runner.deliver_now(message=message)
+    try:
+        runner.deliver_now(message=message)
+    except KeyboardInterrupt:
+        _say_interrupted(store, message)
+        raise
     row = store.get(message)
     error = runner.errors.get(message)
     paused = _paused(store).get(row.account)
     _print_row(row, args.json, error, paused=paused, source=account.secret_source)
     return _row_code(row, error, paused)
+
+
+def _say_interrupted(store: OutboxStore, message: int) -> None:
+    """Ctrl+C stopped a send: say where the message stands (the runner gave it back)."""
+    try:
+        state = store.get(message).state
+    except OutboxError:
+        return
+    if state is State.UNCERTAIN:
+        text = (
+            f"Message {message} went out whole but the server had not confirmed it, so it may "
+            f"have arrived. It waits in the outbox as uncertain: mailer-gui outbox resolve "
+            f"{message} --sent if it did, or --resend to send it again."
+        )
+    elif state in (State.QUEUED, State.SCHEDULED, State.DEFERRED):
+        text = (
+            f"Message {message} was not sent; it waits in the outbox and goes with the next "
+            f"mailer-gui outbox flush or when the app sends (mailer-gui outbox cancel {message} "
+            "drops it)."
+        )
+    else:
+        return  # sent, failed or cancelled already: the interruption changed nothing
+    print(f"mailer-gui: {text}", file=sys.stderr)
 
 
 def _message_number(text: str) -> int:
@@ -1142,7 +1178,7 @@ def _message_number(text: str) -> int:
 
 
 def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
-    store = _outbox(paths)
+    store = _outbox(paths, recover=True)
     states = [State(args.state)] if args.state else None
     rows = store.messages(states)
     if args.json:
@@ -1186,7 +1222,7 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
 
 
 def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
-    store = _outbox(paths)
+    store = _outbox(paths, recover=True)
     try:
         row, attempts = store.details(_message_number(args.id))
     except OutboxError as exc:
@@ -1225,9 +1261,11 @@ def _state_counts(counts: Mapping[State, int]) -> str:
 
 
 def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
-    store = _outbox(paths)
+    store = _outbox(paths, recover=True)
     try:
-        due = store.all_due_now([State.DEFERRED, State.SCHEDULED, State.QUEUED])
+        # Deferred ones too, at once; not those scheduled for later (send --later
+        # --at), whose time is the person's: `outbox retry ID` sends one now.
+        due = store.all_due_now([State.DEFERRED, State.QUEUED])
     except OutboxError as exc:
         raise CliError(str(exc), EX_TEMPFAIL) from exc
     _ask_paused_passwords(paths, store, None)
@@ -1275,7 +1313,7 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
 
 
 def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:
-    store = _outbox(paths)
+    store = _outbox(paths, recover=True)
     message = _message_number(args.id)
     try:
         store.retry_now(message)
@@ -1301,7 +1339,7 @@ def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:
 
 
 def cmd_outbox_cancel(args: argparse.Namespace, paths: AppPaths) -> int:
-    store = _outbox(paths)
+    store = _outbox(paths, recover=True)
     try:
         state = store.cancel(_message_number(args.id))
     except OutboxError as exc:
@@ -1318,7 +1356,7 @@ def cmd_outbox_cancel(args: argparse.Namespace, paths: AppPaths) -> int:
 
 
 def cmd_outbox_resolve(args: argparse.Namespace, paths: AppPaths) -> int:
-    store = _outbox(paths)
+    store = _outbox(paths, recover=True)
     message = _message_number(args.id)
     try:
         state = store.resolve_uncertain(message, sent=args.sent)

@@ -8,8 +8,11 @@ import io
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -433,6 +436,81 @@ def test_a_reader_that_goes_away_stops_nothing(aiosmtpd_factory, tmp_path) -> No
     assert done.returncode == cli.EX_BROKEN_PIPE
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("where", ["before any reply", "waiting for the final reply"])
+def test_ctrl_c_during_send_gives_the_message_back_at_once(
+    aiosmtpd_factory, tmp_path, where: str
+) -> None:
+    """Ctrl+C while `send` waits on the server: the command says where the
+    message stands, and it is queued (nothing went out) or uncertain (the "."
+    had left) at once, not `sending` until its lease runs out; it can be
+    cancelled or resolved straight away."""
+    reached, release = threading.Event(), threading.Event()
+    if where == "before any reply":
+        listener = socket.create_server(("127.0.0.1", 0))  # accepts, never greets
+        port = listener.getsockname()[1]
+        accepted: list[socket.socket] = []
+
+        def accept() -> None:
+            accepted.append(listener.accept()[0])
+            reached.set()
+
+        threading.Thread(target=accept, daemon=True).start()
+    else:
+
+        def hold(message) -> str | None:
+            reached.set()
+            release.wait(20)
+            return None
+
+        server = aiosmtpd_factory(on_data=hold)
+        port = server.port
+    home = tmp_path / "home"
+    base = [sys.executable, "-m", "mailer_gui", "--home", str(home)]
+    subprocess.run(
+        [*base, "accounts", "add", "plain", "--email", USER, "--host", "127.0.0.1",
+         "--port", str(port), "--security", "none", "--auth", "none"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    sending = subprocess.Popen(
+        [*base, *send_args()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        assert reached.wait(30), "the send never reached the server"
+        sending.send_signal(signal.SIGINT)
+        _, err = sending.communicate(timeout=30)
+    finally:
+        if sending.poll() is None:
+            sending.kill()
+            sending.wait(10)
+        release.set()
+        if where == "before any reply":
+            listener.close()
+            for connection in accepted:
+                connection.close()
+    assert sending.returncode == 130
+    assert "Traceback" not in err
+    listed = subprocess.run(
+        [*base, "outbox", "list", "--json"], capture_output=True, text=True, timeout=60
+    )
+    (row,) = json.loads(listed.stdout)
+    if where == "before any reply":
+        assert "Message 1 was not sent; it waits in the outbox" in err
+        assert "outbox cancel 1 drops it" in err
+        assert row["state"] == "queued"
+        done = subprocess.run(
+            [*base, "outbox", "cancel", "1"], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0 and "cancelled" in done.stdout
+    else:
+        assert "Message 1 went out whole but the server had not confirmed it" in err
+        assert "outbox resolve 1 --sent" in err
+        assert row["state"] == "uncertain"
+    # The runner's files went with it.
+    assert not list(resolve_paths(home).database.parent.glob("*.marks/*"))
+
+
 def test_untrusted_certificate_is_shown_with_its_fingerprint(
     aiosmtpd_factory, self_signed_cert, tmp_path, capsys, monkeypatch
 ) -> None:
@@ -563,14 +641,17 @@ def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> Non
     states = {row["id"]: row["state"] for row in json.loads(out)}
     assert states == {first["id"]: "deferred", later["id"]: "queued", scheduled["id"]: "scheduled"}
 
-    code, out, _ = run(capsys, monkeypatch, home, "outbox", "cancel", str(scheduled["id"]))
-    assert code == 0 and "cancelled" in out
-
-    # flush sends what waits, the deferred one included.
+    # flush sends what waits, the deferred one included, and leaves the one
+    # scheduled for later to its time.
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
     assert code == 0, out
-    assert "2 sent" in out and "1 cancelled" in out
-    assert len(server.wait_for_messages(2)) == 2
+    assert "This run: 2 sent." in out and "1 scheduled" in out
+    assert len(server.wait_for_messages(2)) == 2 and len(server.messages) == 2
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--state", "scheduled")
+    assert f"{scheduled['id']}" in out and "2099-01-01" in out
+
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "cancel", str(scheduled["id"]))
+    assert code == 0 and "cancelled" in out
 
     code, out, _ = run(
         capsys, monkeypatch, home, "outbox", "show", str(first["id"]), "--transcript"

@@ -566,9 +566,10 @@ class Runner:
             self._thread.join(timeout)
         for worker in workers:
             worker.join(timeout)
-        self._marks.close()
         if not any(t.is_alive() for t in (self._thread, *workers) if t is not None):
-            self._alive.release()  # else the process's end lets go of it
+            self._let_go()
+        else:
+            self._marks.close()  # the process's end lets go of the lock
 
     def cancel(self, message: int) -> State:
         """Cancel: a waiting message at once; one being sent here has its connection
@@ -598,9 +599,26 @@ class Runner:
                 for name in accounts:
                     self._work(name)
         finally:
-            self._marks.close()
             if self._thread is None:  # not running in the background as well
-                self._alive.release()
+                self._let_go()
+            else:
+                self._marks.close()
+
+    def _let_go(self) -> None:
+        """This runner holds nothing from now on. A send cut short (Ctrl+C in
+        the command line) left its message `sending`: it is given back now,
+        as recovery would give it back (uncertain if its "." may have left,
+        queued otherwise), instead of waiting for its lease to run out. Then
+        the runner's lock is let go."""
+        self._marks.close()
+        try:
+            given = self.store.give_back(self.owner, now=self._clock())
+        except OutboxError:
+            given = []  # taken back by recovery once the leases run out
+        self._settled(message for message, _ in given)
+        self._alive.release()
+        for message, state in given:
+            self._emit(StateChanged(message, state, "the send was interrupted"))
 
     @contextlib.contextmanager
     def _heartbeat(self) -> Iterator[None]:

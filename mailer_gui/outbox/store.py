@@ -1180,6 +1180,26 @@ class OutboxStore:
                 "messages interrupted mid-send cannot be told apart yet; they wait."
             ) from exc
 
+    def give_back(self, owner: str, *, now: float | None = None) -> list[tuple[int, State]]:
+        """Everything ``owner`` still has `sending`, given back as recovery would
+        (`uncertain` where the end-of-data mark says the "." left, `queued`
+        otherwise): a runner that ends with a send cut short (Ctrl+C) does this
+        itself, so its messages need not wait for their leases to run out."""
+        now = time.time() if now is None else now
+        try:
+            return self._recover(
+                "SELECT id, data_end_at, current_attempt FROM messages "
+                "WHERE state = 'sending' AND lease_owner = ?",
+                [owner], None, now,
+            )  # fmt: skip
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        except OSError as exc:
+            raise OutboxError(
+                f"A file in {self.marks_dir} cannot be read ({exc.strerror or exc}), so the "
+                "messages this Mailer was sending wait until their leases run out."
+            ) from exc
+
     def _recover(
         self, sql: str, params: list[object], keep_owner: str | None, now: float
     ) -> list[tuple[int, State]]:

@@ -22,6 +22,7 @@ runs to completion, and:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import select
@@ -293,3 +294,46 @@ def test_a_killed_runners_messages_go_again_at_once_not_after_its_lease(
     ]  # fmt: skip
     # The dead runner's files went with its messages.
     assert not [p for p in paths.database.parent.glob("*.marks/*") if "runner-" in p.name]
+
+
+def test_the_command_line_acts_at_once_on_what_a_killed_runner_held(
+    aiosmtpd_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`outbox cancel` and `outbox list` right after a Mailer was killed mid-send
+    see its messages as what they are now: not "being sent by another Mailer"
+    for the rest of a ten-minute lease."""
+    from mailer_gui import cli
+
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(message) -> str | None:
+        reached.set()
+        release.wait(20)
+        return None
+
+    server = aiosmtpd_factory(on_data=hold)
+    home = tmp_path / "home"
+    paths, store = outbox_for(home, server.port)
+    for number in range(2):
+        draft = Draft(
+            sender=SENDER, to=(parse_address(f"rcpt{number}@example.org"),),
+            subject=f"kill {number}", body="Hello.", body_format="plain",
+        )  # fmt: skip
+        store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account=ACCOUNT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUNNER_SCRIPT, str(home), "600"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_ready(process)
+        assert reached.wait(20), "the runner never reached the server"
+        assert cli.main(["--home", str(home), "outbox", "cancel", "2"]) == cli.EX_TEMPFAIL
+        assert "being sent right now by another Mailer" in capsys.readouterr().err  # alive
+    finally:
+        kill(process)
+        release.set()
+    assert cli.main(["--home", str(home), "outbox", "cancel", "2"]) == 0
+    assert "Message 2 is cancelled" in capsys.readouterr().out
+    assert cli.main(["--home", str(home), "outbox", "list", "--json"]) == 0
+    states = {row["id"]: row["state"] for row in json.loads(capsys.readouterr().out)}
+    assert states == {1: "uncertain", 2: "cancelled"}

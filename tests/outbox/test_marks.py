@@ -500,36 +500,50 @@ def test_a_failed_write_of_results_is_tried_again_and_loses_nothing(
     assert read_marks(store.marks_dir) == set()
 
 
+@pytest.mark.parametrize("give_back", ["works", "fails too"])
 def test_results_that_cannot_be_written_become_uncertain_never_queued(
-    aiosmtpd_factory, store: OutboxStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every write of results fails (the database stays unwritable).
+    aiosmtpd_factory, store: OutboxStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    give_back: str,
+) -> None:  # fmt: skip
+    """Every write of results fails (the database unwritable for a while).
 
-    The error comes out of `deliver_now`. Each message the server took stays
-    `sending` with its end-of-data mark kept in the runner's file; once the
-    leases run out, recovery (by another runner, or by the same one, which no
-    longer holds them) makes them `uncertain`, never `queued`: the person
-    decides, and nothing is sent twice silently.
+    The error comes out of `deliver_now`. The runner, ending, gives back what
+    it still holds: each message the server took becomes `uncertain`, never
+    `queued`. When that write fails as well, each stays `sending` with its
+    end-of-data mark kept in the runner's file; once the leases run out,
+    recovery (by another runner, or by the same one, which no longer holds
+    them) makes them `uncertain`. Either way the person decides, and nothing
+    is sent twice silently.
     """
     clock = Clock()
     messages = [enqueue(store, tmp_path, n, now=clock.now) for n in range(2)]
-    record_and_claim = OutboxStore.record_and_claim
+    record_and_claim, given_back = OutboxStore.record_and_claim, OutboxStore.give_back
     fail_result_writes(monkeypatch)
+    if give_back == "fails too":
+
+        def failing(self: OutboxStore, owner: str, **kwargs: object) -> None:
+            raise OutboxError("The outbox database cannot be written (disk I/O error).")
+
+        monkeypatch.setattr(OutboxStore, "give_back", failing)
     server = aiosmtpd_factory()
     runner = runner_for(store, server.port, clock)
     with pytest.raises(OutboxError, match="disk I/O error"):
         runner.deliver_now()
     received = server.wait_for_messages(len(messages))
     assert sorted(m.rcpt_tos[0] for m in received) == ["rcpt0@example.org", "rcpt1@example.org"]
-    assert {store.get(m).state for m in messages} == {State.SENDING}
-    marked = read_marks(store.marks_dir)
-    assert {(m, store.get(m).attempt) for m in messages} <= marked
+    if give_back == "works":
+        assert {store.get(m).state for m in messages} == {State.UNCERTAIN}
+    else:
+        assert {store.get(m).state for m in messages} == {State.SENDING}
+        marked = read_marks(store.marks_dir)
+        assert {(m, store.get(m).attempt) for m in messages} <= marked
 
-    # The same runner, once the leases ran out: it no longer holds them.
-    monkeypatch.setattr(OutboxStore, "record_and_claim", record_and_claim)
-    clock.now += LEASE + 1
-    runner.deliver_now()
-    assert {store.get(m).state for m in messages} == {State.UNCERTAIN}
+        # The same runner, once the leases ran out: it no longer holds them.
+        monkeypatch.setattr(OutboxStore, "record_and_claim", record_and_claim)
+        monkeypatch.setattr(OutboxStore, "give_back", given_back)
+        clock.now += LEASE + 1
+        runner.deliver_now()
+        assert {store.get(m).state for m in messages} == {State.UNCERTAIN}
     assert store.claim_next("other", now=clock.now + 1, lease=LEASE) is None
     assert len(server.wait_for_messages(len(messages))) == len(messages)  # none sent again
 
@@ -624,8 +638,8 @@ def test_a_message_taken_for_sending_is_given_back_when_a_write_fails(
         runner.deliver_now()
     states = {m: store.get(m).state for m in messages}
     received = len(server.wait_for_messages(1))
-    # Those the server took wait as `sending` (uncertain once recovered); the
-    # others are queued again, none is held by a runner that gave up.
-    assert sum(s is State.SENDING for s in states.values()) == received
-    assert all(s in (State.SENDING, State.QUEUED) for s in states.values())
+    # Those the server took are uncertain (given back as the runner ended);
+    # the others are queued again, none is held by a runner that gave up.
+    assert sum(s is State.UNCERTAIN for s in states.values()) == received
+    assert all(s in (State.UNCERTAIN, State.QUEUED) for s in states.values())
     assert runner._holding() == set()

@@ -364,6 +364,23 @@ def test_recover_after_a_crash(store: OutboxStore, tmp_path: Path) -> None:
         store.record_result(before_dot, "dead", result(("bob@example.org", 250)))
 
 
+def test_a_runner_gives_back_what_it_holds(store: OutboxStore, tmp_path: Path) -> None:
+    """What a runner cut short (Ctrl+C) does as it ends: its messages go back as
+    recovery would take them, at once; another runner's are left alone."""
+    ended, waiting, others = (enqueue(store, tmp_path) for _ in range(3))
+    assert [r.id for r in store.claim("a", now=T0, lease=600, limit=2)] == [ended, waiting]
+    assert store.claim_next("b", now=T0, lease=600).id == others
+    assert store.mark_data_end(ended, "a", now=T0 + 1)
+    assert dict(store.give_back("a", now=T0 + 2)) == {
+        ended: State.UNCERTAIN,  # its "." may have left: the person decides
+        waiting: State.QUEUED,
+    }
+    assert store.get(waiting).due_at == T0 + 2
+    assert store.get(others).state is State.SENDING
+    assert store.give_back("a", now=T0 + 3) == []
+    assert [a.outcome for a in store.attempts(ended)] == ["interrupted"]
+
+
 def test_pause_account_and_resume(store: OutboxStore, tmp_path: Path) -> None:
     message = enqueue(store, tmp_path)
     enqueue(store, tmp_path)
