@@ -57,6 +57,8 @@ from mailer_gui.outbox.submit import recipient_kinds
 from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.preferences import load_preferences
 from mailer_gui.sandbox import cli as sandbox_cli
+from mailer_gui.sandbox.account import is_sandbox_account
+from mailer_gui.sizes import human_size
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import (
     AuthenticationError,
@@ -314,6 +316,13 @@ def _account(paths: AppPaths, name: str | None) -> Account:
     except AccountStoreError as exc:
         raise CliError(str(exc), EX_CONFIG) from exc
     if account is None:
+        names = [a.name for a in store.load()]
+        if names:
+            raise CliError(
+                f"No account is marked as the default among {', '.join(names)}. Choose one "
+                f"with --account NAME, or mark one with: mailer-gui accounts default NAME",
+                EX_CONFIG,
+            )
         raise CliError(
             "No account is set up. Add one with: mailer-gui accounts add NAME --email ADDR "
             "--host HOST --password-stdin",
@@ -462,6 +471,8 @@ def cmd_accounts_list(args: argparse.Namespace, paths: AppPaths) -> int:
 def cmd_accounts_remove(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _store(paths)
     try:
+        default = store.default()
+        was_default = default is not None and default.name.casefold() == args.name.casefold()
         account = store.remove(args.name)
     except AccountStoreError as exc:
         raise CliError(str(exc), EX_CONFIG) from exc
@@ -469,8 +480,17 @@ def cmd_accounts_remove(args: argparse.Namespace, paths: AppPaths) -> int:
     try:
         secrets.delete_password(account.name)
     except secrets.SecretError as exc:
-        note = f" (its keyring entry could not be removed: {exc})"
+        # An account that kept no password in the keyring (it logged in with
+        # none, or took it from a command) has nothing there to remove: a
+        # keyring that cannot be reached is not worth a word then.
+        if account.secret_source == "keyring" and account.auth is not AuthMethod.NONE:
+            note = f" (its keyring entry could not be removed: {exc})"
     print(f"Removed account {account.name}{note}.")
+    if was_default:
+        with contextlib.suppress(AccountStoreError):
+            default = store.default()
+            if default is not None:
+                print(f"The default account is now {default.name}.")
     return EX_OK
 
 
@@ -651,13 +671,33 @@ def cmd_accounts_show(args: argparse.Namespace, paths: AppPaths) -> int:
 
 def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
     account = _account(paths, args.name)
-    if account.secret_source == "command":
+    if account.secret_source == "command" and args.password_stdin:
         raise CliError(
             f"The account {account.name} takes its password from a command "
-            f"({account.password_command!r}); change what that command prints. "
-            "Nothing was changed.",
+            f"({account.password_command!r}), so no password is stored for it: change what "
+            f"that command prints, then run 'mailer-gui accounts password {account.name}' "
+            "without --password-stdin. Nothing was changed.",
             EX_USAGE,
         )
+    if account.secret_source == "command":
+        # Nothing to store: the command is run now, and if it gives a password
+        # the account sends again (paused, it was waiting for this).
+        try:
+            secrets.run_password_command(account.password_command or "", account_name=account.name)
+        except secrets.SecretError as exc:
+            raise CliError(
+                f"{exc} The account {account.name} takes its password from that command "
+                f"({account.password_command!r}); make it print the password. Nothing was "
+                "changed.",
+                EX_CONFIG,
+            ) from exc
+        _outbox(paths).resume_account(account.name)
+        print(
+            f"The account {account.name} takes its password from a command, which gave one "
+            "now; its waiting messages go with 'mailer-gui outbox flush' or when the app "
+            "next sends."
+        )
+        return EX_OK
     password = _ask_password(args, f"New password for {account.login}: ", "nothing changed")
     try:
         secrets.store_password(account.name, password)
@@ -683,7 +723,7 @@ def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
     return EX_OK
 
 
-def _credentials_for(account: Account) -> Callable[[], Credentials] | None:
+def _credentials_for(account: Account, *, sending: bool = True) -> Callable[[], Credentials] | None:
     """Credentials for a send, asked for when the server wants a login.
 
     The keyring or the password command; at a terminal, what the person types
@@ -706,13 +746,19 @@ def _credentials_for(account: Account) -> Callable[[], Credentials] | None:
             return Credentials(account.login, secrets.get_secret(account))
         except secrets.PasswordMissing as exc:
             if not interactive:
-                how = _password_advice(account.name, account.secret_source)
+                how = _password_advice(
+                    account.name,
+                    account.secret_source,
+                    sandbox=is_sandbox_account(account),
+                    waiting=sending,
+                )
                 raise NoPassword(f"{exc} {how}") from None
         except secrets.SecretError as exc:
             raise AuthenticationError(str(exc)) from None
         password = _type_password(account)
         if not password:
-            raise NoPassword(f"No password was typed for {account.name}. {_WAIT.capitalize()}")
+            waits = f" {_WAIT.capitalize()}" if sending else ""
+            raise NoPassword(f"No password was typed for {account.name}.{waits}")
         secrets.remember_password(account.name, password)  # the next connection of this run
         return Credentials(account.login, password)
 
@@ -734,19 +780,29 @@ class NoPassword(AuthenticationError):
 _WAIT = "the messages wait in the outbox."
 
 
-def _password_advice(name: str, source: str) -> str:
-    """How to give a paused account its password, by where the account takes it from."""
+def _password_advice(name: str, source: str, *, sandbox: bool = False, waiting: bool = True) -> str:
+    """How to give a paused account its password, by where the account takes it
+    from; ``waiting``: messages wait for it (not so for `accounts test`)."""
     if source == "command":
-        return (
-            f"Make the password command of {name} print the right one, then run this "
-            "command in a terminal to type it once, which lets the account send again; " + _WAIT
+        advice = (
+            f"Make the password command of {name} print the right one, then run "
+            f"'mailer-gui accounts password {name}' (it runs the command) to let the account "
+            "send again"
         )
-    if source == "none":
-        return f"Run this command in a terminal to type it (the account {name} keeps none); {_WAIT}"
-    return (
-        f"Store it with 'mailer-gui accounts password {name}', or run this command in a "
-        "terminal to type it; " + _WAIT
-    )
+    elif sandbox:
+        # No keyring: only the sandbox process holds its password (it prints it).
+        advice = (
+            "Run this command in a terminal and type the password the sandbox printed when "
+            "it started (it changes at each start: with no keyring, it is kept nowhere)"
+        )
+    elif source == "none":
+        advice = f"Run this command in a terminal to type it (the account {name} keeps none)"
+    else:
+        advice = (
+            f"Store it with 'mailer-gui accounts password {name}', or run this command in a "
+            "terminal to type it"
+        )
+    return f"{advice}; {_WAIT}" if waiting else f"{advice}."
 
 
 def _source_of(paths: AppPaths, name: str) -> str:
@@ -774,8 +830,11 @@ def _transcript(verbose: bool) -> Transcript:
 
 
 def _open_session(account: Account, transcript: Transcript) -> Session:
+    """A session logged in to ``account``'s server, to test it (no message waits on it)."""
     session = Session(
-        account.server_settings(), transcript=transcript, credentials=_credentials_for(account)
+        account.server_settings(),
+        transcript=transcript,
+        credentials=_credentials_for(account, sending=False),
     )
     session.open()
     return session
@@ -803,6 +862,23 @@ def cmd_accounts_test(args: argparse.Namespace, paths: AppPaths) -> int:
         f"OK: {account.name} reached {account.host} port {account.effective_port} "
         f"({tls}, {login}{size})."
     )
+    # A paused account that now works sends again: for a refused password,
+    # only once a login went through.
+    with (
+        existing_outbox(paths.database, paths.spool_dir) as store,
+        contextlib.suppress(OutboxError),
+    ):
+        paused = store.paused_accounts().get(account.name) if store is not None else None
+        if (
+            store is not None
+            and paused is not None
+            and (paused[0] != NEEDS_PASSWORD or session.authenticated)
+        ):
+            store.resume_account(account.name)
+            print(
+                f"It was paused ({paused[0]}); it sends again: its waiting messages go with "
+                "'mailer-gui outbox flush' or when the app next sends."
+            )
     return EX_OK
 
 
@@ -816,17 +892,39 @@ def _addresses(values: list[str], field: str) -> tuple[MailAddress, ...]:
         raise CliError(f"The {field} address is not valid: {exc}.", EX_DATAERR) from exc
 
 
+# A body is text a person wrote or a program printed; anything larger goes
+# better as an attachment, and reading without a limit (--body-file /dev/zero)
+# would only end when memory does.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
 def _read_body(args: argparse.Namespace) -> str:
     if args.body is not None:
         return str(args.body)
-    if args.body_file == "-":
-        return sys.stdin.read()
+    name = "The body read from standard input" if args.body_file == "-" else (
+        f"The body file {args.body_file}"
+    )  # fmt: skip
     try:
-        return Path(args.body_file).read_text(encoding="utf-8")
+        if args.body_file == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            if stream is None:  # a text stream (Mailer embedded, or its tests)
+                data = sys.stdin.read(MAX_BODY_BYTES + 1).encode("utf-8", "surrogateescape")
+            else:
+                data = stream.read(MAX_BODY_BYTES + 1)
+        else:
+            with open(args.body_file, "rb") as file:
+                data = file.read(MAX_BODY_BYTES + 1)
+        if len(data) > MAX_BODY_BYTES:
+            raise CliError(
+                f"{name} is larger than {human_size(MAX_BODY_BYTES)}; send that much as an "
+                "attachment (--attach). Nothing was sent.",
+                EX_DATAERR,
+            )
+        # Line ends as a text file reads them (\r\n and \r become \n).
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(
-            f"The body file {args.body_file} cannot be read as UTF-8 text ({exc}).", EX_DATAERR
-        ) from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CliError(f"{name} cannot be read as UTF-8 text ({reason}).", EX_DATAERR) from exc
 
 
 def _notify(text: str | None) -> tuple[str, ...]:
@@ -858,6 +956,25 @@ def _build(
             draft = _draft(args, account)
             built = build_message(draft, spool_dir=spool)
             return built, recipient_kinds(draft, built), draft.subject
+        ignored = [
+            option
+            for option, given in (
+                ("--subject", args.subject is not None),
+                ("--reply-to", bool(args.reply_to)),
+                ("--attach", bool(args.attach)),
+                ("--inline", bool(args.inline)),
+                ("--header", bool(args.header)),
+                ("--format", args.format != "markdown"),
+                ("--priority", args.priority != "normal"),
+            )
+            if given
+        ]
+        if ignored:
+            raise CliError(
+                f"--eml sends the file as it is, so {', '.join(ignored)} cannot go with it: "
+                "put that in the file, or leave out --eml. Nothing was sent.",
+                EX_USAGE,
+            )
         sender = _addresses([_sender_text(account)], "sender")[0]
         recipients = _addresses([*args.to, *args.cc, *args.bcc], "recipient")
         smtputf8 = any(a.needs_smtputf8 for a in (sender, *recipients))
@@ -867,6 +984,7 @@ def _build(
             recipients=tuple(a.envelope(smtputf8=smtputf8) for a in recipients),
             sender_domain=sender.ascii_domain,
             spool_dir=spool,
+            dsn_notify=_notify(args.notify),
         )
         return built, {}, Path(args.eml).name
     except (DraftError, AddressError) as exc:
@@ -1170,11 +1288,12 @@ def _say_interrupted(store: OutboxStore, message: int) -> None:
 
 def _message_number(text: str) -> int:
     try:
-        return int(text)
-    except ValueError as exc:
-        raise CliError(
-            f"{text!r} is not a message number (see mailer-gui outbox list).", EX_USAGE
-        ) from exc
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 0 < number < 2**63:  # what SQLite can hold; numbers start at 1
+        raise CliError(f"{text!r} is not a message number (see mailer-gui outbox list).", EX_USAGE)
+    return number
 
 
 def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
@@ -1232,7 +1351,7 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
     print(f"  Message-ID: {row.message_id}")
     print(f"  Account:    {row.account}")
     print(f"  Size:       {row.size} bytes ({row.spool_path})")
-    print(f"  Attempts:   {row.attempts}")
+    print(f"  Attempts:   {len(attempts)}")
     if row.state in (State.DEFERRED, State.SCHEDULED, State.QUEUED):
         when = _local_time(row.due_at)
         print(f"  Next try:   {when}")

@@ -20,6 +20,7 @@ import pytest
 
 from mailer_gui import cli
 from mailer_gui.accounts import secrets
+from mailer_gui.accounts.store import AccountStore
 from mailer_gui.outbox.store import OutboxStore, State
 from mailer_gui.paths import resolve_paths
 
@@ -202,11 +203,44 @@ def test_wrong_password_exits_77(tls_server, command_account, capsys, monkeypatc
     code, out, err = run(capsys, monkeypatch, home, *send_args())
     assert code == cli.EX_NOPERM
     assert "535" in err and "password" in err.lower()
-    # The way out fits an account that runs a command: not 'accounts password'.
-    assert "Make the password command of work print the right one" in err
-    assert "accounts password" not in err
+    # The way out fits an account that runs a command: no password to type or store.
+    assert "Make the password command of work print the right one, then run " in err
+    assert "'mailer-gui accounts password work' (it runs the command)" in err
     assert "Traceback" not in err
     assert "not-the-password" not in err + out
+
+
+def test_a_command_account_paused_for_its_password_sends_again_once_fixed(
+    tls_server, command_account, tmp_path, capsys, monkeypatch
+) -> None:
+    """No terminal needed (a cron job's account): `accounts password NAME` runs
+    the command and lets the account send again; so does a login that works
+    in `accounts test NAME`. Before, only typing the password at a terminal did."""
+    home = command_account(tls_server, password="not-the-password")
+    assert run(capsys, monkeypatch, home, *send_args())[0] == cli.EX_NOPERM
+    (tmp_path / "pw").write_text("")  # a command that prints nothing: still paused
+    code, _, err = run(capsys, monkeypatch, home, "accounts", "password", "work")
+    assert code == cli.EX_CONFIG and "printed nothing" in err and "Nothing was changed" in err
+    assert run(capsys, monkeypatch, home, "outbox", "flush")[0] == cli.EX_CONFIG
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    code, out, err = run(capsys, monkeypatch, home, "accounts", "password", "work")
+    assert code == 0, err
+    assert "takes its password from a command, which gave one now" in out
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0 and "This run: 1 sent." in out
+    assert len(tls_server.wait_for_messages(1)) == 1
+
+    (tmp_path / "pw").write_text("not-the-password\n")
+    assert run(capsys, monkeypatch, home, *send_args())[0] == cli.EX_NOPERM
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    code, out, _ = run(capsys, monkeypatch, home, "accounts", "test", "work")
+    assert code == 0 and "logged in" in out
+    assert "It was paused (needs password); it sends again" in out
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0 and "This run: 1 sent." in out
+    code, out, _ = run(capsys, monkeypatch, home, "accounts", "test", "work")
+    assert code == 0 and "paused" not in out  # nothing to say when it was not
+    assert PASSWORD not in tree_text(home)
 
 
 def test_rejected_and_deferred_recipients(
@@ -321,11 +355,96 @@ def test_usage_errors_exit_64(tls_server, command_account, capsys, monkeypatch) 
     assert tls_server.messages == []
 
 
+@pytest.mark.needs_server("smtp-sink")
+def test_what_eml_cannot_carry_is_refused_and_its_notify_goes(
+    smtp_sink_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """`send --eml` sends the file as it is: an option that would change the
+    message is refused (before, it was dropped without a word and the exit was
+    0); --notify, which is the envelope's, goes with it (smtp-sink offers DSN)."""
+    sink = smtp_sink_factory(dump=True)
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", sink.port)
+    eml = tmp_path / "ready.eml"
+    eml.write_bytes(b"From: ann@example.org\r\nTo: bob@example.org\r\nSubject: ready\r\n\r\nHi\r\n")
+    for extra in (["--subject", "other"], ["--attach", str(eml)], ["--priority", "high"]):
+        code, _, err = run(capsys, monkeypatch, home, "send", "--eml", str(eml), *extra)
+        assert code == cli.EX_USAGE, err
+        assert f"so {extra[0]} cannot go with it" in err and "Nothing was sent" in err
+    assert b"Subject" not in sink.read_dump()
+    code, _, err = run(capsys, monkeypatch, home, "send", "--eml", str(eml), "--notify", "failure")
+    assert code == 0, err
+    deadline = time.monotonic() + 10
+    while b"Subject: ready" not in sink.read_dump() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dump = sink.read_dump()
+    assert b"X-Rcpt-Args: <bob@example.org> NOTIFY=FAILURE" in dump
+    assert dump.count(b"Subject: ready") == 1
+
+
+def test_a_body_too_large_to_be_text_is_refused(tmp_path, capsys, monkeypatch) -> None:
+    """`--body-file /dev/zero` ended in MemoryError; a body is read up to a limit."""
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", 9)  # never reached
+    monkeypatch.setattr(cli, "MAX_BODY_BYTES", 1000)
+    big = tmp_path / "big.txt"
+    big.write_text("x" * 1001)
+    for body in (["--body-file", str(big)], ["--body-file", "-"]):
+        code, _, err = run(
+            capsys, monkeypatch, home, "send", "--to", "bob@example.org", "--subject", "Hi",
+            *body, stdin="y" * 1001,
+        )  # fmt: skip
+        assert code == cli.EX_DATAERR, err
+        assert "is larger than 1000 bytes; send that much as an attachment" in err
+    big.write_text("x" * 1000)
+    code, _, err = run(
+        capsys, monkeypatch, home, "send", "--to", "bob@example.org", "--subject", "Hi",
+        "--body-file", str(big), "--later",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_outbox_commands_with_an_unusable_home_or_number_say_so(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    home = tmp_path / "a-file"
+    home.write_text("")
+    code, _, err = run(capsys, monkeypatch, home, "outbox", "list")
+    assert code == cli.EX_CONFIG
+    assert f"The outbox folder {home / 'data'} cannot be made or used (Not a directory)" in err
+    for number in ("99999999999999999999999", "0", "-3"):
+        code, _, err = run(capsys, monkeypatch, tmp_path / "home", "outbox", "show", number)
+        assert code == cli.EX_USAGE and "is not a message number" in err, err
+
+
 def test_unknown_account_exits_78(tmp_path, capsys, monkeypatch) -> None:
     code, _, err = run(capsys, monkeypatch, tmp_path, *send_args("--account", "nope"))
     assert code == cli.EX_CONFIG
     code, _, err = run(capsys, monkeypatch, tmp_path, *send_args())
     assert code == cli.EX_CONFIG and "No account is set up" in err
+
+
+def test_the_default_account_is_kept_when_accounts_come_and_go(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """Three accounts added without --default, the first one removed: `send`
+    without --account still has a default (before: "No account is set up")."""
+    home = tmp_path / "home"
+    for name in ("first", "second", "third"):
+        add_plain_account(capsys, monkeypatch, home, name, 9)
+    code, out, _ = run(capsys, monkeypatch, home, "accounts", "list")
+    assert out.splitlines()[0].startswith("* first")
+    code, out, _ = run(capsys, monkeypatch, home, "accounts", "remove", "first")
+    assert code == 0 and "The default account is now second." in out
+    assert "keyring" not in out  # it kept no password there: nothing to say about it
+    code, out, err = run(capsys, monkeypatch, home, *send_args("--later"))
+    assert code == 0, err
+    assert "second" in run(capsys, monkeypatch, home, "outbox", "list")[1]
+    # No default on purpose (the file edited by hand): the accounts are named.
+    AccountStore(resolve_paths(home).accounts_file).set_default(None)
+    code, _, err = run(capsys, monkeypatch, home, *send_args())
+    assert code == cli.EX_CONFIG
+    assert "No account is marked as the default among second, third" in err
 
 
 def test_no_password_available_exits_78(
@@ -351,6 +470,26 @@ def test_no_password_available_exits_78(
     code, _, err = run(capsys, monkeypatch, tmp_path, *send_args())
     assert code == cli.EX_CONFIG
     assert "No password is stored" in err
+
+
+def test_a_missing_password_is_explained_for_what_was_asked(
+    tls_server, tmp_path, capsys, monkeypatch
+) -> None:
+    """With no terminal and no password kept: `send` says its message waits,
+    `accounts test` (which queues nothing) does not."""
+    code, _, err = run(
+        capsys, monkeypatch, tmp_path, "accounts", "add", "work", "--email", USER,
+        "--host", "localhost", "--port", str(tls_server.port), "--security", "tls",
+        "--auth", "plain", "--secret-source", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = run(capsys, monkeypatch, tmp_path, "accounts", "test", "work")
+    assert code == cli.EX_CONFIG
+    assert "Run this command in a terminal to type it (the account work keeps none)." in err
+    assert "outbox" not in err
+    code, _, err = run(capsys, monkeypatch, tmp_path, *send_args())
+    assert code == cli.EX_CONFIG
+    assert "(the account work keeps none); the messages wait in the outbox." in err
 
 
 def test_no_keyring_backend_adds_nothing(tls_server, tmp_path, capsys, monkeypatch) -> None:

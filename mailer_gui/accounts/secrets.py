@@ -17,6 +17,7 @@ import os
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from mailer_gui.accounts.model import Account
@@ -192,24 +193,68 @@ def run_password_command(
     # /bin/sh -c: the person writes a shell command line (pipes, ~, quotes).
     argv: str | list[str] = command if os.name == "nt" else ["/bin/sh", "-c", command]
     try:
-        completed = subprocess.run(
+        process = subprocess.Popen(
             argv,
             shell=os.name == "nt",
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-    except subprocess.TimeoutExpired:
-        failure = f"The password command{who} did not finish within {timeout:g} seconds."
     except OSError as error:
         failure = f"The password command{who} could not be started: {error.strerror}."
     else:
-        if completed.returncode == 0:
-            return _command_output(completed.stdout, who, account_name)
-        failure = _command_failure(completed, who)
+        with process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                # What the shell started too (`sleep`, a pipeline), not the shell alone.
+                _kill_tree(process.pid)
+                process.kill()
+                process.wait()  # not its output: a descendant left may hold the pipes
+                failure = f"The password command{who} did not finish within {timeout:g} seconds."
+            else:
+                completed = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+                if completed.returncode == 0:
+                    return _command_output(completed.stdout, who, account_name)
+                failure = _command_failure(completed, who)
     # Raised outside the except blocks, so no traceback carries the captured output.
     raise SecretError(failure, account_name=account_name)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL every process descended from ``pid`` (Linux: read from /proc).
+
+    Not a process group of its own for the command: that would take the
+    terminal away from one that asks for a passphrase (gpg's pinentry).
+    """
+    import signal
+
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return  # no /proc: the shell alone is ended
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        # "pid (name) state ppid ...": the name may hold spaces and ")".
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    found, queue = [], list(parents.get(pid, []))
+    while queue:
+        child = queue.pop()
+        found.append(child)
+        queue.extend(parents.get(child, []))
+    for child in found:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except OSError:
+            continue  # ended meanwhile
 
 
 def _command_failure(completed: subprocess.CompletedProcess[bytes], who: str) -> str:

@@ -135,6 +135,14 @@ class AccountStore:
                     path=self._path,
                     name=account.name,
                 )
+            # The default stays the default: an only account, the default
+            # without a mark, is marked before a second one joins it; the
+            # first account is the default from the start.
+            current = document.default_account()
+            if current is not None:
+                document.raw["default"] = current.name
+            elif not document.accounts:
+                make_default = True
             document.entries.append(account.to_json())
             document.accounts.append(account)
             if make_default:
@@ -144,11 +152,13 @@ class AccountStore:
         """Remove the account called `name` and return it; UnknownAccount if none is."""
         with self._update() as document:
             position = self._require(document, name)
+            default = document.default_account()
             removed = document.accounts.pop(position)
             del document.entries[position]
-            marked = document.raw.get("default")
-            if isinstance(marked, str) and marked.casefold() == removed.name.casefold():
-                document.raw["default"] = None
+            if default is removed:
+                # The next account becomes the default, as in other mail
+                # programs: sending without --account keeps working.
+                document.raw["default"] = document.accounts[0].name if document.accounts else None
             return removed
 
     def replace(self, name: str, account: Account) -> None:

@@ -417,6 +417,7 @@ def build_from_eml(
     recipients: tuple[str, ...] = (),
     sender_domain: str,
     spool_dir: Path | None = None,
+    dsn_notify: tuple[str, ...] = (),
 ) -> BuiltMessage:
     """A prepared RFC 5322 message, ready to send as it is.
 
@@ -485,4 +486,5 @@ def build_from_eml(
         recipients=recipients,
         smtputf8=smtputf8,
         eight_bit=eight_bit or not bytes(block).isascii(),
+        dsn_notify=dsn_notify,
     )

@@ -421,8 +421,14 @@ class OutboxStore:
         self._checkpointer = _Checkpointer(self.database)
         # Each runner's end-of-data marks (marks.py), read by recover().
         self.marks_dir = self.database.with_name(self.database.name + ".marks")
-        ensure_private_dir(self.database.parent)
-        ensure_private_dir(self.spool_dir)
+        for folder in (self.database.parent, self.spool_dir):
+            try:
+                ensure_private_dir(folder)
+            except OSError as exc:  # a file where the folder should be, no permission
+                raise OutboxError(
+                    f"The outbox folder {folder} cannot be made or used "
+                    f"({exc.strerror or exc}). Nothing was changed."
+                ) from exc
         self._migrate()
 
     # ------------------------------------------------------------ plumbing

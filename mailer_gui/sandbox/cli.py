@@ -166,7 +166,10 @@ def _set_up_account(paths: AppPaths, server: SandboxServer) -> str:
     if account.secret_source == "keyring":
         kept = "password kept in the keyring: the same login next time"
     else:
-        kept = "no usable keyring: the password lives in memory and changes at each start"
+        kept = (
+            "no usable keyring: the password lives in memory and changes at each start; "
+            "type the one above when mailer-gui asks for it"
+        )
     return f"sandbox (mailer-gui send --account sandbox ...); {kept}"
 
 

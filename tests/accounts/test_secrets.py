@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,11 +161,35 @@ def test_failing_command_without_stderr() -> None:
         run_password_command("echo secret-output; false")
 
 
-def test_command_that_hangs_is_stopped() -> None:
-    with pytest.raises(SecretError, match=r"did not finish within 0\.5 seconds") as caught:
-        run_password_command("echo partial; sleep 30", timeout=0.5)
-    assert "partial" not in str(caught.value)
-    assert caught.value.__context__ is None
+def test_command_that_hangs_is_stopped(tmp_path: Path) -> None:
+    """Ended with what it started: the shell's `sleep` was left running before."""
+    marker = f"{tmp_path}/hung"
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_password_command(f"echo partial; sh -c 'sleep 600; true' {marker}", timeout=0.5)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the command was not stopped"
+    (caught,) = raised
+    assert isinstance(caught, SecretError)
+    assert "did not finish within 0.5 seconds" in str(caught)
+    assert "partial" not in str(caught)
+    assert caught.__context__ is None
+    if sys.platform.startswith("linux"):
+        still = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    still.append(entry.name)
+            except OSError:
+                continue
+        assert still == []
 
 
 def test_command_that_prints_nothing_is_an_error() -> None:
@@ -315,8 +342,10 @@ def test_keyring_failures_become_readable_errors_without_the_password() -> None:
 def test_secret_error_module_has_no_file_writing() -> None:
     # The promise "never a plaintext fallback", checked where it could be broken.
     source = Path(secrets.__file__).read_text(encoding="utf-8")
-    for forbidden in ("open(", "write_text", "write_bytes", "write_private_file_atomic"):
+    for forbidden in ("write_text", "write_bytes", "write_private_file_atomic"):
         assert forbidden not in source
+    # open( and os.open( (a file opened to write), not subprocess.Popen(.
+    assert re.findall(r"(?<![A-Za-z_])open\(", source) == []
     assert os.path.basename(secrets.__file__) == "secrets.py"
 
 

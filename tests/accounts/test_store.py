@@ -76,7 +76,8 @@ def test_add_writes_a_0600_file_in_a_0700_folder(store: AccountStore) -> None:
     assert mode_of(store.path) == 0o600
     assert mode_of(store.path.parent) == 0o700
     document = json.loads(store.path.read_text(encoding="utf-8"))
-    assert document == {"schema": 1, "default": None, "accounts": [account().to_json()]}
+    # The first account is the default from the start.
+    assert document == {"schema": 1, "default": "work", "accounts": [account().to_json()]}
 
 
 @posix_only
@@ -119,11 +120,20 @@ def test_unknown_names_say_which_accounts_exist(store: AccountStore) -> None:
         store.set_default("office")
 
 
-def test_the_only_account_is_the_default(store: AccountStore) -> None:
+def test_the_first_account_stays_the_default(store: AccountStore) -> None:
     store.add(account("work"))
     assert store.default() == account("work")
     store.add(account("home"))
-    assert store.default() is None  # two, none marked: no guessing
+    assert store.default() == account("work")  # a second one changes nothing
+    # A file written by hand, its only account unmarked: marked before a second joins.
+    write_raw(store, {"schema": 1, "default": None, "accounts": [GOOD_ENTRY]})
+    assert store.default() is not None and store.default().name == GOOD_ENTRY["name"]
+    store.add(account("home"))
+    assert json.loads(store.path.read_text(encoding="utf-8"))["default"] == GOOD_ENTRY["name"]
+    # Several unmarked (by hand, or unmarked on purpose): no guessing.
+    store.set_default(None)
+    store.add(account("office"))
+    assert store.default() is None
 
 
 def test_marked_default(store: AccountStore) -> None:
@@ -137,14 +147,17 @@ def test_marked_default(store: AccountStore) -> None:
     assert store.default() is None
 
 
-def test_removing_the_default_unmarks_it(store: AccountStore) -> None:
+def test_removing_the_default_makes_the_next_one_the_default(store: AccountStore) -> None:
     store.add(account("work"), make_default=True)
     store.add(account("home"))
     store.add(account("office"))
+    assert store.remove("office") == account("office")
+    assert store.default() == account("work")  # not the default: nothing changes
     assert store.remove("work") == account("work")
-    assert [a.name for a in store.load()] == ["home", "office"]
+    assert [a.name for a in store.load()] == ["home"]
+    assert json.loads(store.path.read_text(encoding="utf-8"))["default"] == "home"
+    assert store.remove("home") == account("home")
     assert json.loads(store.path.read_text(encoding="utf-8"))["default"] is None
-    assert store.default() is None
 
 
 def test_unknown_keys_survive_a_rewrite(store: AccountStore) -> None:
