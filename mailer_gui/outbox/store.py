@@ -1263,6 +1263,28 @@ class OutboxStore:
                 return State.CANCELLED
             return state
 
+    def withdraw(self, message: int) -> bool:
+        """Remove a message cancelled before any attempt, and its file: what Undo
+        send does once the message is back in a composer and saved in Drafts
+        (it never left, so no trace of it belongs among failed ones).
+        False, and nothing changed, for any other message."""
+        try:
+            with self._write() as db:
+                row = db.execute(
+                    "SELECT state, spool_file FROM messages WHERE id = ?", (message,)
+                ).fetchone()
+                tried = db.execute(
+                    "SELECT 1 FROM attempts WHERE message = ? LIMIT 1", (message,)
+                ).fetchone()
+                if row is None or row[0] != State.CANCELLED.value or tried is not None:
+                    return False
+                db.execute("DELETE FROM messages WHERE id = ?", (message,))  # and its recipients
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        with contextlib.suppress(OSError):  # left behind, it is only a file
+            os.unlink(self._spool_prefix + row[1])
+        return True
+
     def retry_now(self, message: int, *, now: float | None = None) -> None:
         """Send again as soon as possible: a deferred or failed message, or a scheduled one.
 

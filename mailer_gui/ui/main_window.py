@@ -1078,14 +1078,34 @@ class MainWindow(QMainWindow):
             from mailer_gui.message.drafts import StoredDraft
 
             self._sent_drafts.pop(message, None)
-            self.show_status("Sending undone: the message is back in a composer.")
+            self.show_status("Sending undone: the message is back in a composer and in Drafts.")
             if isinstance(loaded, StoredDraft):
-                self.open_composer(stored=loaded)
+                composer = self.open_composer(stored=loaded)
             else:
                 account, draft = loaded
-                self.open_composer(draft=draft, account=account)
+                composer = self.open_composer(draft=draft, account=account)
+            if composer is not None:
+                # Its draft file went when it was sent: written again, so that
+                # closing the composer unchanged keeps the message in Drafts.
+                # Once it is there, the cancelled copy leaves the outbox.
+
+                def saved(ok: bool) -> None:
+                    if ok:
+                        self._withdraw(message)
+
+                composer.save_draft(on_done=saved)
 
         self.bridge.run_in_background(cancel_and_load, done)
+
+    def _withdraw(self, message: int) -> None:
+        """Undo send: the message, saved in Drafts again, leaves the outbox."""
+
+        def done(_removed: object, error: BaseException | None) -> None:
+            if error is None and shiboken6.isValid(self) and not self._closed:
+                self.bridge.refresh_counts()
+                self._reload()
+
+        self.bridge.run_in_background(lambda: self.bridge.store.withdraw(message), done)
 
     def _raise(self) -> None:
         self.showNormal()
@@ -1196,6 +1216,7 @@ class MainWindow(QMainWindow):
         composer.draftDeleted.connect(lambda _id: self.reload_drafts())
         composer.drafts_changed_later = self._drafts_changed_later
         composer.destroyed.connect(lambda _obj=None, c=composer: self._forget_composer(c))
+        composer.closeCancelled.connect(self._quit_cancelled)
         self.composers.append(composer)
         composer.show()
         composer.raise_()
@@ -1206,6 +1227,12 @@ class MainWindow(QMainWindow):
         """A closed composer's draft was written or removed: count the drafts again."""
         if shiboken6.isValid(self):
             self.reload_drafts()
+
+    def _quit_cancelled(self) -> None:
+        """Cancel in an open message's "Save draft?" while quitting: Mailer stays."""
+        if self._quit_after_composers:
+            self._quit_after_composers = False
+            self.show_status("Quitting was cancelled; the message stays open.")
 
     def _forget_composer(self, composer: ComposerWindow) -> None:
         with contextlib.suppress(ValueError):

@@ -715,6 +715,33 @@ def test_undo_is_a_cancel_before_anything_left(store: OutboxStore, tmp_path: Pat
     assert store.claim_next("a", now=T0 + 11, lease=60) is None
 
 
+def test_an_undone_message_is_withdrawn_and_nothing_else_is(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    """Undo send, once the message is back in Drafts: its row and file go. A
+    message that was tried, or is not cancelled, stays with its history."""
+    tried, waiting = enqueue(store, tmp_path), enqueue(store, tmp_path)
+    store.claim_next("a", now=T0, lease=60)  # `tried`: the oldest
+    store.release(tried, "a", now=T0)
+    assert store.cancel(tried) is State.CANCELLED
+    assert not store.withdraw(tried)  # it had an attempt: its history stays
+    assert store.get(tried).state is State.CANCELLED
+
+    undone = enqueue(store, tmp_path)
+    spool = store.get(undone).spool_path
+    assert store.cancel(undone) is State.CANCELLED
+    assert store.withdraw(undone)
+    with pytest.raises(NotFound):
+        store.get(undone)
+    assert not spool.exists()
+    assert not store.withdraw(undone)
+    assert not store.withdraw(waiting)  # queued: not withdrawn
+    assert {m.id: m.state for m in store.messages()} == {
+        tried: State.CANCELLED,
+        waiting: State.QUEUED,
+    }
+
+
 def test_a_runner_that_lost_its_lease_may_not_send_the_dot(
     store: OutboxStore, tmp_path: Path
 ) -> None:

@@ -136,9 +136,25 @@ def test_undo_within_the_window_stops_the_send(qtbot, tmp_path: Path, aiosmtpd_f
     assert "bob@example.org" in back.to_field.text()
     assert "I take it back." in back.editor.toPlainText()
     assert back.body_format() == "markdown"  # as written, not read back as plain text
-    assert window.bridge.store.get(message).state is State.CANCELLED
     assert window.countdown.pending() == []
+    # Back in Drafts, and gone from the outbox: it never left, so it is not
+    # among the failed (or cancelled) ones.
+    from mailer_gui.message.drafts import DraftStore
+    from mailer_gui.outbox.store import NotFound
+
+    drafts = DraftStore.for_paths(window.paths)
+    qtbot.waitUntil(lambda: len(drafts.list().drafts) == 1, timeout=5_000)
+    qtbot.waitUntil(lambda: window.bridge.store.counts() == {}, timeout=5_000)
+    with pytest.raises(NotFound):
+        window.bridge.store.get(message)
+    assert list(window.bridge.store.spool_dir.iterdir()) == []
+    qtbot.waitUntil(lambda: window._folder_item("failed").text() == "Failed", timeout=5_000)
     assert server.messages == []
+    back.close()
+    assert back.close_question is None
+    qtbot.waitUntil(lambda: back not in window.composers, timeout=5_000)
+    (kept,) = drafts.list().drafts
+    assert kept.subject == "Second thoughts" and "I take it back." in kept.body
     close_all(window)
 
 
@@ -640,6 +656,32 @@ def test_quitting_asks_about_an_unsaved_message_and_keeps_it(
 
     (kept,) = DraftStore.for_paths(paths).list().drafts
     assert kept.subject == "Half written" and "Do not lose this." in kept.body
+
+
+def test_cancel_in_the_question_cancels_quitting(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    """Quit, then Cancel in "Save draft?": Mailer stays, and closing that
+    message later (Save or Discard) closes the message only, not Mailer."""
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    window.show()
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Not done", "Still writing.")
+    window.close()  # File → Quit
+    qtbot.waitUntil(lambda: composer.close_question is not None, timeout=5_000)
+    assert composer.close_question is not None
+    composer.close_question.button(composer.close_question.StandardButton.Cancel).click()
+    qtbot.waitUntil(lambda: "Quitting was cancelled" in window.status.text(), timeout=5_000)
+    assert composer.isVisible() and not composer.closed
+    composer.close_question = None
+    composer.close()  # later: Ctrl+W, then Discard
+    qtbot.waitUntil(lambda: composer.close_question is not None, timeout=5_000)
+    composer.close_question.button(composer.close_question.StandardButton.Discard).click()
+    qtbot.waitUntil(lambda: window.composers == [], timeout=10_000)
+    qtbot.wait(300)  # a quit still pending would close the window by now
+    assert window.isVisible() and not window._closed
+    window.close()
 
 
 def test_the_session_ending_keeps_open_messages_without_asking(

@@ -154,6 +154,8 @@ class ComposerWindow(QMainWindow):
     draftSaved = Signal(str)
     #: the draft's id, after its file was removed (sent, or discarded)
     draftDeleted = Signal(str)
+    #: asked to close, it stays open (Cancel in "Save draft?", or the save failed)
+    closeCancelled = Signal()
 
     def __init__(
         self,
@@ -1153,11 +1155,15 @@ class ComposerWindow(QMainWindow):
             self.save_draft(on_done=self._close_after_save)
         elif answer == QMessageBox.StandardButton.Discard:
             self.discard()
+        else:
+            self.closeCancelled.emit()
 
     def _close_after_save(self, saved: bool) -> None:
         if saved:
             self._close_now = True
             self.close()
+        else:
+            self.closeCancelled.emit()  # the message stays, with what the save said
 
     def _shut_down(self) -> None:
         self._closed = True
