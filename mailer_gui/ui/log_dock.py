@@ -121,6 +121,14 @@ class SessionLogDock(QDockWidget):
         self.view.setMaximumBlockCount(max_lines)
         self.view.setAccessibleName("Session log lines")
         layout.addWidget(self.view, 1)
+        # Follow the newest line while the view is at its end. Qt's own following
+        # stops for good once the view's size changes under it (the horizontal
+        # scroll bar coming with the first long line, the first lines trimmed):
+        # the end moves, so the view no longer looks "at the end".
+        self._following = True
+        bar = self.view.verticalScrollBar()
+        bar.valueChanged.connect(self._scrolled)
+        bar.rangeChanged.connect(self._range_changed)
         self.setWidget(body)
 
         self._timer = QTimer(self)
@@ -171,7 +179,7 @@ class SessionLogDock(QDockWidget):
         self._timer.stop()
         if not self._pending:
             return
-        # appendHtml keeps following the tail when the view was at the bottom.
+        # The view follows the new lines if it was at the end (_range_changed).
         self._insert(self._pending)
         self._pending.clear()
 
@@ -187,6 +195,19 @@ class SessionLogDock(QDockWidget):
             self._shown_kinds.append(line.kind)
         if paragraphs:
             self.view.appendHtml("".join(paragraphs))
+
+    @Slot(int)
+    def _scrolled(self, value: int) -> None:
+        self._following = value >= self.view.verticalScrollBar().maximum()
+
+    @Slot(int, int)
+    def _range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._following:
+            self.view.verticalScrollBar().setValue(maximum)
+
+    def following(self) -> bool:
+        """True while the view shows the newest lines as they come."""
+        return self._following
 
     # -- looking ---------------------------------------------------------------------------
 

@@ -450,6 +450,7 @@ class MainWindow(QMainWindow):
         self._paused_timer.setInterval(300)  # changes arriving together share one look
         self._paused_timer.timeout.connect(self._ask_for_passwords)
         self._paused_timer.start()
+        self._watch_accounts_file()
 
         # The application icon (every window's) after the paint: the window system
         # is given every size of it, each drawn from the SVG.
@@ -1153,6 +1154,40 @@ class MainWindow(QMainWindow):
         self._require_ready()
         self._load_accounts()
         self._reload()  # an account fixed in Settings no longer holds its messages
+
+    def _watch_accounts_file(self) -> None:
+        """Accounts added, changed or removed from outside the window (the command
+        line's `mailer-gui accounts`, another Mailer) show up here too: in new
+        messages' From list, Settings and the outbox's paused accounts.
+
+        The folder is watched, not the file: a write replaces the file by another.
+        """
+        from PySide6.QtCore import QFileSystemWatcher
+
+        folder = self.paths.accounts_file.parent
+        try:
+            ensure_private_dir(folder)
+        except OSError:
+            return  # the accounts file itself says what is wrong when it is read
+        self._accounts_watcher = QFileSystemWatcher([str(folder)], self)
+        self._accounts_timer = QTimer(self)
+        self._accounts_timer.setSingleShot(True)
+        self._accounts_timer.setInterval(300)  # a write is several changes: one look
+        self._accounts_timer.timeout.connect(self._accounts_file_changed)
+        self._accounts_watcher.directoryChanged.connect(lambda _path: self._accounts_timer.start())
+
+    def _accounts_file_changed(self) -> None:
+        from mailer_gui.accounts.store import AccountStore, AccountStoreError
+
+        if self._closed:
+            return
+        try:
+            accounts = AccountStore(self.paths.accounts_file).load()
+        except AccountStoreError:
+            accounts = None  # _load_accounts says what is wrong with it
+        if accounts is not None and accounts == self.accounts:
+            return  # another file of that folder, or a write that changed nothing
+        self.accounts_changed()
 
     def _show_welcome(self) -> None:
         from mailer_gui.ui.welcome import WelcomePage

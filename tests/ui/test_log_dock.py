@@ -213,3 +213,39 @@ def test_dark_palette_recolours_the_shown_lines(dock: SessionLogDock) -> None:
     dock.setPalette(palette)
     assert error_colour() != light
     assert dock.line_kinds() == kinds
+
+
+def test_the_view_follows_new_lines_until_scrolled_up(qtbot) -> None:
+    """New lines stay in sight while the view is at its end, after a long line
+    brings the horizontal scroll bar and after the oldest lines are trimmed
+    (Qt's own following stopped there); scrolled up, the view stays put."""
+    dock = SessionLogDock(max_lines=60)
+    qtbot.addWidget(dock)
+    dock.resize(420, 200)
+    dock.show()
+    qtbot.waitExposed(dock)
+    bar = dock.view.verticalScrollBar()
+
+    def add(count: int, start: int, long: bool = False) -> None:
+        for n in range(start, start + count):
+            text = f"line {n}" + (" and much more" * 40 if long and n == start else "")
+            dock.append(1, "work", rec(Direction.SERVER, text))
+        dock.flush()
+        QGuiApplication.processEvents()
+
+    add(30, 0)
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()
+    add(5, 30, long=True)  # the horizontal scroll bar comes
+    assert dock.view.horizontalScrollBar().isVisible()
+    add(10, 35)
+    assert bar.value() == bar.maximum() and dock.following()
+    add(40, 45)  # past 60 lines: the first ones are trimmed
+    assert bar.value() == bar.maximum()
+    assert dock.view.toPlainText().splitlines()[-1].endswith("line 84")
+
+    bar.setValue(0)  # the person scrolls up to read
+    add(10, 85)
+    assert bar.value() == 0 and not dock.following()
+    bar.setValue(bar.maximum())  # and back down: following again
+    add(10, 95)
+    assert bar.value() == bar.maximum() and dock.following()

@@ -658,6 +658,31 @@ def test_quitting_asks_about_an_unsaved_message_and_keeps_it(
     assert kept.subject == "Half written" and "Do not lose this." in kept.body
 
 
+def test_accounts_added_or_removed_outside_the_window_show_up_in_it(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """`mailer-gui accounts add` while the window is open: a new message can
+    send from the new account without a restart; a removed one is gone."""
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    before = [a.name for a in window.accounts]
+    outside = AccountStore(paths.accounts_file)  # as the command line writes it
+    outside.add(
+        Account(name="late", email="late@example.org", host="127.0.0.1", port=server.port,
+                security=Security.NONE, auth=AuthMethod.NONE)
+    )  # fmt: skip
+    qtbot.waitUntil(lambda: "late" in [a.name for a in window.accounts], timeout=5_000)
+    composer = window.open_composer()
+    assert composer is not None
+    labels = [composer.from_box.itemText(i) for i in range(composer.from_box.count())]
+    assert any("late@example.org" in label for label in labels)
+    composer.close()
+    outside.remove("late")
+    qtbot.waitUntil(lambda: [a.name for a in window.accounts] == before, timeout=5_000)
+    close_all(window)
+
+
 def test_cancel_in_the_question_cancels_quitting(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
     """Quit, then Cancel in "Save draft?": Mailer stays, and closing that
     message later (Save or Discard) closes the message only, not Mailer."""
