@@ -457,13 +457,21 @@ class _Ledger:
 
 
 def refusals(result: MessageResult) -> str | None:
-    """The recipients a server refused, with its words: what a state change says why."""
-    refused = [
-        f"{r.address}: {r.text}".strip()
-        for r in result.recipients
-        if r.status is not RecipientStatus.ACCEPTED and r.text
-    ]
-    return "; ".join(refused) or None
+    """The recipients a server refused, with its words, those refused for good
+    apart from those to be tried again: what a state change says why."""
+    parts = []
+    for status, heading in (
+        (RecipientStatus.REJECTED, "Refused for good"),
+        (RecipientStatus.DEFERRED, "To be tried again"),
+    ):
+        said = [
+            f"{r.address}: {r.text}" if r.text else r.address
+            for r in result.recipients
+            if r.status is status
+        ]
+        if said:
+            parts.append(f"{heading}: {'; '.join(said)}.")
+    return " ".join(parts) or None
 
 
 class Runner:

@@ -451,6 +451,7 @@ class MainWindow(QMainWindow):
         self._paused_timer.timeout.connect(self._ask_for_passwords)
         self._paused_timer.start()
         self._watch_accounts_file()
+        self.reload_drafts()  # their count beside the folder's name from the start
 
         # The application icon (every window's) after the paint: the window system
         # is given every size of it, each drawn from the SVG.

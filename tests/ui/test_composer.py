@@ -247,10 +247,16 @@ def test_invalid_addresses_stop_the_send_and_say_why(
     assert [p.text for p in window.to_field.problems()] == ["carol@"]
     assert not window.closed
 
-    window.to_field.setText("")
+    window.to_field.setText("bob@example.org, carol@example.org")
+    assert "Bcc: 'not an address'" in window.notice.text()  # not fixed yet: it stays
     window.bcc_field.setText("")
+    assert window.notice.text() == ""  # every address fixed: the notice goes
+
+    window.to_field.setText("")
     window.send()
     assert "no recipient" in window.notice.text()
+    window.cc_field.setText("carol@example.org")
+    assert window.notice.text() == ""
     assert home.outbox.messages(None) == []
 
 
@@ -276,6 +282,9 @@ def test_an_attachment_gone_before_send_is_reported_and_the_draft_stays(
     assert not window.closed and window.send_action.isEnabled()
     assert window.editor.toPlainText().startswith("Notes enclosed.")
     assert home.outbox.messages(None) == []
+    window.attachments.list.selectAll()
+    window.attachments.remove_selected()  # the person takes it off
+    assert window.notice.text() == ""
 
 
 def test_a_send_that_fails_while_the_session_ends_is_kept_as_a_draft(

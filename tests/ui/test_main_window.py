@@ -203,6 +203,33 @@ def test_deferred_then_sent_is_announced(qtbot, tmp_path: Path, aiosmtpd_factory
     close_all(window)
 
 
+def test_a_deferral_tells_refused_recipients_from_those_tried_again(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """One recipient refused for good, one deferred: "will be tried again" must
+    not seem to cover the one refused."""
+    server = aiosmtpd_factory(
+        rcpt_replies={
+            "bad@example.org": "550 5.1.1 User unknown",
+            "later@example.org": "451 4.2.1 Mailbox busy",
+        }
+    )
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "good@example.org, bad@example.org, later@example.org", "Mixed", "Hi.")
+    composer.send()
+    qtbot.waitUntil(
+        lambda: any(t == "Sending deferred" for t, _ in window.notifications), timeout=15_000
+    )
+    (text,) = [text for title, text in window.notifications if title == "Sending deferred"]
+    assert text == (
+        "“Mixed” will be tried again. Refused for good: bad@example.org: User unknown. "
+        "To be tried again: later@example.org: Mailbox busy."
+    )
+    close_all(window)
+
+
 def test_pause_holds_messages_until_resumed(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
     server = aiosmtpd_factory()
     window = open_window(qtbot, home_with_account(tmp_path, server.port))
@@ -680,6 +707,19 @@ def test_accounts_added_or_removed_outside_the_window_show_up_in_it(
     composer.close()
     outside.remove("late")
     qtbot.waitUntil(lambda: [a.name for a in window.accounts] == before, timeout=5_000)
+    close_all(window)
+
+
+def test_the_drafts_are_counted_from_the_start(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    from mailer_gui.message.drafts import DraftStore, StoredDraft
+
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    for subject in ("one", "two"):
+        DraftStore.for_paths(paths).save(StoredDraft(subject=subject))
+    window = open_window(qtbot, paths)
+    qtbot.waitUntil(lambda: window._folder_item("drafts").text() == "Drafts (2)", timeout=5_000)
+    assert window.folder_key != "drafts"  # without opening the folder
     close_all(window)
 
 

@@ -206,6 +206,7 @@ class ComposerWindow(QMainWindow):
         self._io: deque[tuple[Callable[[], Any], Done]] = deque()
         self._io_busy = False
         self.close_question: QMessageBox | None = None
+        self._problem: str | None = None  # what the error notice is about (_show_error)
         self.send_later_dialog: SendLaterDialog | None = None
         self.file_dialog: QFileDialog | None = None
 
@@ -528,6 +529,9 @@ class ComposerWindow(QMainWindow):
         self.editor.imagePasted.connect(self.paste_image)
         self.editor.filesDropped.connect(self.add_attachments)
         self.attachments.changed.connect(self._attachments_changed)
+        for field in (self.to_field, self.cc_field, self.bcc_field):
+            field.textChanged.connect(self._recheck_problem)
+        self.attachments.changed.connect(self._recheck_problem)
 
     @classmethod
     def from_mailto(
@@ -817,8 +821,28 @@ class ComposerWindow(QMainWindow):
 
     # ================================================================ sending
 
-    def _show_error(self, text: str) -> None:
+    def _show_error(self, text: str, problem: str | None = None) -> None:
+        """Show what stops the message; ``problem`` ("addresses", "recipients",
+        "attachments") lets the notice go by itself once the person fixed it."""
         self.notice.show_message(text, error=True)
+        self._problem = problem
+
+    @Slot()
+    def _recheck_problem(self) -> None:
+        """The fields a shown problem is about changed: hide it if it is gone."""
+        problem = self._problem
+        if problem is None or self.notice.isHidden():
+            return
+        fields = (self.to_field, self.cc_field, self.bcc_field)
+        if problem == "addresses":
+            solved = not any(span.error for field in fields for span in field.spans())
+        elif problem == "recipients":
+            solved = any(span.address is not None for field in fields for span in field.spans())
+        else:
+            solved = not self.attachments.unreadable()
+        if solved:
+            self.notice.hide()
+            self._problem = None
 
     def _hide_reminder_if_resolved(self) -> None:
         if not self.reminder.isHidden() and attachment_mention(self._reminder_text()) is None:
@@ -857,11 +881,14 @@ class ComposerWindow(QMainWindow):
             recipients[label] = tuple(span.address for span in spans if span.address is not None)
         if problems:
             self._show_error(
-                "Some addresses cannot be used; fix the underlined ones:\n" + "\n".join(problems)
+                "Some addresses cannot be used; fix the underlined ones:\n" + "\n".join(problems),
+                "addresses",
             )
             return None
         if not any(recipients.values()):
-            self._show_error("The message has no recipient: add at least one in To, Cc or Bcc.")
+            self._show_error(
+                "The message has no recipient: add at least one in To, Cc or Bcc.", "recipients"
+            )
             self.to_field.setFocus()
             return None
         unreadable = self.attachments.unreadable()
@@ -871,7 +898,8 @@ class ComposerWindow(QMainWindow):
                     f"The attachment {path} cannot be read ({reason}). "
                     "Remove it, or attach it again."
                     for path, reason in unreadable.items()
-                )
+                ),
+                "attachments",
             )
             return None
         draft = Draft(
@@ -963,7 +991,12 @@ class ComposerWindow(QMainWindow):
                 self.keep_and_close()  # nobody is there to read why: it is a draft again
                 return
             if isinstance(error, DraftError):
-                self._show_error(f"{error} Nothing was sent; the message is still here.")
+                about = str(error)
+                named = any(str(path) in about for path in self.attachments.paths())
+                self._show_error(
+                    f"{error} Nothing was sent; the message is still here.",
+                    "attachments" if named else None,  # gone once that file is
+                )
             else:
                 self._show_error(
                     f"The message could not be put in the outbox: {error}. Nothing was sent; "
