@@ -543,6 +543,11 @@ class Runner:
     def paused(self) -> bool:
         return self._paused.is_set()
 
+    def in_flight(self) -> list[int]:
+        """The messages being sent right now."""
+        with self._lock:
+            return list(self._in_flight)
+
     def pause(self) -> None:
         """Start no new delivery until `resume` (what is being sent now finishes)."""
         self._paused.set()

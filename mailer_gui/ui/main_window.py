@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from PySide6.QtGui import QCloseEvent, QPaintEvent
-    from PySide6.QtWidgets import QSystemTrayIcon
+    from PySide6.QtWidgets import QAbstractButton, QMessageBox, QSystemTrayIcon
 
     from mailer_gui.accounts.model import Account
     from mailer_gui.message.draft import Draft
@@ -214,6 +214,13 @@ class MainWindow(QMainWindow):
         self.accounts: list[Account] = []
         self.composers: list[ComposerWindow] = []
         self._quit_after_composers = False
+        # Quitting with a message on its way asks first (quit_question), unless
+        # the person answered already or the desktop session is ending.
+        self._quit_confirmed = False
+        self.quit_question: QMessageBox | None = None
+        self._quit_timer = QTimer(self)
+        self._quit_timer.setInterval(200)
+        self._quit_timer.timeout.connect(self._quit_if_sent)
         self._undoing: set[int] = set()
         self._sent_drafts: dict[int, StoredDraft] = {}  # in their undo window
         self._opening_drafts: set[str] = set()
@@ -1264,6 +1271,58 @@ class MainWindow(QMainWindow):
         if shiboken6.isValid(self):
             self.reload_drafts()
 
+    def _sending_now(self) -> bool:
+        """True while the outbox is in the middle of sending a message."""
+        bridge = getattr(self, "bridge", None)
+        return self._started and bridge is not None and bool(bridge.runner.in_flight())
+
+    def _ask_quit_while_sending(self) -> None:
+        """Quit with a message on its way: wait for it, quit now, or stay."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QMessageBox
+
+        if self.quit_question is not None and self.quit_question.isVisible():
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Quit while sending?",
+            "A message is being sent right now.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText(
+            "Quit when sent: Mailer starts nothing new and quits once it is through.\n"
+            "Quit now: the message goes back to the outbox and is sent the next time "
+            "Mailer runs (if all of it had gone out, Mailer asks you whether it arrived)."
+        )
+        wait = box.addButton("Quit when &sent", QMessageBox.ButtonRole.AcceptRole)
+        now = box.addButton("Quit &now", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(wait)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def answered(button: QAbstractButton) -> None:
+            if button is wait:
+                self.bridge.pause_sending(True)  # nothing new; the window is going
+                self._quit_timer.start()
+                self.show_status("Mailer quits once the message being sent is through.")
+            elif button is now:
+                self._quit_confirmed = True
+                QTimer.singleShot(0, self.close)
+            else:
+                self.show_status("Quitting was cancelled; the message goes on being sent.")
+
+        box.buttonClicked.connect(answered)
+        self.quit_question = box
+        box.open()
+
+    def _quit_if_sent(self) -> None:
+        """"Quit when sent": looked at a few times a second until nothing is on its way."""
+        if not self._sending_now():
+            self._quit_timer.stop()
+            self._quit_confirmed = True
+            self.close()
+
     def _quit_cancelled(self) -> None:
         """Cancel in an open message's "Save draft?" while quitting: Mailer stays."""
         if self._quit_after_composers:
@@ -1496,6 +1555,7 @@ class MainWindow(QMainWindow):
         as it stands, then the window closes and the outbox stops (messages on
         their way go back to the queue, or are uncertain once their "." left)."""
         self._quit_after_composers = True
+        self._quit_confirmed = True  # no question about a send under way either
         for composer in list(self.composers):
             composer.keep_and_close()
         if all(composer.closed for composer in self.composers):
@@ -1513,6 +1573,13 @@ class MainWindow(QMainWindow):
             self.show_status("Mailer quits once the open messages are saved or discarded.")
             return
         self._quit_after_composers = False
+        if not self._quit_confirmed and self._sending_now():
+            event.ignore()
+            self._ask_quit_while_sending()
+            return
+        self._quit_timer.stop()
+        if self.quit_question is not None:
+            self.quit_question.hide()
         for window in (*self.password_prompts.values(), self.wizard):
             if window is not None and shiboken6.isValid(window):
                 window.close()

@@ -749,6 +749,60 @@ def test_cancel_in_the_question_cancels_quitting(qtbot, tmp_path: Path, aiosmtpd
     window.close()
 
 
+@pytest.mark.parametrize("answer", ["Quit when sent", "Quit now", "Cancel"])
+def test_quitting_while_a_message_is_being_sent_asks_first(
+    qtbot, tmp_path: Path, aiosmtpd_factory, answer: str
+) -> None:
+    """Quit with a send under way: not cut off without a word. "Quit when sent"
+    waits for it, "Quit now" gives it back to the outbox, Cancel stays."""
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(message) -> str | None:
+        reached.set()
+        release.wait(20)
+        return None
+
+    server = aiosmtpd_factory(on_data=hold)
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    window.show()
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "On its way", "Hello.")
+    composer.send()
+    try:
+        qtbot.waitUntil(reached.is_set, timeout=15_000)
+        (message,) = window.bridge.runner.in_flight()
+        window.close()  # File → Quit
+        question = window.quit_question
+        assert question is not None and question.isVisible() and not window._closed
+        (button,) = [b for b in question.buttons() if b.text().replace("&", "") == answer]
+        button.click()
+        if answer == "Quit when sent":
+            qtbot.wait(300)
+            assert not window._closed  # still sending: it waits
+            release.set()
+            qtbot.waitUntil(lambda: window._closed, timeout=15_000)
+            state = OutboxStore(paths.database, paths.spool_dir).get(message).state
+            assert state is State.SENT
+        elif answer == "Quit now":
+            qtbot.waitUntil(lambda: window._closed, timeout=15_000)
+            state = OutboxStore(paths.database, paths.spool_dir).get(message).state
+            assert state is State.UNCERTAIN  # its "." had left: the person decides
+        else:
+            qtbot.wait(300)
+            assert not window._closed and window.isVisible()
+            assert "Quitting was cancelled" in window.status.text()
+            release.set()
+            qtbot.waitUntil(
+                lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000
+            )
+            window.close()  # nothing on its way now: no question
+            assert window._closed
+    finally:
+        release.set()
+
+
 def test_the_session_ending_keeps_open_messages_without_asking(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
