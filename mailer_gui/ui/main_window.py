@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import shiboken6
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QIcon,
@@ -67,7 +67,7 @@ from mailer_gui.ui.log_dock import SessionLogDock
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from PySide6.QtGui import QCloseEvent, QPaintEvent
+    from PySide6.QtGui import QCloseEvent, QPaintEvent, QResizeEvent
     from PySide6.QtWidgets import QAbstractButton, QMessageBox, QSystemTrayIcon
 
     from mailer_gui.accounts.model import Account
@@ -97,6 +97,8 @@ _NAMES = {
     DRAFTS: "Drafts",
     SANDBOX: "Sandbox inbox",
 }
+#: How long a passing line stays in the status bar (show_status(passing=True)).
+PASSING_STATUS_MS = 12_000
 #: After this many milliseconds without the outbox open, the status line says why.
 SLOW_OUTBOX_MS = 1000
 SLOW_OUTBOX = (
@@ -684,8 +686,7 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(log_action)
 
     def _build_status(self) -> None:
-        self.status = QLabel(self)
-        self.status.setWordWrap(True)
+        self.status = _StatusLine(self)
         self.status.setAccessibleName("Status")
         self.statusBar().addWidget(self.status, 1)
 
@@ -925,7 +926,7 @@ class MainWindow(QMainWindow):
                 elif error is not None:
                     self.show_status(f"Sending from {name} could not start again: {error}")
                 else:
-                    self.show_status(f"Sending from {name} again.")
+                    self.show_status(f"Sending from {name} again.", passing=True)
                 self._reload()  # its messages no longer wait for the password
 
             self.bridge.provide_password(name, password, keep=keep, on_done=done)
@@ -980,11 +981,19 @@ class MainWindow(QMainWindow):
             )
             self.tray.showMessage(title, text, icon, 8000)
 
-    def show_status(self, text: str, *, about: int | None = None) -> None:
+    def show_status(self, text: str, *, about: int | None = None, passing: bool = False) -> None:
         """One line in the status bar; ``about``: the message it is about, whose
-        next change of state (sent, cancelled...) clears it."""
+        next change of state (sent, cancelled...) clears it; ``passing``: news
+        that is stale after a while ("Sending resumed."), cleared after
+        PASSING_STATUS_MS unless another line took its place."""
         self.status.setText(text)
         self._status_about = about
+        if passing:
+            QTimer.singleShot(PASSING_STATUS_MS, self, lambda: self._clear_status(text))
+
+    def _clear_status(self, text: str) -> None:
+        if self.status.text() == text:
+            self.status.setText("")
 
     # --------------------------------------------------------------- actions
 
@@ -996,7 +1005,8 @@ class MainWindow(QMainWindow):
         self.bridge.pause_sending(paused)
         self.pause_action.setText("Resume sending" if paused else "&Pause sending")
         self.show_status(
-            "Sending is paused: messages wait in the outbox." if paused else "Sending resumed."
+            "Sending is paused: messages wait in the outbox." if paused else "Sending resumed.",
+            passing=not paused,
         )
 
     def send_queued_now(self) -> None:
@@ -1022,7 +1032,7 @@ class MainWindow(QMainWindow):
             self.bridge.wake()
             self.bridge.refresh_counts()
             self._reload()
-            self.show_status("Sending what is waiting in the outbox now.")
+            self.show_status("Sending what is waiting in the outbox now.", passing=True)
 
         self.bridge.run_in_background(retry_all, done)
 
@@ -1087,7 +1097,9 @@ class MainWindow(QMainWindow):
             from mailer_gui.message.drafts import StoredDraft
 
             self._sent_drafts.pop(message, None)
-            self.show_status("Sending undone: the message is back in a composer and in Drafts.")
+            self.show_status(
+                "Sending undone: the message is back in a composer and in Drafts.", passing=True
+            )
             if isinstance(loaded, StoredDraft):
                 composer = self.open_composer(stored=loaded)
             else:
@@ -1156,7 +1168,7 @@ class MainWindow(QMainWindow):
         else:
             self._hide_welcome()
             names = ", ".join(a.name for a in self.accounts)
-            self.show_status(f"Mailer {__version__} · accounts: {names}")
+            self.show_status(f"Mailer {__version__} · accounts: {names}", passing=True)
 
     def accounts_changed(self) -> None:
         self._require_ready()
@@ -1310,14 +1322,16 @@ class MainWindow(QMainWindow):
                 self._quit_confirmed = True
                 QTimer.singleShot(0, self.close)
             else:
-                self.show_status("Quitting was cancelled; the message goes on being sent.")
+                self.show_status(
+                    "Quitting was cancelled; the message goes on being sent.", passing=True
+                )
 
         box.buttonClicked.connect(answered)
         self.quit_question = box
         box.open()
 
     def _quit_if_sent(self) -> None:
-        """"Quit when sent": looked at a few times a second until nothing is on its way."""
+        """ "Quit when sent": looked at a few times a second until nothing is on its way."""
         if not self._sending_now():
             self._quit_timer.stop()
             self._quit_confirmed = True
@@ -1327,7 +1341,7 @@ class MainWindow(QMainWindow):
         """Cancel in an open message's "Save draft?" while quitting: Mailer stays."""
         if self._quit_after_composers:
             self._quit_after_composers = False
-            self.show_status("Quitting was cancelled; the message stays open.")
+            self.show_status("Quitting was cancelled; the message stays open.", passing=True)
 
     def _forget_composer(self, composer: ComposerWindow) -> None:
         with contextlib.suppress(ValueError):
@@ -1431,7 +1445,9 @@ class MainWindow(QMainWindow):
         self.accounts_changed()
         if self.settings_dialog is not None:
             self.settings_dialog.accounts_page.reload()
-        self.show_status(f"The account {name!r} is ready. Write a message with Ctrl+N.")
+        self.show_status(
+            f"The account {name!r} is ready. Write a message with Ctrl+N.", passing=True
+        )
         self.bridge.wake()
 
     def open_settings(self, page: str | None = None) -> None:
@@ -1600,6 +1616,46 @@ class MainWindow(QMainWindow):
         elif self._given_bridge is not None:
             self._given_bridge.shutdown()
         super().closeEvent(event)
+
+
+class _StatusLine(QLabel):
+    """The status bar's line. A text too long for it is cut short with "…" and
+    shown whole in its tooltip: wrapped onto a second line, it made the status
+    bar taller and moved everything above it while the person aimed a click.
+    `text()` is the whole text."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._whole = ""
+
+    def setText(self, text: str) -> None:
+        self._whole = text
+        self.setToolTip(text if "\n" in text or len(text) > 80 else "")
+        self.setAccessibleDescription(text)
+        self._fit()
+
+    def text(self) -> str:
+        return self._whole
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(0, super().sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        line = " ".join(self._whole.split("\n"))
+        metrics = self.fontMetrics()
+        width = self.contentsRect().width()
+        if metrics.horizontalAdvance(line) > width and width > 0:
+            from PySide6.QtCore import Qt  # only now: see the imports above
+
+            line = metrics.elidedText(line, Qt.TextElideMode.ElideRight, width)
+        super().setText(line)
 
 
 class _UrlOpened(QObject):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
+from PySide6.QtWidgets import QLabel
 
 from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
@@ -227,6 +228,57 @@ def test_a_deferral_tells_refused_recipients_from_those_tried_again(
         "“Mixed” will be tried again. Refused for good: bad@example.org: User unknown. "
         "To be tried again: later@example.org: Mailbox busy."
     )
+    close_all(window)
+
+
+def test_passing_news_leaves_the_status_bar(
+    qtbot, tmp_path: Path, aiosmtpd_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Sending resumed." does not stay for the rest of the session; a line that
+    took its place stays, and so does "paused" while it is true."""
+    import mailer_gui.ui.main_window as main_window
+
+    monkeypatch.setattr(main_window, "PASSING_STATUS_MS", 200)
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    window.pause_action.trigger()
+    qtbot.wait(400)
+    assert window.status.text().startswith("Sending is paused")
+    window.pause_action.trigger()
+    assert window.status.text() == "Sending resumed."
+    qtbot.waitUntil(lambda: window.status.text() == "", timeout=5_000)
+    window.show_status("Sending resumed.", passing=True)
+    window.show_status("Something that stays.")
+    qtbot.wait(400)
+    assert window.status.text() == "Something that stays."
+    close_all(window)
+
+
+def test_a_long_status_line_does_not_move_the_window(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """A long explanation in the status bar is cut short (whole in its tooltip),
+    not wrapped onto a second line that pushed everything above it up."""
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    window.resize(800, 600)
+    window.show()
+    qtbot.waitExposed(window)
+    window.show_status("Short.")
+    qtbot.wait(50)
+    height, table_top = (
+        window.statusBar().height(),
+        window.table.mapTo(window, window.table.rect().topLeft()).y(),
+    )
+    long = "Sending deferred: " + "the server said something rather long. " * 12 + "\nAnd more."
+    window.show_status(long)
+    qtbot.wait(50)
+    assert window.statusBar().height() == height
+    assert window.table.mapTo(window, window.table.rect().topLeft()).y() == table_top
+    assert window.width() == 800  # nor wider
+    assert window.status.text() == long and window.status.toolTip() == long
+    shown = QLabel.text(window.status)
+    assert shown.endswith("…") and "\n" not in shown and len(shown) < len(long)
     close_all(window)
 
 
