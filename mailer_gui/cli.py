@@ -103,6 +103,16 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(EX_USAGE, f"{self.prog}: {message}\n")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # An option the command does not know is told with that command's usage
+        # (`send --sbject` shows send's options, not the list of commands).
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
 
 # ------------------------------------------------------------------ parsing
 
@@ -373,6 +383,12 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
             address = parse_address(text)
             identities.append(Identity(address.addr_spec, address.display_name or None))
         values["identities"] = tuple(identities)
+        if values.get("kind") == "direct" and values.get("host"):
+            raise AccountError(
+                f"--kind direct sends to each recipient's own mail servers (their MX), so "
+                f"--host {values['host']} has no use with it: leave it out, or add a relay "
+                "account (no --kind) to send through that server."
+            )
         account = Account(**values)
     except (AccountError, AddressError) as exc:
         raise CliError(f"The account settings are not valid: {exc}", EX_USAGE) from exc

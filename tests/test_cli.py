@@ -417,6 +417,30 @@ def test_outbox_commands_with_an_unusable_home_or_number_say_so(
         assert code == cli.EX_USAGE and "is not a message number" in err, err
 
 
+def test_account_options_that_cannot_work_say_what_is_wrong(tmp_path, capsys, monkeypatch) -> None:
+    base = ["accounts", "add", "x", "--email", USER]
+    code, _, err = run(capsys, monkeypatch, tmp_path, *base, "--host", "h", "--port", "99999")
+    assert code == cli.EX_USAGE and "The port 99999 is not between 1 and 65535" in err
+    code, _, err = run(capsys, monkeypatch, tmp_path, *base, "--host", "h", "--port", "five")
+    assert code == cli.EX_USAGE and "'five' is not a whole number" in err
+    code, _, err = run(
+        capsys, monkeypatch, tmp_path, *base, "--kind", "direct", "--host", "127.0.0.1"
+    )
+    assert code == cli.EX_USAGE and "--host 127.0.0.1 has no use with it" in err
+    assert json.loads(run(capsys, monkeypatch, tmp_path, "accounts", "list", "--json")[1]) == []
+
+
+def test_an_unknown_option_is_told_with_its_command_usage(tmp_path, capsys, monkeypatch) -> None:
+    with pytest.raises(SystemExit) as info:
+        run(capsys, monkeypatch, tmp_path, "send", "--sbject", "x")
+    assert info.value.code == cli.EX_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("usage: mailer-gui send ") and "unrecognized arguments: --sbject x" in err
+    with pytest.raises(SystemExit):
+        run(capsys, monkeypatch, tmp_path, "outbox", "list", "--bogus")
+    assert capsys.readouterr().err.startswith("usage: mailer-gui outbox list ")
+
+
 def test_unknown_account_exits_78(tmp_path, capsys, monkeypatch) -> None:
     code, _, err = run(capsys, monkeypatch, tmp_path, *send_args("--account", "nope"))
     assert code == cli.EX_CONFIG

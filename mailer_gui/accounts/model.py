@@ -194,11 +194,12 @@ class FieldSpec:
             raise AccountError(f"{self.name}: {text!r} is not yes or no.", field=self.name)
         if self.type is int:
             try:
-                return self.from_json(int(text))
+                number = int(text)
             except ValueError:
                 raise AccountError(
                     f"{self.name}: {text!r} is not a whole number.", field=self.name
                 ) from None
+            return self.from_json(number)  # its own check says what is wrong with it
         return self.from_json(text)
 
     def from_json(self, raw: Any) -> Any:

@@ -286,10 +286,12 @@ class Session:
                     )
                 return event
             if isinstance(event, p.ConnectionClosed):
-                self._broken = ConnectionLost(
-                    f"{self.settings.host} closed the connection without an answer. "
-                    "Mailer will try again later."
-                )
+                # After a 421 the server said why it closed: that is the reason.
+                if self._broken is None or self._broken.reply is None:
+                    self._broken = ConnectionLost(
+                        f"{self.settings.host} closed the connection without an answer. "
+                        "Mailer will try again later."
+                    )
                 raise self._broken
             data = transport.read(timeout=timeout or self.settings.timeouts.command)
             self._conn.receive_data(data)
@@ -673,6 +675,8 @@ class Session:
                 if ahead is None:
                     self._send(mail, *rcpts, _DATA)
                 mail_reply = self._next_reply()
+                if mail_reply.reply.code == 421:  # closing: no more replies will come
+                    return self._closing(outcome, recipients, mail_reply.reply)
                 if not mail_reply.reply.is_positive:
                     # A 503 is the server's confusion, not this message's fault (nested).
                     held = mail_reply.reply.code == 503

@@ -424,6 +424,20 @@ def test_sink_421_defers_everything_unconfirmed(smtp_sink_factory) -> None:
     assert {r.status for r in result.recipients} == {RecipientStatus.DEFERRED}
 
 
+@pytest.mark.parametrize("command", ["MAIL", "RCPT"])
+def test_a_421_is_the_reason_given_not_a_silent_close(smtp_sink_factory, command: str) -> None:
+    """421 and a closed connection after the pipelined MAIL (or RCPT): what the
+    person is told is the server's 421, not "closed without an answer"."""
+    sink = smtp_sink_factory("-Q", command)
+    with Session(settings_for(sink, Security.NONE)) as session:
+        result = send(session, ("a@example.org", "b@example.org"))
+    assert {r.status for r in result.recipients} == {RecipientStatus.DEFERRED}
+    assert {r.reply.code for r in result.recipients if r.reply} == {421}
+    assert isinstance(result.error, ConnectionLost)
+    assert result.error.reply is not None and result.error.reply.code == 421
+    assert "without an answer" not in str(result.error)
+
+
 def test_sink_slow_data_reply_waits(smtp_sink_factory) -> None:
     sink = smtp_sink_factory("-w", "1")
     started = time.monotonic()
