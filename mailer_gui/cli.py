@@ -16,9 +16,10 @@ import json
 import os
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -1567,7 +1568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _HANDLERS[(args.command, getattr(args, "action", None))]
     paths = resolve_paths(args.home)
     try:
-        code = _run(handler, args, paths)
+        with _terminate_as_interrupt():
+            code = _run(handler, args, paths)
         sys.stdout.flush()  # a reader that went away shows here, not at exit
         return code
     except OSError as exc:
@@ -1579,6 +1581,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # nor when Python flushes it at exit
         return EX_BROKEN_PIPE
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`), met as Ctrl+C is."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a command as Ctrl+C does, not where it stands: a message
+    being built leaves no half-written file in the spool, one being sent goes
+    back to the outbox at once and the command says so. A SIGTERM ignored
+    when the command started stays ignored."""
+    import signal
+
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(_number: int, _frame: object) -> None:
+        raise Terminated
+
+    before = signal.getsignal(signal.SIGTERM)
+    if before is signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 def _reader_gone(exc: OSError) -> bool:
@@ -1602,6 +1634,9 @@ def _run(handler: Handler, args: argparse.Namespace, paths: AppPaths) -> int:
     except SmtpError as exc:
         print(f"mailer-gui: {_describe_error(exc)}", file=sys.stderr)
         return _error_code(exc)
+    except Terminated:
+        print("mailer-gui: stopped (SIGTERM).", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("mailer-gui: interrupted.", file=sys.stderr)
         return 130

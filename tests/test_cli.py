@@ -600,14 +600,21 @@ def test_a_reader_that_goes_away_stops_nothing(aiosmtpd_factory, tmp_path) -> No
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("where", ["before any reply", "waiting for the final reply"])
+@pytest.mark.parametrize(
+    ("where", "stop", "code"),
+    [
+        ("before any reply", signal.SIGINT, 130),
+        ("waiting for the final reply", signal.SIGINT, 130),
+        ("before any reply", signal.SIGTERM, 143),
+    ],
+)
 def test_ctrl_c_during_send_gives_the_message_back_at_once(
-    aiosmtpd_factory, tmp_path, where: str
+    aiosmtpd_factory, tmp_path, where: str, stop: signal.Signals, code: int
 ) -> None:
-    """Ctrl+C while `send` waits on the server: the command says where the
-    message stands, and it is queued (nothing went out) or uncertain (the "."
-    had left) at once, not `sending` until its lease runs out; it can be
-    cancelled or resolved straight away."""
+    """Ctrl+C (or SIGTERM) while `send` waits on the server: the command says
+    where the message stands, and it is queued (nothing went out) or uncertain
+    (the "." had left) at once, not `sending` until its lease runs out; it can
+    be cancelled or resolved straight away."""
     reached, release = threading.Event(), threading.Event()
     if where == "before any reply":
         listener = socket.create_server(("127.0.0.1", 0))  # accepts, never greets
@@ -641,7 +648,7 @@ def test_ctrl_c_during_send_gives_the_message_back_at_once(
     )  # fmt: skip
     try:
         assert reached.wait(30), "the send never reached the server"
-        sending.send_signal(signal.SIGINT)
+        sending.send_signal(stop)
         _, err = sending.communicate(timeout=30)
     finally:
         if sending.poll() is None:
@@ -652,7 +659,7 @@ def test_ctrl_c_during_send_gives_the_message_back_at_once(
             listener.close()
             for connection in accepted:
                 connection.close()
-    assert sending.returncode == 130
+    assert sending.returncode == code
     assert "Traceback" not in err
     listed = subprocess.run(
         [*base, "outbox", "list", "--json"], capture_output=True, text=True, timeout=60

@@ -24,6 +24,7 @@ import mimetypes
 import os
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -204,6 +205,14 @@ def _check_readable(path: Path, what: str) -> None:
     if path.is_dir():
         raise DraftError(f"The {what} {path} is a folder, not a file.")
     try:
+        # Looked at before it is opened: opening a pipe waits for a writer.
+        if not stat.S_ISREG(path.stat().st_mode):
+            # /dev/zero, a pipe, a terminal: no end, or none known, so no
+            # message to build (it would fill the disk, or wait forever).
+            raise DraftError(
+                f"The {what} {path} is not an ordinary file (a device or a pipe); "
+                "attach a file, or save what it gives to one first."
+            )
         with path.open("rb") as f:
             f.read(1)
     except OSError as exc:

@@ -67,7 +67,7 @@ from mailer_gui.outbox.store import AttemptRow, MessageRow, RecipientRow, State
 from mailer_gui.paths import ensure_private_dir
 from mailer_gui.ui.bridge import OutboxBridge
 from mailer_gui.ui.message_view import DisplayedMessage, MessageBrowser, load_for_display
-from mailer_gui.ui.outbox_model import Paused, held_by
+from mailer_gui.ui.outbox_model import SENDING_PAUSED, Paused, held_by, with_sending_paused
 
 # A scheduled message due sooner than this counts down ("Sending in 8 s"): the
 # undo window. One due later shows the time it will go.
@@ -138,7 +138,9 @@ def _duration(seconds: float) -> str:
 
 def describe_state(row: MessageRow, now: float, paused: Paused | None = None) -> str:
     """The message's state in plain words, e.g. "Deferred — next attempt at 14:05"."""
-    held = held_by(row, paused)
+    held = held_by(row, paused, now)
+    if held == SENDING_PAUSED:
+        return "Waiting — sending is paused; the message goes once you resume sending"
     if held is not None:
         return (
             f"Waiting — the account {row.account} {held}; the message goes once that is "
@@ -629,6 +631,10 @@ class DetailPane(QWidget):
         """The message as last loaded."""
         return self._row
 
+    def refresh(self) -> None:
+        """Read the message shown again (something it depends on changed)."""
+        self._reload()
+
     def show_message(self, message_id: int | None) -> None:
         """Show the outbox message ``message_id``; None empties the pane."""
         if message_id is not None and message_id == self._message:
@@ -862,7 +868,8 @@ class DetailPane(QWidget):
         row = self._row
         if row is None:
             return
-        self._set_field("State", describe_state(row, time.time(), self._paused))
+        paused = with_sending_paused(self._paused, self.bridge.runner.paused)
+        self._set_field("State", describe_state(row, time.time(), paused))
         self._tone(self.state_label, _state_tone(row))
 
     @Slot()

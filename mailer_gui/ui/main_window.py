@@ -635,8 +635,10 @@ class MainWindow(QMainWindow):
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         # Subject, recipients, account, state, attempts, next attempt: the
-        # server's reply takes what is left.
-        for column, width in enumerate((240, 190, 90, 170, 70, 110)):
+        # server's reply takes what is left. Together they fit the table of
+        # the window's first size (1100 wide, beside the folders and the
+        # details), so that every column's title shows from the start.
+        for column, width in enumerate((190, 150, 80, 150, 60, 90)):
             header.resizeSection(column, width)
 
         # The detail pane's place, sized by the saved layout from the start;
@@ -825,7 +827,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _reload(self) -> None:
-        from mailer_gui.ui.outbox_model import prepare_rows
+        from mailer_gui.ui.outbox_model import prepare_rows, with_sending_paused
 
         if self.folder_key not in _TABLE_FOLDERS:
             return
@@ -842,7 +844,7 @@ class MainWindow(QMainWindow):
 
         def load() -> PreparedRows:
             # Query and cell texts both on the worker: the GUI thread only swaps lists.
-            paused = store.paused_accounts()
+            paused = with_sending_paused(store.paused_accounts(), self.bridge.runner.paused)
             return prepare_rows(store.messages(states), states, paused=paused)
 
         def loaded(prepared: PreparedRows | None, error: BaseException | None) -> None:
@@ -1003,6 +1005,8 @@ class MainWindow(QMainWindow):
         self._require_ready()
         self.countdown.set_paused(paused)
         self.bridge.pause_sending(paused)
+        self._reload()  # the waiting messages say so, or no longer do
+        self.detail.refresh()
         self.pause_action.setText("Resume sending" if paused else "&Pause sending")
         self.show_status(
             "Sending is paused: messages wait in the outbox." if paused else "Sending resumed.",

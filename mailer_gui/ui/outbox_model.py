@@ -72,17 +72,43 @@ def _clock_time(when: float, now: float) -> str:
 Paused = Mapping[str, tuple[str, str]]
 
 
-def held_by(row: MessageRow, paused: Paused | None) -> str | None:
-    """Why a waiting message is not going: its account's pause ("needs password"), or None."""
-    if paused is None or row.state not in (State.QUEUED, State.DEFERRED):
+#: The key of a Paused mapping that stands for sending as a whole being paused
+#: (Pause sending), not one account: no account is named "".
+ALL_ACCOUNTS = ""
+SENDING_PAUSED = "sending is paused"
+
+
+def with_sending_paused(paused: Paused, sending_paused: bool) -> Paused:
+    """``paused``, and sending as a whole too when Pause sending is on."""
+    return {**paused, ALL_ACCOUNTS: (SENDING_PAUSED, "")} if sending_paused else paused
+
+
+def held_by(row: MessageRow, paused: Paused | None, now: float | None = None) -> str | None:
+    """Why a waiting message is not going: its account's pause ("needs password"),
+    SENDING_PAUSED while Pause sending is on (`with_sending_paused`), or None."""
+    if paused is None:
         return None
-    pause = paused.get(row.account)
-    return pause[0] if pause is not None else None
+    if row.state in (State.QUEUED, State.DEFERRED):
+        pause = paused.get(row.account)
+        if pause is not None:
+            return pause[0]
+    if ALL_ACCOUNTS in paused and (
+        row.state in (State.QUEUED, State.DEFERRED)
+        # In its undo window it would go in seconds; sent later, it keeps its time.
+        or (
+            row.state is State.SCHEDULED
+            and row.due_at - (time.time() if now is None else now) <= UNDO_WINDOW_MAX
+        )
+    ):
+        return SENDING_PAUSED
+    return None
 
 
 def state_text(row: MessageRow, now: float, paused: Paused | None = None) -> str:
     """The state in plain words, as the State column shows it."""
-    held = held_by(row, paused)
+    held = held_by(row, paused, now)
+    if held == SENDING_PAUSED:
+        return "Waiting: sending is paused"
     if held is not None:
         return f"Waiting: account {held}"
     state = row.state
@@ -110,13 +136,14 @@ def _cells(
 ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """(display texts, sort keys) of one message, one entry per column."""
     recipients = ", ".join(r.address for r in row.recipients)
-    held = held_by(row, paused) is not None
+    why = held_by(row, paused, now)
+    held = why is not None
     waiting = row.state in _WAITING and not held
     next_attempt = _clock_time(row.due_at, now) if waiting and row.due_at > now else ""
     if waiting and not next_attempt:
         next_attempt = "Now"
     if held:
-        next_attempt = "Once fixed"
+        next_attempt = "When resumed" if why == SENDING_PAUSED else "Once fixed"
     reply = _first_line(row.last_error)
     display = (
         row.subject or "(no subject)",

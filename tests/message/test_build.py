@@ -4,6 +4,7 @@ default), golden structures for each combination, and round trips of any text.""
 from __future__ import annotations
 
 import email
+import os
 import re
 from email import policy
 from email.header import decode_header, make_header
@@ -228,6 +229,19 @@ def test_unreadable_attachment_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DraftError, match="is a folder"):
         build_message(draft(attachments=(tmp_path,)), spool_dir=spool)
     assert list(spool.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX devices and pipes")
+def test_a_device_or_a_pipe_is_not_attached(tmp_path: Path) -> None:
+    """/dev/zero filled the disk; a pipe waited for a writer forever."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for odd in (Path("/dev/zero"), pipe):
+        with pytest.raises(DraftError, match="is not an ordinary file"):
+            build_message(draft(attachments=(odd,)), spool_dir=spool)
+    assert list(spool.iterdir()) == []
 
 
 @pytest.mark.parametrize("field", ["subject", "header", "in_reply_to", "separator"])

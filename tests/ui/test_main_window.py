@@ -294,6 +294,15 @@ def test_pause_holds_messages_until_resumed(qtbot, tmp_path: Path, aiosmtpd_fact
     qtbot.waitUntil(lambda: window._folder_item("outbox").text() == "Outbox (1)", timeout=10_000)
     qtbot.wait(300)
     assert server.messages == []
+    # The outbox says why it waits (not "Sending soon"), in the table and the pane.
+    window.show_folder("outbox")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
+    qtbot.waitUntil(
+        lambda: window.model.index(0, STATE).data() == "Waiting: sending is paused",
+        timeout=5_000,
+    )
+    assert window.select_message(window.model.index(0, 0).data(256))
+    qtbot.waitUntil(lambda: "sending is paused" in window.detail.state_text(), timeout=5_000)
     window.pause_action.trigger()
     qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
     close_all(window)

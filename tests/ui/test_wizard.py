@@ -549,7 +549,9 @@ def test_each_page_refuses_bad_input_with_a_message_on_the_page(
         assert expected in settings.banner.text()
 
     # With no login, no password is needed: on to the test (which finds no server).
+    assert settings.username_edit.isEnabled()
     settings.auth_combo.setCurrentIndex(settings.auth_combo.findData(AuthMethod.NONE))
+    assert not settings.username_edit.isEnabled()  # no login, no user name to offer
     settings.host_edit.setText("localhost")
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

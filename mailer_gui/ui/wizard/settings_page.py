@@ -106,7 +106,12 @@ class SettingsPage(QWizardPage):
         for edit in (self.host_edit, self.port_edit, self.username_edit):
             edit.textEdited.connect(self._edited)
         self.auth_combo.currentIndexChanged.connect(self._edited)
+        self.auth_combo.currentIndexChanged.connect(self._auth_changed)
         self.security_combo.currentIndexChanged.connect(self._edited)
+
+    def _auth_changed(self) -> None:
+        # With no login there is no user name: greyed out, not offered as if used.
+        self.username_edit.setEnabled(self.auth_combo.currentData() is not AuthMethod.NONE)
 
     # -- filling -----------------------------------------------------------------------
 
