@@ -175,12 +175,13 @@ class _Assembler:
         return part
 
     def data_part(
-        self, data: bytes, *, name: str, content_type: str | None, content_id: str
-    ) -> MIMEPart:
+        self, data: bytes, *, name: str, content_type: str | None, content_id: str,
+        disposition: str = "inline",
+    ) -> MIMEPart:  # fmt: skip
         maintype, subtype = _content_type(name, content_type)
         part = MIMEPart(policy=self.policy)
         part.set_content(
-            data, maintype=maintype, subtype=subtype, disposition="inline", filename=name,
+            data, maintype=maintype, subtype=subtype, disposition=disposition, filename=name,
             cid=f"<{content_id}>",
         )  # fmt: skip
         del part["MIME-Version"]
@@ -189,8 +190,9 @@ class _Assembler:
     def image(self, image: InlineImage, content_id: str, *, disposition: str) -> MIMEPart:
         if image.data is not None:
             return self.data_part(
-                image.data, name=image.name, content_type=image.content_type, content_id=content_id
-            )
+                image.data, name=image.name, content_type=image.content_type,
+                content_id=content_id, disposition=disposition,
+            )  # fmt: skip
         assert image.path is not None
         return self.file_part(
             image.path,
@@ -291,13 +293,21 @@ def build_skeleton(
     extra_attachments: list[MIMEPart] = []
     if draft.body_format == "markdown":
         cids = {image.name: _content_id(domain) for image in draft.inline_images}
-        html = _text_part(render_html(draft.body, inline_images=cids), "html", policy)
-        if draft.inline_images:
+        markup = render_html(draft.body, inline_images=cids)
+        html = _text_part(markup, "html", policy)
+        # An image the text never shows would travel hidden in the related part,
+        # seen by nobody: it goes as an ordinary attachment instead.
+        shown = [i for i in draft.inline_images if f"cid:{cids[i.name].strip('<>')}" in markup]
+        if shown:
             images = [
-                assembler.image(image, cids[image.name], disposition="inline")
-                for image in draft.inline_images
+                assembler.image(image, cids[image.name], disposition="inline") for image in shown
             ]
             html = _multipart("related", [html, *images], policy)
+        extra_attachments = [
+            assembler.image(image, cids[image.name], disposition="attachment")
+            for image in draft.inline_images
+            if image not in shown
+        ]
         body = _multipart("alternative", [plain, html], policy)
     else:
         body = plain

@@ -176,6 +176,23 @@ def test_inline_image_is_referenced_by_cid(files: dict[str, Path], tmp_path: Pat
     assert parts["image/png"].get_content_disposition() == "inline"
 
 
+def test_an_inline_image_the_text_never_shows_goes_as_an_attachment(tmp_path: Path) -> None:
+    """`send --inline spare.png` with a body that never shows it: hidden in the
+    related part nobody would see it; it goes as an ordinary attachment."""
+    shown = InlineImage("pasted-1.png", data=PNG, content_type="image/png")
+    spare = InlineImage("spare.png", data=PNG, content_type="image/png")
+    built = build_message(
+        draft(body="Look: ![x](pasted-1.png)", inline_images=(shown, spare)), spool_dir=tmp_path
+    )
+    message = parse(built.path)
+    related = next(p for p in message.walk() if p.get_content_type() == "multipart/related")
+    in_related = [p.get_filename() for p in related.iter_parts() if p.get_filename()]
+    assert in_related == ["pasted-1.png"]
+    (attached,) = [p for p in message.iter_attachments() if p.get_filename() == "spare.png"]
+    assert attached.get_content_disposition() == "attachment"
+    assert attached.get_content() == PNG
+
+
 def test_clipboard_image_bytes(tmp_path: Path) -> None:
     pasted = InlineImage("pasted-1.png", data=PNG, content_type="image/png")
     built = build_message(
