@@ -1398,6 +1398,7 @@ def _state_counts(counts: Mapping[State, int]) -> str:
 
 def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _outbox(paths, recover=True)
+    store.remove_stale_builds()  # half-built files of a Mailer killed while building
     try:
         # Deferred ones too, at once; not those scheduled for later (send --later
         # --at), whose time is the person's: `outbox retry ID` sends one now.

@@ -402,6 +402,11 @@ def _stop_all() -> None:
         checkpointer.stop(final=True)
 
 
+#: A half-built message file (msg-*.eml) not written to for this long was left
+#: by a Mailer that was killed while building it (see remove_stale_builds).
+STALE_BUILD_SECONDS = 3600.0
+
+
 class OutboxStore:
     """The outbox database and spool. Safe to use from several threads and processes."""
 
@@ -1262,6 +1267,28 @@ class OutboxStore:
                 )
                 return State.CANCELLED
             return state
+
+    def remove_stale_builds(self, *, now: float | None = None) -> list[Path]:
+        """Remove the half-built message files (``msg-*.eml``) that a Mailer killed
+        while building a message left in the spool. One not written to for
+        STALE_BUILD_SECONDS is no longer being built by anyone; the messages the
+        outbox holds are named otherwise and never touched. The removed paths."""
+        cutoff = (time.time() if now is None else now) - STALE_BUILD_SECONDS
+        removed: list[Path] = []
+        try:
+            entries = list(os.scandir(self.spool_dir))
+        except OSError:
+            return removed
+        for entry in entries:
+            if not (entry.name.startswith("msg-") and entry.name.endswith(".eml")):
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except OSError:
+                continue  # gone meanwhile, or not ours to remove: left alone
+        return removed
 
     def withdraw(self, message: int) -> bool:
         """Remove a message cancelled before any attempt, and its file: what Undo

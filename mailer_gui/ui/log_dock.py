@@ -126,9 +126,9 @@ class SessionLogDock(QDockWidget):
         # scroll bar coming with the first long line, the first lines trimmed):
         # the end moves, so the view no longer looks "at the end".
         self._following = True
-        bar = self.view.verticalScrollBar()
-        bar.valueChanged.connect(self._scrolled)
-        bar.rangeChanged.connect(self._range_changed)
+        scroll = self.view.verticalScrollBar()
+        scroll.valueChanged.connect(self._scrolled)
+        scroll.rangeChanged.connect(self._range_changed)
         self.setWidget(body)
 
         self._timer = QTimer(self)

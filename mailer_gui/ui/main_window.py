@@ -1512,9 +1512,13 @@ class MainWindow(QMainWindow):
             if error is not None:
                 self.show_status(f"Old attachment folders were not removed: {error}")
 
-        self.bridge.run_in_background(
-            lambda: prune_unused_folders(roots, drafts, before=started), done
-        )
+        store = self.bridge.store
+
+        def prune() -> list[Path]:
+            store.remove_stale_builds()  # messages a killed Mailer was building
+            return prune_unused_folders(roots, drafts, before=started)
+
+        self.bridge.run_in_background(prune, done)
 
     def start_sandbox_trial(self) -> None:
         """Start the test server, make its account, and open a first message to it."""

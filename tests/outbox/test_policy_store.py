@@ -742,6 +742,28 @@ def test_an_undone_message_is_withdrawn_and_nothing_else_is(
     }
 
 
+def test_half_built_files_of_a_killed_mailer_are_removed_once_stale(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    """A Mailer killed (SIGKILL) while building a message leaves its msg-*.eml
+    in the spool. Once nothing wrote to it for an hour it is removed; one being
+    built now, and the messages the outbox holds, are left alone."""
+    import os
+
+    message = enqueue(store, tmp_path)
+    held = store.get(message).spool_path
+    stale = store.spool_dir / "msg-killed.eml"
+    building = store.spool_dir / "msg-building.eml"
+    for path in (stale, building):
+        path.write_bytes(b"half a message")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    os.utime(held, (two_hours_ago, two_hours_ago))
+    assert store.remove_stale_builds() == [stale]
+    assert not stale.exists() and building.exists() and held.exists()
+    assert store.get(message).state is State.QUEUED
+
+
 def test_a_runner_that_lost_its_lease_may_not_send_the_dot(
     store: OutboxStore, tmp_path: Path
 ) -> None:
