@@ -637,8 +637,9 @@ class MainWindow(QMainWindow):
         # Subject, recipients, account, state, attempts, next attempt: the
         # server's reply takes what is left. Together they fit the table of
         # the window's first size (1100 wide, beside the folders and the
-        # details), so that every column's title shows from the start.
-        for column, width in enumerate((190, 150, 80, 150, 60, 90)):
+        # details), so that every column's title shows from the start, bold
+        # (a row selected) as well.
+        for column, width in enumerate((180, 140, 80, 160, 75, 105)):
             header.resizeSection(column, width)
 
         # The detail pane's place, sized by the saved layout from the start;
@@ -1276,6 +1277,7 @@ class MainWindow(QMainWindow):
         composer.drafts_changed_later = self._drafts_changed_later
         composer.destroyed.connect(lambda _obj=None, c=composer: self._forget_composer(c))
         composer.closeCancelled.connect(self._quit_cancelled)
+        composer.quitRequested.connect(self.close)  # File → Quit, from the composer
         self.composers.append(composer)
         composer.show()
         composer.raise_()

@@ -341,7 +341,12 @@ class OutboxTableModel(QAbstractTableModel):
         if role == _DISPLAY:
             return self._display[index.row()][index.column()]
         if role == _TOOLTIP:
-            return self._tooltips[index.row()]
+            # A cell too narrow for its text shows it whole here; the server's
+            # reply, whole, on its own column and wherever a cell is empty.
+            row, column = index.row(), index.column()
+            reply = self._tooltips[row]
+            text = self._display[row][column]
+            return reply if column == LAST_REPLY or not text else text
         if role == MESSAGE_ID_ROLE:
             return self._ids[index.row()]
         if role == SORT_ROLE:

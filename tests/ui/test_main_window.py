@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QLabel
 
 from mailer_gui.accounts.model import Account
@@ -782,6 +783,21 @@ def test_the_drafts_are_counted_from_the_start(qtbot, tmp_path: Path, aiosmtpd_f
     qtbot.waitUntil(lambda: window._folder_item("drafts").text() == "Drafts (2)", timeout=5_000)
     assert window.folder_key != "drafts"  # without opening the folder
     close_all(window)
+
+
+def test_quit_from_a_composer_quits_mailer(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
+    """Ctrl+Q in a composer did nothing (only the main window had Quit)."""
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    window.show()
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Typed", "Then quit.")
+    assert composer.quit_action.shortcut().matches(QKeySequence(QKeySequence.StandardKey.Quit))
+    composer.quit_action.trigger()
+    qtbot.waitUntil(lambda: composer.close_question is not None, timeout=5_000)
+    composer.close_question.button(composer.close_question.StandardButton.Discard).click()
+    qtbot.waitUntil(lambda: window._closed, timeout=10_000)
 
 
 def test_cancel_in_the_question_cancels_quitting(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:

@@ -109,6 +109,9 @@ def test_state_words_and_server_reply() -> None:
         "451 4.7.1 Greylisted\nsee the docs"
     )
     assert cell(model, 1, NEXT_ATTEMPT) == ""
+    # A cell cut short by a narrow column shows whole in its tooltip.
+    assert cell(model, 2, STATE, Qt.ItemDataRole.ToolTipRole) == cell(model, 2, STATE)
+    assert cell(model, 1, NEXT_ATTEMPT, Qt.ItemDataRole.ToolTipRole) is None  # empty: no reply
     assert model.headerData(STATE, Qt.Orientation.Horizontal) == "State"
 
 

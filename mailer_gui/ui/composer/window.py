@@ -156,6 +156,8 @@ class ComposerWindow(QMainWindow):
     draftDeleted = Signal(str)
     #: asked to close, it stays open (Cancel in "Save draft?", or the save failed)
     closeCancelled = Signal()
+    #: Quit Mailer (Ctrl+Q) pressed in this window
+    quitRequested = Signal()
 
     def __init__(
         self,
@@ -349,6 +351,11 @@ class ComposerWindow(QMainWindow):
         self.close_action = self._action(
             "&Close", self.close, [QKeySequence.StandardKey.Close], icon="window-close"
         )
+        # Quit from here as from the main window: it asks about each open message.
+        self.quit_action = self._action(
+            "&Quit Mailer", self.quitRequested.emit, [QKeySequence.StandardKey.Quit],
+            icon="application-exit",
+        )  # fmt: skip
         self.format_actions: dict[str, QAction] = {
             "bold": self._action(
                 "&Bold", editor.bold, ["Ctrl+B"], icon="format-text-bold", icon_text="B"
@@ -403,6 +410,7 @@ class ComposerWindow(QMainWindow):
             self.save_action,
             self.attach_action,
             self.close_action,
+            self.quit_action,
             self.preview_action,
             *self.format_actions.values(),
         ]
@@ -414,6 +422,7 @@ class ComposerWindow(QMainWindow):
         message_menu.addAction(self.attach_action)
         message_menu.addSeparator()
         message_menu.addAction(self.close_action)
+        message_menu.addAction(self.quit_action)
         format_menu = self.menuBar().addMenu("F&ormat")
         for action in self.format_actions.values():
             format_menu.addAction(action)
