@@ -785,6 +785,12 @@ class Session:
                 return result(error=exc, uncertain=True, sizes=(sent_bytes, size))
             if not final.reply.is_positive:
                 settle(final.reply, "")
+            else:
+                # What each accepted recipient's message became is the final
+                # reply ("250 2.0.0 Ok: queued as 4B1C2"), which names it in the
+                # server's logs: kept with each of them, not the RCPT's "250 Ok".
+                for address in accepted:
+                    outcome[address] = RecipientResult(address, accepted_status, final.reply)
             return result(reply=final.reply, sizes=(sent_bytes, size))
         except Cancelled:
             self._broken = Cancelled("The send was cancelled.")

@@ -127,6 +127,18 @@ def state_text(row: MessageRow, now: float, paused: Paused | None = None) -> str
     return {State.SENT: "Sent", State.FAILED: "Failed", State.CANCELLED: "Cancelled"}[state]
 
 
+def _final_reply(row: MessageRow) -> str:
+    """A sent message's last word from the server: the reply to its final "."
+    (kept with each accepted recipient), e.g. "250 2.0.0 Ok: queued as 4B1C2"."""
+    if row.state is not State.SENT:
+        return ""
+    for recipient in row.recipients:
+        if recipient.status == "accepted" and recipient.code is not None:
+            words = " ".join(w for w in (recipient.enhanced, recipient.text) if w)
+            return _first_line(f"{recipient.code} {words}")
+    return ""
+
+
 def _first_line(text: str | None) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
@@ -144,7 +156,7 @@ def _cells(
         next_attempt = "Now"
     if held:
         next_attempt = "When resumed" if why == SENDING_PAUSED else "Once fixed"
-    reply = _first_line(row.last_error)
+    reply = _first_line(row.last_error) or _final_reply(row)
     display = (
         row.subject or "(no subject)",
         recipients,
@@ -346,7 +358,9 @@ class OutboxTableModel(QAbstractTableModel):
             row, column = index.row(), index.column()
             reply = self._tooltips[row]
             text = self._display[row][column]
-            return reply if column == LAST_REPLY or not text else text
+            if column == LAST_REPLY:
+                return reply or text or None
+            return text or reply
         if role == MESSAGE_ID_ROLE:
             return self._ids[index.row()]
         if role == SORT_ROLE:

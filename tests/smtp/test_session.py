@@ -222,6 +222,11 @@ def test_per_recipient_results(aiosmtpd_factory) -> None:
     }
     gone = result.recipients[1]
     assert gone.reply is not None and gone.reply.enhanced == "5.1.1"
+    # The accepted one keeps the reply to the final ".", which names the message
+    # in the server's logs, not the RCPT's "250 2.1.5 OK".
+    ok = result.recipients[0]
+    assert ok.reply is not None and str(ok.reply) == "250 2.0.0 OK: queued"
+    assert ok.reply is result.reply
     assert result.outcome == "partial"
     (received,) = server.wait_for_messages(1)
     assert received.rcpt_tos == ["ok@example.org"]

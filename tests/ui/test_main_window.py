@@ -27,7 +27,7 @@ from mailer_gui.preferences import Preferences, load_preferences, save_preferenc
 from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.composer import ComposerWindow
 from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, MainWindow
-from mailer_gui.ui.outbox_model import COLUMNS, NEXT_ATTEMPT, STATE, OutboxTableModel
+from mailer_gui.ui.outbox_model import COLUMNS, LAST_REPLY, NEXT_ATTEMPT, STATE, OutboxTableModel
 from tests.ui.homes import home_for, home_with_account
 from tests.ui.many_rows import fill_outbox
 from tests.ui.test_gui_thread import BlockingCalls
@@ -109,6 +109,8 @@ def test_compose_send_goes_to_sent_with_its_transcript(
     assert b"<strong>Hello</strong>" in server.messages[0].content
     window.show_folder("sent")
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
+    # The server's last word on it: the reply to its final ".", not the RCPT's.
+    assert window.model.index(0, LAST_REPLY).data() == "250 2.0.0 OK: queued"
     assert window.select_message(window.model.index(0, 0).data(256))
     qtbot.waitUntil(lambda: "Sent" in window.detail.attempts_text(), timeout=5_000)
     assert window.detail.state_text().startswith("Sent at ")
