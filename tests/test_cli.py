@@ -23,6 +23,7 @@ from mailer_gui.accounts import secrets
 from mailer_gui.accounts.store import AccountStore
 from mailer_gui.outbox.store import OutboxStore, State
 from mailer_gui.paths import resolve_paths
+from tests.servers.aiosmtpd_server import HeldReply
 
 PASSWORD = "cli-Pässw0rd-xyz"
 USER = "ann@example.org"
@@ -501,12 +502,7 @@ def test_a_missing_password_is_explained_for_what_was_asked(
 ) -> None:
     """With no terminal and no password kept: `send` says its message waits,
     `accounts test` (which queues nothing) does not."""
-    code, _, err = run(
-        capsys, monkeypatch, tmp_path, "accounts", "add", "work", "--email", USER,
-        "--host", "localhost", "--port", str(tls_server.port), "--security", "tls",
-        "--auth", "plain", "--secret-source", "none",
-    )  # fmt: skip
-    assert code == 0, err
+    add_asked_account(capsys, monkeypatch, tmp_path, tls_server)
     code, _, err = run(capsys, monkeypatch, tmp_path, "accounts", "test", "work")
     assert code == cli.EX_CONFIG
     assert "Run this command in a terminal to type it (the account work keeps none)." in err
@@ -615,7 +611,7 @@ def test_ctrl_c_during_send_gives_the_message_back_at_once(
     where the message stands, and it is queued (nothing went out) or uncertain
     (the "." had left) at once, not `sending` until its lease runs out; it can
     be cancelled or resolved straight away."""
-    reached, release = threading.Event(), threading.Event()
+    held = HeldReply()
     if where == "before any reply":
         listener = socket.create_server(("127.0.0.1", 0))  # accepts, never greets
         port = listener.getsockname()[1]
@@ -623,18 +619,11 @@ def test_ctrl_c_during_send_gives_the_message_back_at_once(
 
         def accept() -> None:
             accepted.append(listener.accept()[0])
-            reached.set()
+            held.reached.set()
 
         threading.Thread(target=accept, daemon=True).start()
     else:
-
-        def hold(message) -> str | None:
-            reached.set()
-            release.wait(20)
-            return None
-
-        server = aiosmtpd_factory(on_data=hold)
-        port = server.port
+        port = aiosmtpd_factory(on_data=held).port
     home = tmp_path / "home"
     base = [sys.executable, "-m", "mailer_gui", "--home", str(home)]
     subprocess.run(
@@ -647,14 +636,14 @@ def test_ctrl_c_during_send_gives_the_message_back_at_once(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
-        assert reached.wait(30), "the send never reached the server"
+        assert held.reached.wait(30), "the send never reached the server"
         sending.send_signal(stop)
         _, err = sending.communicate(timeout=30)
     finally:
         if sending.poll() is None:
             sending.kill()
             sending.wait(10)
-        release.set()
+        held.release()
         if where == "before any reply":
             listener.close()
             for connection in accepted:

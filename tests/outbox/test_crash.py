@@ -22,6 +22,7 @@ runs to completion, and:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -32,6 +33,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
@@ -45,6 +47,7 @@ from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.store import OutboxStore, State
 from mailer_gui.paths import AppPaths, resolve_paths
 from tests.outbox.test_ledger import account_for
+from tests.servers.aiosmtpd_server import HeldReply
 
 MESSAGES = 200
 BODY_BYTES = 100_000  # ~100 KB: a kill often lands while the body is on the wire
@@ -235,6 +238,34 @@ def test_sigkilled_runners_lose_nothing_and_duplicate_only_uncertain(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock there: leases alone decide")
+@contextlib.contextmanager
+def runner_held_at_the_server(home: Path, held: HeldReply) -> Iterator[None]:
+    """A runner process (leases of ten minutes) sending until the server holds
+    a final reply; SIGKILLed on the way out, and the server let go."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUNNER_SCRIPT, str(home), "600"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_ready(process)
+        assert held.reached.wait(20), "the runner never reached the server"
+        yield
+    finally:
+        kill(process)
+        held.release()
+
+
+def queue_kills(paths: AppPaths, store: OutboxStore, count: int) -> None:
+    """``count`` messages, "kill 0" to rcpt0@example.org and on, queued in order."""
+    for number in range(count):
+        draft = Draft(
+            sender=SENDER, to=(parse_address(f"rcpt{number}@example.org"),),
+            subject=f"kill {number}", body="Hello.", body_format="plain",
+        )  # fmt: skip
+        built = build_message(draft, spool_dir=paths.spool_dir)
+        store.enqueue(built, account=ACCOUNT, subject=draft.subject)
+
+
 def test_a_killed_runners_messages_go_again_at_once_not_after_its_lease(
     aiosmtpd_factory, tmp_path: Path
 ) -> None:
@@ -242,38 +273,14 @@ def test_a_killed_runners_messages_go_again_at_once_not_after_its_lease(
     its first message's final reply. While it lives its messages are left
     alone; once it is gone, the next runner takes them back at once: the one
     whose "." had left is uncertain, the others it had claimed are sent."""
-    reached, release = threading.Event(), threading.Event()
-    first: list[str] = []
-
-    def hold_the_first(message) -> str | None:
-        if not first:
-            first.append(message.rcpt_tos[0])
-            reached.set()
-            release.wait(20)  # the runner waits for this reply when it is killed
-        return None
-
-    server = aiosmtpd_factory(on_data=hold_the_first)
+    held = HeldReply(first_only=True)  # the runner waits for this reply when it is killed
+    server = aiosmtpd_factory(on_data=held)
     home = tmp_path / "home"
     paths, store = outbox_for(home, server.port)
-    for number in range(3):
-        draft = Draft(
-            sender=SENDER, to=(parse_address(f"rcpt{number}@example.org"),),
-            subject=f"kill {number}", body="Hello.", body_format="plain",
-        )  # fmt: skip
-        built = build_message(draft, spool_dir=paths.spool_dir)
-        store.enqueue(built, account=ACCOUNT, subject=draft.subject)
-    process = subprocess.Popen(
-        [sys.executable, "-c", RUNNER_SCRIPT, str(home), "600"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        wait_ready(process)
-        assert reached.wait(20), "the runner never reached the server"
+    queue_kills(paths, store, 3)
+    with runner_held_at_the_server(home, held):
         assert store.counts() == {State.SENDING: 3}  # all three claimed, leased for 600 s
         assert store.recover(keep_owner="me") == []  # alive: nothing is taken from it
-    finally:
-        kill(process)
-        release.set()
     started = time.monotonic()
     recovered = dict(store.recover(keep_owner="me"))
     assert time.monotonic() - started < 5
@@ -304,34 +311,14 @@ def test_the_command_line_acts_at_once_on_what_a_killed_runner_held(
     for the rest of a ten-minute lease."""
     from mailer_gui import cli
 
-    reached, release = threading.Event(), threading.Event()
-
-    def hold(message) -> str | None:
-        reached.set()
-        release.wait(20)
-        return None
-
-    server = aiosmtpd_factory(on_data=hold)
+    held = HeldReply()
+    server = aiosmtpd_factory(on_data=held)
     home = tmp_path / "home"
     paths, store = outbox_for(home, server.port)
-    for number in range(2):
-        draft = Draft(
-            sender=SENDER, to=(parse_address(f"rcpt{number}@example.org"),),
-            subject=f"kill {number}", body="Hello.", body_format="plain",
-        )  # fmt: skip
-        store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account=ACCOUNT)
-    process = subprocess.Popen(
-        [sys.executable, "-c", RUNNER_SCRIPT, str(home), "600"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        wait_ready(process)
-        assert reached.wait(20), "the runner never reached the server"
+    queue_kills(paths, store, 2)
+    with runner_held_at_the_server(home, held):
         assert cli.main(["--home", str(home), "outbox", "cancel", "2"]) == cli.EX_TEMPFAIL
         assert "being sent right now by another Mailer" in capsys.readouterr().err  # alive
-    finally:
-        kill(process)
-        release.set()
     assert cli.main(["--home", str(home), "outbox", "cancel", "2"]) == 0
     assert "Message 2 is cancelled" in capsys.readouterr().out
     assert cli.main(["--home", str(home), "outbox", "list", "--json"]) == 0

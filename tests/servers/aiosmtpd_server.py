@@ -79,6 +79,30 @@ class ReceivedMessage:
     peer: Any = None
 
 
+class HeldReply:
+    """An ``on_data`` hook that holds back the reply to the final "." until
+    `release()` (for at most ``limit`` seconds): a send is in flight, all of it
+    gone, no answer yet. ``first_only``: only the first message's reply.
+    ``reached`` is set once a message is held."""
+
+    def __init__(self, *, first_only: bool = False, limit: float = 20.0) -> None:
+        self.reached = threading.Event()
+        self._released = threading.Event()
+        self._first_only = first_only
+        self._limit = limit
+        self.held: list[str] = []  # the first recipient of each message held
+
+    def __call__(self, message: ReceivedMessage) -> str | None:
+        if not (self._first_only and self.held):
+            self.held.append(message.rcpt_tos[0])
+            self.reached.set()
+            self._released.wait(self._limit)
+        return None
+
+    def release(self) -> None:
+        self._released.set()
+
+
 def _per_rcpt_options(envelope: Envelope) -> list[list[str]]:
     # aiosmtpd flattens RCPT options into one list; keep them per recipient as well.
     options: list[list[str]] | None = getattr(envelope, "per_rcpt_options", None)

@@ -28,6 +28,7 @@ from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.composer import ComposerWindow
 from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, MainWindow
 from mailer_gui.ui.outbox_model import COLUMNS, LAST_REPLY, NEXT_ATTEMPT, STATE, OutboxTableModel
+from tests.servers.aiosmtpd_server import HeldReply
 from tests.ui.homes import home_for, home_with_account
 from tests.ui.many_rows import fill_outbox
 from tests.ui.test_gui_thread import BlockingCalls
@@ -50,6 +51,25 @@ def write(composer: ComposerWindow, to: str, subject: str, body: str) -> None:
     composer.to_field.setText(to)
     composer.subject_field.setText(subject)
     composer.editor.setPlainText(body)
+
+
+def window_writing(
+    qtbot, tmp_path: Path, port: int, subject: str, body: str, to: str = "bob@example.org"
+) -> tuple[MainWindow, ComposerWindow, AppPaths]:
+    """A shown window with one composer, a message written in it."""
+    paths = home_with_account(tmp_path, port)
+    window = open_window(qtbot, paths)
+    window.show()
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, to, subject, body)
+    return window, composer, paths
+
+
+def wait_for_notice(qtbot, window: MainWindow, title: str) -> str:
+    """The text of the first notification called ``title``, once there is one."""
+    qtbot.waitUntil(lambda: any(t == title for t, _ in window.notifications), timeout=15_000)
+    return next(text for t, text in window.notifications if t == title)
 
 
 def close_all(window: MainWindow) -> None:
@@ -191,18 +211,11 @@ def test_deferred_then_sent_is_announced(qtbot, tmp_path: Path, aiosmtpd_factory
         return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
 
     server = aiosmtpd_factory(on_rcpt=greylist)
-    window = open_window(qtbot, home_with_account(tmp_path, server.port))
-    composer = window.open_composer()
-    assert composer is not None
-    write(composer, "bob@example.org", "Greylisted", "Again.")
+    window, composer, _ = window_writing(qtbot, tmp_path, server.port, "Greylisted", "Again.")
     composer.send()
-    qtbot.waitUntil(
-        lambda: any(t == "Sending deferred" for t, _ in window.notifications), timeout=15_000
-    )
+    wait_for_notice(qtbot, window, "Sending deferred")
     window.send_now_action.trigger()  # the person does not want to wait a minute
-    qtbot.waitUntil(
-        lambda: any(t == "Sent after all" for t, _ in window.notifications), timeout=15_000
-    )
+    wait_for_notice(qtbot, window, "Sent after all")
     assert len(server.messages) == 1
     close_all(window)
 
@@ -218,15 +231,12 @@ def test_a_deferral_tells_refused_recipients_from_those_tried_again(
             "later@example.org": "451 4.2.1 Mailbox busy",
         }
     )
-    window = open_window(qtbot, home_with_account(tmp_path, server.port))
-    composer = window.open_composer()
-    assert composer is not None
-    write(composer, "good@example.org, bad@example.org, later@example.org", "Mixed", "Hi.")
+    window, composer, _ = window_writing(
+        qtbot, tmp_path, server.port, "Mixed", "Hi.",
+        to="good@example.org, bad@example.org, later@example.org",
+    )  # fmt: skip
     composer.send()
-    qtbot.waitUntil(
-        lambda: any(t == "Sending deferred" for t, _ in window.notifications), timeout=15_000
-    )
-    (text,) = [text for title, text in window.notifications if title == "Sending deferred"]
+    text = wait_for_notice(qtbot, window, "Sending deferred")
     assert text == (
         "“Mixed” will be tried again. Refused for good: bad@example.org: User unknown. "
         "To be tried again: later@example.org: Mailbox busy."
@@ -731,12 +741,9 @@ def test_quitting_asks_about_an_unsaved_message_and_keeps_it(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
     server = aiosmtpd_factory()
-    paths = home_with_account(tmp_path, server.port)
-    window = open_window(qtbot, paths)
-    window.show()
-    composer = window.open_composer()
-    assert composer is not None
-    write(composer, "bob@example.org", "Half written", "Do not lose this.")
+    window, composer, paths = window_writing(
+        qtbot, tmp_path, server.port, "Half written", "Do not lose this."
+    )
     window.close()  # File → Quit
     qtbot.waitUntil(lambda: composer.close_question is not None, timeout=5_000)
     assert window.isVisible() and not window._closed  # still running: the person decides
@@ -790,11 +797,7 @@ def test_the_drafts_are_counted_from_the_start(qtbot, tmp_path: Path, aiosmtpd_f
 def test_quit_from_a_composer_quits_mailer(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
     """Ctrl+Q in a composer did nothing (only the main window had Quit)."""
     server = aiosmtpd_factory()
-    window = open_window(qtbot, home_with_account(tmp_path, server.port))
-    window.show()
-    composer = window.open_composer()
-    assert composer is not None
-    write(composer, "bob@example.org", "Typed", "Then quit.")
+    window, composer, _ = window_writing(qtbot, tmp_path, server.port, "Typed", "Then quit.")
     assert composer.quit_action.shortcut().matches(QKeySequence(QKeySequence.StandardKey.Quit))
     composer.quit_action.trigger()
     qtbot.waitUntil(lambda: composer.close_question is not None, timeout=5_000)
@@ -806,12 +809,7 @@ def test_cancel_in_the_question_cancels_quitting(qtbot, tmp_path: Path, aiosmtpd
     """Quit, then Cancel in "Save draft?": Mailer stays, and closing that
     message later (Save or Discard) closes the message only, not Mailer."""
     server = aiosmtpd_factory()
-    paths = home_with_account(tmp_path, server.port)
-    window = open_window(qtbot, paths)
-    window.show()
-    composer = window.open_composer()
-    assert composer is not None
-    write(composer, "bob@example.org", "Not done", "Still writing.")
+    window, composer, _ = window_writing(qtbot, tmp_path, server.port, "Not done", "Still writing.")
     window.close()  # File → Quit
     qtbot.waitUntil(lambda: composer.close_question is not None, timeout=5_000)
     assert composer.close_question is not None
@@ -834,23 +832,12 @@ def test_quitting_while_a_message_is_being_sent_asks_first(
 ) -> None:
     """Quit with a send under way: not cut off without a word. "Quit when sent"
     waits for it, "Quit now" gives it back to the outbox, Cancel stays."""
-    reached, release = threading.Event(), threading.Event()
-
-    def hold(message) -> str | None:
-        reached.set()
-        release.wait(20)
-        return None
-
-    server = aiosmtpd_factory(on_data=hold)
-    paths = home_with_account(tmp_path, server.port)
-    window = open_window(qtbot, paths)
-    window.show()
-    composer = window.open_composer()
-    assert composer is not None
-    write(composer, "bob@example.org", "On its way", "Hello.")
+    held = HeldReply()
+    server = aiosmtpd_factory(on_data=held)
+    window, composer, paths = window_writing(qtbot, tmp_path, server.port, "On its way", "Hello.")
     composer.send()
     try:
-        qtbot.waitUntil(reached.is_set, timeout=15_000)
+        qtbot.waitUntil(held.reached.is_set, timeout=15_000)
         (message,) = window.bridge.runner.in_flight()
         window.close()  # File → Quit
         question = window.quit_question
@@ -860,7 +847,7 @@ def test_quitting_while_a_message_is_being_sent_asks_first(
         if answer == "Quit when sent":
             qtbot.wait(300)
             assert not window._closed  # still sending: it waits
-            release.set()
+            held.release()
             qtbot.waitUntil(lambda: window._closed, timeout=15_000)
             state = OutboxStore(paths.database, paths.spool_dir).get(message).state
             assert state is State.SENT
@@ -872,14 +859,14 @@ def test_quitting_while_a_message_is_being_sent_asks_first(
             qtbot.wait(300)
             assert not window._closed and window.isVisible()
             assert "Quitting was cancelled" in window.status.text()
-            release.set()
+            held.release()
             qtbot.waitUntil(
                 lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000
             )
             window.close()  # nothing on its way now: no question
             assert window._closed
     finally:
-        release.set()
+        held.release()
 
 
 def test_the_session_ending_keeps_open_messages_without_asking(
