@@ -416,8 +416,9 @@ class TranscriptDialog(QDialog):
 class DetailPane(QWidget):
     """Everything about one outbox message, live, with the actions its state allows."""
 
-    #: A new draft made from the shown message ("Edit as new"): a Draft.
-    editAsNew = Signal(object)
+    #: A new draft made from the shown message ("Edit as new"): a Draft, and the
+    #: account it was sent from (the composer sends from it again).
+    editAsNew = Signal(object, str)
 
     def __init__(
         self,
@@ -1137,7 +1138,7 @@ class DetailPane(QWidget):
                     "These addresses could not be read and were left out of the new draft: "
                     + ", ".join(clean_text(a) for a in unparsed)
                 )
-            self.editAsNew.emit(draft)
+            self.editAsNew.emit(draft, row.account)
 
         self.bridge.run_in_background(
             lambda: open_as_draft(row, root),

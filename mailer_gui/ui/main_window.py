@@ -460,6 +460,7 @@ class MainWindow(QMainWindow):
         self._paused_timer.timeout.connect(self._ask_for_passwords)
         self._paused_timer.start()
         self._watch_accounts_file()
+        self._build_draft_actions()
         self.reload_drafts()  # their count beside the folder's name from the start
 
         # The application icon (every window's) after the paint: the window system
@@ -710,7 +711,9 @@ class MainWindow(QMainWindow):
         from mailer_gui.ui.detail_pane import DetailPane
 
         self.detail = DetailPane(self.bridge, self)
-        self.detail.editAsNew.connect(lambda draft: self.open_composer(draft=draft))
+        self.detail.editAsNew.connect(
+            lambda draft, account: self.open_composer(draft=draft, account=account)
+        )
         self._detail_layout.addWidget(self.detail)
         self.detail.show()  # at once: a layout shows a late child only on a later event
         if self.message_split.isVisible() and not self._detail_size_saved:
@@ -1409,6 +1412,68 @@ class MainWindow(QMainWindow):
             self._folder_item(DRAFTS).setText(f"{name} ({count})" if count else name)
 
         self.bridge.run_in_background(drafts.list, loaded)
+
+    def _build_draft_actions(self) -> None:
+        """Open and Delete on the Drafts list: a right click, Enter, or Delete."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtGui import QAction, QKeySequence
+
+        self.drafts_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.open_draft_action = QAction("&Open draft", self.drafts_list)
+        self.open_draft_action.triggered.connect(
+            lambda: (item := self.drafts_list.currentItem()) and self._open_draft_item(item)
+        )
+        self.delete_draft_action = QAction("&Delete draft…", self.drafts_list)
+        self.delete_draft_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Delete)])
+        self.delete_draft_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.delete_draft_action.triggered.connect(self.delete_selected_draft)
+        for action in (self.open_draft_action, self.delete_draft_action):
+            self.drafts_list.addAction(action)
+        self.draft_question: QMessageBox | None = None
+
+    def delete_selected_draft(self) -> None:
+        """Delete the draft chosen in the list, once the person confirms it."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QMessageBox
+
+        item = self.drafts_list.currentItem()
+        draft_id = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        if not draft_id or item is None:
+            return
+        if any(composer.draft_id == draft_id for composer in self.composers):
+            self.show_status(
+                "That draft is open in a window: close it there (Discard keeps it as it was, "
+                "or delete it after closing)."
+            )
+            return
+        title = item.text().split("\n", 1)[0]
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Delete draft?",
+            f"Delete the draft “{title}”? It cannot be brought back.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        drafts = self.drafts
+
+        def answered(button: QAbstractButton) -> None:
+            if box.standardButton(button) != QMessageBox.StandardButton.Yes:
+                return
+
+            def deleted(_result: object, error: BaseException | None) -> None:
+                if error is not None:
+                    self.show_status(f"The draft could not be deleted: {error}")
+                    return
+                self.show_status(f"Draft “{title}” deleted.", passing=True)
+                self.reload_drafts()
+
+            self.bridge.run_in_background(lambda: drafts.delete(draft_id), deleted)
+
+        box.buttonClicked.connect(answered)
+        self.draft_question = box
+        box.open()
 
     def _open_draft_item(self, item: QListWidgetItem) -> None:
         from PySide6.QtCore import Qt

@@ -364,8 +364,9 @@ def test_edit_as_new_emits_a_draft_with_everything(
 
     with qtbot.waitSignal(pane.editAsNew, timeout=5_000) as emitted:
         click(qtbot, pane, pane.edit_action)
-    draft = emitted.args[0]
+    draft, account = emitted.args
     assert isinstance(draft, Draft)
+    assert account == "work"  # sent from it: the new one goes from it too
     assert draft.sender.addr_spec == "ann@example.org"
     assert draft.subject == "Numbers for Q3"
     assert [a.addr_spec for a in draft.to] == ["bob@example.org"]

@@ -203,6 +203,37 @@ def test_a_5xx_is_explained_in_the_detail_pane(qtbot, tmp_path: Path, aiosmtpd_f
     close_all(window)
 
 
+def test_edit_as_new_sends_from_the_account_the_message_came_from(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """Edit as new on a message sent from a second account opened it from the
+    first one (the new message would have gone from the wrong address)."""
+    server = aiosmtpd_factory(rcpt_replies={"gone@example.org": "550 5.1.1 No such user"})
+    paths = home_with_account(tmp_path, server.port)
+    AccountStore(paths.accounts_file).add(
+        Account(name="other", email="otto@example.org", host="localhost", port=server.port,
+                security=Security.NONE, auth=AuthMethod.NONE)
+    )  # fmt: skip
+    window = open_window(qtbot, paths)
+    composer = window.open_composer()
+    assert composer is not None
+    senders = [account.name for account, _ in composer._senders]
+    composer.from_box.setCurrentIndex(senders.index("other"))
+    write(composer, "gone@example.org", "From Otto", "Hello.")
+    composer.send()
+    qtbot.waitUntil(lambda: window._folder_item("failed").text() == "Failed (1)", timeout=15_000)
+    window.show_folder("failed")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
+    assert window.select_message(window.model.index(0, 0).data(256))
+    qtbot.waitUntil(lambda: window.detail.edit_action.isEnabled(), timeout=5_000)
+    window.detail.edit_action.trigger()
+    again = only_composer(qtbot, window)
+    sender = again.current_sender()
+    assert sender is not None and sender[0].name == "other"
+    assert sender[1].email == "otto@example.org"
+    close_all(window)
+
+
 def test_deferred_then_sent_is_announced(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
     tries: list[str] = []
 
@@ -803,6 +834,40 @@ def test_quit_from_a_composer_quits_mailer(qtbot, tmp_path: Path, aiosmtpd_facto
     qtbot.waitUntil(lambda: composer.close_question is not None, timeout=5_000)
     composer.close_question.button(composer.close_question.StandardButton.Discard).click()
     qtbot.waitUntil(lambda: window._closed, timeout=10_000)
+
+
+def test_a_draft_can_be_deleted_from_the_drafts_folder(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """There was no way to remove a saved draft in the window."""
+    from mailer_gui.message.drafts import DraftStore, StoredDraft
+
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    drafts = DraftStore.for_paths(paths)
+    for subject in ("keep me", "throw me away"):
+        drafts.save(StoredDraft(subject=subject))
+    window = open_window(qtbot, paths)
+    window.show_folder("drafts")
+    qtbot.waitUntil(lambda: window.drafts_list.count() == 2, timeout=5_000)
+    assert window.delete_draft_action in window.drafts_list.actions()  # the right-click menu
+    (doomed,) = window.drafts_list.findItems("throw me away", Qt.MatchFlag.MatchStartsWith)
+
+    window.drafts_list.setCurrentItem(doomed)
+    window.delete_draft_action.trigger()
+    question = window.draft_question
+    assert question is not None and "throw me away" in question.text()
+    question.button(question.StandardButton.Cancel).click()
+    qtbot.wait(200)
+    assert len(drafts.list().drafts) == 2  # Cancel: nothing deleted
+
+    window.delete_draft_action.trigger()
+    question = window.draft_question
+    assert question is not None
+    question.button(question.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: window._folder_item("drafts").text() == "Drafts (1)", timeout=5_000)
+    assert [d.subject for d in drafts.list().drafts] == ["keep me"]
+    close_all(window)
 
 
 def test_cancel_in_the_question_cancels_quitting(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
