@@ -1121,9 +1121,11 @@ class OutboxStore:
                 )
                 return State.QUEUED
             status = "rejected" if verdict.disposition is Disposition.FAIL else "deferred"
+            # No reply to go with the reason (the connection failed, say): an
+            # earlier attempt's code must not stand beside it.
             db.execute(
-                "UPDATE recipients SET status = ?, text = ? WHERE message = ? "
-                "AND status IN ('pending', 'deferred')",
+                "UPDATE recipients SET status = ?, code = NULL, enhanced = NULL, text = ? "
+                "WHERE message = ? AND status IN ('pending', 'deferred')",
                 (status, verdict.reason, message),
             )
             return self._settle(db, row, verdict.reason, now)
@@ -1399,7 +1401,8 @@ class OutboxStore:
                 raise WrongState(f"Message {message} is {state.value}, not uncertain.")
             if sent:
                 db.execute(
-                    "UPDATE recipients SET status = 'accepted', text = 'marked as sent' "
+                    "UPDATE recipients SET status = 'accepted', code = NULL, enhanced = NULL, "
+                    "text = 'marked as sent' "
                     "WHERE message = ? AND status IN ('pending', 'deferred')",
                     (message,),
                 )

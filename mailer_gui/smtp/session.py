@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import BinaryIO, NamedTuple
 
+from mailer_gui.sizes import human_size
 from mailer_gui.smtp import auth as sasl
 from mailer_gui.smtp import protocol as p
 from mailer_gui.smtp.certinfo import CertificateInfo
@@ -501,8 +502,8 @@ class Session:
         limit = self._conn.size_limit
         if limit is not None and size > limit:
             raise MessageRefused(
-                f"The message is {_size_text(size)} and {self.settings.host} accepts at "
-                f"most {_size_text(limit)} (SIZE {limit}). Nothing was sent. Remove or "
+                f"The message is {human_size(size)} and {self.settings.host} accepts at "
+                f"most {human_size(limit)} (SIZE {limit}). Nothing was sent. Remove or "
                 "shrink attachments, or share large files by link."
             )
 
@@ -1014,12 +1015,12 @@ def too_big_reason(result: MessageResult, size: int) -> str | None:
         return None
     limit = result.size_limit
     stated = (
-        f"the server's stated limit is {_size_text(limit)} (SIZE {limit})"
+        f"the server's stated limit is {human_size(limit)} (SIZE {limit})"
         if limit
         else "the server did not state a limit"
     )
     return (
-        f"The server refused the message as too big: it is {_size_text(size)}, and {stated}. "
+        f"The server refused the message as too big: it is {human_size(size)}, and {stated}. "
         f"It said: {reply}. Remove or shrink attachments, or share large files by link."
     )
 
@@ -1032,12 +1033,3 @@ def _unconfirmed_text(error: SmtpError) -> str:
     """
     what = error.message.split(". ", 1)[0].rstrip(".")
     return f"The whole message was sent but no confirmation came ({what}): it may have arrived."
-
-
-def _size_text(size: int) -> str:
-    """A message size as people read it: 1,000 bytes, 12.3 KB, 25.0 MB."""
-    if size < 10_000:
-        return f"{size:,} bytes"
-    if size < 1_000_000:
-        return f"{size / 1e3:.1f} KB"
-    return f"{size / 1e6:.1f} MB"

@@ -83,6 +83,7 @@ from mailer_gui.sandbox.errors import SandboxError
 from mailer_gui.sandbox.faults import DEFAULT_SIZE_LIMIT, Faults, RcptRejection
 from mailer_gui.sandbox.maildir import CapturedMessage, Inbox
 from mailer_gui.sandbox.reader import CapturedContent, read_captured, save_attachment
+from mailer_gui.sizes import human_size
 from mailer_gui.ui.bridge import stored_credentials
 
 if TYPE_CHECKING:
@@ -564,14 +565,6 @@ _COLUMNS: Final = ("From", "To", "Subject", "Received", "Size")
 _RIGHT: Final = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
-def _size_text(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
 def _fingerprint_text(fingerprint: str) -> str:
     pairs = [fingerprint[i : i + 2].upper() for i in range(0, len(fingerprint), 2)]
     return ":".join(pairs)
@@ -910,7 +903,7 @@ class SandboxInboxView(QWidget):
                         ", ".join(message.envelope_to),
                         message.subject or "(no subject)",
                         when,
-                        _size_text(message.size),
+                        human_size(message.size),
                     ]
                 )
                 item.setData(0, Qt.ItemDataRole.UserRole, message.id)
@@ -980,14 +973,14 @@ class SandboxInboxView(QWidget):
             source = content.source
             if content.source_cut:
                 source += (
-                    f"\n\n[… {_size_text(content.source_size)} in all; the whole message is "
+                    f"\n\n[… {human_size(content.source_size)} in all; the whole message is "
                     f"in {content.path}]"
                 )
             self.source.setPlainText(source)
         self.attachments.clear()
         for attachment in content.attachments if content is not None else ():
             item = QTreeWidgetItem(
-                [attachment.filename, attachment.content_type, _size_text(attachment.size)]
+                [attachment.filename, attachment.content_type, human_size(attachment.size)]
             )
             item.setData(0, Qt.ItemDataRole.UserRole, attachment.index)
             item.setTextAlignment(2, _RIGHT)
@@ -1053,7 +1046,7 @@ class SandboxInboxView(QWidget):
             if error is not None:
                 self.show_error(_describe(error))
             else:
-                self.show_info(f"Saved {name} ({_size_text(size or 0)}) to {target}.")
+                self.show_info(f"Saved {name} ({human_size(size or 0)}) to {target}.")
             if on_done is not None:
                 on_done(size, error)
 

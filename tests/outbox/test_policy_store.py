@@ -204,6 +204,23 @@ def test_only_unconfirmed_recipients_are_retried(store: OutboxStore, tmp_path: P
     assert store.get(message).state is State.SENT
 
 
+def test_a_failure_without_a_reply_leaves_no_earlier_code_beside_its_reason(
+    store: OutboxStore, tmp_path: Path
+) -> None:
+    """A 451 first, then the server could not be reached: the recipient said
+    "450 4.2.0 ... refused the connection" (an earlier code, a later reason)."""
+    message = enqueue(store, tmp_path, "b@x.org")
+    store.claim_next("a", now=T0, lease=60)
+    store.record_result(message, "a", result(("b@x.org", 451)), now=T0)
+    assert store.get(message).recipients[0].code == 451
+    store.claim_next("a", now=T0 + MINUTE, lease=60)
+    refused = Verdict(Disposition.DEFER, "127.0.0.1 refused the connection on port 2525.")
+    store.record_failure(message, "a", refused, account="work", now=T0 + MINUTE)
+    (recipient,) = store.get(message).recipients
+    assert (recipient.status, recipient.code, recipient.enhanced) == ("deferred", None, None)
+    assert recipient.text == "127.0.0.1 refused the connection on port 2525."
+
+
 def test_gives_up_after_the_policy(tmp_path: Path) -> None:
     store = OutboxStore(
         tmp_path / "o.sqlite3", tmp_path / "spool", policy=RetryPolicy(give_up_after=100.0)

@@ -785,4 +785,4 @@ def test_the_limit_named_for_a_message_too_big_is_that_of_the_server_that_refuse
         envelope,
         [outcome("a.example", 50_000_000, too_big), outcome("b.example", 0, too_big)],
     )
-    assert "stated limit is 50.0 MB" in (too_big_reason(refused, 60_000_000) or "")
+    assert "stated limit is 47.7 MB (SIZE 50000000)" in (too_big_reason(refused, 60_000_000) or "")

@@ -17,6 +17,7 @@ from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.runner import Event, Progress, Runner, StateChanged, TranscriptLine
 from mailer_gui.outbox.store import OutboxStore, State
+from mailer_gui.sizes import human_size
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.session import CHUNK_SIZE, Session
 from mailer_gui.smtp.settings import AuthMethod, Security
@@ -138,7 +139,7 @@ def test_452_after_n_recipients(aiosmtpd_factory, outbox, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("limit", "stated"),
     [
-        (33_554_432, "the server's stated limit is 33.6 MB (SIZE 33554432)"),
+        (33_554_432, "the server's stated limit is 32.0 MB (SIZE 33554432)"),
         (None, "the server did not state a limit"),
     ],
 )
@@ -154,7 +155,7 @@ def test_a_message_refused_as_too_big_fails_with_its_size_and_the_servers_limit(
     row = outbox.get(message)
     assert row.state is State.FAILED
     reason = row.last_error or ""
-    assert f"it is {row.size:,} bytes, and {stated}" in reason
+    assert f"it is {human_size(row.size)}, and {stated}" in reason
     assert "It said: 552 5.3.4 Message size exceeds fixed limit" in reason
     # The window is told the same at once; each recipient keeps the server's words.
     assert [e.detail for e in events if isinstance(e, StateChanged) and e.message == message][
@@ -171,7 +172,7 @@ def test_refused_at_mail_for_its_size_it_fails_as_too_big(aiosmtpd_factory, outb
     runner_for(outbox, account_for(server)).deliver_now()
     row = outbox.get(message)
     assert row.state is State.FAILED
-    assert f"too big: it is {row.size:,} bytes" in (row.last_error or "")
+    assert f"too big: it is {human_size(row.size)}" in (row.last_error or "")
     assert "It said: 552 message size exceeds fixed maximum message size" in (row.last_error or "")
 
 

@@ -345,9 +345,9 @@ def test_dropping_files_attaches_them(qtbot, open_composer: Open, tmp_path: Path
     QApplication.sendEvent(window, drop)
     assert drop.isAccepted()
     assert window.attachments.paths() == (first, second)
-    qtbot.waitUntil(lambda: window.attachments.total_label.text() == "2 files, 1.5 kB")
+    qtbot.waitUntil(lambda: window.attachments.total_label.text() == "2 files, 1.5 KB")
     texts = [window.attachments.list.item(i).text() for i in range(2)]
-    assert texts == ["a.pdf — 1.0 kB", "b.png — 500 bytes"]
+    assert texts == ["a.pdf — 1000 bytes", "b.png — 500 bytes"]
 
     # Text is not a file: not taken as an attachment.
     words = QMimeData()
@@ -404,7 +404,8 @@ def test_a_warning_when_attachments_exceed_the_servers_size(
     window.add_attachments([big])
     qtbot.waitUntil(lambda: window.attachments.warning.isVisibleTo(window), timeout=10_000)
     warning = window.attachments.warning.text()
-    assert "5.0 kB" in warning and small.host in warning and "13.7 kB" in warning
+    # In the units Mailer shows sizes in everywhere (1 KB = 1024 bytes).
+    assert "4.9 KB" in warning and small.host in warning and "13.4 KB" in warning
 
     window.from_box.setCurrentIndex(1)  # the server states no limit: no warning
     qtbot.waitUntil(lambda: window.size_limits.cached(accounts[1])[0], timeout=10_000)

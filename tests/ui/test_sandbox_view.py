@@ -279,7 +279,7 @@ def test_a_gui_send_arrives_with_its_html_and_attachment(
     assert [attachment.text(0), attachment.text(1), attachment.text(2)] == [
         "notes.txt",
         "text/plain",
-        "640 B",
+        "640 bytes",
     ]
 
     saved = tmp_path / "saved.txt"

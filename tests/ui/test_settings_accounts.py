@@ -233,7 +233,9 @@ def test_a_rule_across_fields_shows_at_the_field_it_names(qtbot, paths: AppPaths
     set_text(page, "host", "")  # a relay needs a server
     assert page.form.error_text("host") == ""  # unset is a valid value on its own
     click(qtbot, page.save_button)
-    assert "needs a server" in page.form.error_text("host")
+    # In the form's words, not the command line's (--host, --kind direct).
+    assert page.form.error_text("host").startswith("Enter the outgoing server to send through")
+    assert "--" not in page.form.error_text("host")
     assert paths.accounts_file.read_bytes() == before
 
 
@@ -262,6 +264,31 @@ def test_choosing_another_account_keeps_unsaved_edits(qtbot, paths: AppPaths) ->
     click(qtbot, page.revert_button)
     assert page.select("home")
     assert page.form.values()["email"] == "ann@home.example"
+
+
+def test_a_click_on_another_account_with_unsaved_edits_stays_on_the_edited_one(
+    qtbot, paths: AppPaths
+) -> None:
+    """Clicked (not chosen by the program): the list showed the clicked account
+    chosen while the form still held the edited one."""
+    from PySide6.QtTest import QTest
+
+    add_account(paths)
+    add_account(paths, name="home", email="ann@home.example")
+    dialog = open_dialog(qtbot, paths)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    page = page_of(dialog)
+    set_text(page, "display_name", "Ann")
+    other = page.list.item(1)
+    QTest.mouseClick(
+        page.list.viewport(), Qt.MouseButton.LeftButton,
+        pos=page.list.visualItemRect(other).center(),
+    )  # fmt: skip
+    qtbot.wait(50)
+    assert "Save or undo the changes to 'work'" in page.banner.text()
+    assert page.list.currentRow() == 0
+    assert [item.text() for item in page.list.selectedItems()] == [page.list.item(0).text()]
 
 
 def test_no_account_says_how_to_add_one(qtbot, paths: AppPaths) -> None:

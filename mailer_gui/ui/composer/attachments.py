@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from mailer_gui.accounts.model import Account
+from mailer_gui.sizes import human_size
 from mailer_gui.smtp.errors import SmtpError
 from mailer_gui.smtp.session import Session
 from mailer_gui.smtp.settings import Timeouts
@@ -38,16 +39,6 @@ from mailer_gui.ui.composer.address_field import error_colour
 
 PROBE_TIMEOUT = 10.0  # seconds per step: a slow server only delays the warning
 RunInBackground = Callable[[Callable[[], Any], Callable[[Any, BaseException | None], None]], None]
-
-
-def format_size(size: int) -> str:
-    """``532`` -> ``532 bytes``, ``1_234_567`` -> ``1.2 MB``: decimal, as servers state SIZE."""
-    if size < 1000:
-        return f"{size} bytes" if size != 1 else "1 byte"
-    for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
-        if size < scale * 1000 or unit == "GB":
-            return f"{size / scale:.1f} {unit}"
-    raise AssertionError("unreachable")
 
 
 def encoded_size(size: int) -> int:
@@ -277,7 +268,7 @@ class AttachmentList(QWidget):
         if path in self._unreadable:
             return f"{path.name} — cannot be read"
         size = self._sizes.get(path)
-        return f"{path.name} — {format_size(size)}" if size is not None else f"{path.name} — …"
+        return f"{path.name} — {human_size(size)}" if size is not None else f"{path.name} — …"
 
     def _sized(self, path: Path) -> Callable[[Any, BaseException | None], None]:
         def done(size: int | None, error: BaseException | None) -> None:
@@ -315,12 +306,12 @@ class AttachmentList(QWidget):
         else:
             files = "1 file" if count == 1 else f"{count} files"
             pending = "" if self.sizes_known() else " so far"
-            self.total_label.setText(f"{files}, {format_size(self.total())}{pending}")
+            self.total_label.setText(f"{files}, {human_size(self.total())}{pending}")
         if self.over_limit() and self._limit is not None:
             self.warning.setText(
-                f"The message will be about {format_size(self.estimated_message_size())} "
+                f"The message will be about {human_size(self.estimated_message_size())} "
                 f"(attachments grow by a third when sent), more than the "
-                f"{format_size(self._limit)} {self._server} accepts. The server will refuse "
+                f"{human_size(self._limit)} {self._server} accepts. The server will refuse "
                 "it: remove some files, or share large ones by link."
             )
             self.warning.show()
@@ -341,6 +332,5 @@ __all__ = [
     "AttachmentList",
     "SizeLimits",
     "encoded_size",
-    "format_size",
     "probe_size_limit",
 ]

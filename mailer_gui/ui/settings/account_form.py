@@ -53,6 +53,18 @@ LABELS: Final[Mapping[str, str]] = {
     "password_command": "Password co&mmand",
 }
 
+
+def _in_form_words(error: AccountError, values: Mapping[str, object]) -> str:
+    """An account error as this form would say it: the command line's wording
+    names its options (--host, --kind direct), which mean nothing here."""
+    if error.field == "host" and values.get("kind") == "relay" and not values.get("host"):
+        return (
+            "Enter the outgoing server to send through, or choose “Directly to the "
+            "recipients' mail servers” as the delivery kind."
+        )
+    return str(error)
+
+
 CHOICE_TEXT: Final[Mapping[str, Mapping[str, str]]] = {
     "kind": {
         "relay": "Through the outgoing server (relay)",
@@ -327,7 +339,7 @@ class AccountForm(QWidget):
             try:
                 return dataclasses.replace(self._original, **values)
             except AccountError as error:
-                problems[error.field or "name"] = str(error)
+                problems[error.field or "name"] = _in_form_words(error, values)
         for name, text in problems.items():
             self.show_error(name, text)
         first = next(iter(problems))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QFontDatabase, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -379,15 +379,24 @@ class AccountsPage(QWidget):
             return
         if self.form.is_dirty() and previous is not None:
             # Keep the edits: go back to the account being edited and say why.
-            self.list.blockSignals(True)
-            self.list.setCurrentItem(previous)
-            self.list.blockSignals(False)
+            # Once more after the click that chose it is over: a click selects
+            # the item it chose after this (its highlight stayed there).
+            self._back_to(previous)
+            QTimer.singleShot(0, lambda: self._back_to(previous))
             self.banner.show_error(
                 f"Save or undo the changes to {self._selected_name!r} before choosing "
                 "another account."
             )
             return
         self._show_account(account)
+
+    def _back_to(self, item: QListWidgetItem) -> None:
+        """Make ``item`` (the account being edited) the chosen one again, quietly."""
+        if self.list.row(item) < 0:
+            return  # the list was filled again meanwhile
+        self.list.blockSignals(True)
+        self.list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.list.blockSignals(False)
 
     def _show_account(self, account: Account) -> None:
         self._selected_name = account.name
