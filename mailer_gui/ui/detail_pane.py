@@ -56,6 +56,7 @@ from mailer_gui.message.addresses import AddressError, MailAddress, parse_addres
 from mailer_gui.message.draft import Draft
 from mailer_gui.message.eml import load_eml, save_eml
 from mailer_gui.message.inspect import (
+    END_OF_DATA,
     Conversation,
     MessageFileError,
     clean_text,
@@ -969,6 +970,8 @@ class DetailPane(QWidget):
         problems = conversation.problems
         for exchange in problems[:MAX_PROBLEMS_SHOWN]:
             asked = clean_text(exchange.command)
+            if asked == END_OF_DATA:
+                asked = "the end of the message (.)"  # a lone "." reads as nothing
             said = clean_text(str(exchange.reply))
             words = f"{asked} → {said}" if asked else said
             lines.addWidget(_label(f"The server said: {words}", box))

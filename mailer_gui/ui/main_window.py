@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from mailer_gui.accounts.model import Account
     from mailer_gui.message.draft import Draft
     from mailer_gui.message.drafts import DraftListing, DraftStore, StoredDraft
-    from mailer_gui.outbox.store import OutboxStore, State
+    from mailer_gui.outbox.store import MessageRow, OutboxStore, State
     from mailer_gui.preferences import Preferences
     from mailer_gui.ui.bridge import OutboxBridge
     from mailer_gui.ui.composer import ComposerWindow, SizeLimits
@@ -955,6 +955,18 @@ class MainWindow(QMainWindow):
         """Tell the person about what they would otherwise miss (tray, status bar)."""
         from mailer_gui.outbox.store import State
 
+        if state is State.SENT and message not in self._deferred_before:
+            return  # sent at the first try: the folder count says enough
+        if message not in self._subjects and self._started:
+            # Not listed here (another folder or page is shown): by its subject
+            # once read, not by its number.
+            def loaded(row: MessageRow | None, error: BaseException | None) -> None:
+                self._subjects[message] = (row.subject or "(no subject)") if row else ""
+                if not self._closed:
+                    self._announce(message, state, detail)
+
+            self.bridge.load_message(message, loaded)
+            return
         subject = self._subjects.get(message) or f"message {message}"
         if state is State.SENT:
             if message not in self._deferred_before:

@@ -107,6 +107,25 @@ def click(qtbot, pane: DetailPane, action) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
+def test_a_refusal_of_the_message_itself_names_the_end_of_the_message(
+    qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    """A 451 to the final ".": the attempt said "The server said: . → 451 ...",
+    a lone dot standing for the command."""
+    server = aiosmtpd_factory(on_data=lambda message: "451 4.7.1 Try again later")
+    bridge = make_bridge(server)
+    message = queue(store, "bob@example.org")
+    pane = make_pane(bridge)
+    pane.show_message(message)
+    bridge.start()
+    qtbot.waitUntil(lambda: pane.state_text().startswith("Deferred"), timeout=10_000)
+    qtbot.waitUntil(lambda: "451" in pane.attempts_text(), timeout=5_000)
+    assert (
+        "The server said: the end of the message (.) → 451 4.7.1 Try again later"
+        in pane.attempts_text()
+    )
+
+
 def test_a_refused_recipient_fails_and_the_pane_explains_it(
     qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
 ) -> None:
@@ -127,9 +146,8 @@ def test_a_refused_recipient_fails_and_the_pane_explains_it(
         "The server localhost says the recipient address does not exist (550 5.1.1). "
         "Check the spelling of the address"
     )
-    # The row and the attempts are read apart, and either may come first:
-    # the recipients are explained again (with the server's name, from the
-    # attempt's transcript) once the recorded attempt is read.
+    # The row and its attempts are read at one moment: the recipients are
+    # explained with the server's name, from the attempt's transcript.
     qtbot.waitUntil(lambda: explanation in pane.recipients_text())
     recipients = pane.recipients_text()
     assert "nobody@example.org (To)" in recipients

@@ -647,6 +647,21 @@ def queue_message(
     return store.enqueue(built, account="work", subject=subject, due_at=due_at)
 
 
+def test_a_failure_is_told_by_subject_while_another_page_is_shown(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """With the Drafts (or the sandbox) page up, a failure said "message 12"."""
+    server = aiosmtpd_factory(rcpt_replies={"bob@example.org": "550 5.1.1 No such user"})
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    window.show_folder("drafts")
+    queue_message(window.bridge.store, tmp_path, "Quarterly numbers")  # as the CLI would
+    window.bridge.wake()
+    text = wait_for_notice(qtbot, window, "Sending failed")
+    assert text.startswith("“Quarterly numbers” could not be sent.")
+    close_all(window)
+
+
 @pytest.fixture
 def queued_home(tmp_path: Path, aiosmtpd_factory) -> tuple[AppPaths, object]:
     server = aiosmtpd_factory()
