@@ -79,7 +79,7 @@ from mailer_gui.outbox.store import (
     planned_dots,
 )
 from mailer_gui.smtp.auth import Credentials
-from mailer_gui.smtp.errors import AuthenticationError, Cancelled, SmtpError
+from mailer_gui.smtp.errors import AuthenticationError, Cancelled, ConnectError, SmtpError
 from mailer_gui.smtp.replies import TLS_FIRST_WORDS, Reply, Stage, explain
 from mailer_gui.smtp.session import (
     CHUNK_SIZE,
@@ -454,6 +454,28 @@ class _Ledger:
                 with runner._lock:
                     runner._held.discard(row.id)
                 runner._settled([row.id])
+
+
+def _sandbox_down(error: SmtpError, account: SendingAccount | None) -> SmtpError:
+    """A refused connection to Mailer's own sandbox means it is not running, not
+    that the port or security settings are wrong: say that instead."""
+    from mailer_gui.accounts.model import Account
+    from mailer_gui.sandbox.account import is_sandbox_account
+
+    if (
+        not isinstance(error, ConnectError)
+        or not isinstance(error.__cause__, ConnectionRefusedError)
+        or not isinstance(account, Account)
+        or not is_sandbox_account(account)
+    ):
+        return error
+    down = ConnectError(
+        f"Mailer's test server (the sandbox, port {account.effective_port}) is not running, "
+        "so the message could not go to it. Start it in Sandbox inbox (Start server), or "
+        "with mailer-gui sandbox; Mailer will try again later."
+    )
+    down.__cause__ = error.__cause__
+    return down
 
 
 def refusals(result: MessageResult) -> str | None:
@@ -879,6 +901,7 @@ class Runner:
             self._emit(StateChanged(row.id, State.QUEUED, "the send was interrupted"))
             return not self._stopping.is_set()
         except SmtpError as exc:
+            exc = _sandbox_down(exc, connection.account[1] if connection.account else None)
             connection.close()
             self.errors[row.id] = exc
             keep_going = self._fail(row, transcript, judge(exc))

@@ -1432,9 +1432,7 @@ class MainWindow(QMainWindow):
 
         self.drafts_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.open_draft_action = QAction("&Open draft", self.drafts_list)
-        self.open_draft_action.triggered.connect(
-            lambda: (item := self.drafts_list.currentItem()) and self._open_draft_item(item)
-        )
+        self.open_draft_action.triggered.connect(self._open_current_draft)
         self.delete_draft_action = QAction("&Delete draft…", self.drafts_list)
         self.delete_draft_action.setShortcuts([QKeySequence(QKeySequence.StandardKey.Delete)])
         self.delete_draft_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
@@ -1442,6 +1440,11 @@ class MainWindow(QMainWindow):
         for action in (self.open_draft_action, self.delete_draft_action):
             self.drafts_list.addAction(action)
         self.draft_question: QMessageBox | None = None
+
+    def _open_current_draft(self) -> None:
+        item = self.drafts_list.currentItem()
+        if item is not None:
+            self._open_draft_item(item)
 
     def delete_selected_draft(self) -> None:
         """Delete the draft chosen in the list, once the person confirms it."""

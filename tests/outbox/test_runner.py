@@ -590,3 +590,31 @@ def test_retry_now_goes_at_once_after_the_server_was_unreachable(
     finally:
         runner.stop()
     assert outbox.get(message).state is State.SENT
+
+
+@pytest.mark.parametrize("sandbox", [True, False])
+def test_a_stopped_sandbox_is_told_as_stopped_not_as_a_wrong_port(
+    outbox, tmp_path, sandbox: bool
+) -> None:
+    """Mailer's own sandbox refusing the connection is not running; the advice
+    about ports 465 and 587 fits an account of the person's only."""
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens here once it is closed
+    account = Account(
+        name="work", email="you@sandbox.test", host="127.0.0.1", port=port,
+        security=Security.STARTTLS, auth=AuthMethod.PLAIN,
+        username="sandbox" if sandbox else "you", secret_source="none",
+    )  # fmt: skip
+    message = queue(outbox, tmp_path)
+    runner_for(outbox, account).deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.DEFERRED
+    reason = row.last_error or ""
+    if sandbox:
+        assert reason.startswith(f"Mailer's test server (the sandbox, port {port}) is not running")
+        assert "465" not in reason
+    else:
+        assert f"refused the connection on port {port}" in reason and "465 is TLS" in reason
