@@ -14,6 +14,7 @@ import errno
 import getpass
 import json
 import os
+import re
 import sys
 import textwrap
 import threading
@@ -1033,7 +1034,31 @@ def _draft(args: argparse.Namespace, account: Account) -> Draft:
     )
     if not draft.recipients:
         raise CliError("No recipients: give at least one --to, --cc or --bcc.", EX_USAGE)
+    if draft.body_format == "markdown":
+        given = {image.name for image in draft.inline_images}
+        for name in _local_images(draft.body):
+            if name not in given:
+                _progress_line(
+                    f"mailer-gui: the text shows the image {name!r}, which was not given with "
+                    f"--inline {name}: only its description goes."
+                )
     return draft
+
+
+# Markdown images, ![description](source "title"): the source, up to a space.
+_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)")
+
+
+def _local_images(body: str) -> list[str]:
+    """The images the Markdown ``body`` shows from files (not from the web, cid: or data:)."""
+    from urllib.parse import unquote
+
+    names = []
+    for source in _IMAGE.findall(body):
+        if ":" in source.split("/", 1)[0]:
+            continue  # a scheme: https://, cid:, data:
+        names.append(unquote(source))
+    return list(dict.fromkeys(names))
 
 
 # ------------------------------------------------------------------ outbox

@@ -383,6 +383,23 @@ def test_what_eml_cannot_carry_is_refused_and_its_notify_goes(
     assert dump.count(b"Subject: ready") == 1
 
 
+def test_an_image_the_text_shows_but_was_not_given_is_named(tmp_path, capsys, monkeypatch) -> None:
+    """`![chart](chart.png)` without `--inline chart.png` went without a word:
+    the recipient saw only "chart"."""
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", 9)  # queued only
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(b"\x89PNG\r\n\x1a\n")
+    body = "![chart](chart.png) and ![logo](https://example.org/logo.png)"
+    base = ["send", "--to", "bob@example.org", "--subject", "Hi", "--body", body, "--later"]
+    code, _, err = run(capsys, monkeypatch, home, *base)
+    assert code == 0
+    assert "shows the image 'chart.png', which was not given with --inline chart.png" in err
+    assert "logo" not in err  # from the web: not a file to give
+    code, _, err = run(capsys, monkeypatch, home, *base, "--inline", str(chart))
+    assert code == 0 and "not given" not in err
+
+
 def test_a_body_too_large_to_be_text_is_refused(tmp_path, capsys, monkeypatch) -> None:
     """`--body-file /dev/zero` ended in MemoryError; a body is read up to a limit."""
     home = tmp_path / "home"
