@@ -815,11 +815,16 @@ class SandboxInboxView(QWidget):
 
     @Slot()
     def _start_or_stop(self) -> None:
+        # Greyed out until the server has started or stopped (a second or so):
+        # the button says what it is waiting for, so a click then is not lost
+        # without a word.
         self.start_button.setEnabled(False)
         self.hide_notice()
         if self.controller.running:
+            self.start_button.setText("Stopping…")
             self.controller.stop()
         else:
+            self.start_button.setText("Starting…")
             self.controller.start()
 
     # ------------------------------------------------------------ fault switches

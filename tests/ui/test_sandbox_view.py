@@ -489,8 +489,11 @@ def test_stop_and_start_from_the_view(qtbot, sandbox: Sandbox) -> None:
 
     with qtbot.waitSignal(sandbox.controller.stopped, timeout=WAIT):
         qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+        # Until it has stopped the button is greyed out, and says why.
+        assert view.start_button.text() == "Stopping…" and not view.start_button.isEnabled()
     assert sandbox.controller.server is None
     assert "stopped" in view.status.text()
+    assert view.start_button.isEnabled() and view.start_button.text() == "St&art server"
     assert not view.faults_box.isEnabled()
     account = AccountStore(sandbox.paths.accounts_file).get(SANDBOX_ACCOUNT)
     # Stopped: the sandbox account gets the usual lookup, which has no password
