@@ -477,6 +477,39 @@ def test_the_manual_path_skips_discovery_and_saves_what_was_typed(
     assert memory_keyring.passwords == {(secrets.SERVICE, "work"): PASSWORD}
 
 
+def test_a_server_without_encryption_can_take_the_password_once_the_warning_is_confirmed(
+    qtbot, paths: AppPaths, aiosmtpd_factory: AiosmtpdFactory, memory_keyring: MemoryKeyring
+) -> None:
+    """A login over no encryption: the box under the warning was ticked, and
+    the login test still refused to send the password, so such an account
+    could not be set up in the window at all."""
+    smtp = aiosmtpd_factory(users={"ann@example.org": PASSWORD}, auth_require_tls=False)
+    wizard = open_wizard(qtbot, paths)
+    fill_start(wizard, "ann@example.org", manual=True)
+    press_next(qtbot, wizard)
+    settings = wizard.settings_page
+    settings.host_edit.setText("127.0.0.1")
+    settings.security_combo.setCurrentIndex(settings.security_combo.findData(Security.NONE))
+    settings.port_edit.setText(str(smtp.port))
+    settings.auth_combo.setCurrentIndex(settings.auth_combo.findData(AuthMethod.PLAIN))
+    assert "the password travels in clear" in settings.notes.text()
+    press_next(qtbot, wizard)
+    assert wizard.currentId() == PageId.SETTINGS  # not without the box ticked
+    settings.confirm_check.setChecked(True)
+    press_next(qtbot, wizard)
+    assert wizard.currentId() == PageId.LOGIN
+    wait_for_login(qtbot, wizard)
+    assert wizard.login_page.report is not None and wizard.login_page.report.ok
+    press_next(qtbot, wizard)
+    identity = wizard.identity_page
+    qtbot.waitUntil(lambda: wizard.state.existing is not None, timeout=WAIT_MS)
+    identity.account_name_edit.setText("plain")
+    qtbot.waitUntil(lambda: identity.keyring_ok is not None, timeout=WAIT_MS)
+    assert finish(qtbot, wizard) == "plain"
+    account = AccountStore(paths.accounts_file).get("plain")
+    assert account.security is Security.NONE and account.allow_insecure_auth
+
+
 def test_without_a_keyring_the_account_is_saved_only_when_asked_and_without_the_password(
     qtbot, paths: AppPaths, aiosmtpd_factory: AiosmtpdFactory, trust_test_ca: Path
 ) -> None:

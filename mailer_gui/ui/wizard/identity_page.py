@@ -204,6 +204,7 @@ class IdentityPage(QWizardPage):
             security=choice.security,
             auth=choice.auth,
             username=choice.username,
+            allow_insecure_auth=choice.allow_insecure_auth,
             tls_fingerprint=fingerprint,
             signature=signature or None,
             secret_source=source,

@@ -7,6 +7,8 @@ your domain") are shown, and warnings must be confirmed before going on.
 
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,6 +34,11 @@ SECURITY_LABELS: dict[Security, str] = {
     Security.STARTTLS: "STARTTLS (usually port 587)",
     Security.NONE: "None — no encryption (local test servers only)",
 }
+_IN_CLEAR = (
+    "without encryption the password travels in clear, readable by anyone on the way; "
+    "tick the box only for a server on a network you trust"
+)
+
 AUTH_LABELS: dict[AuthMethod, str] = {
     AuthMethod.AUTO: "Password (the best method the server offers)",
     AuthMethod.PLAIN: "Password, PLAIN",
@@ -238,8 +245,7 @@ class SettingsPage(QWizardPage):
             )
         if self.security_combo.currentData() is Security.NONE and auth is not AuthMethod.NONE:
             warnings.append(
-                "without encryption the password would travel in clear; Mailer will refuse "
-                "to send it over this connection"
+                _IN_CLEAR  # confirmed, the account sends it anyway (allow_insecure_auth)
             )
         lines = [f"• {note}" for note in dict.fromkeys(notes)]
         lines += [f"• Warning: {warning}" for warning in dict.fromkeys(warnings)]
@@ -323,6 +329,8 @@ class SettingsPage(QWizardPage):
             )
             return False
         self.banner.clear()
+        if _IN_CLEAR in self._warnings:  # and confirmed, or this would have refused
+            choice = dataclasses.replace(choice, allow_insecure_auth=True)
         self.state.choice = choice
         return True
 

@@ -42,6 +42,8 @@ class ServerChoice:
     auth: AuthMethod
     username: str | None  # None: log in with the email address
     candidate: Candidate | None = None  # what discovery proposed, if it came from there
+    # The person confirmed the warning that the password would travel in clear.
+    allow_insecure_auth: bool = False
 
     def settings(self, address: str, fingerprint: str | None) -> ServerSettings:
         """Engine settings for the login test (bounded timeouts, the pin when there is one)."""
@@ -52,6 +54,7 @@ class ServerChoice:
             security=self.security,
             auth=self.auth,
             username=login,
+            allow_insecure_auth=self.allow_insecure_auth,
             tls_fingerprint=fingerprint,
             timeouts=Timeouts(
                 connect=LOGIN_CONNECT_TIMEOUT,
