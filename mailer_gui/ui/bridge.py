@@ -32,7 +32,7 @@ from mailer_gui.outbox.store import MessageRow, OutboxStore, State
 from mailer_gui.paths import AppPaths
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import AuthenticationError
-from mailer_gui.smtp.settings import AuthMethod
+from mailer_gui.smtp.settings import AuthMethod, ServerSettings
 
 if TYPE_CHECKING:
     from mailer_gui.accounts.model import Account
@@ -74,6 +74,30 @@ def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
             raise AuthenticationError(str(exc)) from exc
 
     return provide
+
+
+class PasswordRefused(AuthenticationError):
+    """A password typed for a paused account, refused by its server when tried."""
+
+
+def _try_login(settings: ServerSettings, password: str) -> None:
+    """Log in to ``settings``' server with ``password`` and leave; PasswordRefused
+    when the server refuses it for good. Any other failure (the server cannot be
+    reached, a certificate) is left to the send that follows to report."""
+    from mailer_gui.smtp.errors import SmtpError
+    from mailer_gui.smtp.session import Session
+
+    login = settings.username or ""
+    session = Session(settings, credentials=lambda: Credentials(login, password))
+    try:
+        session.open()
+    except AuthenticationError as exc:
+        if not exc.transient:
+            raise PasswordRefused(exc.message, reply=exc.reply) from None
+    except SmtpError:
+        pass
+    finally:
+        session.close()
 
 
 class OutboxBridge(QObject):
@@ -220,17 +244,24 @@ class OutboxBridge(QObject):
         self.run_in_background(self.store.paused_accounts, on_done)
 
     def provide_password(
-        self, account: str, password: str, *, keep: bool, on_done: Done | None = None
-    ) -> None:
+        self, account: str, password: str, *, keep: bool, on_done: Done | None = None,
+        check: ServerSettings | None = None,
+    ) -> None:  # fmt: skip
         """The person typed the password of a paused account: use it and try again.
 
-        With ``keep`` it also goes to the keyring (off the GUI thread); otherwise
-        it lives in memory until Mailer quits. ``on_done(None, error)``: error is
-        a keyring failure (the password is still used for this session).
+        With ``check`` (the account's server), it is first tried there (off the
+        GUI thread): one the server refuses is neither used nor kept, and the
+        account stays paused; ``on_done(None, PasswordRefused)``. A server that
+        cannot be reached now cannot say: the password is used as given.
+        With ``keep`` it also goes to the keyring; otherwise it lives in memory
+        until Mailer quits. ``on_done(None, error)``: error is a keyring failure
+        (the password is still used for this session).
         """
-        remember_password(account, password)
 
         def work() -> None:
+            if check is not None:
+                _try_login(check, password)  # PasswordRefused: nothing changes
+            remember_password(account, password)
             self.store.resume_account(account)
             self.runner.clear_backoff(account)
             if keep:

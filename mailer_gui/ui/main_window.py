@@ -923,7 +923,16 @@ class MainWindow(QMainWindow):
         def provided(name: str, password: str, keep: bool) -> None:
             def done(_result: object, error: BaseException | None) -> None:
                 from mailer_gui.accounts.secrets import SecretError
+                from mailer_gui.ui.bridge import PasswordRefused
 
+                if isinstance(error, PasswordRefused):
+                    # Neither used nor kept: asked again, saying so.
+                    if self._closed:
+                        return
+                    self._prompt_password(
+                        account, f"That password was refused too. {error.message}"
+                    )
+                    return
                 if isinstance(error, SecretError):
                     self.show_status(
                         f"The password is used until Mailer quits, but the keyring did not "
@@ -935,7 +944,9 @@ class MainWindow(QMainWindow):
                     self.show_status(f"Sending from {name} again.", passing=True)
                 self._reload()  # its messages no longer wait for the password
 
-            self.bridge.provide_password(name, password, keep=keep, on_done=done)
+            self.bridge.provide_password(
+                name, password, keep=keep, on_done=done, check=account.server_settings()
+            )
 
         prompt.provided.connect(provided)
         prompt.finished.connect(lambda _result: self.password_prompts.pop(key, None))

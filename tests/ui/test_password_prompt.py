@@ -95,6 +95,21 @@ def test_a_refused_password_is_replaced_in_the_keyring(
         prompt = prompt_for(qtbot, window)
         assert "535" in prompt.reason.text() or "password" in prompt.reason.text().lower()
         assert not prompt.keep.isHidden() and prompt.keep.isChecked()
+        # A wrong one first: tried before it replaces anything, and asked again.
+        prompt.password.setText("a wrong guess")
+        prompt.send_button.click()
+        qtbot.waitUntil(
+            lambda: (
+                "work" in window.password_prompts and window.password_prompts["work"] is not prompt
+            ),
+            timeout=15_000,
+        )
+        prompt = window.password_prompts["work"]
+        assert prompt.reason.text().startswith("That password was refused too.")
+        account = AccountStore(paths.accounts_file).get("work")
+        assert secrets.get_password(account) == "an old password"  # not replaced by it
+        assert secrets.session_password("work") is None  # nor used
+        assert server.messages == []
         prompt.password.setText(PASSWORD)
         prompt.send_button.click()
         qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
