@@ -902,6 +902,18 @@ def _matches(
     )
 
 
+_RETRY_NOTES = re.compile(
+    r"\s*Mailer will (?:try (?:this recipient )?again later|not retry (?:this recipient|this) "
+    r"by itself)\."
+)
+
+
+def without_retry_note(text: str) -> str:
+    """``text`` without what the outbox will do next ("Mailer will try again
+    later."): for a test of the settings, which nothing retries."""
+    return _RETRY_NOTES.sub("", text).strip()
+
+
 def _retry_note(outcome: Outcome, stage: Stage) -> str:
     if stage in _NO_RETRY_NOTE or outcome in ("ok", "continue"):
         return ""

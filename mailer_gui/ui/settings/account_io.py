@@ -16,6 +16,7 @@ from mailer_gui.accounts.store import AccountStore, AccountStoreError
 from mailer_gui.outbox.store import OutboxError, existing_outbox
 from mailer_gui.paths import AppPaths
 from mailer_gui.smtp.errors import SmtpError
+from mailer_gui.smtp.replies import without_retry_note
 from mailer_gui.smtp.session import Session
 from mailer_gui.smtp.transcript import Transcript
 from mailer_gui.ui.bridge import stored_credentials
@@ -121,7 +122,7 @@ def probe_account(
 def explain_failure(error: BaseException) -> str:
     """The sentence to show for an error raised by the functions above."""
     if isinstance(error, SmtpError):
-        return error.message
+        return without_retry_note(error.message)  # a test: nothing is retried
     if isinstance(error, secrets.SecretError | AccountError | AccountStoreError):
         return str(error)
     if isinstance(error, OSError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.certinfo import CertificateInfo
 from mailer_gui.smtp.errors import Cancelled, SmtpError, TlsError
-from mailer_gui.smtp.replies import Stage, explain
+from mailer_gui.smtp.replies import Stage, explain, without_retry_note
 from mailer_gui.smtp.session import Session
 from mailer_gui.smtp.settings import AuthMethod, ServerSettings
 from mailer_gui.smtp.transcript import Direction, Transcript
@@ -49,10 +49,12 @@ class LoginReport:
         """The report as one message: what happened, the server's words, what next."""
         parts = [self.summary]
         if self.server_words:
-            parts.append(f"The server said: “{self.server_words}”")
+            stop = "" if self.server_words.endswith((".", "!", "?")) else "."
+            parts.append(f"The server said: “{self.server_words}”{stop}")
         if self.advice:
             parts.append(self.advice)
-        return " ".join(parts)
+        # A test: nothing will be retried, whatever a send would do next.
+        return without_retry_note(" ".join(parts))
 
 
 _TLS_NOTE = re.compile(r"TLS established: ([^;]+)")
