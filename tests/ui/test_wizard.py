@@ -117,6 +117,16 @@ def discover_then_settings(qtbot, wizard: SetupWizard) -> None:
     assert wizard.currentId() == PageId.SETTINGS
 
 
+def confirm_and_log_in(qtbot, wizard: SetupWizard) -> None:
+    """Tick the box under the settings page's warning, pass a working login, go on."""
+    wizard.settings_page.confirm_check.setChecked(True)
+    press_next(qtbot, wizard)
+    assert wizard.currentId() == PageId.LOGIN
+    wait_for_login(qtbot, wizard)
+    assert wizard.login_page.report is not None and wizard.login_page.report.ok
+    press_next(qtbot, wizard)
+
+
 def wait_for_login(qtbot, wizard: SetupWizard) -> None:
     page = wizard.login_page
     qtbot.waitUntil(lambda: page.report is not None and not page.testing, timeout=WAIT_MS)
@@ -406,12 +416,7 @@ def test_cancel_after_discovery_and_a_working_login_leaves_no_trace(
     settings.username_edit.selectAll()
     qtbot.keyClicks(settings.username_edit, address)
     assert settings.source_label.text() == "These settings come from DNS SRV."
-    settings.confirm_check.setChecked(True)
-    press_next(qtbot, wizard)
-    assert wizard.currentId() == PageId.LOGIN
-    wait_for_login(qtbot, wizard)
-    assert wizard.login_page.report is not None and wizard.login_page.report.ok
-    press_next(qtbot, wizard)
+    confirm_and_log_in(qtbot, wizard)
     identity = wizard.identity_page
     # The domain's name is taken by the account already there.
     qtbot.waitUntil(lambda: identity.account_name_edit.text() == "example.test-2", timeout=WAIT_MS)
@@ -497,12 +502,7 @@ def test_a_server_without_encryption_can_take_the_password_once_the_warning_is_c
     assert "the password travels in clear" in settings.notes.text()
     press_next(qtbot, wizard)
     assert wizard.currentId() == PageId.SETTINGS  # not without the box ticked
-    settings.confirm_check.setChecked(True)
-    press_next(qtbot, wizard)
-    assert wizard.currentId() == PageId.LOGIN
-    wait_for_login(qtbot, wizard)
-    assert wizard.login_page.report is not None and wizard.login_page.report.ok
-    press_next(qtbot, wizard)
+    confirm_and_log_in(qtbot, wizard)
     identity = wizard.identity_page
     qtbot.waitUntil(lambda: wizard.state.existing is not None, timeout=WAIT_MS)
     identity.account_name_edit.setText("plain")
