@@ -437,8 +437,14 @@ def test_wrong_password_shows_the_explained_535(
     assert page.test_result.is_error
     assert "rejected the user name or password (535" in result
     assert "app password" in result
+    assert page.test_result.toolTip() == result  # whole, where the pane cuts it
+    assert "Mailer will" not in result  # a test promises no retry
     transcript = page.transcript.toPlainText()
     assert "S: 535" in transcript and "wrong-password" not in transcript
+    # Settings edited, then undone: the result was about them, and goes.
+    set_text(page, "display_name", "Someone else")
+    click(qtbot, page.revert_button)
+    assert page.test_result.text() == "" and page.test_result.isHidden()
 
 
 def test_test_uses_the_settings_shown_and_needs_them_valid(

@@ -326,6 +326,7 @@ def test_an_untrusted_certificate_is_shown_and_pinned_only_when_trusted(
     assert "Mailer tests, self-signed" in fields["issuer"]
     assert fields["valid"].startswith("from ") and " until " in fields["valid"]
     assert not login.trust_check.isChecked()
+    assert login.certificate_box.title() == "The server's certificate is not trusted"
     assert not login.isComplete()
     assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
     assert "AUTH" not in login.log.text()  # nothing was sent over an untrusted connection
@@ -339,6 +340,7 @@ def test_an_untrusted_certificate_is_shown_and_pinned_only_when_trusted(
     wait_for_login(qtbot, wizard)
     assert login.report is not None and login.report.ok, login.result.text()
     assert login.trust_check.isChecked() and not login.certificate_box.isHidden()
+    assert login.certificate_box.title().startswith("You trust this certificate")  # not "not"
     assert "logged in as someone@localhost" in login.log.text()
 
     # Untrusting takes it back; Back and Next again keep (and show) what was trusted.

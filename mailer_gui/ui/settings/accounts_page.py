@@ -460,6 +460,8 @@ class AccountsPage(QWidget):
     def revert(self) -> None:
         self.form.set_account(self.form.original)
         self.banner.clear_message()
+        if not self._testing:
+            self.test_result.clear_message()  # it was about settings no longer shown
         self._update_buttons()
 
     # ------------------------------------------------------------- add, remove

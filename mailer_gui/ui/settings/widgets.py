@@ -46,12 +46,16 @@ class MessageLabel(QLabel):
         self._error = False
         self.clear()
         self.setAccessibleDescription("")
+        self.setToolTip("")
         self.hide()
 
     def _show(self, text: str, *, error: bool) -> None:
         self._error = error
         self.setText(text)
         self.setAccessibleDescription(text)
+        # Whole in the tooltip too: where little room is left (a small pane of
+        # a splitter), the wrapped lines can be cut.
+        self.setToolTip(text if len(text) > 100 else "")
         self._paint()
         self.setVisible(bool(text))
 

@@ -209,7 +209,13 @@ class LoginPage(QWizardPage):
         half = len(colons) // 2 + 1  # 16 bytes a line, the break at a colon
         fields["sha256"].setText(f"{colons[: half - 1]}\n{colons[half:]}")
         fields["sha256"].setAccessibleDescription(colons)
-        self.trust_check.setChecked(self._pinned() == certificate.sha256)
+        trusted = self._pinned() == certificate.sha256
+        self.trust_check.setChecked(trusted)
+        self.certificate_box.setTitle(
+            "You trust this certificate (it is pinned to the account)"
+            if trusted
+            else "The server's certificate is not trusted"
+        )
         self.certificate_box.show()
 
     def _pinned(self) -> str | None:
