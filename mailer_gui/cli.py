@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import functools
 import getpass
 import json
 import os
@@ -427,7 +428,7 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
                 EX_USAGE,
             )
         try:
-            secrets.store_password(account.name, password)
+            secrets.store_password(account.name, password, service=paths.keyring_service)
         except secrets.SecretError as exc:
             raise CliError(str(exc), EX_CONFIG) from exc
     try:
@@ -435,7 +436,7 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
     except AccountStoreError as exc:
         if password is not None:
             with contextlib.suppress(secrets.SecretError):
-                secrets.delete_password(account.name)
+                secrets.delete_password(account.name, service=paths.keyring_service)
         raise CliError(str(exc), EX_CONFIG) from exc
     # An account of this name paused earlier (one removed, say) starts afresh.
     with (
@@ -496,7 +497,7 @@ def cmd_accounts_remove(args: argparse.Namespace, paths: AppPaths) -> int:
         raise CliError(str(exc), EX_CONFIG) from exc
     note = ""
     try:
-        secrets.delete_password(account.name)
+        secrets.delete_password(account.name, service=paths.keyring_service)
     except secrets.SecretError as exc:
         # An account that kept no password in the keyring (it logged in with
         # none, or took it from a command) has nothing there to remove: a
@@ -630,7 +631,7 @@ def cmd_accounts_setup(args: argparse.Namespace, paths: AppPaths) -> int:
             auth=working.auth,
             username=working.username if working.username != address.addr_spec else None,
         )
-        secrets.store_password(account.name, password)
+        secrets.store_password(account.name, password, service=paths.keyring_service)
     except AccountError as exc:
         raise CliError(f"The settings found are not usable: {exc}", EX_CONFIG) from exc
     except secrets.SecretError as exc:
@@ -639,7 +640,7 @@ def cmd_accounts_setup(args: argparse.Namespace, paths: AppPaths) -> int:
         store.add(account, make_default=args.default)
     except AccountStoreError as exc:
         with contextlib.suppress(secrets.SecretError):
-            secrets.delete_password(account.name)
+            secrets.delete_password(account.name, service=paths.keyring_service)
         raise CliError(str(exc), EX_CONFIG) from exc
     print(
         f"Set up {account.name}: {account.email} via {working.describe()} (found by "
@@ -718,7 +719,7 @@ def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
         return EX_OK
     password = _ask_password(args, f"New password for {account.login}: ", "nothing changed")
     try:
-        secrets.store_password(account.name, password)
+        secrets.store_password(account.name, password, service=paths.keyring_service)
     except secrets.SecretError as exc:
         raise CliError(str(exc), EX_CONFIG) from exc
     note = ""
@@ -730,7 +731,7 @@ def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
             )
         except AccountStoreError as exc:
             with contextlib.suppress(secrets.SecretError):
-                secrets.delete_password(account.name)
+                secrets.delete_password(account.name, service=paths.keyring_service)
             raise CliError(str(exc), EX_CONFIG) from exc
         note = " (the account kept none before; it now reads it from the keyring)"
     _outbox(paths).resume_account(account.name)
@@ -741,7 +742,9 @@ def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
     return EX_OK
 
 
-def _credentials_for(account: Account, *, sending: bool = True) -> Callable[[], Credentials] | None:
+def _credentials_for(
+    account: Account, *, service: str, sending: bool = True
+) -> Callable[[], Credentials] | None:
     """Credentials for a send, asked for when the server wants a login.
 
     The keyring or the password command; at a terminal, what the person types
@@ -761,7 +764,7 @@ def _credentials_for(account: Account, *, sending: bool = True) -> Callable[[], 
         if typed is not None:
             return Credentials(account.login, typed)
         try:
-            return Credentials(account.login, secrets.get_secret(account))
+            return Credentials(account.login, secrets.get_secret(account, service=service))
         except secrets.PasswordMissing as exc:
             if not interactive:
                 how = _password_advice(
@@ -847,12 +850,12 @@ def _transcript(verbose: bool) -> Transcript:
     return Transcript(show if verbose else None)
 
 
-def _open_session(account: Account, transcript: Transcript) -> Session:
+def _open_session(account: Account, transcript: Transcript, paths: AppPaths) -> Session:
     """A session logged in to ``account``'s server, to test it (no message waits on it)."""
     session = Session(
         account.server_settings(),
         transcript=transcript,
-        credentials=_credentials_for(account, sending=False),
+        credentials=_credentials_for(account, service=paths.keyring_service, sending=False),
     )
     session.open()
     return session
@@ -868,7 +871,7 @@ def cmd_accounts_test(args: argparse.Namespace, paths: AppPaths) -> int:
         )
         return EX_OK
     transcript = _transcript(args.transcript)
-    session = _open_session(account, transcript)
+    session = _open_session(account, transcript, paths)
     try:
         tls = "TLS" if session.tls_active else "no encryption"
         login = "logged in" if session.authenticated else "no login"
@@ -1093,7 +1096,7 @@ def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
     return Runner(
         store,
         accounts.get,
-        credentials=_credentials_for,  # type: ignore[arg-type]
+        credentials=functools.partial(_credentials_for, service=paths.keyring_service),
         on_event=show if verbose else None,
         direct=deliver_direct_row,
     )

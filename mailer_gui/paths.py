@@ -32,6 +32,8 @@ class AppPaths(NamedTuple):
     config_dir: Path
     data_dir: Path
     spool_dir: Path
+    #: The folder given by --home or MAILER_GUI_HOME; None for the per-user folders.
+    home: Path | None = None
 
     @property
     def accounts_file(self) -> Path:
@@ -52,6 +54,16 @@ class AppPaths(NamedTuple):
         return self.data_dir / "drafts"
 
     @property
+    def keyring_service(self) -> str:
+        """The keyring service name this profile's passwords are kept under
+        (accounts.secrets): "mailer-gui" for the per-user folders, and
+        "mailer-gui:DIR" for a profile kept in DIR, so that two profiles with
+        an account of the same name each keep their own password. A profile
+        moved to another folder asks for its passwords again, once, rather
+        than reading another profile's."""
+        return APP_NAME if self.home is None else f"{APP_NAME}:{self.home}"
+
+    @property
     def sandbox_dir(self) -> Path:
         """The built-in test server's captured mail and certificate."""
         return self.data_dir / "sandbox"
@@ -68,6 +80,7 @@ def resolve_paths(
     DIR/data/spool), so a test or a portable install touches nothing else.
     """
     env = os.environ if environ is None else environ
+    root: Path | None = None
     if home is None and env.get(HOME_ENV):
         home = env[HOME_ENV]
     if home is not None:
@@ -82,7 +95,9 @@ def resolve_paths(
         # appauthor=False: "%LOCALAPPDATA%\mailer-gui" on Windows, not "...\mailer-gui\mailer-gui".
         config_dir = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
         data_dir = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    return AppPaths(config_dir=config_dir, data_dir=data_dir, spool_dir=data_dir / "spool")
+    return AppPaths(
+        config_dir=config_dir, data_dir=data_dir, spool_dir=data_dir / "spool", home=root
+    )
 
 
 def ensure_private_dir(path: str | os.PathLike[str]) -> Path:

@@ -92,10 +92,13 @@ def test_account_lifecycle_with_real_keyring(
     code, out, err = add_account(capsys, monkeypatch, tmp_path, tls_server)
     assert code == 0, err
     assert "password in the keyring" in out
-    assert secrets.SERVICE == "mailer-gui"
+    # A profile kept with --home has a keyring service of its own.
+    service = f"mailer-gui:{tmp_path}"
+    assert resolve_paths(tmp_path).keyring_service == service
     import keyring
 
-    assert keyring.get_password("mailer-gui", "work") == PASSWORD
+    assert keyring.get_password(service, "work") == PASSWORD
+    assert keyring.get_password("mailer-gui", "work") is None
     accounts_file = tmp_path / "config" / "accounts.json"
     assert oct(accounts_file.stat().st_mode & 0o777) == "0o600"
     assert oct((tmp_path / "config").stat().st_mode & 0o777) == "0o700"
@@ -145,13 +148,35 @@ def test_account_lifecycle_with_real_keyring(
 
     code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "remove", "work")
     assert code == 0 and "Removed account work" in out
-    assert keyring.get_password("mailer-gui", "work") is None
+    assert keyring.get_password(service, "work") is None
     # The outbox keeps the sent message (for "save as .eml" and "send again").
     code, out, _ = run(capsys, monkeypatch, tmp_path, "outbox", "list", "--json")
     (row,) = json.loads(out)
     assert row["state"] == "sent" and row["message_id"] == result["message_id"]
     (spooled,) = tmp_path.rglob("*.eml")
     assert spooled.read_bytes() == received.content
+
+
+def test_two_profiles_with_an_account_of_the_same_name_keep_their_own_passwords(
+    secret_service, tls_server, tmp_path, capsys, monkeypatch
+) -> None:
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    code, _, err = add_account(capsys, monkeypatch, mine, tls_server)
+    assert code == 0, err
+    code, _, err = add_account(capsys, monkeypatch, other, tls_server, password="not-" + PASSWORD)
+    assert code == 0, err
+    # The second profile's password did not replace the first's: "work" still logs in there.
+    code, out, err = run(capsys, monkeypatch, mine, "accounts", "test", "work")
+    assert code == 0 and "logged in" in out, err
+    code, _, err = run(capsys, monkeypatch, other, "accounts", "test", "work")
+    assert code == cli.EX_NOPERM, err
+    # Removing the other profile's "work" takes its own password only.
+    code, out, _ = run(capsys, monkeypatch, other, "accounts", "remove", "work")
+    assert code == 0 and "Removed account work" in out
+    code, out, err = run(capsys, monkeypatch, mine, "accounts", "test", "work")
+    assert code == 0 and "logged in" in out, err
+    code, out, _ = run(capsys, monkeypatch, mine, "accounts", "remove", "work")
+    assert code == 0
 
 
 @pytest.fixture
@@ -1128,7 +1153,6 @@ def test_identities_default_and_show_never_a_secret(
 
 
 def test_token_command_is_cached_in_memory(tmp_path) -> None:
-    from mailer_gui.accounts import secrets
     from mailer_gui.accounts.model import Account
     from mailer_gui.smtp.settings import AuthMethod
 
@@ -1141,14 +1165,18 @@ def test_token_command_is_cached_in_memory(tmp_path) -> None:
         secret_source="command",
         password_command=f"echo x >> {counter}; echo token-{{}}",
     )
-    first = secrets.get_secret(account, now=1000.0)
-    assert secrets.get_secret(account, now=1100.0) == first
+    service = resolve_paths(tmp_path).keyring_service
+    first = secrets.get_secret(account, service=service, now=1000.0)
+    assert secrets.get_secret(account, service=service, now=1100.0) == first
     assert counter.read_text().count("x") == 1  # the command ran once
-    secrets.get_secret(account, now=1000.0 + secrets.TOKEN_CACHE_SECONDS + 1)
+    secrets.get_secret(account, service=service, now=1000.0 + secrets.TOKEN_CACHE_SECONDS + 1)
     assert counter.read_text().count("x") == 2
-    secrets.forget_token("oauth")
-    secrets.get_secret(account, now=2000.0)
+    # Another profile's account of the same name has a token of its own.
+    secrets.get_secret(account, service=secrets.SERVICE, now=2000.0)
     assert counter.read_text().count("x") == 3
+    secrets.forget_token("oauth", service=service)
+    secrets.get_secret(account, service=service, now=2000.0)
+    assert counter.read_text().count("x") == 4
     assert not any(tmp_path.glob("*token*"))  # nothing written but the test's own counter
 
 
@@ -1184,7 +1212,7 @@ def test_accounts_setup_from_the_address_alone(
     assert "login tested" in out and "outside your domain" in out
     import keyring
 
-    assert keyring.get_password("mailer-gui", "pf") == server.password
+    assert keyring.get_password(f"mailer-gui:{tmp_path}", "pf") == server.password
     code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "show", "pf", "--json")
     shown = json.loads(out)
     assert (shown["host"], shown["port"], shown["security"]) == (

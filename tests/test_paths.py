@@ -41,6 +41,7 @@ def test_home_puts_everything_below_it(tmp_path: Path) -> None:
         config_dir=tmp_path / "config",
         data_dir=tmp_path / "data",
         spool_dir=tmp_path / "data" / "spool",
+        home=tmp_path,
     )
     assert resolved.accounts_file == tmp_path / "config" / "accounts.json"
     assert resolved.database == tmp_path / "data" / "outbox.sqlite3"

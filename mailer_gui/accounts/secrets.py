@@ -1,10 +1,15 @@
 """Account passwords: in the OS keyring, or printed by the person's own command.
 
-Keyring entries use the service name "mailer-gui" and the account name as the
-user name: `keyring get mailer-gui work` shows the password of the account
-"work". Nothing here ever writes a password to a file, falls back to a
-plaintext store, caches a password, or puts one in an error message. The
-keyring may be slow or prompt: call these off the GUI thread.
+Keyring entries use the account name as the user name, under a service name
+of the profile's own (`AppPaths.keyring_service`): "mailer-gui" for the per-user
+folders, so `keyring get mailer-gui work` shows the password of the account
+"work"; "mailer-gui:DIR" for a profile kept in DIR with --home or
+MAILER_GUI_HOME. Two profiles may each have an account called "work": each
+keeps its own password, and removing one leaves the other's.
+
+Nothing here ever writes a password to a file, falls back to a plaintext
+store, caches a password, or puts one in an error message. The keyring may be
+slow or prompt: call these off the GUI thread.
 
 The keyring package is imported when a password is first stored or read (it
 takes about 0.1 s), not with this module: the main window loads this module
@@ -21,12 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from mailer_gui.accounts.model import Account
+from mailer_gui.paths import APP_NAME
 from mailer_gui.smtp.settings import AuthMethod
 
 if TYPE_CHECKING:
     import keyring.backend
 
-SERVICE: Final = "mailer-gui"
+SERVICE: Final = APP_NAME  # the per-user profile's (AppPaths.keyring_service)
 PASSWORD_COMMAND_TIMEOUT: Final = 30.0
 
 _ALTERNATIVES = (
@@ -88,6 +94,7 @@ def store_password(
     account_name: str,
     password: str,
     *,
+    service: str,
     backend: keyring.backend.KeyringBackend | None = None,
 ) -> None:
     """Keep `password` in the keyring for the account; SecretError if there is no keyring."""
@@ -97,7 +104,7 @@ def store_password(
         raise ValueError("refusing to store an empty password")
     backend = _usable_backend(backend, account_name)
     try:
-        backend.set_password(SERVICE, account_name, password)
+        backend.set_password(service, account_name, password)
     except Exception as error:
         failure = _describe(error, password)
     else:
@@ -113,6 +120,7 @@ def store_password(
 def get_password(
     account: Account,
     *,
+    service: str,
     backend: keyring.backend.KeyringBackend | None = None,
     timeout: float = PASSWORD_COMMAND_TIMEOUT,
 ) -> str:
@@ -135,7 +143,7 @@ def get_password(
 
     backend = _usable_backend(backend, account.name)
     try:
-        password = backend.get_password(SERVICE, account.name)
+        password = backend.get_password(service, account.name)
     except keyring.errors.KeyringLocked:
         raise SecretError(
             f"The keyring is locked, so the password for {account.name!r} cannot be read. "
@@ -160,6 +168,7 @@ def get_password(
 def delete_password(
     account_name: str,
     *,
+    service: str,
     backend: keyring.backend.KeyringBackend | None = None,
 ) -> None:
     """Forget the account's password; nothing happens when none is stored."""
@@ -167,7 +176,7 @@ def delete_password(
 
     backend = _usable_backend(backend, account_name)
     try:
-        backend.delete_password(SERVICE, account_name)
+        backend.delete_password(service, account_name)
     except keyring.errors.PasswordDeleteError:
         return  # keyring's way of saying there was nothing to delete
     except Exception as error:
@@ -307,29 +316,30 @@ def _describe(error: BaseException, password: str | None = None) -> str:
 # them in memory (never on disk) for a few minutes so a burst of messages
 # does not run the command for each one.
 TOKEN_CACHE_SECONDS: Final = 300.0
-_tokens: dict[str, tuple[float, str]] = {}
+_tokens: dict[tuple[str, str], tuple[float, str]] = {}  # by (service, account name)
 _tokens_lock = threading.Lock()
 
 
-def get_secret(account: Account, *, now: float | None = None) -> str:
+def get_secret(account: Account, *, service: str, now: float | None = None) -> str:
     """The password, or for XOAUTH2 with a token command the (cached) access token."""
     if account.auth is not AuthMethod.XOAUTH2 or account.secret_source != "command":
-        return get_password(account)
+        return get_password(account, service=service)
     moment = time.monotonic() if now is None else now
+    key = (service, account.name)
     with _tokens_lock:
-        cached = _tokens.get(account.name)
+        cached = _tokens.get(key)
         if cached is not None and moment - cached[0] < TOKEN_CACHE_SECONDS:
             return cached[1]
-    token = get_password(account)
+    token = get_password(account, service=service)
     with _tokens_lock:
-        _tokens[account.name] = (moment, token)
+        _tokens[key] = (moment, token)
     return token
 
 
-def forget_token(account_name: str) -> None:
+def forget_token(account_name: str, *, service: str) -> None:
     """Drop a cached token (it was refused, or the account changed)."""
     with _tokens_lock:
-        _tokens.pop(account_name, None)
+        _tokens.pop((service, account_name), None)
 
 
 # Passwords the person typed in this session (the window's password prompt),

@@ -120,14 +120,17 @@ def sandbox_credentials(
     return lookup
 
 
-def stored_password(*, backend: keyring.backend.KeyringBackend | None = None) -> str | None:
-    """The sandbox password kept in the keyring, or None (none kept, or no usable keyring)."""
+def stored_password(
+    paths: AppPaths, *, backend: keyring.backend.KeyringBackend | None = None
+) -> str | None:
+    """The sandbox password this profile keeps in the keyring, or None (none
+    kept, or no usable keyring)."""
     # The keyring loads when it is used (on a worker thread in the app), not on import.
     from mailer_gui.accounts import secrets
 
     lookup = Account(name=SANDBOX_ACCOUNT, email=SANDBOX_EMAIL, host=SANDBOX_HOST)
     try:
-        return secrets.get_password(lookup, backend=backend)
+        return secrets.get_password(lookup, service=paths.keyring_service, backend=backend)
     except secrets.SecretError:
         return None
 
@@ -148,7 +151,8 @@ def ensure_sandbox_account(
     """
     if server.port == 0:
         raise SandboxError("Start the sandbox before setting up its account (no port yet).")
-    source: SecretSource = "keyring" if _keep_password(server.password, backend) else "none"
+    kept = _keep_password(paths, server.password, backend)
+    source: SecretSource = "keyring" if kept else "none"
     wanted = sandbox_account(server, secret_source=source)
     store = AccountStore(paths.accounts_file)
     try:
@@ -182,14 +186,17 @@ def ensure_sandbox_account(
     return account
 
 
-def _keep_password(password: str, backend: keyring.backend.KeyringBackend | None) -> bool:
+def _keep_password(
+    paths: AppPaths, password: str, backend: keyring.backend.KeyringBackend | None
+) -> bool:
     from mailer_gui.accounts import secrets
 
     usable, _ = secrets.keyring_usable(backend)
     if not usable:
         return False
+    service = paths.keyring_service
     try:
-        secrets.store_password(SANDBOX_ACCOUNT, password, backend=backend)
+        secrets.store_password(SANDBOX_ACCOUNT, password, service=service, backend=backend)
     except secrets.SecretError:
         return False
     return True

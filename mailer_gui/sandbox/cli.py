@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, paths: AppPaths) -> int:
             state_dir,
             port=args.port,
             size_limit=args.size_limit or None,
-            password=stored_password(),
+            password=stored_password(paths),
             on_message=captured.put,
         )
     except (SandboxError, OSError) as error:

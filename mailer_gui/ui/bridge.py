@@ -10,12 +10,17 @@ posts the result back the way Picard's util/thread.py does.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
 
-from mailer_gui.accounts.secrets import forget_password, remember_password, session_password
+from mailer_gui.accounts.secrets import (
+    forget_password,
+    remember_password,
+    session_password,
+)
 from mailer_gui.accounts.store import AccountStore
 from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import (
@@ -43,8 +48,10 @@ COUNTS_DELAY_MS = 200  # state changes within this window share one count query
 Done = Callable[[Any, BaseException | None], None]
 
 
-def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
+def stored_credentials(account: Account, *, service: str) -> Callable[[], Credentials] | None:
     """Credentials for a send, read on the runner's thread when the server asks.
+
+    ``service`` is the profile's keyring service (`AppPaths.keyring_service`).
 
     A password typed into the prompt this session wins; then the keyring or
     the password command. When there is none (no keyring, nothing stored, the
@@ -69,7 +76,7 @@ def stored_credentials(account: Account) -> Callable[[], Credentials] | None:
         from mailer_gui.accounts import secrets
 
         try:
-            return Credentials(account.login, secrets.get_secret(account))
+            return Credentials(account.login, secrets.get_secret(account, service=service))
         except secrets.SecretError as exc:
             raise AuthenticationError(str(exc)) from exc
 
@@ -123,11 +130,17 @@ class OutboxBridge(QObject):
         store: OutboxStore,
         accounts: AccountLookup,
         *,
-        credentials: CredentialsLookup = stored_credentials,  # type: ignore[assignment]
+        keyring_service: str,
+        credentials: CredentialsLookup | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``keyring_service`` names where the profile keeps its passwords
+        (`AppPaths.keyring_service`); ``credentials`` defaults to reading them there."""
         super().__init__(parent)
         self.store = store
+        self.keyring_service = keyring_service
+        if credentials is None:
+            credentials = functools.partial(stored_credentials, service=keyring_service)
         self._closed = False
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(2)
@@ -160,9 +173,13 @@ class OutboxBridge(QObject):
         if store is None:
             store = OutboxStore(paths.database, paths.spool_dir)
         accounts = AccountStore(paths.accounts_file).get
-        if credentials is None:
-            return cls(store, accounts, parent=parent)
-        return cls(store, accounts, credentials=credentials, parent=parent)
+        return cls(
+            store,
+            accounts,
+            keyring_service=paths.keyring_service,
+            credentials=credentials,
+            parent=parent,
+        )
 
     # ------------------------------------------------------------ controls
 
@@ -267,7 +284,7 @@ class OutboxBridge(QObject):
             if keep:
                 from mailer_gui.accounts import secrets
 
-                secrets.store_password(account, password)
+                secrets.store_password(account, password, service=self.keyring_service)
 
         def finished(result: Any, error: BaseException | None) -> None:
             self.runner.wake()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import html
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -243,13 +244,13 @@ class SandboxController(QObject):
         """The sandbox account as set up at the last start (None if it could not be)."""
         return self._account
 
-    def credentials_lookup(
-        self,
-        fallback: CredentialsLookup = stored_credentials,  # type: ignore[assignment]
-    ) -> CredentialsLookup:
+    def credentials_lookup(self, fallback: CredentialsLookup | None = None) -> CredentialsLookup:
         """For OutboxBridge(credentials=...): the sandbox account logs in with the
         running server's password (held in memory, never in a file); every other
-        account, and the sandbox account while it is stopped, gets `fallback`."""
+        account, and the sandbox account while it is stopped, gets `fallback`
+        (by default what this profile keeps in the keyring)."""
+        if fallback is None:
+            fallback = functools.partial(stored_credentials, service=self.paths.keyring_service)
         # The runner calls this on its own threads: it reads a plain holder, not this QObject.
         return sandbox_credentials(self._running.get, fallback)
 
@@ -328,7 +329,7 @@ class SandboxController(QObject):
                 f"{error.strerror or error}. Check that the folder is writable."
             ) from None
         port = self._last_port()
-        password = stored_password(backend=self._backend)
+        password = stored_password(self.paths, backend=self._backend)
         server = self._make_server(port, password)
         try:
             server.start()

@@ -33,6 +33,7 @@ from mailer_gui.paths import resolve_paths
 from tests.servers.secret_service import MemoryKeyring, SecretServiceHandle, use_keyring_backend
 
 PASSWORD = "pässwörd-7f3a!"
+SERVICE = secrets.SERVICE  # the per-user profile's; tests of profiles kept apart name theirs
 
 
 def account(name: str | None = None, **changes: Any) -> Account:
@@ -60,13 +61,13 @@ def test_secret_service_is_usable(secret_service: SecretServiceHandle) -> None:
 
 def test_store_get_delete_in_gnome_keyring(secret_service: SecretServiceHandle) -> None:
     work = account()
-    store_password(work.name, PASSWORD)
-    assert get_password(work) == PASSWORD
-    store_password(work.name, PASSWORD + "-new")  # storing again replaces
-    assert get_password(work) == PASSWORD + "-new"
-    delete_password(work.name)
+    store_password(work.name, PASSWORD, service=SERVICE)
+    assert get_password(work, service=SERVICE) == PASSWORD
+    store_password(work.name, PASSWORD + "-new", service=SERVICE)  # storing again replaces
+    assert get_password(work, service=SERVICE) == PASSWORD + "-new"
+    delete_password(work.name, service=SERVICE)
     with pytest.raises(PasswordMissing) as caught:
-        get_password(work)
+        get_password(work, service=SERVICE)
     assert caught.value.account_name == work.name
     assert work.name in str(caught.value)
 
@@ -75,47 +76,71 @@ def test_the_entry_is_service_mailer_gui_and_the_account_name(
     secret_service: SecretServiceHandle,
 ) -> None:
     work = account()
-    store_password(work.name, PASSWORD)
+    store_password(work.name, PASSWORD, service=SERVICE)
     try:
         # What `keyring get mailer-gui NAME` and seahorse see, read without our module.
         assert keyring.get_password("mailer-gui", work.name) == PASSWORD
         assert secrets.SERVICE == "mailer-gui"
     finally:
-        delete_password(work.name)
+        delete_password(work.name, service=SERVICE)
 
 
 def test_accounts_do_not_share_passwords(secret_service: SecretServiceHandle) -> None:
     first, second = account(), account()
-    store_password(first.name, "first-secret")
-    store_password(second.name, "second-secret")
+    store_password(first.name, "first-secret", service=SERVICE)
+    store_password(second.name, "second-secret", service=SERVICE)
     try:
-        assert get_password(first) == "first-secret"
-        assert get_password(second) == "second-secret"
-        delete_password(first.name)
-        assert get_password(second) == "second-secret"
+        assert get_password(first, service=SERVICE) == "first-secret"
+        assert get_password(second, service=SERVICE) == "second-secret"
+        delete_password(first.name, service=SERVICE)
+        assert get_password(second, service=SERVICE) == "second-secret"
     finally:
-        delete_password(first.name)
-        delete_password(second.name)
+        delete_password(first.name, service=SERVICE)
+        delete_password(second.name, service=SERVICE)
+
+
+def test_profiles_keep_their_own_passwords(
+    secret_service: SecretServiceHandle, tmp_path: Path
+) -> None:
+    """Two profiles (--home) with an account of the same name: each keeps its own."""
+    name = account().name
+    one, two = (resolve_paths(tmp_path / folder).keyring_service for folder in ("one", "two"))
+    assert one == f"mailer-gui:{tmp_path / 'one'}"
+    assert resolve_paths(environ={}).keyring_service == "mailer-gui"  # the per-user folders
+    store_password(name, "first-secret", service=one)
+    store_password(name, "second-secret", service=two)
+    try:
+        assert get_password(account(name), service=one) == "first-secret"
+        assert get_password(account(name), service=two) == "second-secret"
+        with pytest.raises(PasswordMissing):
+            get_password(account(name), service=SERVICE)  # nor the per-user profile's
+        delete_password(name, service=two)
+        assert get_password(account(name), service=one) == "first-secret"
+        with pytest.raises(PasswordMissing):
+            get_password(account(name), service=two)
+    finally:
+        delete_password(name, service=one)
+        delete_password(name, service=two)
 
 
 def test_missing_password_in_gnome_keyring(secret_service: SecretServiceHandle) -> None:
     with pytest.raises(PasswordMissing, match="No password is stored"):
-        get_password(account())
+        get_password(account(), service=SERVICE)
 
 
 def test_deleting_an_absent_password_is_fine(secret_service: SecretServiceHandle) -> None:
-    delete_password(account().name)
+    delete_password(account().name, service=SERVICE)
 
 
 def test_gnome_keyring_keeps_no_plaintext(secret_service: SecretServiceHandle) -> None:
     work = account()
-    store_password(work.name, PASSWORD)
+    store_password(work.name, PASSWORD, service=SERVICE)
     try:
         for path in secret_service.home.rglob("*"):
             if path.is_file():
                 assert PASSWORD.encode() not in path.read_bytes(), path
     finally:
-        delete_password(work.name)
+        delete_password(work.name, service=SERVICE)
 
 
 # --- password commands ---------------------------------------------------------------
@@ -133,7 +158,7 @@ def test_gnome_keyring_keeps_no_plaintext(secret_service: SecretServiceHandle) -
     ],
 )
 def test_password_command_output_is_the_password(command: str, password: str) -> None:
-    assert get_password(command_account(command)) == password
+    assert get_password(command_account(command), service=SERVICE) == password
 
 
 def test_password_command_runs_in_a_shell_without_our_stdin(tmp_path: Path) -> None:
@@ -145,7 +170,7 @@ def test_password_command_runs_in_a_shell_without_our_stdin(tmp_path: Path) -> N
 def test_failing_command_reports_status_and_stderr_never_stdout() -> None:
     work = command_account("echo 'gpg: decryption failed' >&2; echo more >&2; echo leaked; exit 3")
     with pytest.raises(SecretError) as caught:
-        get_password(work)
+        get_password(work, service=SERVICE)
     message = str(caught.value)
     assert "exit status 3" in message
     assert "gpg: decryption failed" in message
@@ -224,14 +249,14 @@ def test_no_keyring_says_so_and_offers_the_choices(
     for words in ("No usable system keyring", "Secret Service", "--password-command", "each time"):
         assert words in explanation
     with pytest.raises(SecretError) as caught:
-        store_password("work", PASSWORD)
+        store_password("work", PASSWORD, service=SERVICE)
     assert str(caught.value) == explanation
     assert PASSWORD not in str(caught.value)
     with pytest.raises(SecretError, match="No usable system keyring") as caught_get:
-        get_password(account("work"))
+        get_password(account("work"), service=SERVICE)
     assert not isinstance(caught_get.value, PasswordMissing)
     with pytest.raises(SecretError, match="No usable system keyring"):
-        delete_password("work")
+        delete_password("work", service=SERVICE)
 
 
 def test_no_keyring_writes_nothing_to_disk(
@@ -246,7 +271,7 @@ def test_no_keyring_writes_nothing_to_disk(
     assert tmp_path in store.path.parents
     store.add(account("work"))
     with pytest.raises(SecretError):
-        store_password("work", PASSWORD)
+        store_password("work", PASSWORD, service=SERVICE)
     written = [path for path in tmp_path.rglob("*") if path.is_file()]
     assert store.path in written
     for path in written:
@@ -254,14 +279,14 @@ def test_no_keyring_writes_nothing_to_disk(
 
 
 def test_a_command_account_needs_no_keyring(no_keyring: keyring.backend.KeyringBackend) -> None:
-    assert get_password(command_account("printf ok")) == "ok"
+    assert get_password(command_account("printf ok"), service=SERVICE) == "ok"
 
 
 def test_account_without_a_secret_source_is_asked(
     no_keyring: keyring.backend.KeyringBackend,
 ) -> None:
     with pytest.raises(PasswordMissing, match="asked for when sending"):
-        get_password(account(secret_source="none"))
+        get_password(account(secret_source="none"), service=SERVICE)
 
 
 class _HalfSafeKeyring(MemoryKeyring):
@@ -281,7 +306,7 @@ def test_disabled_or_unsafe_backends_are_refused(backend: keyring.backend.Keyrin
     assert not usable
     assert "--password-command" in explanation
     with pytest.raises(SecretError):
-        store_password("work", PASSWORD, backend=backend)
+        store_password("work", PASSWORD, backend=backend, service=SERVICE)
     assert getattr(backend, "passwords", {}) == {}
 
 
@@ -296,19 +321,19 @@ def test_a_chainer_with_nothing_to_chain_is_no_keyring(monkeypatch: pytest.Monke
 
 
 def test_memory_keyring_round_trip(memory_keyring: MemoryKeyring) -> None:
-    store_password("work", PASSWORD)
+    store_password("work", PASSWORD, service=SERVICE)
     assert memory_keyring.passwords == {("mailer-gui", "work"): PASSWORD}
-    assert get_password(account("work")) == PASSWORD
-    delete_password("work")
-    delete_password("work")
+    assert get_password(account("work"), service=SERVICE) == PASSWORD
+    delete_password("work", service=SERVICE)
+    delete_password("work", service=SERVICE)
     assert memory_keyring.passwords == {}
 
 
 def test_refuses_empty_values(memory_keyring: MemoryKeyring) -> None:
     with pytest.raises(ValueError, match="empty password"):
-        store_password("work", "")
+        store_password("work", "", service=SERVICE)
     with pytest.raises(ValueError, match="account_name"):
-        store_password("", PASSWORD)
+        store_password("", PASSWORD, service=SERVICE)
 
 
 class _BrokenKeyring(MemoryKeyring):
@@ -328,15 +353,15 @@ keyring.backend.KeyringBackend._classes.discard(_BrokenKeyring)
 def test_keyring_failures_become_readable_errors_without_the_password() -> None:
     broken = _BrokenKeyring()
     with pytest.raises(SecretError) as stored:
-        store_password("work", PASSWORD, backend=broken)
+        store_password("work", PASSWORD, backend=broken, service=SERVICE)
     assert PASSWORD not in str(stored.value)
     assert "could not be saved" in str(stored.value)
     assert "PasswordSetError" in str(stored.value)
     assert stored.value.__context__ is None
     with pytest.raises(SecretError, match=r"keyring is locked.*Unlock it"):
-        get_password(account("work"), backend=broken)
+        get_password(account("work"), backend=broken, service=SERVICE)
     with pytest.raises(SecretError, match=r"could not be removed.*the bus went away"):
-        delete_password("work", backend=broken)
+        delete_password("work", backend=broken, service=SERVICE)
 
 
 def test_secret_error_module_has_no_file_writing() -> None:
@@ -356,5 +381,5 @@ def test_secret_service_without_a_bus_is_a_plain_error(monkeypatch: pytest.Monke
     backend = SecretService.Keyring()  # type: ignore[no-untyped-call]
     assert keyring_usable(backend)[0] is False
     with pytest.raises(SecretError, match="is not usable") as caught:
-        store_password("work", PASSWORD, backend=backend)
+        store_password("work", PASSWORD, backend=backend, service=SERVICE)
     assert "--password-command" in str(caught.value)

@@ -280,7 +280,7 @@ def test_the_file_never_holds_the_password(
     password = "c0rrect-h0rse-b4ttery"
     work = account("work")
     store.add(work, make_default=True)
-    store_password(work.name, password)
+    store_password(work.name, password, service="mailer-gui")
     store.add(account("home", secret_source="command", password_command="pass show home"))
     store.set_default("home")
     for path in store.path.parent.iterdir():

@@ -53,7 +53,9 @@ def one_run(sink_port: int, attachment: Path, home: Path) -> tuple[float, float]
         security=Security.NONE,
         auth=AuthMethod.NONE,
     )
-    bridge = OutboxBridge(store, lambda name: account, credentials=lambda a: None)
+    bridge = OutboxBridge(
+        store, lambda name: account, keyring_service="mailer-gui:bench", credentials=lambda a: None
+    )
     bar = QProgressBar()  # something to repaint, as the status bar does
     bar.setRange(0, 1000)
     bridge.progress.connect(lambda m, sent, total: bar.setValue(int(1000 * sent / total)))

@@ -56,8 +56,8 @@ def test_created_with_the_servers_settings(paths: AppPaths) -> None:
     assert account.username == "sandbox" and account.tls_fingerprint == FINGERPRINT
     assert (account.email, account.display_name) == ("you@sandbox.test", "You (sandbox)")
     assert account.secret_source == "keyring"
-    assert secrets.get_password(account, backend=backend) == "pw-1"
-    assert stored_password(backend=backend) == "pw-1"
+    assert secrets.get_password(account, backend=backend, service=paths.keyring_service) == "pw-1"
+    assert stored_password(paths, backend=backend) == "pw-1"
     assert is_sandbox_account(account)
     assert "pw-1" not in paths.accounts_file.read_text()
 
@@ -82,7 +82,7 @@ def test_updated_for_a_new_port_and_password(paths: AppPaths) -> None:
     assert [a.name for a in store.load()] == ["work", "sandbox"]
     default = store.default()
     assert default is not None and default.name == SANDBOX_ACCOUNT  # still the default
-    assert stored_password(backend=backend) == "pw-2"
+    assert stored_password(paths, backend=backend) == "pw-2"
 
 
 def test_unchanged_account_not_rewritten(paths: AppPaths) -> None:
@@ -97,7 +97,7 @@ def test_without_a_keyring_the_password_is_asked(paths: AppPaths) -> None:
     no_keyring = fail.Keyring()  # type: ignore[no-untyped-call]
     account = ensure_sandbox_account(paths, FakeSandbox(), backend=no_keyring)
     assert account.secret_source == "none"
-    assert stored_password(backend=no_keyring) is None
+    assert stored_password(paths, backend=no_keyring) is None
     # A keyring later: the account switches to it.
     backend = MemoryKeyring()
     assert ensure_sandbox_account(paths, FakeSandbox(), backend=backend).secret_source == "keyring"
@@ -122,12 +122,12 @@ def test_the_account_sends_to_the_sandbox(paths: AppPaths, tmp_path: Path) -> No
     server = SandboxServer(
         paths.data_dir / "sandbox" / "Maildir",
         paths.data_dir / "sandbox",
-        password=stored_password(backend=backend),
+        password=stored_password(paths, backend=backend),
     )
     with server:
         account = ensure_sandbox_account(paths, server, backend=backend)
         settings = account.server_settings()
-        password = secrets.get_password(account, backend=backend)
+        password = secrets.get_password(account, backend=backend, service=paths.keyring_service)
         assert settings.tls_fingerprint == server.fingerprint
 
         def credentials() -> Credentials:
@@ -143,6 +143,6 @@ def test_the_account_sends_to_the_sandbox(paths: AppPaths, tmp_path: Path) -> No
     again = SandboxServer(
         paths.data_dir / "sandbox" / "Maildir",
         paths.data_dir / "sandbox",
-        password=stored_password(backend=backend),
+        password=stored_password(paths, backend=backend),
     )
     assert again.password == server.password and again.fingerprint == server.fingerprint

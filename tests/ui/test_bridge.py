@@ -20,6 +20,9 @@ from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.smtp.transcript import TranscriptRecord
 from mailer_gui.ui.bridge import OutboxBridge
 
+# These accounts log in with no password: nothing is read from it.
+KEYRING_SERVICE = "mailer-gui:tests"
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> OutboxStore:
@@ -46,7 +49,7 @@ def bridge(qtbot, store: OutboxStore, server, tmp_path: Path) -> Iterator[Outbox
             auth=AuthMethod.NONE,
         )
     )
-    bridge = OutboxBridge(store, accounts.get)
+    bridge = OutboxBridge(store, accounts.get, keyring_service=KEYRING_SERVICE)
     yield bridge
     bridge.shutdown()
 

@@ -27,6 +27,9 @@ from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.bridge import OutboxBridge
 from mailer_gui.ui.detail_pane import DetailPane
 
+# These accounts log in with no password: nothing is read from it.
+KEYRING_SERVICE = "mailer-gui:tests"
+
 # The offscreen platform cannot size or raise real windows; it says so on every show.
 pytestmark = pytest.mark.qt_log_ignore(
     r"This plugin does not support (propagateSizeHints|raise)\(\)"
@@ -58,7 +61,7 @@ def make_bridge(store: OutboxStore, tmp_path: Path) -> Iterator[Callable[..., Ou
                 auth=AuthMethod.NONE,
             )
         )
-        bridge = OutboxBridge(store, accounts.get)
+        bridge = OutboxBridge(store, accounts.get, keyring_service=KEYRING_SERVICE)
         bridges.append(bridge)
         return bridge
 

@@ -86,7 +86,7 @@ def test_a_refused_password_is_replaced_in_the_keyring(
         tls="starttls", users={"ann@example.org": PASSWORD}, auth_required=True
     )
     paths = home(tmp_path, server.port, "keyring")
-    secrets.store_password("work", "an old password")
+    secrets.store_password("work", "an old password", service=paths.keyring_service)
     window = MainWindow(paths, tray=False)
     qtbot.addWidget(window)
     window.finish_startup()
@@ -107,13 +107,21 @@ def test_a_refused_password_is_replaced_in_the_keyring(
         prompt = window.password_prompts["work"]
         assert prompt.reason.text().startswith("That password was refused too.")
         account = AccountStore(paths.accounts_file).get("work")
-        assert secrets.get_password(account) == "an old password"  # not replaced by it
+        assert (
+            secrets.get_password(account, service=paths.keyring_service) == "an old password"
+        )  # not replaced by it
         assert secrets.session_password("work") is None  # nor used
         assert server.messages == []
         prompt.password.setText(PASSWORD)
         prompt.send_button.click()
         qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
-        assert secrets.get_password(AccountStore(paths.accounts_file).get("work")) == PASSWORD
+        assert (
+            secrets.get_password(
+                AccountStore(paths.accounts_file).get("work"),
+                service=paths.keyring_service,
+            )
+            == PASSWORD
+        )
         assert PASSWORD not in json.dumps(json.loads(paths.accounts_file.read_text()))
     finally:
         forget_password("work")

@@ -125,6 +125,7 @@ def make_sandbox(qtbot, tmp_path: Path, new_controller) -> Iterator[Callable[...
         bridge = OutboxBridge(
             store,
             AccountStore(paths.accounts_file).get,
+            keyring_service=paths.keyring_service,
             credentials=controller.credentials_lookup(),
         )
         view = SandboxInboxView(controller)
@@ -219,7 +220,7 @@ def test_a_gui_send_arrives_with_its_html_and_attachment(
         # lookup has nothing to log in with (the window would ask for a password).
         # The sandbox's lookup knows it.
         assert account.secret_source == "none"
-        usual = stored_credentials(account)
+        usual = stored_credentials(account, service=sandbox.paths.keyring_service)
         assert usual is not None
         with pytest.raises(AuthenticationError, match="No password is stored"):
             usual()

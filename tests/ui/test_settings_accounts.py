@@ -345,12 +345,12 @@ def test_change_password_goes_to_the_keyring_never_the_file(
         password_dialog.repeat_field.setText(PASSWORD)
         with qtbot.waitSignal(dialog.accountsChanged, timeout=10_000):
             password_dialog.buttons.accepted.emit()
-        assert keyring.get_password(secrets.SERVICE, "settings-pw") == PASSWORD
+        assert keyring.get_password(paths.keyring_service, "settings-pw") == PASSWORD
         assert "new password for 'settings-pw' is saved" in page.banner.text()
         for file in paths.config_dir.iterdir():
             assert PASSWORD.encode() not in file.read_bytes()
     finally:
-        secrets.delete_password("settings-pw")
+        secrets.delete_password("settings-pw", service=paths.keyring_service)
 
 
 def test_password_button_needs_the_keyring_as_source(qtbot, paths: AppPaths) -> None:
@@ -369,7 +369,7 @@ def test_remove_asks_first_and_removes_the_keyring_entry(
 ) -> None:
     add_account(paths)
     add_account(paths, name="home", email="ann@home.example")
-    secrets.store_password("work", PASSWORD)
+    secrets.store_password("work", PASSWORD, service=paths.keyring_service)
     dialog = open_dialog(qtbot, paths)
     page = page_of(dialog)
 
@@ -384,7 +384,7 @@ def test_remove_asks_first_and_removes_the_keyring_entry(
         click(qtbot, page.confirm_remove_button)
     qtbot.waitUntil(lambda: page.account_names() == ["home"], timeout=5_000)
     assert [a.name for a in AccountStore(paths.accounts_file).load()] == ["home"]
-    assert ("mailer-gui", "work") not in memory_keyring.passwords
+    assert (paths.keyring_service, "work") not in memory_keyring.passwords
     assert "saved password were removed" in page.banner.text()
 
 
@@ -400,7 +400,7 @@ def test_connection_test_shows_the_live_transcript_redacted_and_the_result(
     qtbot, paths: AppPaths, auth_server, memory_keyring
 ) -> None:
     add_account(paths, port=auth_server.port, auth=AuthMethod.PLAIN)
-    secrets.store_password("work", PASSWORD)
+    secrets.store_password("work", PASSWORD, service=paths.keyring_service)
     dialog = open_dialog(qtbot, paths)
     page = page_of(dialog)
 
@@ -427,7 +427,7 @@ def test_wrong_password_shows_the_explained_535(
     qtbot, paths: AppPaths, auth_server, memory_keyring
 ) -> None:
     add_account(paths, port=auth_server.port)
-    secrets.store_password("work", "wrong-password")
+    secrets.store_password("work", "wrong-password", service=paths.keyring_service)
     dialog = open_dialog(qtbot, paths)
     page = page_of(dialog)
     with qtbot.waitSignal(page.testFinished, timeout=20_000) as finished:
@@ -451,7 +451,7 @@ def test_test_uses_the_settings_shown_and_needs_them_valid(
     qtbot, paths: AppPaths, auth_server, memory_keyring
 ) -> None:
     add_account(paths, port=1)  # saved with a wrong port; the form fixes it before saving
-    secrets.store_password("work", PASSWORD)
+    secrets.store_password("work", PASSWORD, service=paths.keyring_service)
     dialog = open_dialog(qtbot, paths)
     page = page_of(dialog)
     set_text(page, "email", "broken")
@@ -485,7 +485,7 @@ def test_keyboard_shortcuts_save_and_test(
     qtbot, paths: AppPaths, auth_server, memory_keyring
 ) -> None:
     add_account(paths, port=auth_server.port)
-    secrets.store_password("work", PASSWORD)
+    secrets.store_password("work", PASSWORD, service=paths.keyring_service)
     dialog = open_dialog(qtbot, paths)
     page = page_of(dialog)
     field = page.form.editors["display_name"].widget

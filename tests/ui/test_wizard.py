@@ -211,7 +211,7 @@ def test_settings_found_by_dns_log_in_and_are_saved_with_the_password_in_the_key
     assert login.certificate_box.isHidden()
     # Nothing is written before Finish.
     assert not paths.accounts_file.exists()
-    assert keyring.get_password(secrets.SERVICE, "localhost") is None
+    assert keyring.get_password(paths.keyring_service, "localhost") is None
     press_next(qtbot, wizard)
 
     identity = wizard.identity_page
@@ -237,11 +237,11 @@ def test_settings_found_by_dns_log_in_and_are_saved_with_the_password_in_the_key
         assert account.signature == "-- \nSome One"
         assert account.secret_source == "keyring" and account.tls_fingerprint is None
         assert store.default() == account
-        assert secrets.get_password(account) == PASSWORD
+        assert secrets.get_password(account, service=paths.keyring_service) == PASSWORD
         assert_no_password_in(paths.accounts_file.read_text("utf-8"))
         assert wizard.saved_account == account
     finally:
-        secrets.delete_password("localhost")
+        secrets.delete_password("localhost", service=paths.keyring_service)
 
 
 @pytest.mark.needs_server("dnsmasq")
@@ -362,7 +362,7 @@ def test_an_untrusted_certificate_is_shown_and_pinned_only_when_trusted(
 
     account = AccountStore(paths.accounts_file).get("localhost")
     assert account.tls_fingerprint == self_signed_cert.sha256
-    assert memory_keyring.passwords == {(secrets.SERVICE, "localhost"): PASSWORD}
+    assert memory_keyring.passwords == {(paths.keyring_service, "localhost"): PASSWORD}
 
 
 @pytest.mark.needs_server("dnsmasq")
@@ -483,7 +483,7 @@ def test_the_manual_path_skips_discovery_and_saves_what_was_typed(
         auth=AuthMethod.PLAIN,
         username="ann-login",
     )
-    assert memory_keyring.passwords == {(secrets.SERVICE, "work"): PASSWORD}
+    assert memory_keyring.passwords == {(paths.keyring_service, "work"): PASSWORD}
 
 
 def test_a_server_without_encryption_can_take_the_password_once_the_warning_is_confirmed(

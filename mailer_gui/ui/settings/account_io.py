@@ -47,7 +47,7 @@ def remove_account(paths: AppPaths, name: str) -> str:
     if removed.secret_source != "keyring":
         return f"The account {removed.name!r} was removed."
     try:
-        secrets.delete_password(removed.name)
+        secrets.delete_password(removed.name, service=paths.keyring_service)
     except secrets.SecretError as error:
         return f"The account {removed.name!r} was removed, but its password was not: {error}"
     return f"The account {removed.name!r} and its saved password were removed."
@@ -55,8 +55,9 @@ def remove_account(paths: AppPaths, name: str) -> str:
 
 def change_password(paths: AppPaths, name: str, password: str) -> str:
     """Keep `password` in the keyring for the account `name` (never in a file)."""
-    secrets.store_password(name, password)
-    secrets.forget_token(name)
+    service = paths.keyring_service
+    secrets.store_password(name, password, service=service)
+    secrets.forget_token(name, service=service)
     secrets.forget_password(name)  # a password typed into the prompt no longer wins
     _usable, where = secrets.keyring_usable()
     resume_outbox(paths, name)
@@ -85,6 +86,7 @@ def resume_outbox(paths: AppPaths, name: str) -> None:
 
 
 def probe_account(
+    paths: AppPaths,
     account: Account,
     transcript: Transcript,
     started: Callable[[Session], None] | None = None,
@@ -100,9 +102,8 @@ def probe_account(
             f"{account.effective_port}); there is no single server to test. Send a "
             "message and watch the session log to see each connection."
         )
-    session = Session(
-        account.server_settings(), transcript=transcript, credentials=stored_credentials(account)
-    )
+    credentials = stored_credentials(account, service=paths.keyring_service)
+    session = Session(account.server_settings(), transcript=transcript, credentials=credentials)
     if started is not None:
         started(session)
     session.open()

@@ -582,7 +582,9 @@ class AccountsPage(QWidget):
                 self.test_result.show_info(sentence or "")
             self.testFinished.emit(error is None)
 
-        self._background.run(lambda: probe_account(account, transcript, started), finished)
+        self._background.run(
+            lambda: probe_account(self.paths, account, transcript, started), finished
+        )
 
     def stop_test(self) -> None:
         session = self._test_session

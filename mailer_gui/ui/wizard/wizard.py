@@ -59,14 +59,15 @@ def save_account(
             path=store.path,
             name=account.name,
         )
+    service = paths.keyring_service
     if password:
-        secrets.store_password(account.name, password)
+        secrets.store_password(account.name, password, service=service)
     try:
         store.add(account, make_default=make_default)
     except BaseException:
         if password:
             with contextlib.suppress(secrets.SecretError):
-                secrets.delete_password(account.name)
+                secrets.delete_password(account.name, service=service)
         raise
     return account
 
