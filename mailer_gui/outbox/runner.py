@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import threading
 import time
@@ -85,12 +86,15 @@ from mailer_gui.smtp.session import (
     CHUNK_SIZE,
     Envelope,
     MessageResult,
+    RecipientResult,
     RecipientStatus,
     Session,
     too_big_reason,
 )
 from mailer_gui.smtp.settings import AuthMethod, ServerSettings
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord, render_records
+
+_log = logging.getLogger(__name__)
 
 CANCEL_HOLD = 60.0  # a cancelled send waits this long before it may go again
 CLAIM_BATCH = 25  # messages a worker claims in one transaction
@@ -824,6 +828,7 @@ class Runner:
         # Set once this attempt's outcome is in the database (or the message
         # is another runner's): its end-of-data mark no longer matters then.
         settled = False
+        ended: list[bool] = []  # not empty once the final "." may have left
         try:
             try:
                 if connection.account is None or connection.account[0] != row.account:
@@ -849,6 +854,7 @@ class Runner:
                 )
 
             def mark_end() -> None:
+                ended.append(True)
                 self._mark_end(row)
 
             with body:
@@ -911,6 +917,32 @@ class Runner:
             settled = True
             connection.close()
             return True  # someone else holds it now (recovered after a lease ran out)
+        except OutboxError:
+            raise  # the store cannot be written: recovery gives the message back
+        except Exception as exc:
+            # A fault of Mailer's own: this message is not left "sending" for
+            # good, and the account's other messages go on.
+            _log.exception("sending message %s failed in Mailer itself", row.id)
+            connection.close()
+            self.errors[row.id] = error = _internal_error(exc, bool(ended))
+            if ended:  # the server may have taken it: the person decides
+                settle = [
+                    RecipientResult(address, RecipientStatus.DEFERRED, None, error.message)
+                    for address in row.pending
+                ]
+                result = MessageResult(tuple(settle), error=error, uncertain=True)
+                with contextlib.suppress(WrongState):
+                    state = self.store.record_result(
+                        row.id, self.owner, result, transcript.render(), now=self._clock()
+                    )
+                    self._emit(StateChanged(row.id, state, error.message))
+                settled = True
+                return True
+            self._fail(row, transcript, judge(error))
+            settled = True
+            # Not the server's doing: the account's other messages need not wait.
+            self._backoff.pop(row.account, None)
+            return True
         finally:
             with self._lock:
                 self._in_flight.pop(row.id, None)
@@ -1032,6 +1064,20 @@ class Runner:
         return verdict.disposition is Disposition.FAIL
 
 
+def _internal_error(exc: Exception, ended: bool) -> SmtpError:
+    """What a person reads when sending failed in Mailer itself (a bug)."""
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if ended:
+        return SmtpError(
+            f"Mailer failed while finishing this message ({what}), after all of it had "
+            "gone out: the server may have taken it. Send it again or mark it as sent."
+        )
+    return SmtpError(
+        f"Mailer failed while sending this message ({what}); nothing of it was "
+        "confirmed. It will try again later."
+    )
+
+
 def _login_wanted(result: MessageResult) -> Reply | None:
     """The server's 530 when its refusal of MAIL or DATA ended the transaction:
     it wants a login, or STARTTLS, first (RFC 4954 §6, RFC 3207 §4). A 530 to
@@ -1078,13 +1124,20 @@ def deliver_direct_row(
 ) -> MessageResult:
     """Direct delivery of an outbox message (``body``, the runner's reading of its
     file, at its start) to its recipients' MX hosts."""
-    from mailer_gui.outbox.routes import deliver_direct, make_resolver
+    from mailer_gui.outbox.routes import NAMESERVER_VARIABLE, deliver_direct, make_resolver
 
+    try:
+        resolver = make_resolver()
+    except ValueError as exc:  # MAILER_GUI_NAMESERVER is not an address
+        raise SmtpError(
+            f"Mailer cannot look up the recipients' mail servers: {exc}. Fix or unset "
+            f"{NAMESERVER_VARIABLE}; the message waits in the outbox meanwhile."
+        ) from None
     return deliver_direct(
         _envelope(row),
         body,
         row.size,
-        resolver=make_resolver(),
+        resolver=resolver,
         port=getattr(account, "effective_port", 25),
         transcript=transcript,
         before_end=before_end,

@@ -786,3 +786,30 @@ def test_the_limit_named_for_a_message_too_big_is_that_of_the_server_that_refuse
         [outcome("a.example", 50_000_000, too_big), outcome("b.example", 0, too_big)],
     )
     assert "stated limit is 47.7 MB (SIZE 50000000)" in (too_big_reason(refused, 60_000_000) or "")
+
+
+def test_a_nameserver_setting_that_is_no_address_defers_with_its_reason(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """MAILER_GUI_NAMESERVER=localhost:5391 (a name, not an address): the send
+    says so in one message, and the message waits in the outbox."""
+    import json
+    import sys
+
+    from mailer_gui import cli
+
+    monkeypatch.setenv("MAILER_GUI_NAMESERVER", "localhost:5391")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    home = str(tmp_path / "home")
+    assert cli.main(["--home", home, "accounts", "add", "mx", "--kind", "direct",
+                     "--email", "ann@example.org"]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = cli.main(["--home", home, "send", "--to", "bob@direct.test", "--subject", "s",
+                     "--body", "b"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == cli.EX_TEMPFAIL, err
+    assert "Traceback" not in err
+    assert "MAILER_GUI_NAMESERVER='localhost:5391' is not a nameserver address" in out + err
+    cli.main(["--home", home, "outbox", "list", "--json"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["state"] == "deferred"

@@ -618,3 +618,30 @@ def test_a_stopped_sandbox_is_told_as_stopped_not_as_a_wrong_port(
         assert "465" not in reason
     else:
         assert f"refused the connection on port {port}" in reason and "465 is TLS" in reason
+
+
+@pytest.mark.parametrize("after_the_end", [False, True], ids=["before the end", "after the end"])
+def test_a_fault_of_mailers_own_leaves_no_message_sending(
+    outbox, tmp_path, after_the_end: bool
+) -> None:
+    """An error that is no SMTP failure (a bug) ends that message's attempt
+    with the reason, and the others go on: nothing stays `sending`. Once the
+    final "." may have left, the message is uncertain, not sent again."""
+    account = Account(name="work", email="ann@example.org", kind="direct")
+    first, second = queue(outbox, tmp_path), queue(outbox, tmp_path, subject="next")
+    calls: list[int] = []
+
+    def direct(account, row, body, transcript, before_end, on_session):
+        calls.append(row.id)
+        if row.id != first:
+            raise ConnectionRefusedError(111, "Connection refused")  # told as deferred
+        if after_the_end:
+            before_end()
+        raise KeyError("boom")
+
+    runner_for(outbox, account, direct=direct).deliver_now()
+    assert calls == [first, second]  # the second was still tried
+    row = outbox.get(first)
+    assert row.state is (State.UNCERTAIN if after_the_end else State.DEFERRED)
+    assert "Mailer failed while" in (row.last_error or "") and "KeyError" in (row.last_error or "")
+    assert outbox.get(second).state is State.DEFERRED
