@@ -1378,7 +1378,10 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
             f"{r.id:>5}  {r.state.value:10} {r.account:12} {len(r.recipients)} rcpt  "
             f"tries {r.attempts}{waiting}  {r.subject}"
         )
-        if r.last_error and r.state is not State.SENT:
+        refused = _refused(r)
+        if refused:  # sent, but not to everyone: who was refused and why
+            print(f"       {textwrap.shorten(refused, width=160, placeholder=' …')}")
+        elif r.last_error and r.state is not State.SENT:
             # One line per message: a longer reason is cut at a word, marked
             # as cut; `outbox show` gives it whole.
             print(f"       {textwrap.shorten(r.last_error, width=160, placeholder=' …')}")
@@ -1419,6 +1422,23 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
     return EX_OK
 
 
+def _refused(row: MessageRow) -> str:
+    """For a message sent to some recipients only: who refused it for good and
+    why ("Sent to 2 of 3; refused for good: x@example.org (550 5.1.1 …)");
+    "" otherwise."""
+    if row.state is not State.SENT:
+        return ""
+    refused = [r for r in row.recipients if r.status == "rejected"]
+    if not refused:
+        return ""
+    named = []
+    for r in refused:
+        said = " ".join(str(part) for part in (r.code, r.enhanced, r.text) if part)
+        named.append(f"{r.address} ({said})" if said else r.address)
+    total = len(row.recipients)
+    return f"Sent to {total - len(refused)} of {total}; refused for good: {'; '.join(named)}"
+
+
 def _state_counts(counts: Mapping[State, int]) -> str:
     """``{SENT: 2, FAILED: 1}`` -> ``"1 failed, 2 sent"``."""
     return ", ".join(f"{n} {state.value}" for state, n in sorted(counts.items()))
@@ -1443,9 +1463,16 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
             time.sleep(0.2)
     # What became of the messages this run was for, then the whole outbox.
     now_in = store.states(due)
-    if due:
-        print(f"This run: {_state_counts(Counter(now_in.values()))}.")
     failed = sorted(message for message, state in now_in.items() if state is State.FAILED)
+    # Sent, but refused for good by some recipients: the person must act on those too.
+    partly: dict[int, str] = {}
+    for message in sorted(m for m, state in now_in.items() if state is State.SENT):
+        with contextlib.suppress(OutboxError):
+            if refused := _refused(store.get(message)):
+                partly[message] = refused
+    if due:
+        some = f" ({len(partly)} to only some of its recipients)" if partly else ""
+        print(f"This run: {_state_counts(Counter(now_in.values()))}{some}.")
     for message in failed:
         with contextlib.suppress(OutboxError):
             row = store.get(message)
@@ -1456,6 +1483,8 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
                 f"{row.last_error or 'no reason was kept'}",
                 file=sys.stderr,
             )
+    for message, refused in partly.items():
+        print(f"mailer-gui: message {message}: {refused}", file=sys.stderr)
     counts = store.counts()
     print(f"Outbox: {_state_counts(counts) or 'empty'}.")
     paused = _paused(store)
@@ -1469,7 +1498,7 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
             "(mailer-gui outbox list --state uncertain).",
             file=sys.stderr,
         )
-    if failed:
+    if failed or partly:
         return EX_UNAVAILABLE  # refused for good in this run: the person must act
     waiting = store.messages([State.DEFERRED, State.QUEUED, State.SENDING])
     if uncertain or any(row.account not in paused for row in waiting):

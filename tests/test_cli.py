@@ -940,6 +940,36 @@ def test_flush_says_what_this_run_did_and_exits_69_when_one_was_refused_for_good
     assert "Outbox: 1 failed, 3 sent." in out
 
 
+def test_flush_and_list_name_a_message_sent_to_only_some_of_its_recipients(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """Sent to two, refused for good by the third: not told as a plain "sent"."""
+
+    def refuse_one(address: str, options: object) -> str | None:
+        return "550 5.1.1 <nobody@example.org>: no such user here" if "nobody" in address else None
+
+    server = aiosmtpd_factory(on_rcpt=refuse_one)
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    code, _, err = run(
+        capsys, monkeypatch, home, "send", "--later", "--to",
+        "r1@example.org, nobody@example.org, r2@example.org", "--subject", "Hi", "--body", "Hi",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == cli.EX_UNAVAILABLE, err
+    assert "This run: 1 sent (1 to only some of its recipients)." in out
+    assert re.search(
+        r"message 1: Sent to 2 of 3; refused for good: nobody@example.org "
+        r"\(550 5\.1\.1 .*no such user here\)",
+        err,
+    ), err
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list")
+    assert "refused for good: nobody@example.org (550 5.1.1" in out
+    (received,) = server.wait_for_messages(1)
+    assert sorted(received.rcpt_tos) == ["r1@example.org", "r2@example.org"]
+
+
 def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:
     sink = smtp_sink_factory("-q", ".")  # drops the line after the final dot
     home = tmp_path / "home"

@@ -124,7 +124,10 @@ def state_text(row: MessageRow, now: float, paused: Paused | None = None) -> str
         return f"Waiting to retry at {_clock_time(row.due_at, now)}"
     if state is State.UNCERTAIN:
         return "Uncertain — check"
-    return {State.SENT: "Sent", State.FAILED: "Failed", State.CANCELLED: "Cancelled"}[state]
+    if state is State.SENT:
+        refused = sum(1 for r in row.recipients if r.status == "rejected")
+        return f"Sent, {refused} of {len(row.recipients)} refused" if refused else "Sent"
+    return {State.FAILED: "Failed", State.CANCELLED: "Cancelled"}[state]
 
 
 def _final_reply(row: MessageRow) -> str:

@@ -115,6 +115,15 @@ def test_state_words_and_server_reply() -> None:
     assert model.headerData(STATE, Qt.Orientation.Horizontal) == "State"
 
 
+def test_a_message_sent_to_only_some_of_its_recipients_says_so() -> None:
+    refused = RecipientRow("x@null.test", "to", "rejected", 550, "5.1.10", "null MX")
+    accepted = RecipientRow("bob@example.org", "to", "accepted", 250, None, "Ok")
+    partly = message_row(1, State.SENT)._replace(recipients=(accepted, refused, accepted))
+    model = OutboxTableModel(Folder.SENT)
+    model.set_rows([partly, message_row(2, State.SENT)._replace(recipients=(accepted,))])
+    assert [cell(model, r, STATE) for r in range(2)] == ["Sent, 1 of 3 refused", "Sent"]
+
+
 def test_ten_thousand_rows(qtbot) -> None:
     states = list(State)
     rows = [message_row(i, states[i % len(states)], attempts=i % 5) for i in range(10_000, 0, -1)]
