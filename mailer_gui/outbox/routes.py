@@ -351,6 +351,7 @@ class _DomainOutcome:
     attempted: bool  # some connection was tried
     connected: bool  # some TCP connection was made
     unreachable: tuple[str, ...] = ()  # "127.0.0.2 (connection refused)" per failed connect
+    refused: bool = False  # every address tried refused the connection outright
 
 
 @dataclass(frozen=True)
@@ -505,6 +506,8 @@ def _deliver_to_domain(job: _Delivery, domain: str, recipients: list[str]) -> _D
         attempted=True,
         connected=connected,
         unreachable=tuple(unreachable),
+        refused=bool(errors)
+        and all(isinstance(error.__cause__, ConnectionRefusedError) for error in errors),
     )
 
 
@@ -588,7 +591,12 @@ def deliver_direct(
     outcomes = [_deliver_to_domain(job, domain, group) for domain, group in by_domain.items()]
 
     tried = [outcome for outcome in outcomes if outcome.attempted]
-    if tried and not any(outcome.connected for outcome in outcomes):
+    # Nothing reached on the port, for any domain: most likely the network
+    # blocks it (port 25 usually is). Not when the one domain tried had its
+    # servers refuse the connection outright: they answered, and they are
+    # that domain's trouble, not the network's.
+    lone_refusal = len(tried) == 1 and tried[0].refused
+    if tried and not lone_refusal and not any(outcome.connected for outcome in outcomes):
         domains = [outcome.domain for outcome in tried]
         transcript.note(f"no mail server could be reached on port {port}: it may be blocked")
         outcomes = [_blocked(o, port, domains) if o.attempted else o for o in outcomes]

@@ -612,6 +612,25 @@ def test_says_port_25_is_probably_blocked_when_nothing_answers_anywhere(
     assert result.error.port == servers.port
 
 
+def test_one_domain_whose_servers_refuse_the_connection_is_not_blamed_on_the_port(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    """Its servers answered (with a refusal): that is the domain's trouble. The
+    port-blocked advice would send the person to set up a relay for nothing."""
+    dns = dnsmasq_factory(
+        mx={"a.test": [(10, "mx1.a.test"), (20, "mx2.a.test")]},
+        hosts={"mx1.a.test": "127.0.0.5", "mx2.a.test": "127.0.0.6"},
+    )
+    result = send(dns.resolver(), servers.port, "pia@a.test")
+    (pia,) = result.recipients
+    assert pia.status is DEFERRED
+    assert pia.detail.startswith(
+        f"Could not connect to any mail server for a.test on port {servers.port}"
+    )
+    assert "127.0.0.5: connection refused; 127.0.0.6: connection refused" in pia.detail
+    assert "blocks" not in pia.detail and not isinstance(result.error, PortBlockedError)
+
+
 def test_every_session_is_shown_to_the_caller_before_it_opens(
     dnsmasq_factory: DnsmasqFactory, servers: MailServers
 ) -> None:
