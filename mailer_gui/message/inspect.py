@@ -287,6 +287,7 @@ class Exchange:
     stage: Stage
     command: str
     reply: Reply
+    host: str | None = None  # the server of the connection it came on
 
     @property
     def is_problem(self) -> bool:
@@ -296,18 +297,23 @@ class Exchange:
 
 @dataclass(frozen=True)
 class Conversation:
-    """What one attempt's transcript says: the server's host and each exchange, in order."""
+    """What one attempt's transcript says: the server's host and each exchange, in order.
+
+    ``host`` is the server of the last connection; ``hosts`` every server
+    connected to, in order (direct delivery goes to one or more per domain).
+    """
 
     host: str | None
     exchanges: tuple[Exchange, ...]
     notes: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
 
     @property
     def problems(self) -> tuple[Exchange, ...]:
         return tuple(e for e in self.exchanges if e.is_problem)
 
     def explain(self, exchange: Exchange) -> Explanation:
-        return explain(exchange.reply, exchange.stage, host=self.host)
+        return explain(exchange.reply, exchange.stage, host=exchange.host or self.host)
 
     def rcpt_reply(self, address: str) -> Exchange | None:
         """The last reply to ``RCPT TO:<address>`` in this attempt."""
@@ -344,6 +350,7 @@ def read_transcript(text: str) -> Conversation:
     are skipped.
     """
     host: str | None = None
+    hosts: list[str] = []
     exchanges: list[Exchange] = []
     notes: list[str] = []
     waiting: deque[tuple[Stage, str]] = deque()
@@ -369,7 +376,7 @@ def read_transcript(text: str) -> Conversation:
                 stage, command = Stage.GREETING, ""
             else:
                 stage, command = Stage.CONNECTION, ""
-            exchanges.append(Exchange(stage, command, reply))
+            exchanges.append(Exchange(stage, command, reply, host))
             continue
         reply_lines = []
         if kind == "C:":
@@ -382,12 +389,13 @@ def read_transcript(text: str) -> Conversation:
             connecting = _CONNECTING.match(rest)
             if connecting:
                 host = connecting.group(1)
+                hosts.append(host)
                 # A new connection: its first reply is the greeting, whatever came before.
                 waiting.clear()
                 waiting.append((Stage.GREETING, ""))
             elif rest.startswith(_SENDING_BODY):
                 waiting.append((Stage.DATA_END, END_OF_DATA))
-    return Conversation(host, tuple(exchanges), tuple(notes))
+    return Conversation(host, tuple(exchanges), tuple(notes), tuple(dict.fromkeys(hosts)))
 
 
 def recipient_explanation(
@@ -409,12 +417,17 @@ def recipient_explanation(
     stage = Stage.RCPT
     host = None
     if conversation is not None:
-        host = conversation.host
+        # The server that gave this reply: with several (direct delivery to
+        # several domains), the one the exchange came from, not the last.
+        host = conversation.host if len(conversation.hosts) <= 1 else None
         rcpt = conversation.rcpt_reply(address)
-        if rcpt is None or rcpt.reply.code != code:
+        if rcpt is not None and rcpt.reply.code == code:
+            host = rcpt.host or host
+        else:
             for exchange in reversed(conversation.problems):
                 if exchange.reply.code == code and exchange.stage is not Stage.RCPT:
                     stage = exchange.stage
+                    host = exchange.host or host
                     break
     return explain(reply, stage, host=host)
 

@@ -965,7 +965,10 @@ class DetailPane(QWidget):
             show.clicked.connect(lambda _=False, index=number - 1: self._open_transcript(index))
             top.addWidget(show, 0, Qt.AlignmentFlag.AlignTop)
         lines.addLayout(top)
-        if conversation.host:
+        several = len(conversation.hosts) > 1  # direct delivery to several servers
+        if several:
+            lines.addWidget(_label(f"Servers: {', '.join(conversation.hosts)}", box))
+        elif conversation.host:
             lines.addWidget(_label(f"Server: {conversation.host}", box))
         problems = conversation.problems
         for exchange in problems[:MAX_PROBLEMS_SHOWN]:
@@ -974,7 +977,8 @@ class DetailPane(QWidget):
                 asked = "the end of the message (.)"  # a lone "." reads as nothing
             said = clean_text(str(exchange.reply))
             words = f"{asked} → {said}" if asked else said
-            lines.addWidget(_label(f"The server said: {words}", box))
+            who = exchange.host if several and exchange.host else "The server"
+            lines.addWidget(_label(f"{who} said: {words}", box))
             explanation = conversation.explain(exchange)
             meaning = _label(f"{explanation.summary} {explanation.advice}", box)
             self._tone(meaning, "muted")

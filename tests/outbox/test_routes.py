@@ -672,6 +672,37 @@ def test_an_unreachable_domain_is_not_blamed_on_the_port_when_another_got_throug
     assert [m.rcpt_tos for m in server_b.messages] == [("sam@b.test",)]
 
 
+def test_each_refusal_is_explained_with_the_server_that_gave_it(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers
+) -> None:
+    """Several domains, several servers in one attempt: the explanation of a
+    refusal names the server it came from, not the last one connected to."""
+    from mailer_gui.message.inspect import read_transcript, recipient_explanation
+
+    dns = dnsmasq_factory(
+        mx={"a.test": [(10, "mx.a.test")], "b.test": [(10, "mx.b.test")]},
+        hosts={"mx.a.test": "127.0.0.6", "mx.b.test": "127.0.0.7"},
+    )
+    servers.start("127.0.0.6", rcpt_reply="550 5.1.1 No such user here")
+    servers.start("127.0.0.7")
+    transcript = Transcript()
+    result = send(
+        dns.resolver(), servers.port, "nobody@a.test", "bob@b.test", transcript=transcript
+    )
+    assert statuses(result) == {"nobody@a.test": REJECTED, "bob@b.test": ACCEPTED}
+    conversation = read_transcript(transcript.render())
+    assert conversation.hosts == ("127.0.0.6", "127.0.0.7")
+    assert conversation.host == "127.0.0.7"  # the last one
+    explanation = recipient_explanation(
+        "nobody@a.test", 550, "5.1.1", "No such user here", conversation
+    )
+    assert explanation is not None
+    assert "127.0.0.6" in explanation.summary and "127.0.0.7" not in explanation.summary
+    (refusal,) = conversation.problems
+    assert refusal.host == "127.0.0.6"
+    assert "127.0.0.6" in conversation.explain(refusal).summary
+
+
 def test_an_address_literal_needs_no_dns(servers: MailServers) -> None:
     server = servers.start("127.0.0.2")
     resolver = make_resolver({NAMESERVER_VARIABLE: "127.0.0.1:9"})
