@@ -436,6 +436,9 @@ def _deliver_to_domain(job: _Delivery, domain: str, recipients: list[str]) -> _D
                 domain=domain,
                 transient=False,
             )
+        # Said before the lookup: a nameserver that does not answer takes
+        # seconds, and the session log shows what is being waited for.
+        transcript.note(f"looking up the mail servers (MX) of {domain}")
         hosts = mx_hosts(domain, job.resolver, rng=job.rng)
     except RouteError as exc:
         transcript.note(f"no mail route to {domain or recipients[0]}: {exc.message}")

@@ -540,9 +540,14 @@ def test_dns_timeout_defers(silent_nameserver: int, servers: MailServers, where:
     with pytest.raises(RouteError) as caught:
         mx_hosts("slow.test", resolver)
     assert caught.value.transient
-    result = send(resolver, servers.port, "ned@slow.test")
+    transcript = Transcript()
+    result = send(resolver, servers.port, "ned@slow.test", transcript=transcript)
     assert time.monotonic() - started < 5
     assert statuses(result) == {"ned@slow.test": DEFERRED}
+    # The session log says what it waited for, before the wait.
+    notes = [r.text for r in transcript.records]
+    assert notes[0] == "looking up the mail servers (MX) of slow.test"
+    assert notes[1].startswith("no mail route to slow.test")
     assert "try again later" in details(result)
     assert isinstance(result.error, RouteError) and result.error.transient
 
