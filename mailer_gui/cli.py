@@ -46,6 +46,7 @@ from mailer_gui.message.build import (
 )
 from mailer_gui.message.draft import Draft, InlineImage, Priority
 from mailer_gui.message.eml import EmlError, save_eml
+from mailer_gui.message.inspect import recipient_explanation
 from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import Event, Runner, TranscriptLine, deliver_direct_row
 from mailer_gui.outbox.store import (
@@ -1211,7 +1212,12 @@ def _print_row(
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return
     for r in row.recipients:
-        print(f"{_status_word(r, row.state):9} {r.address}: {r.text or ''}".rstrip())
+        code = " ".join(str(part) for part in (r.code, r.enhanced) if part)
+        said = f"{code} {r.text or ''}" if code else r.text or ""
+        print(f"{_status_word(r, row.state):9} {r.address}: {said}".rstrip())
+    refused = _refusals_explained(row)
+    for text in refused:
+        print(text, file=sys.stderr)
     if row.state is State.UNCERTAIN:
         print(
             "The connection broke after the whole message was sent and before the server "
@@ -1222,8 +1228,9 @@ def _print_row(
     elif row.state is not State.SENT:
         text = _describe_error(error) if error is not None else (row.last_error or "")
         held = paused if row.state in (State.DEFERRED, State.QUEUED) else None
-        already_shown = {r.text for r in row.recipients}
-        if text and text not in already_shown and not (held and text in held[1]):
+        # Not the refusals again ("bob@…: No such user"), shown above.
+        already_shown = bool(refused) or text in {r.text for r in row.recipients}
+        if text and not already_shown and not (held and text in held[1]):
             print(text, file=sys.stderr)
         if held:
             print(_paused_note(row.account, *held, source), file=sys.stderr)
@@ -1239,6 +1246,20 @@ def _print_row(
                 "drops it).",
                 file=sys.stderr,
             )
+
+
+def _refusals_explained(row: MessageRow) -> list[str]:
+    """What each refusal for good means and what to do, in plain words, once
+    for each different one ("The server says the recipient address does not
+    exist (550 5.1.1). Check the address …")."""
+    texts: dict[str, None] = {}
+    for r in row.recipients:
+        if r.status != "rejected":
+            continue
+        explanation = recipient_explanation(r.address, r.code, r.enhanced, r.text, None)
+        if explanation is not None:
+            texts[f"{explanation.summary} {explanation.advice}".strip()] = None
+    return list(texts)
 
 
 def _status_word(recipient: RecipientRow, state: State) -> str:

@@ -299,6 +299,18 @@ def test_rejected_and_deferred_recipients(
     assert (r["status"], r["code"], r["enhanced"]) == ("rejected", 550, "5.1.1")
     assert r["text"] == "No such user"
 
+    # In words: the reply with its code, then once what it means and what to do.
+    code, out, err = run(
+        capsys, monkeypatch, home, "send", "--to", "gone@example.org, ok@example.org",
+        "--subject", "x", "--body", "y",
+    )  # fmt: skip
+    assert code == cli.EX_UNAVAILABLE
+    assert "rejected  gone@example.org: 550 5.1.1 No such user" in out
+    assert "accepted  ok@example.org: 250" in out
+    assert err.count("the recipient address does not exist (550 5.1.1)") == 1, err
+    assert "Check the spelling of the address" in err
+    assert "No such user" not in err  # not the reason again
+
     code, out, _ = run(
         capsys,
         monkeypatch,
