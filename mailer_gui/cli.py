@@ -301,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also wait for messages another Mailer is sending right now",
     )
+    flush.add_argument(
+        "--due",
+        action="store_true",
+        help="only what the retry schedule says is due now (for cron): a deferred "
+        "message waits for its next try",
+    )
     retry = jobs.add_parser("retry", help="send a deferred or failed message again now")
     retry.add_argument("id", metavar="ID")
     cancel = jobs.add_parser("cancel", help="do not send a waiting message")
@@ -1240,10 +1246,15 @@ def _print_row(
                 file=sys.stderr,
             )
         elif row.state in (State.DEFERRED, State.QUEUED):
+            # Nothing runs in the background for the command line: say who
+            # makes the next try, and when.
+            when = _clock_time(row.due_at) if row.due_at > time.time() else "now"
             print(
-                f"The message stays in the outbox as number {row.id} and will be sent later "
-                f"(mailer-gui outbox flush sends it now; mailer-gui outbox cancel {row.id} "
-                "drops it).",
+                f"The message stays in the outbox as number {row.id}; its next try is due "
+                f"{when}. Mailer's window makes it then while it is open; without it, run "
+                "mailer-gui outbox flush --due (for example every few minutes from cron). "
+                f"mailer-gui outbox flush sends it at once; mailer-gui outbox cancel {row.id} "
+                "drops it.",
                 file=sys.stderr,
             )
 
@@ -1268,6 +1279,14 @@ def _status_word(recipient: RecipientRow, state: State) -> str:
     if state is State.UNCERTAIN and recipient.status not in ("accepted", "rejected"):
         return "unknown"
     return recipient.status
+
+
+def _clock_time(timestamp: float) -> str:
+    """``"at 14:05"`` today, ``"on 2026-12-24 at 09:00"`` on another day (local time)."""
+    when = datetime.fromtimestamp(timestamp).astimezone()
+    if when.date() == datetime.now().astimezone().date():
+        return f"at {when:%H:%M}"
+    return f"on {when:%Y-%m-%d} at {when:%H:%M}"
 
 
 def _local_time(timestamp: float) -> str:
@@ -1469,9 +1488,17 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _outbox(paths, recover=True)
     store.remove_stale_builds()  # half-built files of a Mailer killed while building
     try:
-        # Deferred ones too, at once; not those scheduled for later (send --later
-        # --at), whose time is the person's: `outbox retry ID` sends one now.
-        due = store.all_due_now([State.DEFERRED, State.QUEUED])
+        if args.due:
+            # What the schedule says is due: run from cron, this makes the
+            # retries the window would make, and no more.
+            now = time.time()
+            states = [State.DEFERRED, State.QUEUED, State.SCHEDULED]
+            due = [row.id for row in store.messages(states) if row.due_at <= now]
+        else:
+            # Deferred ones too, at once; not those scheduled for later (send
+            # --later --at), whose time is the person's: `outbox retry ID`
+            # sends one now.
+            due = store.all_due_now([State.DEFERRED, State.QUEUED])
     except OutboxError as exc:
         raise CliError(str(exc), EX_TEMPFAIL) from exc
     _ask_paused_passwords(paths, store, None)

@@ -982,6 +982,41 @@ def test_flush_and_list_name_a_message_sent_to_only_some_of_its_recipients(
     assert sorted(received.rcpt_tos) == ["r1@example.org", "r2@example.org"]
 
 
+def test_a_deferred_send_says_when_and_by_whom_it_is_tried_again(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """Nothing runs in the background for the command line: `send` says when
+    the next try is due and what makes it, and `outbox flush --due` (for cron)
+    makes the tries the schedule says are due, and no others."""
+    import contextlib
+    import sqlite3
+
+    tries: list[str] = []
+
+    def greylist(address: str, options: object) -> str | None:
+        tries.append(address)
+        return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
+
+    server = aiosmtpd_factory(on_rcpt=greylist)
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    code, _, err = run(capsys, monkeypatch, home, *send_args())
+    assert code == cli.EX_TEMPFAIL
+    assert re.search(r"as number 1; its next try is due at \d\d:\d\d\.", err), err
+    assert "mailer-gui outbox flush --due (for example every few minutes from cron)" in err
+
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush", "--due")
+    assert code == cli.EX_TEMPFAIL  # still waiting for its time
+    assert "This run" not in out and len(tries) == 1  # not tried before its time
+
+    with contextlib.closing(sqlite3.connect(home / "data" / "outbox.sqlite3")) as db, db:
+        db.execute("UPDATE messages SET due_at = due_at - 3600")  # its time has come
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush", "--due")
+    assert code == 0, err
+    assert "This run: 1 sent." in out and len(tries) == 2
+    assert len(server.wait_for_messages(1)) == 1
+
+
 def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:
     sink = smtp_sink_factory("-q", ".")  # drops the line after the final dot
     home = tmp_path / "home"
