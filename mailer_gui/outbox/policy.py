@@ -56,6 +56,20 @@ class RetryPolicy:
         return when
 
 
+def human_duration(seconds: float) -> str:
+    """``372`` -> ``"6 min 12 s"``, ``90000`` -> ``"1 d 1 h"``: how long, as
+    the retry schedule is written in Settings; seconds only under an hour."""
+    rest = round(seconds) if seconds < HOUR else round(seconds / MINUTE) * int(MINUTE)
+    if rest <= 0:
+        return "0 s"
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts)
+
+
 class Disposition(enum.Enum):
     """What a failure that ended an attempt means."""
 

@@ -433,7 +433,7 @@ class _Ledger:
             self._claimed.extend(rows)
         for (row, result, _), state in zip(batch, states, strict=True):
             if state is not None and runner._on_event is not None:  # None: not this runner's now
-                detail = too_big_reason(result, row.size) or refusals(result)
+                detail = runner._detail(row, result, state)
                 runner._emit(StateChanged(row.id, state, detail))
 
     def close(self) -> None:
@@ -895,7 +895,7 @@ class Runner:
                 row.id, self.owner, result, transcript.render(), now=self._clock()
             )
             settled = True
-            detail = result.error_text or too_big_reason(result, row.size) or refusals(result)
+            detail = result.error_text or self._detail(row, result, state)
             self._emit(StateChanged(row.id, state, detail))
             if result.error is not None and result.error.transient:
                 connection.close()
@@ -1044,6 +1044,17 @@ class Runner:
         )
         connection.messages += 1
         return result
+
+    def _detail(self, row: MessageRow, result: MessageResult, state: State) -> str | None:
+        """What a state change after ``result`` says why: the refusals, or the
+        store's reason when it gave up on recipients still to be tried again
+        (they are not "to be tried again" any more)."""
+        if state is State.FAILED and any(
+            r.status is RecipientStatus.DEFERRED for r in result.recipients
+        ):
+            with contextlib.suppress(OutboxError):
+                return self.store.get(row.id).last_error
+        return too_big_reason(result, row.size) or refusals(result)
 
     def _fail(self, row: MessageRow, transcript: Transcript, verdict: Verdict) -> bool:
         now = self._clock()

@@ -37,7 +37,13 @@ from typing import Any, NamedTuple
 
 from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.marks import dead_runners, read_marks, remove_idle
-from mailer_gui.outbox.policy import NEEDS_ATTENTION, Disposition, RetryPolicy, Verdict
+from mailer_gui.outbox.policy import (
+    NEEDS_ATTENTION,
+    Disposition,
+    RetryPolicy,
+    Verdict,
+    human_duration,
+)
 from mailer_gui.paths import ensure_private_dir, fsync_directory
 from mailer_gui.smtp.protocol import plan_data
 from mailer_gui.smtp.session import CHUNK_SIZE, MessageResult, RecipientStatus, too_big_reason
@@ -935,12 +941,14 @@ class OutboxStore:
             return (State.SENT if "accepted" in statuses else State.FAILED), due_at, last_error
         when = self.policy.next_attempt(attempts, first_attempt_at or now, now)
         if when is None:
-            hours = self.policy.give_up_after / 3600
+            waited = human_duration(now - (first_attempt_at or now))
+            limit = human_duration(self.policy.give_up_after)
+            tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
             return (
                 State.FAILED,
                 due_at,
-                f"Mailer gave up after {attempts} attempts over {hours:g} hours. "
-                f"The last problem: {last_error or 'unknown'}",
+                f"Mailer gave up after {tries} over {waited} (the retry schedule stops "
+                f"trying after {limit}). The last problem: {last_error or 'unknown'}",
             )
         return State.DEFERRED, when, last_error
 

@@ -66,6 +66,7 @@ from mailer_gui.message.inspect import (
 )
 from mailer_gui.outbox.store import AttemptRow, MessageRow, RecipientRow, State
 from mailer_gui.paths import ensure_private_dir
+from mailer_gui.smtp.replies import without_retry_note
 from mailer_gui.ui.bridge import OutboxBridge
 from mailer_gui.ui.message_view import DisplayedMessage, MessageBrowser, load_for_display
 from mailer_gui.ui.outbox_model import SENDING_PAUSED, Paused, held_by, with_sending_paused
@@ -922,7 +923,12 @@ class DetailPane(QWidget):
                 self._conversation_for(recipient.address),
             )
             if explanation is not None:
-                meaning = _label(f"{explanation.summary} {explanation.advice}", box)
+                advice = explanation.advice
+                if row.state is not State.DEFERRED and recipient.status != "rejected":
+                    # Mailer gave up on it, or it went to the others only: no
+                    # "will try this recipient again later" any more.
+                    advice = without_retry_note(advice)
+                meaning = _label(f"{explanation.summary} {advice}".strip(), box)
                 self._tone(meaning, "muted")
                 lines.addWidget(meaning)
             self.recipients_box.addWidget(box)

@@ -966,8 +966,8 @@ class MainWindow(QMainWindow):
         """Tell the person about what they would otherwise miss (tray, status bar)."""
         from mailer_gui.outbox.store import State
 
-        if state is State.SENT and message not in self._deferred_before:
-            return  # sent at the first try: the folder count says enough
+        if state is State.SENT and message not in self._deferred_before and not detail:
+            return  # sent at the first try, to everyone: the folder count says enough
         if message not in self._subjects and self._started:
             # Not listed here (another folder or page is shown): by its subject
             # once read, not by its number.
@@ -979,9 +979,13 @@ class MainWindow(QMainWindow):
             self.bridge.load_message(message, loaded)
             return
         subject = self._subjects.get(message) or f"message {message}"
-        if state is State.SENT:
-            if message not in self._deferred_before:
-                return  # sent at the first try: the folder count says enough
+        if state is State.SENT and detail:
+            # Taken for some recipients, refused for good by others (the
+            # detail names them): the person has to act on those.
+            self._deferred_before.discard(message)
+            title = "Sent, not to everyone"
+            text = f"“{subject}” went to some of its recipients only. {detail}".strip()
+        elif state is State.SENT:
             self._deferred_before.discard(message)
             title, text = "Sent after all", f"“{subject}” was delivered."
         elif state is State.DEFERRED:
@@ -1005,7 +1009,7 @@ class MainWindow(QMainWindow):
 
             icon = (
                 QSystemTrayIcon.MessageIcon.Warning
-                if state in (State.FAILED, State.UNCERTAIN)
+                if state in (State.FAILED, State.UNCERTAIN) or (state is State.SENT and detail)
                 else QSystemTrayIcon.MessageIcon.Information
             )
             self.tray.showMessage(title, text, icon, 8000)

@@ -232,7 +232,11 @@ def test_gives_up_after_the_policy(tmp_path: Path) -> None:
     assert store.record_result(message, "a", result(("bob@example.org", 451)), now=T0 + 150) is (
         State.FAILED
     )
-    assert "gave up after 2 attempts" in (store.get(message).last_error or "")
+    reason = store.get(message).last_error or ""
+    assert reason.startswith(
+        "Mailer gave up after 2 attempts over 2 min 30 s (the retry schedule stops trying "
+        "after 1 min 40 s). The last problem:"
+    ), reason
 
 
 def too_big() -> MessageResult:

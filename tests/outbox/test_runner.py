@@ -645,3 +645,34 @@ def test_a_fault_of_mailers_own_leaves_no_message_sending(
     assert row.state is (State.UNCERTAIN if after_the_end else State.DEFERRED)
     assert "Mailer failed while" in (row.last_error or "") and "KeyError" in (row.last_error or "")
     assert outbox.get(second).state is State.DEFERRED
+
+
+def test_giving_up_says_so_not_that_it_will_try_again(aiosmtpd_factory, tmp_path) -> None:
+    """Mailer gives up on a recipient still deferred: the state change says it
+    gave up and after how long, not "to be tried again"."""
+    from mailer_gui.outbox.policy import RetryPolicy
+
+    outbox = OutboxStore(
+        tmp_path / "outbox.sqlite3",
+        tmp_path / "spool",
+        policy=RetryPolicy(delays=(60.0,), then_every=60.0, give_up_after=100.0),
+    )
+    server = aiosmtpd_factory(rcpt_replies={"wait@example.org": "451 4.2.1 Mailbox busy"})
+    message = queue(outbox, tmp_path, "a@example.org, wait@example.org")
+    clock = Clock()
+    events: list[Event] = []
+    runner = runner_for(outbox, account_for(server), events, clock=clock)
+    runner.deliver_now()
+    assert outbox.get(message).state is State.DEFERRED
+    clock.now += 61
+    runner.deliver_now()
+    row = outbox.get(message)
+    assert row.state is State.FAILED
+    assert [(r.address, r.status) for r in row.recipients] == [
+        ("a@example.org", "accepted"),
+        ("wait@example.org", "deferred"),
+    ]
+    (change,) = [e for e in events if isinstance(e, StateChanged) and e.state is State.FAILED]
+    assert change.detail.startswith("Mailer gave up after 2 attempts over 1 min 1 s"), change
+    assert "To be tried again" not in change.detail
+    assert len(server.wait_for_messages(1)) == 1  # to a@ once, never again

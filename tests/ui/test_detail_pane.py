@@ -129,6 +129,26 @@ def test_a_refusal_of_the_message_itself_names_the_end_of_the_message(
     )
 
 
+def test_a_recipient_given_up_on_is_not_promised_another_try(
+    qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    """Mailer gave up on a recipient the server kept deferring: the pane explains
+    the reply without "Mailer will try this recipient again later"."""
+    from mailer_gui.outbox.policy import RetryPolicy
+
+    store.policy = RetryPolicy(delays=(1.0,), then_every=1.0, give_up_after=0.5)
+    server = aiosmtpd_factory(rcpt_replies={"wait@example.org": "451 4.2.1 Mailbox busy"})
+    bridge = make_bridge(server)
+    message = queue(store, "wait@example.org")
+    pane = make_pane(bridge)
+    pane.show_message(message)
+    bridge.start()
+    qtbot.waitUntil(lambda: pane.state_text() == "Failed", timeout=10_000)
+    text = pane.recipients_text()
+    assert "Not delivered" in text and "451 4.2.1 Mailbox busy" in text
+    assert "try this recipient again" not in text and "try again later" not in text
+
+
 def test_a_refused_recipient_fails_and_the_pane_explains_it(
     qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
 ) -> None:

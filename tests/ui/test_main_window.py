@@ -234,6 +234,22 @@ def test_edit_as_new_sends_from_the_account_the_message_came_from(
     close_all(window)
 
 
+def test_a_message_refused_by_one_of_its_recipients_is_announced(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """Sent to one, refused for good by the other: said at once, with who and why."""
+    server = aiosmtpd_factory(rcpt_replies={"gone@example.org": "550 5.1.1 No such user"})
+    window, composer, _ = window_writing(
+        qtbot, tmp_path, server.port, "Half", "Hello.", to="bob@example.org, gone@example.org"
+    )
+    composer.send()
+    text = wait_for_notice(qtbot, window, "Sent, not to everyone")
+    assert text.startswith("“Half” went to some of its recipients only.")
+    assert "Refused for good: gone@example.org: No such user" in text
+    assert len(server.wait_for_messages(1)) == 1
+    close_all(window)
+
+
 def test_deferred_then_sent_is_announced(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
     tries: list[str] = []
 
