@@ -1095,6 +1095,8 @@ def _runner(paths: AppPaths, store: OutboxStore, verbose: bool) -> Runner:
         paths.preferences_file, warn=lambda text: _progress_line(f"mailer-gui: {text}")
     )
     store.policy = preferences.retry_policy()
+    with contextlib.suppress(OutboxError):
+        store.reschedule()  # what waits follows the schedule as it is set now
 
     def show(event: Event) -> None:
         if verbose and isinstance(event, TranscriptLine):

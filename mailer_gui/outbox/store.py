@@ -1361,6 +1361,41 @@ class OutboxStore:
                 (now, now, message),
             )
 
+    def reschedule(self, *, now: float | None = None) -> list[int]:
+        """Deferred messages wait by the current retry schedule (`policy`), not
+        the one in force when they were deferred: after the person changes it,
+        each one's next try is its last attempt plus the delay the schedule now
+        gives, never later than the schedule's give-up age allows (then it has
+        one last try), never in the past. Their numbers, for those that moved.
+        """
+        now = time.time() if now is None else now
+        policy = self.policy
+        moved: list[int] = []
+        try:
+            with self._write() as db:
+                rows = db.execute(
+                    "SELECT id, due_at, attempts, first_attempt_at, "
+                    "(SELECT max(ended_at) FROM attempts WHERE message = messages.id) "
+                    "FROM messages WHERE state = 'deferred'"
+                ).fetchall()
+                for message, due_at, attempts, first_attempt_at, last_ended in rows:
+                    if first_attempt_at is None or last_ended is None:
+                        continue
+                    wanted = last_ended + policy.delay(attempts)
+                    wanted = min(wanted, first_attempt_at + policy.give_up_after)
+                    if wanted <= now and due_at <= now:
+                        continue  # due either way: it keeps its place among the others
+                    wanted = max(now, wanted)
+                    if abs(wanted - due_at) >= 1.0:
+                        db.execute(
+                            "UPDATE messages SET due_at = ? WHERE id = ? AND state = 'deferred'",
+                            (wanted, message),
+                        )
+                        moved.append(message)
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        return moved
+
     def all_due_now(self, states: Iterable[State], *, now: float | None = None) -> list[int]:
         """Every message in ``states`` (waiting ones) is due now; their numbers.
 

@@ -1573,7 +1573,20 @@ class MainWindow(QMainWindow):
         """New settings take effect at once: retries, connections, composers."""
         self._require_ready()
         self.preferences = preferences
-        self.bridge.store.policy = preferences.retry_policy()
+        store = self.bridge.store
+        policy = preferences.retry_policy()
+        if policy != store.policy:
+            store.policy = policy
+
+            def rescheduled(moved: list[int] | None, error: BaseException | None) -> None:
+                if error is not None:
+                    self.show_status(f"Waiting messages keep their old retry times: {error}")
+                elif moved:
+                    self._reload()  # their "Waiting to retry at" times
+                self.bridge.wake()
+
+            # Messages waiting already follow the new schedule too.
+            self.bridge.run_in_background(lambda: store.reschedule(), rescheduled)
         runner = self.bridge.runner
         runner.max_connections = preferences.max_connections
         runner.per_connection = preferences.per_connection

@@ -239,6 +239,32 @@ def test_gives_up_after_the_policy(tmp_path: Path) -> None:
     ), reason
 
 
+def test_a_new_retry_schedule_applies_to_messages_already_waiting(tmp_path: Path) -> None:
+    """Changed in Settings: what waits follows it from then on, both ways, and
+    never past the new give-up age (one last try then)."""
+    store = OutboxStore(tmp_path / "o.sqlite3", tmp_path / "spool")  # 1 min, 5 min, ...
+    third = enqueue(store, tmp_path)
+    for at in (T0 + 2, T0 + 120):  # tried twice: it waits 5 min after the second
+        store.claim_next("a", now=at, lease=60)
+        store.record_result(third, "a", result(("bob@example.org", 451)), now=at)
+    first, second = enqueue(store, tmp_path), enqueue(store, tmp_path)
+    for at, message in ((T0 + 121, first), (T0 + 122, second)):
+        store.claim_next("a", now=at, lease=60)
+        store.record_result(message, "a", result(("bob@example.org", 451)), now=at)
+    assert [store.get(m).due_at - T0 for m in (first, second, third)] == [181, 182, 420]
+    assert store.reschedule(now=T0 + 150) == []  # the same schedule: nothing moves
+
+    store.policy = RetryPolicy(delays=(20.0, 40.0), then_every=60.0, give_up_after=3 * MINUTE)
+    assert sorted(store.reschedule(now=T0 + 125)) == sorted([first, second, third])
+    assert [store.get(m).due_at - T0 for m in (first, second)] == [141, 142]  # 20 s after
+    assert store.get(third).due_at == T0 + 160  # 40 s after its second attempt
+    assert store.reschedule(now=T0 + 150) == []  # due already: they keep their places
+    store.policy = RetryPolicy(delays=(20.0, 10 * MINUTE), give_up_after=5 * MINUTE)
+    store.reschedule(now=T0 + 150)
+    assert store.get(third).due_at == T0 + 2 + 5 * MINUTE  # its last try at the limit
+    assert {store.get(m).state for m in (first, second, third)} == {State.DEFERRED}
+
+
 def too_big() -> MessageResult:
     reply = Reply(552, "5.3.4", ("Message size exceeds fixed limit",))
     rejected = tuple(

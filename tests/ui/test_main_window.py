@@ -234,6 +234,32 @@ def test_edit_as_new_sends_from_the_account_the_message_came_from(
     close_all(window)
 
 
+def test_a_new_retry_schedule_moves_the_next_try_of_a_waiting_message(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """Settings apply at once: a message deferred under the old schedule waits
+    by the new one, and its next try happens then."""
+    import dataclasses
+
+    tries: list[str] = []
+
+    def greylist(address: str, options: list[str]) -> str | None:
+        tries.append(address)
+        return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
+
+    server = aiosmtpd_factory(on_rcpt=greylist)
+    window, composer, _ = window_writing(qtbot, tmp_path, server.port, "Soon", "Again.")
+    composer.send()
+    wait_for_notice(qtbot, window, "Sending deferred")
+    store = window.bridge.store
+    (waiting,) = store.messages([State.DEFERRED])
+    assert waiting.due_at - time.time() > 50  # a minute, by the default schedule
+    window.apply_preferences(dataclasses.replace(window.preferences, retry_delays=(1,)))
+    wait_for_notice(qtbot, window, "Sent after all")  # a second later, not a minute
+    assert len(server.messages) == 1 and len(tries) == 2
+    close_all(window)
+
+
 def test_a_message_refused_by_one_of_its_recipients_is_announced(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
