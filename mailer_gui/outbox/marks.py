@@ -18,7 +18,10 @@ one system call. So each runner keeps its marks in its own file,
 - `OutboxStore.recover` reads every runner's file inside its write
   transaction, and removes the file of a runner that holds no message (a
   runner that ended, or died with nothing in flight) in that same
-  transaction. A runner always claims a message (a commit) before it marks
+  transaction; not yet the files of the runners whose messages it takes back
+  then, since a commit that fails (a full disk) leaves those messages
+  `sending` with nothing else to tell that their "." left: a later recovery
+  removes them. A runner always claims a message (a commit) before it marks
   it, so a file is never removed while one of its lines matters; a runner
   whose file was removed while it held nothing sees that the file has no
   link any more after its next write, and writes a new one.

@@ -468,10 +468,23 @@ class OutboxStore:
         return connection
 
     def _corrupt(self, exc: sqlite3.DatabaseError) -> OutboxError:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        """The error a person reads for a database failure: what it is, not
+        always "cannot be read" (a full disk or a read-only file are not damage)."""
+        said = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in said:
             return OutboxError(
                 f"The outbox {self.database} is busy: another Mailer has held it for more "
                 "than 30 seconds. Try again; nothing was changed."
+            )
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in said:
+            return OutboxError(
+                f"The disk that holds the outbox {self.database} is full, so nothing was "
+                "changed in it. Free some space and try again; no message was lost."
+            )
+        if isinstance(exc, sqlite3.OperationalError) and "readonly" in said:
+            return OutboxError(
+                f"The outbox {self.database} cannot be written ({said}), so nothing was "
+                "changed in it. Make the file and its folder writable, then try again."
             )
         return OutboxError(
             f"The outbox database {self.database} cannot be read ({exc}). Nothing was "
@@ -491,13 +504,16 @@ class OutboxStore:
             changes = connection.total_changes
             try:
                 yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            else:
                 connection.execute("COMMIT")
-                if connection.total_changes != changes:  # not a look that changed nothing
-                    self._checkpointer.committed()
+            except BaseException as exc:
+                if connection.in_transaction:  # a failed COMMIT (a full disk) as well
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise self._corrupt(exc) from exc
+                raise
+            if connection.total_changes != changes:  # not a look that changed nothing
+                self._checkpointer.committed()
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[None]:
@@ -1171,7 +1187,8 @@ class OutboxStore:
         """
         now = time.time() if now is None else now
         sql = (
-            "SELECT id, data_end_at, current_attempt FROM messages WHERE state = 'sending' "
+            "SELECT id, data_end_at, current_attempt, lease_owner FROM messages "
+            "WHERE state = 'sending' "
             "AND (lease_until < ? AND (lease_owner IS NOT ?"
         )
         params: list[object] = [now, keep_owner]
@@ -1209,7 +1226,7 @@ class OutboxStore:
         now = time.time() if now is None else now
         try:
             return self._recover(
-                "SELECT id, data_end_at, current_attempt FROM messages "
+                "SELECT id, data_end_at, current_attempt, lease_owner FROM messages "
                 "WHERE state = 'sending' AND lease_owner = ?",
                 [owner], None, now,
             )  # fmt: skip
@@ -1255,7 +1272,11 @@ class OutboxStore:
             holders = db.execute(
                 "SELECT DISTINCT lease_owner FROM messages WHERE state = 'sending'"
             ).fetchall()
-            remove_idle(self.marks_dir, keep=[keep_owner, *(h[0] for h in holders)])
+            # Not the files just read either: should this commit fail (a full
+            # disk), their marks are all that tells the messages taken back
+            # here were perhaps delivered. A later recovery removes them.
+            recovered = [row["lease_owner"] for row in rows]
+            remove_idle(self.marks_dir, keep=[keep_owner, *(h[0] for h in holders), *recovered])
         return changed
 
     @staticmethod

@@ -298,8 +298,13 @@ def test_recover_removes_only_the_files_of_runners_holding_nothing(
         EndMarks(store.marks_dir, owner).add(row.id, row.attempt or 0)
     EndMarks(store.marks_dir, "me").add(999, 999)  # the caller's own file
     assert dict(store.recover(now=T0 + 60, keep_owner="me")) == {dead_message: State.UNCERTAIN}
+    # The dead runner's file stays for now: had this commit failed (a full
+    # disk), its mark would be all that tells its message may have arrived.
     remaining = sorted(p.name for p in store.marks_dir.iterdir())
-    assert remaining == ["alive.log", "me.log"]
+    assert remaining == ["alive.log", "dead.log", "me.log"]
+    assert store.recover(now=T0 + 61, keep_owner="me") == []
+    remaining = sorted(p.name for p in store.marks_dir.iterdir())
+    assert remaining == ["alive.log", "me.log"]  # the next recovery tidies it
     assert store.get(alive_message).state is State.SENDING
     assert read_marks(store.marks_dir) == {(alive_message, alive_row.attempt), (999, 999)}
 
@@ -324,6 +329,7 @@ def test_recover_takes_back_at_once_what_a_runner_gone_held(
     os.close(gone._fd)  # as the system does when a process is killed
     assert store.recover(now=T0 + 2, keep_owner="me") == [(gone_message, State.UNCERTAIN)]
     assert store.get(alive_message).state is State.SENDING
+    assert store.recover(now=T0 + 3, keep_owner="me") == []  # tidies what the first kept
     assert sorted(p.name for p in store.marks_dir.iterdir()) == ["alive.alive"]
     alive.release()
 
