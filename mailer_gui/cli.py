@@ -1387,6 +1387,11 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _outbox(paths, recover=True)
     states = [State(args.state)] if args.state else None
     rows = store.messages(states)
+    if store.damaged:
+        print(
+            f"mailer-gui: {store.damaged} Only the messages that could still be read are listed.",
+            file=sys.stderr,
+        )
     if args.json:
         print(
             json.dumps(

@@ -67,6 +67,11 @@ WAITING = (State.SCHEDULED, State.QUEUED, State.DEFERRED)
 FINISHED = (State.SENT, State.FAILED, State.CANCELLED)
 
 
+# How far past the highest message number still readable a damaged outbox is
+# searched for messages (`OutboxStore.messages` on a damaged file).
+SALVAGE_REACH = 1000
+
+
 class OutboxError(Exception):
     """The outbox cannot do what was asked; the message says why and names the file."""
 
@@ -421,6 +426,9 @@ class OutboxStore:
         self.spool_dir = Path(spool_dir)
         self._spool_prefix = os.path.join(self.spool_dir, "")  # for MessageRow.spool_file_path
         self.policy = policy or RetryPolicy()
+        # Set when a listing found the file damaged (the error, naming the
+        # file): what it gave is what could still be read.
+        self.damaged: str | None = None
         self._local = threading.local()
         # Writers in this process take turns here before SQLite's own lock:
         # SQLite's busy handler sleeps a millisecond or more when it finds the
@@ -637,7 +645,8 @@ class OutboxStore:
                 recipients = self._read(
                     f"SELECT {_RECIPIENT_COLUMNS} FROM recipients ORDER BY message, position"
                 )
-        except OutboxError:
+        except OutboxError as exc:
+            self.damaged = str(exc)
             return self._list_salvage(states)
         by_message: dict[int, list[sqlite3.Row]] = {}
         for r in recipients:
@@ -645,14 +654,31 @@ class OutboxStore:
         return [self._message(row, by_message.get(row["id"], [])) for row in rows]
 
     def _list_salvage(self, states: Iterable[State] | None) -> list[MessageRow]:
-        """Row by row, skipping what cannot be read, for a damaged file."""
+        """Row by row, skipping what cannot be read, for a damaged file.
+
+        The numbers to try come from whatever still reads (the messages, their
+        recipients, their attempts), and every number up to the highest of
+        those and a little past it: a damaged page can hold any number at all
+        (6100498040124418730 was seen), which must not be counted down from.
+        """
         wanted = {State(s) for s in states} if states is not None else None
+        known: set[int] = set()
+        for sql in (
+            "SELECT id FROM messages",
+            "SELECT DISTINCT message FROM recipients",
+            "SELECT DISTINCT message FROM attempts",
+        ):
+            with contextlib.suppress(OutboxError):
+                known.update(row[0] for row in self._read(sql) if isinstance(row[0], int))
         try:
             top = self._read("SELECT max(id) FROM messages")[0][0] or 0
         except OutboxError:
-            return []
+            top = 0
+        reach = max(known, default=0) + SALVAGE_REACH
+        top = min(top, reach) if isinstance(top, int) else reach
+        candidates = known | set(range(1, top + 1))
         found: list[MessageRow] = []
-        for message in range(top, 0, -1):
+        for message in sorted((m for m in candidates if 0 < m <= reach), reverse=True):
             try:
                 row = self.get(message)
             except OutboxError:

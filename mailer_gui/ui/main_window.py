@@ -865,6 +865,10 @@ class MainWindow(QMainWindow):
                     self._subjects[row.id] = row.subject
                 if current is not None:
                     self.select_message(current)
+                if store.damaged:
+                    self.show_status(
+                        f"{store.damaged} Only the messages that could still be read are shown."
+                    )
 
         self.bridge.run_in_background(load, loaded)
 

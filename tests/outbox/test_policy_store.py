@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -571,6 +572,35 @@ def test_corrupt_database_is_named_and_kept(tmp_path: Path) -> None:
         OutboxStore(database, tmp_path / "spool")
     assert str(database) in str(info.value) and "Nothing was deleted" in str(info.value)
     assert database.read_bytes().startswith(b"this is not")
+
+
+def test_a_damaged_page_lists_what_can_still_be_read_and_says_so(tmp_path: Path) -> None:
+    """Bytes overwritten inside the messages table: the listing gives what
+    still reads, at once (a damaged page had made it count down from a number
+    in the quintillions), and says the file is damaged."""
+    database = tmp_path / "data" / "outbox.sqlite3"
+    store = OutboxStore(database, tmp_path / "data" / "spool")
+    messages = [enqueue(store, tmp_path) for _ in range(6)]
+    store.close()
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the file itself
+        assert db.execute("PRAGMA page_size").fetchone() == (4096,)
+    with open(database, "r+b") as file:
+        file.seek(4096 + 200)  # into page 2, the messages table
+        file.write(b"\xaa" * 3000)
+    listed: list[list[int]] = []
+    damaged = OutboxStore(database, tmp_path / "data" / "spool")
+
+    def list_them() -> None:
+        listed.append([row.id for row in damaged.messages()])
+
+    lister = threading.Thread(target=list_them, daemon=True)
+    lister.start()
+    lister.join(timeout=30)  # it used to spin for good
+    assert listed, "the listing never ended"
+    (ids,) = listed
+    assert ids and set(ids) <= set(messages) and ids == sorted(ids, reverse=True)
+    assert damaged.damaged is not None and str(database) in damaged.damaged
 
 
 def test_an_outbox_opens_and_lists_while_another_mailer_is_writing(tmp_path: Path) -> None:
