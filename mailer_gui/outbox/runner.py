@@ -271,7 +271,12 @@ def _open_spool(row: MessageRow) -> _Spooled:
     the file is still what was planned.
     """
     if row.size > CHUNK_SIZE:
-        return _Spooled(open(row.spool_file_path, "rb", buffering=0))
+        body = open(row.spool_file_path, "rb", buffering=0)  # noqa: SIM115 (the caller closes it)
+        size = os.fstat(body.fileno()).st_size
+        if size != row.size:
+            body.close()
+            raise SpoolChanged(row, f"{size} bytes now, {row.size} when it was queued")
+        return _Spooled(body)
     fd = os.open(row.spool_file_path, os.O_RDONLY | _BINARY)
     try:
         # Read to the end (a read returns less than asked only there), or to
@@ -286,9 +291,26 @@ def _open_spool(row: MessageRow) -> _Spooled:
             data += chunk
     finally:
         os.close(fd)
-    if len(data) > CHUNK_SIZE:  # the file is larger than its row says
-        return _Spooled(open(row.spool_file_path, "rb", buffering=0))
-    return _Spooled(io.BytesIO(data), planned_dots(row, data))
+    if len(data) != row.size:  # cut short, emptied, or grown
+        more = "more than " if len(data) > CHUNK_SIZE else ""
+        raise SpoolChanged(row, f"{more}{len(data)} bytes now, {row.size} when it was queued")
+    plan = planned_dots(row, data)
+    if plan is None and row.wire_plan is not None:  # the same size, other bytes
+        raise SpoolChanged(row, "its bytes are not those that were queued")
+    return _Spooled(io.BytesIO(data), plan)
+
+
+class SpoolChanged(OSError):
+    """A message's file is no longer what was queued (cut short, emptied,
+    overwritten): it is not sent as it now is."""
+
+    def __init__(self, row: MessageRow, how: str) -> None:
+        super().__init__(
+            f"The message file {row.spool_path} has changed since the message was queued "
+            f"({how}), so Mailer does not send it: the recipients would get a damaged "
+            "message. Nothing else was changed; Edit as new makes a new message from what "
+            "is left."
+        )
 
 
 # A sent message, its result and its transcript (its records, or their text
@@ -841,6 +863,9 @@ class Runner:
                 )
             try:
                 body, plan = connection.body(row)  # closed by the with below
+            except SpoolChanged as exc:
+                settled = True
+                return self._fail(row, transcript, Verdict(Disposition.FAIL, str(exc)))
             except FileNotFoundError:
                 settled = True
                 return self._fail(

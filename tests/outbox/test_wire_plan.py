@@ -72,24 +72,39 @@ def test_planned_messages_arrive_with_their_dot_lines(aiosmtpd_factory, outbox, 
     assert b"\r\n.hidden\r\n.\r\n..two dots\r\n" in received[0].content
 
 
-def test_a_message_file_changed_after_queueing_is_encoded_in_full(
-    aiosmtpd_factory, outbox, tmp_path
+@pytest.mark.parametrize(
+    "damage",
+    ["same size, other bytes", "emptied", "cut short", "grown", "a large one cut short"],
+)
+def test_a_message_file_changed_after_queueing_is_not_sent(
+    aiosmtpd_factory, outbox, tmp_path, damage: str
 ) -> None:
-    """The file no longer matches its plan (here a new line starting with ".",
-    same size): the plan is not used, and the new line arrives intact
-    instead of losing its dot or ending the message early."""
+    """The file is no longer what was queued (damage, or a hand in the spool):
+    that message fails with a reason naming its file, nothing of it is sent,
+    and the others go as they were queued."""
     server = pipelining(aiosmtpd_factory())
-    ids = [queue(outbox, tmp_path, f"r{n}@example.org", text=DOT_LINES) for n in range(2)]
-    changed = []
-    for message in ids:
-        path = outbox.get(message).spool_path
-        data = path.read_bytes()
-        changed.append(data.replace(b"\r\nFirst line.\r\n", b"\r\n.\r\nst line.\r\n", 1))
-        assert len(changed[-1]) == len(data) and changed[-1] != data
-        path.write_bytes(changed[-1])
+    large = damage.startswith("a large")
+    text = "\n".join(f"Line {n} of a long report." for n in range(4000)) if large else DOT_LINES
+    ids = [queue(outbox, tmp_path, f"r{n}@example.org", text=text) for n in range(3)]
+    path = outbox.get(ids[1]).spool_path
+    data = path.read_bytes()
+    path.write_bytes(
+        {
+            "same size, other bytes": data.replace(
+                b"\r\nFirst line.\r\n", b"\r\n.\r\nst line.\r\n"
+            ),
+            "emptied": b"",
+            "cut short": data[:500],
+            "grown": data + b"more\r\n",
+            "a large one cut short": data[: len(data) // 2],
+        }[damage]
+    )
     runner_for(outbox, account_for(server)).deliver_now()
-    assert {outbox.get(i).state for i in ids} == {State.SENT}
-    assert [m.content for m in server.wait_for_messages(2)] == changed
+    assert [outbox.get(i).state for i in ids] == [State.SENT, State.FAILED, State.SENT]
+    reason = outbox.get(ids[1]).last_error or ""
+    assert f"The message file {path} has changed since the message was queued" in reason
+    received = server.wait_for_messages(2)
+    assert [m.rcpt_tos for m in received] == [["r0@example.org"], ["r2@example.org"]]
 
 
 def test_an_outbox_from_before_plans_gets_the_column_and_sends_as_before(
