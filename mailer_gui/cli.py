@@ -83,6 +83,7 @@ EX_OK = 0
 EX_USAGE = 64
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
+EX_CANTCREAT = 73
 EX_TEMPFAIL = 75
 EX_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a program a closed pipe ended
 EX_NOPERM = 77
@@ -1314,7 +1315,10 @@ def cmd_send(args: argparse.Namespace, paths: AppPaths) -> int:
     due = _parse_when(args.at) if args.at else None
     if args.at and not args.later:
         raise CliError("--at goes with --later.", EX_USAGE)
-    built, kinds, subject = _build(args, account, ensure_private_dir(paths.spool_dir))
+    try:
+        built, kinds, subject = _build(args, account, ensure_private_dir(paths.spool_dir))
+    except OSError as exc:  # the outbox's folder, not the person's files (_build says those)
+        raise CliError(_cannot_keep(paths, exc), EX_CANTCREAT) from None
     try:
         if args.save_eml:
             try:
@@ -1325,6 +1329,10 @@ def cmd_send(args: argparse.Namespace, paths: AppPaths) -> int:
         message = store.enqueue(
             built, account=account.name, subject=subject, due_at=due, kinds=kinds
         )
+    except OutboxError as exc:
+        raise CliError(f"{exc} Nothing was queued.", EX_CANTCREAT) from None
+    except OSError as exc:
+        raise CliError(_cannot_keep(paths, exc), EX_CANTCREAT) from None
     finally:
         built.path.unlink(missing_ok=True)  # gone already when it reached the spool
     if args.later:
@@ -1348,6 +1356,22 @@ def cmd_send(args: argparse.Namespace, paths: AppPaths) -> int:
     paused = _paused(store).get(row.account)
     _print_row(row, args.json, error, paused=paused, source=account.secret_source)
     return _row_code(row, error, paused)
+
+
+def _cannot_keep(paths: AppPaths, error: OSError) -> str:
+    """Why a message could not be written into the outbox, for a person."""
+    where = error.filename or paths.spool_dir
+    why = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"The disk that holds Mailer's outbox ({paths.data_dir}) is full, so the message "
+            "could not be kept. Free some space and send it again. Nothing was queued."
+        )
+    return (
+        f"Mailer cannot keep the message in its outbox: {where} cannot be written ({why}). "
+        f"Check that {paths.data_dir} and the folders in it are folders you can write to. "
+        "Nothing was queued."
+    )
 
 
 def _say_interrupted(store: OutboxStore, message: int) -> None:
@@ -1739,6 +1763,11 @@ def _run(handler: Handler, args: argparse.Namespace, paths: AppPaths) -> int:
         print(f"mailer-gui: {exc.message}", file=sys.stderr)
         return exc.code
     except secrets.SecretError as exc:
+        print(f"mailer-gui: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except OutboxError as exc:
+        # The outbox's files in the middle of a job (a damaged page, a full
+        # disk): the error names the file and says what was kept.
         print(f"mailer-gui: {exc}", file=sys.stderr)
         return EX_CONFIG
     except Cancelled:

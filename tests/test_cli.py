@@ -1017,6 +1017,22 @@ def test_a_deferred_send_says_when_and_by_whom_it_is_tried_again(
     assert len(server.wait_for_messages(1)) == 1
 
 
+def test_an_outbox_folder_that_cannot_be_written_is_one_message_not_a_traceback(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    server = aiosmtpd_factory()
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    (home / "data" / "spool").write_text("a file where the spool folder goes")
+    code, _, err = run(capsys, monkeypatch, home, *send_args())
+    assert code == cli.EX_CANTCREAT, err
+    assert "Traceback" not in err
+    assert f"Mailer cannot keep the message in its outbox: {home / 'data' / 'spool'}" in err
+    assert "Nothing was queued." in err
+    assert server.messages == []
+
+
 def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:
     sink = smtp_sink_factory("-q", ".")  # drops the line after the final dot
     home = tmp_path / "home"

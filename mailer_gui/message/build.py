@@ -19,6 +19,7 @@ a message before sending when the server lacks it).
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import mimetypes
 import os
@@ -70,6 +71,10 @@ _PRIORITY_HEADERS = {
     Priority.LOW: (("X-Priority", "5 (Lowest)"), ("Importance", "low")),
     Priority.NORMAL: (),
 }
+
+
+# A write into the spool that failed for want of room, not the attachment's fault.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class DraftError(ValueError):
@@ -369,6 +374,8 @@ def build_message(
                     with file_part.path.open("rb") as source:
                         write_base64(source, out)
                 except OSError as exc:
+                    if exc.errno in _NO_ROOM:  # writing, not reading: the outbox's disk
+                        raise
                     raise DraftError(
                         f"The file {file_part.path} could not be read while the message "
                         f"was built ({exc.strerror or exc}). Nothing was queued."
