@@ -1010,7 +1010,11 @@ def test_a_deferred_send_says_when_and_by_whom_it_is_tried_again(
     assert "This run" not in out and len(tries) == 1  # not tried before its time
 
     with contextlib.closing(sqlite3.connect(home / "data" / "outbox.sqlite3")) as db, db:
-        db.execute("UPDATE messages SET due_at = due_at - 3600")  # its time has come
+        # An hour later: its time has come.
+        db.execute(
+            "UPDATE messages SET due_at = due_at - 3600, first_attempt_at = first_attempt_at - 3600"
+        )
+        db.execute("UPDATE attempts SET started_at = started_at - 3600, ended_at = ended_at - 3600")
     code, out, err = run(capsys, monkeypatch, home, "outbox", "flush", "--due")
     assert code == 0, err
     assert "This run: 1 sent." in out and len(tries) == 2
