@@ -966,19 +966,29 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------- notifications
 
-    def _announce(self, message: int, state: State, detail: str) -> None:
-        """Tell the person about what they would otherwise miss (tray, status bar)."""
+    def _announce(
+        self, message: int, state: State, detail: str, *, due: float | None = None
+    ) -> None:
+        """Tell the person about what they would otherwise miss (tray, status bar).
+
+        ``due``: a deferred message's next try (0 when it could not be read).
+        The tray tells a message's first deferral only: the status bar the
+        others, each with its time.
+        """
         from mailer_gui.outbox.store import State
+        from mailer_gui.ui.outbox_model import clock_time
 
         if state is State.SENT and message not in self._deferred_before and not detail:
             return  # sent at the first try, to everyone: the folder count says enough
-        if message not in self._subjects and self._started:
+        deferred = state is State.DEFERRED
+        if self._started and (message not in self._subjects or (deferred and due is None)):
             # Not listed here (another folder or page is shown): by its subject
-            # once read, not by its number.
+            # once read, not by its number; a deferral with its next try's time.
             def loaded(row: MessageRow | None, error: BaseException | None) -> None:
                 self._subjects[message] = (row.subject or "(no subject)") if row else ""
                 if not self._closed:
-                    self._announce(message, state, detail)
+                    when = row.due_at if row is not None and deferred else 0.0
+                    self._announce(message, state, detail, due=when)
 
             self.bridge.load_message(message, loaded)
             return
@@ -993,9 +1003,14 @@ class MainWindow(QMainWindow):
             self._deferred_before.discard(message)
             title, text = "Sent after all", f"“{subject}” was delivered."
         elif state is State.DEFERRED:
+            again = message in self._deferred_before
             self._deferred_before.add(message)
             title = "Sending deferred"
-            text = f"“{subject}” will be tried again. {detail}".strip()
+            at = f" at {clock_time(due, time.time())}" if due else ""
+            text = f"“{subject}” will be tried again{at}. {detail}".strip()
+            if again:  # said once in the tray already: the status bar is enough
+                self.show_status(f"{title}: {text}")
+                return
         elif state is State.UNCERTAIN:
             title = "Delivery uncertain"
             text = (

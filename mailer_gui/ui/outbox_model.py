@@ -61,7 +61,7 @@ class Folder(enum.Enum):
         return frozenset(self.value)
 
 
-def _clock_time(when: float, now: float) -> str:
+def clock_time(when: float, now: float) -> str:
     moment = datetime.fromtimestamp(when)
     if moment.date() == datetime.fromtimestamp(now).date():
         return moment.strftime("%H:%M")
@@ -114,14 +114,14 @@ def state_text(row: MessageRow, now: float, paused: Paused | None = None) -> str
     state = row.state
     if state is State.SCHEDULED:
         if row.due_at - now > UNDO_WINDOW_MAX:
-            return f"Send later: {_clock_time(row.due_at, now)}"
+            return f"Send later: {clock_time(row.due_at, now)}"
         return "Sending soon (undo possible)"
     if state is State.QUEUED:
-        return "Queued" if row.due_at <= now else f"Queued for {_clock_time(row.due_at, now)}"
+        return "Queued" if row.due_at <= now else f"Queued for {clock_time(row.due_at, now)}"
     if state is State.SENDING:
         return "Sending…"
     if state is State.DEFERRED:
-        return f"Waiting to retry at {_clock_time(row.due_at, now)}"
+        return f"Waiting to retry at {clock_time(row.due_at, now)}"
     if state is State.UNCERTAIN:
         return "Uncertain — check"
     if state is State.SENT:
@@ -154,7 +154,7 @@ def _cells(
     why = held_by(row, paused, now)
     held = why is not None
     waiting = row.state in _WAITING and not held
-    next_attempt = _clock_time(row.due_at, now) if waiting and row.due_at > now else ""
+    next_attempt = clock_time(row.due_at, now) if waiting and row.due_at > now else ""
     if waiting and not next_attempt:
         next_attempt = "Now"
     if held:

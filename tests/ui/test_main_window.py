@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -310,10 +311,26 @@ def test_a_deferral_tells_refused_recipients_from_those_tried_again(
     )  # fmt: skip
     composer.send()
     text = wait_for_notice(qtbot, window, "Sending deferred")
+    (waiting,) = window.bridge.store.messages([State.DEFERRED])
+    at = datetime.fromtimestamp(waiting.due_at)
+    when = at.strftime("%H:%M" if at.date() == datetime.now().date() else "%Y-%m-%d %H:%M")
     assert text == (
-        "“Mixed” will be tried again. Refused for good: bad@example.org: User unknown. "
-        "To be tried again: later@example.org: Mailbox busy."
+        f"“Mixed” will be tried again at {when}. Refused for good: bad@example.org: User "
+        "unknown. To be tried again: later@example.org: Mailbox busy."
     )
+    # A second deferral: in the status bar with its time, not in the tray again.
+    window.send_now_action.trigger()
+    store = window.bridge.store
+    qtbot.waitUntil(
+        lambda: (
+            len(store.attempts(waiting.id)) == 2 and store.get(waiting.id).state is State.DEFERRED
+        ),
+        timeout=15_000,
+    )
+    again = "Sending deferred: “Mixed” will be tried again at "
+    qtbot.waitUntil(lambda: window.status.text().startswith(again), timeout=5_000)
+    assert f"at {when}." not in window.status.text()  # the new time
+    assert [title for title, _ in window.notifications].count("Sending deferred") == 1
     close_all(window)
 
 
