@@ -1084,8 +1084,13 @@ class OutboxStore:
                 for stored in statuses:
                     if stored[0] == r.address and stored[1] != "accepted":
                         stored[1] = status
-                if error is None and r.status is not RecipientStatus.ACCEPTED:
-                    error = f"{r.address}: {r.text}"
+            if error is None:
+                # What the message waits for, if it waits: a recipient to be
+                # tried again, before one refused for good.
+                waiting = result.with_status(RecipientStatus.DEFERRED)
+                first = next(iter(waiting or result.with_status(RecipientStatus.REJECTED)), None)
+                if first is not None:
+                    error = f"{first.address}: {first.text}"
             attempts.append((now, result.outcome, error, transcript, row.attempt))
             if result.uncertain:
                 state, due = State.UNCERTAIN, row.due_at

@@ -266,6 +266,19 @@ def test_a_new_retry_schedule_applies_to_messages_already_waiting(tmp_path: Path
     assert {store.get(m).state for m in (first, second, third)} == {State.DEFERRED}
 
 
+def test_a_message_waiting_shows_why_it_waits_not_an_earlier_refusal(tmp_path: Path) -> None:
+    """One recipient refused for good, one to be tried again: the message is
+    deferred, and its reason is the one it waits for."""
+    store = OutboxStore(tmp_path / "o.sqlite3", tmp_path / "spool")
+    message = enqueue(store, tmp_path, "bad@example.org", "grey@example.org")
+    store.claim_next("a", now=T0, lease=60)
+    state = store.record_result(
+        message, "a", result(("bad@example.org", 550), ("grey@example.org", 450)), now=T0
+    )
+    assert state is State.DEFERRED
+    assert (store.get(message).last_error or "").startswith("grey@example.org: ")
+
+
 def too_big() -> MessageResult:
     reply = Reply(552, "5.3.4", ("Message size exceeds fixed limit",))
     rejected = tuple(
