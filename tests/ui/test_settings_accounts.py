@@ -239,6 +239,28 @@ def test_a_rule_across_fields_shows_at_the_field_it_names(qtbot, paths: AppPaths
     assert paths.accounts_file.read_bytes() == before
 
 
+def test_a_direct_account_shows_only_what_it_uses(qtbot, paths: AppPaths) -> None:
+    """Direct delivery has no server of its own, no login and no password: those
+    rows go while the kind is direct, and a server typed earlier is not kept."""
+    add_account(paths)
+    dialog = open_dialog(qtbot, paths)
+    page = page_of(dialog)
+    assert page.form.row_shown("host") and page.form.row_shown("auth")
+    choose(page, "kind", "direct")
+    for name in ("host", "security", "auth", "username", "secret_source", "password_command"):
+        assert not page.form.row_shown(name), name
+    assert page.form.row_shown("port") and page.form.row_shown("email")
+    port = page.form.editors["port"].widget
+    assert isinstance(port, QSpinBox) and port.specialValueText().startswith("25")
+    with qtbot.waitSignal(dialog.accountsChanged, timeout=5_000):
+        click(qtbot, page.save_button)
+    saved = AccountStore(paths.accounts_file).get("work")
+    assert saved.kind == "direct" and saved.host is None
+    assert not page.password_button.isEnabled()
+    choose(page, "kind", "relay")
+    assert page.form.row_shown("host")
+
+
 def test_ok_saves_the_edited_account_and_closes(qtbot, paths: AppPaths) -> None:
     add_account(paths)
     dialog = open_dialog(qtbot, paths)

@@ -92,6 +92,22 @@ CHOICE_TEXT: Final[Mapping[str, Mapping[str, str]]] = {
 
 # What an unset whole number means, shown in its number box.
 UNSET_TEXT: Final[Mapping[str, str]] = {"port": "Usual for the security (465, 587 or 25)"}
+DIRECT_PORT_TEXT: Final = "25, the mail servers' own port"
+
+# Settings of a relay account only: a direct one sends to each recipient's
+# mail servers, with opportunistic STARTTLS and no login, so they are hidden.
+RELAY_ONLY: Final = frozenset(
+    {
+        "host",
+        "security",
+        "auth",
+        "username",
+        "allow_insecure_auth",
+        "tls_fingerprint",
+        "secret_source",
+        "password_command",
+    }
+)
 
 MULTILINE: Final = frozenset({"signature"})
 INT_MAX: Final = 999_999  # the model's checks, not the box, say what is allowed
@@ -243,7 +259,9 @@ class AccountForm(QWidget):
         self._loading = False
         self.editors: dict[str, _Editor] = {}
         self.errors: dict[str, MessageLabel] = {}
+        self._rows: dict[str, QWidget] = {}  # each setting's field and error line
         form = QFormLayout(self)
+        self._form = form
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         for spec in ACCOUNT_FIELDS:
             editor = editor_for(spec)
@@ -267,6 +285,7 @@ class AccountForm(QWidget):
             editor.on_change(functools.partial(self._changed, spec.name))
             self.editors[spec.name] = editor
             self.errors[spec.name] = error
+            self._rows[spec.name] = cell
         # The other identities: a list of their own, not a row of the table.
         self.identities = IdentitiesEditor()
         self.identities.setObjectName("account-identities")
@@ -311,11 +330,27 @@ class AccountForm(QWidget):
         finally:
             self._loading = False
         self.clear_errors()
+        self._show_for_kind()
         self.setEnabled(account is not None)
+
+    def row_shown(self, name: str) -> bool:
+        """Whether the setting's row is part of the form (not hidden for the kind)."""
+        return self._form.isRowVisible(self._rows[name])
+
+    def _show_for_kind(self) -> None:
+        """Only the settings that mean something for the account's kind."""
+        direct = self.editors["kind"].value() == "direct"
+        for name in RELAY_ONLY:
+            self._form.setRowVisible(self._rows[name], not direct)
+        port = self.editors["port"].widget
+        if isinstance(port, QSpinBox):
+            port.setSpecialValueText(DIRECT_PORT_TEXT if direct else UNSET_TEXT["port"])
 
     def values(self) -> dict[str, Any]:
         values = {name: editor.value() for name, editor in self.editors.items()}
         values["identities"] = self.identities.value()
+        if values.get("kind") == "direct":
+            values["host"] = None  # hidden, and of no use: nothing to keep from it
         return values
 
     def is_dirty(self) -> bool:
@@ -368,6 +403,8 @@ class AccountForm(QWidget):
     def _changed(self, name: str) -> None:
         if self._loading:
             return
+        if name == "kind":
+            self._show_for_kind()
         # Check the field as it is typed; what depends on other fields waits for Save.
         try:
             self.editors[name].spec.validate(self.editors[name].value())

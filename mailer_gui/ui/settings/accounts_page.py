@@ -616,11 +616,15 @@ class AccountsPage(QWidget):
         self.remove_button.setEnabled(chosen and idle)
         self.save_button.setEnabled(chosen and dirty and idle)
         self.revert_button.setEnabled(chosen and dirty and idle)
-        uses_keyring = self.form.values().get("secret_source") == "keyring"
+        values = self.form.values()
+        direct = values.get("kind") == "direct"
+        uses_keyring = values.get("secret_source") == "keyring" and not direct
         self.password_button.setEnabled(chosen and idle and uses_keyring)
         self.password_button.setToolTip(
             "Keep a new password for this account in the system keyring."
             if uses_keyring
+            else "Direct delivery logs in nowhere: it needs no password."
+            if direct
             else "This account does not keep its password in the keyring; choose "
             "“The system keyring” under Password from, and save, to keep one there."
         )
