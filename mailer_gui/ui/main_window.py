@@ -428,6 +428,8 @@ class MainWindow(QMainWindow):
                 self._outbox_unusable(str(exc))
                 return
         self.sandbox.error.connect(self.show_status)
+        # Its account may wait, paused for a password it now has.
+        self.sandbox.started.connect(lambda _port: self._ask_for_passwords())
         self.drafts = DraftStore.for_paths(paths)
 
         self._build_detail()
@@ -909,13 +911,44 @@ class MainWindow(QMainWindow):
             if error is not None or not paused:
                 return
             for name, (state, reason) in paused.items():
-                if state != NEEDS_PASSWORD or name.casefold() in self.password_prompts:
+                if state != NEEDS_PASSWORD:
                     continue
                 account = next((a for a in self.accounts if a.name == name), None)
-                if account is not None:
+                if account is None:
+                    continue
+                if self._sandbox_logs_in(account):
+                    # Paused by a command line that had no password for it (no
+                    # keyring): this window's sandbox holds it, so it sends again.
+                    prompt = self.password_prompts.pop(name.casefold(), None)
+                    if prompt is not None:
+                        prompt.close()
+                    self._resume_account(account.name)
+                elif name.casefold() not in self.password_prompts:
                     self._prompt_password(account, reason)
 
         self.bridge.load_paused_accounts(loaded)
+
+    def _sandbox_logs_in(self, account: Account) -> bool:
+        """Whether ``account`` is the sandbox's own while this window runs the
+        sandbox: it logs in with the password the server holds, no prompt."""
+        from mailer_gui.sandbox.account import is_sandbox_account
+
+        return self.sandbox.running and is_sandbox_account(account)
+
+    def _resume_account(self, name: str) -> None:
+        store, runner = self.bridge.store, self.bridge.runner
+
+        def work() -> None:
+            store.resume_account(name)
+            runner.clear_backoff(name)
+
+        def done(_result: object, error: BaseException | None) -> None:
+            if error is not None:
+                self.show_status(str(error))
+            self.bridge.wake()
+            self.bridge.refresh_counts()
+
+        self.bridge.run_in_background(work, done)
 
     def _prompt_password(self, account: Account, reason: str) -> None:
         from mailer_gui.ui.password_prompt import PasswordPrompt

@@ -117,6 +117,46 @@ def test_try_the_sandbox_first_send_arrives(qtbot, tmp_path: Path, memory_keyrin
     close_all(window)
 
 
+def test_the_sandbox_account_paused_for_a_password_sends_again_without_asking(
+    qtbot, tmp_path: Path, memory_keyring
+) -> None:
+    """A command line with no keyring paused the sandbox's account ("needs
+    password"): the window, which runs the sandbox and holds its password,
+    resumes it instead of asking for a password the person was never shown."""
+    from mailer_gui.outbox.policy import NEEDS_PASSWORD, Disposition, Verdict
+
+    paths = resolve_paths(tmp_path)
+    ensure_private_dir(paths.config_dir)
+    save_preferences(paths.preferences_file, Preferences(undo_seconds=0))
+    window = open_window(qtbot, paths)
+    assert window.welcome is not None
+    window.welcome.trySandbox.emit()
+    only_composer(qtbot, window).send()
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=20_000)
+    close_all(window)
+
+    store = OutboxStore(paths.database, paths.spool_dir)
+    draft = Draft(
+        sender=parse_address("you@sandbox.test"),
+        to=(parse_address("friend@sandbox.test"),),
+        subject="From the command line",
+        body="Hello.",
+    )
+    message = store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account="sandbox")
+    claimed = store.claim_next("cli", now=time.time(), lease=60)
+    assert claimed is not None and claimed.id == message
+    refused = Verdict(Disposition.PAUSE_ACCOUNT, "No password to be had.", NEEDS_PASSWORD)
+    store.record_failure(message, "cli", refused, account="sandbox")
+    assert store.paused_accounts()["sandbox"][0] == NEEDS_PASSWORD
+    store.close()
+
+    window = open_window(qtbot, paths)
+    window.finish_startup()
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (2)", timeout=20_000)
+    assert window.password_prompts == {}
+    close_all(window)
+
+
 def test_compose_send_goes_to_sent_with_its_transcript(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
