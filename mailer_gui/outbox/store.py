@@ -1069,8 +1069,10 @@ class OutboxStore:
             # The recipients' statuses after this attempt, as the UPDATE of
             # recipients below leaves them: one already accepted stays so.
             statuses = [[r.address, r.status] for r in row.recipients]
+            taken = True  # every recipient of this attempt accepted
             for r in result.recipients:
                 status = "deferred" if result.uncertain else r.status.value
+                taken = taken and status == "accepted"
                 recipients.append(
                     (
                         status,
@@ -1084,7 +1086,7 @@ class OutboxStore:
                 for stored in statuses:
                     if stored[0] == r.address and stored[1] != "accepted":
                         stored[1] = status
-            if error is None:
+            if error is None and not taken:
                 # What the message waits for, if it waits: a recipient to be
                 # tried again, before one refused for good.
                 waiting = result.with_status(RecipientStatus.DEFERRED)
