@@ -706,6 +706,15 @@ class OutboxStore:
                 found[row[0]] = State(row[1])
         return found
 
+    def change_mark(self) -> tuple[object, ...]:
+        """Something that differs whenever a message was added, removed or
+        changed, or an account paused or resumed, by any Mailer: a window
+        compares it now and then to show what a command line did."""
+        with self._snapshot():
+            messages = self._read("SELECT count(*), max(id), max(updated_at) FROM messages")
+            paused = self._read("SELECT count(*), group_concat(account) FROM accounts")
+        return (*messages[0], *paused[0])
+
     def counts(self) -> dict[State, int]:
         rows = self._read("SELECT state, count(*) FROM messages GROUP BY state")
         return {State(r[0]): r[1] for r in rows}

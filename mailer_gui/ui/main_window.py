@@ -99,6 +99,8 @@ _NAMES = {
 }
 #: How long a passing line stays in the status bar (show_status(passing=True)).
 PASSING_STATUS_MS = 12_000
+# How often the window looks whether another Mailer changed the outbox.
+OUTBOX_LOOK_MS = 2_000
 #: After this many milliseconds without the outbox open, the status line says why.
 SLOW_OUTBOX_MS = 1000
 SLOW_OUTBOX = (
@@ -462,6 +464,7 @@ class MainWindow(QMainWindow):
         self._paused_timer.timeout.connect(self._ask_for_passwords)
         self._paused_timer.start()
         self._watch_accounts_file()
+        self._watch_outbox()
         self._build_draft_actions()
         self.reload_drafts()  # their count beside the folder's name from the start
 
@@ -1261,6 +1264,36 @@ class MainWindow(QMainWindow):
         self._require_ready()
         self._load_accounts()
         self._reload()  # an account fixed in Settings no longer holds its messages
+
+    def _watch_outbox(self) -> None:
+        """What another Mailer (the command line's send, outbox retry or
+        cancel) changes in the outbox shows here within OUTBOX_LOOK_MS: the
+        folder's rows and counts. This window's own changes come as events."""
+        # Unknown at first: the first look reloads, for what changed between
+        # the first load and now.
+        self._outbox_mark: tuple[object, ...] = ()
+        self._outbox_looking = False
+        self._outbox_timer = QTimer(self)
+        self._outbox_timer.setInterval(OUTBOX_LOOK_MS)
+        self._outbox_timer.timeout.connect(self._look_at_outbox)
+        self._outbox_timer.start()
+
+    def _look_at_outbox(self) -> None:
+        if self._closed or self._outbox_looking:
+            return
+        self._outbox_looking = True
+        store = self.bridge.store
+
+        def done(mark: tuple[object, ...] | None, error: BaseException | None) -> None:
+            self._outbox_looking = False
+            if error is not None or mark is None or self._closed:
+                return  # a damaged outbox says so where it is read
+            before, self._outbox_mark = self._outbox_mark, mark
+            if mark != before:
+                self._reload()
+                self.bridge.refresh_counts()
+
+        self.bridge.run_in_background(store.change_mark, done)
 
     def _watch_accounts_file(self) -> None:
         """Accounts added, changed or removed from outside the window (the command

@@ -157,6 +157,37 @@ def test_the_sandbox_account_paused_for_a_password_sends_again_without_asking(
     close_all(window)
 
 
+def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
+    qtbot, tmp_path: Path
+) -> None:
+    """Another Mailer (here the command line's store) queues and cancels: the
+    window's Outbox shows it within seconds, without a click."""
+    paths = home_for(
+        tmp_path,
+        Account(name="work", email="ann@example.org", host="127.0.0.1", port=9,
+                security=Security.NONE, auth=AuthMethod.NONE),
+    )  # fmt: skip
+    window = open_window(qtbot, paths)
+    window.show_folder("outbox")
+    other = OutboxStore(paths.database, paths.spool_dir)
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=(parse_address("bob@example.org"),),
+        subject="From a terminal",
+        body="Hello.",
+    )
+    later = time.time() + 86400  # sent tomorrow: it stays in the Outbox
+    message = other.enqueue(
+        build_message(draft, spool_dir=paths.spool_dir), account="work", due_at=later
+    )
+    qtbot.waitUntil(lambda: window.model.row_of(message) is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window._folder_item("outbox").text() == "Outbox (1)", timeout=5_000)
+    other.cancel(message)
+    qtbot.waitUntil(lambda: window.model.row_of(message) is None, timeout=10_000)
+    other.close()
+    window.close()
+
+
 def test_compose_send_goes_to_sent_with_its_transcript(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
