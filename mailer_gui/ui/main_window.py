@@ -893,13 +893,21 @@ class MainWindow(QMainWindow):
             # The answer on its way may have been read before this change and
             # would bring the old state back: ask again once it is in.
             self._reload_again = True
+        tried_before = False
+        if new is State.SENT and self.folder_key in _TABLE_FOLDERS:
+            # Read before the row leaves the table: a failed earlier try left
+            # its reason, or its count, there.
+            listed = self.model.row_of(message)
+            if listed is not None:
+                row = self.model.message_row(listed)
+                tried_before = row.attempts > 1 or row.last_error is not None
         if self.folder_key in _TABLE_FOLDERS and (
             self.model.update_state(message, state, detail)
             or new in _folder(self.folder_key).states
         ):
             self._reload()
         if new in (State.FAILED, State.DEFERRED, State.UNCERTAIN, State.SENT):
-            self._announce(message, new, detail)
+            self._announce(message, new, detail, tried_before=tried_before)
         if (
             new in (State.QUEUED, State.DEFERRED, State.FAILED)
             and not self._paused_timer.isActive()
@@ -1003,19 +1011,29 @@ class MainWindow(QMainWindow):
     # --------------------------------------------------------- notifications
 
     def _announce(
-        self, message: int, state: State, detail: str, *, due: float | None = None
+        self,
+        message: int,
+        state: State,
+        detail: str,
+        *,
+        due: float | None = None,
+        tried_before: bool = False,
     ) -> None:
         """Tell the person about what they would otherwise miss (tray, status bar).
 
         ``due``: a deferred message's next try (0 when it could not be read).
         The tray tells a message's first deferral only: the status bar the
-        others, each with its time.
+        others, each with its time. ``tried_before``: a message sent now had
+        failed an earlier try this window did not see (the command line's,
+        or one before a restart): "Sent after all" too.
         """
         from mailer_gui.outbox.store import State
         from mailer_gui.ui.outbox_model import clock_time
 
         if state is State.SENT and message not in self._deferred_before and not detail:
-            return  # sent at the first try, to everyone: the folder count says enough
+            if not tried_before:
+                return  # sent at the first try, to everyone: the folder count says enough
+            self._deferred_before.add(message)
         deferred = state is State.DEFERRED
         if self._started and (message not in self._subjects or (deferred and due is None)):
             # Not listed here (another folder or page is shown): by its subject
@@ -1024,7 +1042,7 @@ class MainWindow(QMainWindow):
                 self._subjects[message] = (row.subject or "(no subject)") if row else ""
                 if not self._closed:
                     when = row.due_at if row is not None and deferred else 0.0
-                    self._announce(message, state, detail, due=when)
+                    self._announce(message, state, detail, due=when, tried_before=tried_before)
 
             self.bridge.load_message(message, loaded)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import signal
 import subprocess
@@ -329,6 +330,32 @@ def test_a_new_retry_schedule_moves_the_next_try_of_a_waiting_message(
     window.apply_preferences(dataclasses.replace(window.preferences, retry_delays=(1,)))
     wait_for_notice(qtbot, window, "Sent after all")  # a second later, not a minute
     assert len(server.messages) == 1 and len(tries) == 2
+    close_all(window)
+
+
+def test_a_message_the_command_line_deferred_is_announced_when_sent_after_all(
+    qtbot, tmp_path: Path, aiosmtpd_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailer_gui import cli
+
+    tries: list[str] = []
+
+    def greylist(address: str, options: list[str]) -> str | None:
+        tries.append(address)
+        return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
+
+    server = aiosmtpd_factory(on_rcpt=greylist)
+    paths = home_with_account(tmp_path, server.port)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal to ask at
+    home = str(paths.config_dir.parent)
+    args = ["--home", home, "send", "--to", "bob@example.org", "--subject", "Late", "--body", "Hi"]
+    assert cli.main(args) == cli.EX_TEMPFAIL
+    window = open_window(qtbot, paths)
+    window.show_folder("outbox")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
+    window.send_now_action.trigger()
+    text = wait_for_notice(qtbot, window, "Sent after all")
+    assert text == "“Late” was delivered."
     close_all(window)
 
 
