@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from mailer_gui.accounts.secrets import (
     session_password,
 )
 from mailer_gui.accounts.store import AccountStore
-from mailer_gui.outbox.policy import NEEDS_PASSWORD
+from mailer_gui.outbox.policy import NEEDS_PASSWORD, UNDO_WINDOW_MAX
 from mailer_gui.outbox.runner import (
     AccountLookup,
     CredentialsLookup,
@@ -231,6 +232,11 @@ class OutboxBridge(QObject):
 
         def queued(message: int | None, error: BaseException | None) -> None:
             if error is None:
+                if due_at is None or due_at <= time.time() + UNDO_WINDOW_MAX:
+                    # Send pressed (not Send later): this message is tried when
+                    # its undo window ends, not after the wait another
+                    # message's failure put on the account (unseen by the person).
+                    self.runner.clear_backoff(account)
                 self.runner.wake()
                 self.refresh_counts()
             on_done(message, error)

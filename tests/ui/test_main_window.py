@@ -359,6 +359,29 @@ def test_a_message_the_command_line_deferred_is_announced_when_sent_after_all(
     close_all(window)
 
 
+def test_a_new_message_does_not_wait_for_the_accounts_retry_time(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """The server could not be reached, so the account waits for its next try;
+    the person fixes it and presses Send on a new message: that one goes now,
+    not after a minute with "Sending soon" shown."""
+    server = aiosmtpd_factory()
+    window, composer, paths = window_writing(qtbot, tmp_path, 9, "First", "Hi.")  # closed port
+    composer.send()
+    wait_for_notice(qtbot, window, "Sending deferred")
+    accounts = AccountStore(paths.accounts_file)
+    accounts.replace("work", dataclasses.replace(accounts.get("work"), port=server.port))
+    second = window.open_composer()
+    assert second is not None
+    write(second, "bob@example.org", "Second", "Hello again.")
+    second.send()
+    qtbot.waitUntil(lambda: len(server.messages) == 1, timeout=10_000)
+    assert server.messages[0].content.count(b"Subject: Second") == 1
+    (waiting,) = window.bridge.store.messages([State.DEFERRED])
+    assert waiting.subject == "First"  # it keeps its own retry time
+    close_all(window)
+
+
 def test_a_message_refused_by_one_of_its_recipients_is_announced(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
