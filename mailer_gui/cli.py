@@ -1238,7 +1238,10 @@ def _print_row(
         text = _describe_error(error) if error is not None else (row.last_error or "")
         held = paused if row.state in (State.DEFERRED, State.QUEUED) else None
         # Not the refusals again ("bob@…: No such user"), shown above.
-        already_shown = bool(refused) or text in {r.text for r in row.recipients}
+        shown = {r.text for r in row.recipients} | {
+            f"{r.address}: {r.text}" for r in row.recipients
+        }
+        already_shown = bool(refused) or text in shown
         if text and not already_shown and not (held and text in held[1]):
             print(text, file=sys.stderr)
         if held:
@@ -1263,14 +1266,18 @@ def _print_row(
 
 
 def _refusals_explained(row: MessageRow) -> list[str]:
-    """What each refusal for good means and what to do, in plain words, once
-    for each different one ("The server says the recipient address does not
-    exist (550 5.1.1). Check the address …")."""
+    """What each server refusal means and what to do, in plain words, once for
+    each different one ("The server says the recipient address does not
+    exist (550 5.1.1). Check the address …"): those refused for good, and
+    those the server asked to try again later (greylisting, a full mailbox)."""
     texts: dict[str, None] = {}
+    alone = len(row.recipients) == 1
     for r in row.recipients:
-        if r.status != "rejected":
+        if r.status not in ("rejected", "deferred") or r.code is None:
             continue
-        explanation = recipient_explanation(r.address, r.code, r.enhanced, r.text, None)
+        explanation = recipient_explanation(
+            r.address, r.code, r.enhanced, r.text, None, alone=alone
+        )
         if explanation is not None:
             texts[f"{explanation.summary} {explanation.advice}".strip()] = None
     return list(texts)
@@ -1580,6 +1587,10 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     if failed or partly:
         return EX_UNAVAILABLE  # refused for good in this run: the person must act
     waiting = store.messages([State.DEFERRED, State.QUEUED, State.SENDING])
+    if args.due and not uncertain:
+        # Run from cron: a message waiting for its next try is no news; an
+        # account that waits for the person (a password) is.
+        return EX_CONFIG if any(row.account in paused for row in waiting) else EX_OK
     if uncertain or any(row.account not in paused for row in waiting):
         return EX_TEMPFAIL  # they go later by themselves, or wait for a decision
     return EX_CONFIG if waiting else EX_OK  # only paused accounts' messages wait

@@ -11,6 +11,7 @@ both; nothing here imports Qt.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import deque
 from collections.abc import Mapping
@@ -404,12 +405,15 @@ def recipient_explanation(
     enhanced: str | None,
     text: str | None,
     conversation: Conversation | None,
+    *,
+    alone: bool = False,
 ) -> Explanation | None:
     """Plain words for a recipient's stored reply; None for a positive one or none at all.
 
     The step matters (a 452 at RCPT is "too many recipients", after the
     message it is "short of storage"): the RCPT reply for this address when it
     carried this code, else the message's own refusal in the same attempt.
+    ``alone``: the message had this one recipient, so nothing is said of others.
     """
     if code is None or code < 400:
         return None
@@ -429,7 +433,14 @@ def recipient_explanation(
                     stage = exchange.stage
                     host = exchange.host or host
                     break
-    return explain(reply, stage, host=host)
+    explanation = explain(reply, stage, host=host)
+    if alone and _OTHERS in explanation.advice:
+        advice = explanation.advice.replace(_OTHERS, "").replace("  ", " ").strip()
+        explanation = dataclasses.replace(explanation, advice=advice)
+    return explanation
+
+
+_OTHERS = "The other recipients are not affected."
 
 
 __all__ = [

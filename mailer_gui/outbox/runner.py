@@ -308,8 +308,8 @@ class SpoolChanged(OSError):
         super().__init__(
             f"The message file {row.spool_path} has changed since the message was queued "
             f"({how}), so Mailer does not send it: the recipients would get a damaged "
-            "message. Nothing else was changed; Edit as new makes a new message from what "
-            "is left."
+            "message. Nothing else was changed (in the window, Edit as new makes a new "
+            "message from what is left)."
         )
 
 

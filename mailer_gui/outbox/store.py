@@ -1295,8 +1295,8 @@ class OutboxStore:
                 if row["data_end_at"] is not None or (row["id"], row["current_attempt"]) in ended:
                     state = State.UNCERTAIN
                     error = (
-                        "Mailer stopped after sending the whole message and before the server "
-                        "confirmed it: it may have been delivered."
+                        "Mailer stopped after sending the whole message, before the server's "
+                        "answer to it was recorded: it may have been delivered."
                     )
                     db.execute(
                         "UPDATE messages SET state = 'uncertain', last_error = ?, "

@@ -921,6 +921,7 @@ class DetailPane(QWidget):
                 recipient.enhanced,
                 recipient.text,
                 self._conversation_for(recipient.address),
+                alone=len(row.recipients) == 1,
             )
             if explanation is not None:
                 advice = explanation.advice
