@@ -30,7 +30,7 @@ from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.composer import ComposerWindow
 from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, MainWindow
 from mailer_gui.ui.outbox_model import COLUMNS, LAST_REPLY, NEXT_ATTEMPT, STATE, OutboxTableModel
-from tests.servers.aiosmtpd_server import HeldReply
+from tests.servers.aiosmtpd_server import AiosmtpdServer, HeldReply
 from tests.ui.homes import home_for, home_with_account
 from tests.ui.many_rows import fill_outbox
 from tests.ui.test_gui_thread import BlockingCalls
@@ -66,6 +66,18 @@ def window_writing(
     assert composer is not None
     write(composer, to, subject, body)
     return window, composer, paths
+
+
+def greylisting(aiosmtpd_factory) -> tuple[AiosmtpdServer, list[str]]:
+    """A server that answers the first RCPT with 451 and takes every later one,
+    and the addresses it was asked for, in order."""
+    tries: list[str] = []
+
+    def greylist(address: str, options: list[str]) -> str | None:
+        tries.append(address)
+        return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
+
+    return aiosmtpd_factory(on_rcpt=greylist), tries
 
 
 def wait_for_notice(qtbot, window: MainWindow, title: str) -> str:
@@ -314,13 +326,7 @@ def test_a_new_retry_schedule_moves_the_next_try_of_a_waiting_message(
     by the new one, and its next try happens then."""
     import dataclasses
 
-    tries: list[str] = []
-
-    def greylist(address: str, options: list[str]) -> str | None:
-        tries.append(address)
-        return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
-
-    server = aiosmtpd_factory(on_rcpt=greylist)
+    server, tries = greylisting(aiosmtpd_factory)
     window, composer, _ = window_writing(qtbot, tmp_path, server.port, "Soon", "Again.")
     composer.send()
     wait_for_notice(qtbot, window, "Sending deferred")
@@ -338,13 +344,7 @@ def test_a_message_the_command_line_deferred_is_announced_when_sent_after_all(
 ) -> None:
     from mailer_gui import cli
 
-    tries: list[str] = []
-
-    def greylist(address: str, options: list[str]) -> str | None:
-        tries.append(address)
-        return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
-
-    server = aiosmtpd_factory(on_rcpt=greylist)
+    server, _ = greylisting(aiosmtpd_factory)
     paths = home_with_account(tmp_path, server.port)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal to ask at
     home = str(paths.config_dir.parent)
@@ -399,13 +399,7 @@ def test_a_message_refused_by_one_of_its_recipients_is_announced(
 
 
 def test_deferred_then_sent_is_announced(qtbot, tmp_path: Path, aiosmtpd_factory) -> None:
-    tries: list[str] = []
-
-    def greylist(address: str, options: list[str]) -> str | None:
-        tries.append(address)
-        return "451 4.7.1 Greylisted, try again later" if len(tries) == 1 else None
-
-    server = aiosmtpd_factory(on_rcpt=greylist)
+    server, _ = greylisting(aiosmtpd_factory)
     window, composer, _ = window_writing(qtbot, tmp_path, server.port, "Greylisted", "Again.")
     composer.send()
     wait_for_notice(qtbot, window, "Sending deferred")
