@@ -108,14 +108,20 @@ def test_first_start_shows_the_welcome(qtbot, tmp_path: Path) -> None:
     window.close()
 
 
-def test_try_the_sandbox_first_send_arrives(qtbot, tmp_path: Path, memory_keyring) -> None:
+def sandbox_trial(qtbot, tmp_path: Path) -> tuple[MainWindow, ComposerWindow, AppPaths]:
+    """A window on a new home (no undo window) where the person chose "Try it
+    with the built-in test server": the composer it opened."""
     paths = resolve_paths(tmp_path)
     ensure_private_dir(paths.config_dir)
     save_preferences(paths.preferences_file, Preferences(undo_seconds=0))
     window = open_window(qtbot, paths)
     assert window.welcome is not None
     window.welcome.trySandbox.emit()
-    composer = only_composer(qtbot, window)
+    return window, only_composer(qtbot, window), paths
+
+
+def test_try_the_sandbox_first_send_arrives(qtbot, tmp_path: Path, memory_keyring) -> None:
+    window, composer, _ = sandbox_trial(qtbot, tmp_path)
     assert "friend@sandbox.test" in composer.to_field.text()
     composer.send()
     qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=20_000)
@@ -138,13 +144,8 @@ def test_the_sandbox_account_paused_for_a_password_sends_again_without_asking(
     resumes it instead of asking for a password the person was never shown."""
     from mailer_gui.outbox.policy import NEEDS_PASSWORD, Disposition, Verdict
 
-    paths = resolve_paths(tmp_path)
-    ensure_private_dir(paths.config_dir)
-    save_preferences(paths.preferences_file, Preferences(undo_seconds=0))
-    window = open_window(qtbot, paths)
-    assert window.welcome is not None
-    window.welcome.trySandbox.emit()
-    only_composer(qtbot, window).send()
+    window, composer, paths = sandbox_trial(qtbot, tmp_path)
+    composer.send()
     qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=20_000)
     close_all(window)
 
