@@ -821,8 +821,10 @@ def _password_advice(name: str, source: str, *, sandbox: bool = False, waiting: 
     elif sandbox:
         # No keyring: only the sandbox process holds its password (it prints it).
         advice = (
-            "Run this command in a terminal and type the password the sandbox printed when "
-            "it started (it changes at each start: with no keyring, it is kept nowhere)"
+            "Mailer's window sends the sandbox's messages itself while it runs the sandbox; "
+            "otherwise run this command in a terminal and type the password the sandbox "
+            "printed when it started (it changes at each start: with no keyring, it is kept "
+            "nowhere)"
         )
     elif source == "none":
         advice = f"Run this command in a terminal to type it (the account {name} keeps none)"
@@ -1222,8 +1224,9 @@ def _print_row(
         return
     for r in row.recipients:
         code = " ".join(str(part) for part in (r.code, r.enhanced) if part)
-        said = f"{code} {r.text or ''}" if code else r.text or ""
-        print(f"{_status_word(r, row.state):9} {r.address}: {said}".rstrip())
+        said = f"{code} {r.text or ''}".strip() if code else r.text or ""
+        line = f"{_status_word(r, row.state):9} {r.address}"
+        print(f"{line}: {said}" if said else line)
     refused = _refusals_explained(row)
     for text in refused:
         print(text, file=sys.stderr)

@@ -192,6 +192,11 @@ def _state_tone(row: MessageRow) -> str:
     }.get(state, "normal")
 
 
+# States a message is not tried again from by itself: what the replies'
+# explanations say Mailer will try again later is no longer so.
+_NOT_TRIED_AGAIN = frozenset({State.FAILED, State.SENT, State.CANCELLED, State.UNCERTAIN})
+
+
 def _recipient_status(recipient: RecipientRow, state: State) -> tuple[str, str]:
     """What happened to one recipient, and the tone to show it in."""
     status = recipient.status
@@ -925,7 +930,7 @@ class DetailPane(QWidget):
             )
             if explanation is not None:
                 advice = explanation.advice
-                if row.state is not State.DEFERRED and recipient.status != "rejected":
+                if row.state in _NOT_TRIED_AGAIN and recipient.status != "rejected":
                     # Mailer gave up on it, or it went to the others only: no
                     # "will try this recipient again later" any more.
                     advice = without_retry_note(advice)
@@ -987,7 +992,10 @@ class DetailPane(QWidget):
             who = exchange.host if several and exchange.host else "The server"
             lines.addWidget(_label(f"{who} said: {words}", box))
             explanation = conversation.explain(exchange)
-            meaning = _label(f"{explanation.summary} {explanation.advice}", box)
+            advice = explanation.advice
+            if self.row is not None and self.row.state in _NOT_TRIED_AGAIN:
+                advice = without_retry_note(advice)  # nothing is tried again now
+            meaning = _label(f"{explanation.summary} {advice}".strip(), box)
             self._tone(meaning, "muted")
             lines.addWidget(meaning)
         if len(problems) > MAX_PROBLEMS_SHOWN:

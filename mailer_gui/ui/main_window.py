@@ -430,8 +430,9 @@ class MainWindow(QMainWindow):
                 self._outbox_unusable(str(exc))
                 return
         self.sandbox.error.connect(self.show_status)
-        # Its account may wait, paused for a password it now has.
-        self.sandbox.started.connect(lambda _port: self._ask_for_passwords())
+        # Its account may wait, paused for a password it now has, or deferred
+        # because it was not running: either goes now.
+        self.sandbox.started.connect(lambda _port: self._sandbox_running())
         self.drafts = DraftStore.for_paths(paths)
 
         self._build_detail()
@@ -441,6 +442,12 @@ class MainWindow(QMainWindow):
 
         self.connectivity = Connectivity(self.network_label, self)
         self.connectivity.changed.connect(self._online_changed)
+        # The application icon (every window's) after the paint: the window system
+        # is given every size of it, each drawn from the SVG. Before the tray's,
+        # which is made from it.
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and app.windowIcon().isNull():
+            app.setWindowIcon(QIcon.fromTheme("mailer-gui", app_icon()))
         self.tray = self._build_tray() if self._want_tray else None
 
         self.bridge.stateChanged.connect(self._state_changed)
@@ -467,12 +474,6 @@ class MainWindow(QMainWindow):
         self._watch_outbox()
         self._build_draft_actions()
         self.reload_drafts()  # their count beside the folder's name from the start
-
-        # The application icon (every window's) after the paint: the window system
-        # is given every size of it, each drawn from the SVG.
-        app = QApplication.instance()
-        if isinstance(app, QApplication) and app.windowIcon().isNull():
-            app.setWindowIcon(QIcon.fromTheme("mailer-gui", app_icon()))
 
         self._ready = True
         self.ready.emit()
@@ -939,6 +940,29 @@ class MainWindow(QMainWindow):
 
         self.bridge.load_paused_accounts(loaded)
 
+    def _sandbox_running(self) -> None:
+        from mailer_gui.outbox.store import State
+        from mailer_gui.sandbox.account import SANDBOX_ACCOUNT
+
+        self._ask_for_passwords()
+        store, runner = self.bridge.store, self.bridge.runner
+
+        def retry() -> int:
+            waiting = [
+                row.id for row in store.messages([State.DEFERRED]) if row.account == SANDBOX_ACCOUNT
+            ]
+            for message in waiting:
+                store.retry_now(message)
+            runner.clear_backoff(SANDBOX_ACCOUNT)
+            return len(waiting)
+
+        def done(count: int | None, error: BaseException | None) -> None:
+            if count:
+                self.bridge.wake()
+                self.bridge.refresh_counts()
+
+        self.bridge.run_in_background(retry, done)
+
     def _sandbox_logs_in(self, account: Account) -> bool:
         """Whether ``account`` is the sandbox's own while this window runs the
         sandbox: it logs in with the password the server holds, no prompt."""
@@ -1310,6 +1334,8 @@ class MainWindow(QMainWindow):
             if mark != before:
                 self._reload()
                 self.bridge.refresh_counts()
+                if not self._paused_timer.isActive():
+                    self._paused_timer.start()  # an account paused elsewhere: ask
 
         self.bridge.run_in_background(store.change_mark, done)
 

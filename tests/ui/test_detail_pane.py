@@ -147,6 +147,9 @@ def test_a_recipient_given_up_on_is_not_promised_another_try(
     text = pane.recipients_text()
     assert "Not delivered" in text and "451 4.2.1 Mailbox busy" in text
     assert "try this recipient again" not in text and "try again later" not in text
+    qtbot.waitUntil(lambda: "451" in pane.attempts_text(), timeout=5_000)
+    attempts = pane.attempts_text()
+    assert "try this recipient again" not in attempts and "try again later" not in attempts
 
 
 def test_a_refused_recipient_fails_and_the_pane_explains_it(

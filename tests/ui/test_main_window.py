@@ -149,25 +149,63 @@ def test_the_sandbox_account_paused_for_a_password_sends_again_without_asking(
     qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=20_000)
     close_all(window)
 
+    def paused_by_the_command_line(subject: str) -> None:
+        store = OutboxStore(paths.database, paths.spool_dir)
+        draft = Draft(
+            sender=parse_address("you@sandbox.test"),
+            to=(parse_address("friend@sandbox.test"),),
+            subject=subject,
+            body="Hello.",
+        )
+        built = build_message(draft, spool_dir=paths.spool_dir)
+        message = store.enqueue(built, account="sandbox")
+        claimed = store.claim_next("cli", now=time.time(), lease=60)
+        assert claimed is not None and claimed.id == message
+        refused = Verdict(Disposition.PAUSE_ACCOUNT, "No password to be had.", NEEDS_PASSWORD)
+        store.record_failure(message, "cli", refused, account="sandbox")
+        assert store.paused_accounts()["sandbox"][0] == NEEDS_PASSWORD
+        store.close()
+
+    paused_by_the_command_line("While the window was closed")
+    window = open_window(qtbot, paths)
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (2)", timeout=20_000)
+    # And while it is open (once its own looks after that send are over): seen
+    # within seconds, and sent.
+    qtbot.wait(1000)
+    paused_by_the_command_line("While the window was open")
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (3)", timeout=20_000)
+    assert window.password_prompts == {}
+    close_all(window)
+
+
+def test_a_sandbox_message_deferred_while_it_was_stopped_goes_when_it_starts(
+    qtbot, tmp_path: Path, memory_keyring
+) -> None:
+    """Sent from the command line while no window ran the sandbox: deferred
+    ("not running"). The window starts the sandbox: the message goes then,
+    not at its retry time."""
+    from mailer_gui.outbox.policy import Disposition, Verdict
+
+    window, composer, paths = sandbox_trial(qtbot, tmp_path)
+    composer.send()
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=20_000)
+    close_all(window)  # the sandbox stops with it
     store = OutboxStore(paths.database, paths.spool_dir)
     draft = Draft(
         sender=parse_address("you@sandbox.test"),
         to=(parse_address("friend@sandbox.test"),),
-        subject="From the command line",
+        subject="While it was stopped",
         body="Hello.",
     )
     message = store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account="sandbox")
-    claimed = store.claim_next("cli", now=time.time(), lease=60)
-    assert claimed is not None and claimed.id == message
-    refused = Verdict(Disposition.PAUSE_ACCOUNT, "No password to be had.", NEEDS_PASSWORD)
-    store.record_failure(message, "cli", refused, account="sandbox")
-    assert store.paused_accounts()["sandbox"][0] == NEEDS_PASSWORD
+    assert store.claim_next("cli", now=time.time(), lease=60) is not None
+    stopped = Verdict(Disposition.DEFER, "Mailer's test server (the sandbox) is not running.")
+    store.record_failure(message, "cli", stopped, account="sandbox")
+    assert store.get(message).due_at > time.time() + 30  # its retry: a minute away
     store.close()
 
     window = open_window(qtbot, paths)
-    window.finish_startup()
-    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (2)", timeout=20_000)
-    assert window.password_prompts == {}
+    qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (2)", timeout=15_000)
     close_all(window)
 
 
