@@ -1291,6 +1291,8 @@ def _status_word(recipient: RecipientRow, state: State) -> str:
     is uncertain (it is kept as deferred, but nothing retries it by itself)."""
     if state is State.UNCERTAIN and recipient.status not in ("accepted", "rejected"):
         return "unknown"
+    if recipient.status == "rejected" and recipient.code is None:
+        return "failed"  # by Mailer (a missing message file, say), not refused by a server
     return recipient.status
 
 

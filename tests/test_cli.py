@@ -1053,6 +1053,26 @@ def test_an_outbox_folder_that_cannot_be_written_is_one_message_not_a_traceback(
     assert server.messages == []
 
 
+def test_a_message_whose_file_is_gone_is_failed_not_refused(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """No server refused it: its recipients read "failed", with the reason
+    naming the file, not "rejected"."""
+    server = aiosmtpd_factory()
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    code, _, err = run(capsys, monkeypatch, home, *send_args("--later"))
+    assert code == 0, err
+    (spooled,) = (home / "data" / "spool").glob("*.eml")
+    spooled.unlink()
+    code, _, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == cli.EX_UNAVAILABLE, err
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "show", "1")
+    assert "failed    to  bob@example.org" in out and "rejected" not in out
+    assert f"The message file {spooled} is missing" in out
+    assert server.messages == []
+
+
 def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:
     sink = smtp_sink_factory("-q", ".")  # drops the line after the final dot
     home = tmp_path / "home"

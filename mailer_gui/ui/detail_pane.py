@@ -205,7 +205,9 @@ def _recipient_status(recipient: RecipientRow, state: State) -> tuple[str, str]:
             return "Marked as sent", "ok"
         return "Accepted", "ok"
     if status == "rejected":
-        return "Refused", "error"
+        # No reply code: Mailer failed it (its file missing, too big for the
+        # server's stated limit), no server refused it.
+        return ("Refused" if recipient.code is not None else "Not sent"), "error"
     if state is State.FAILED:
         return "Not delivered", "error"
     if state is State.UNCERTAIN:

@@ -1712,6 +1712,8 @@ class MainWindow(QMainWindow):
                     self.show_status(f"Waiting messages keep their old retry times: {error}")
                 elif moved:
                     self._reload()  # their "Waiting to retry at" times
+                    if self.status.text().startswith("Sending deferred"):
+                        self.show_status("")  # its "tried again at" time is the old one
                 self.bridge.wake()
 
             # Messages waiting already follow the new schedule too.

@@ -152,6 +152,20 @@ def test_a_recipient_given_up_on_is_not_promised_another_try(
     assert "try this recipient again" not in attempts and "try again later" not in attempts
 
 
+def test_a_recipient_no_server_refused_is_not_called_refused(
+    qtbot, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    bridge = make_bridge()
+    message = queue(store, "bob@example.org")
+    store.get(message).spool_path.unlink()  # nothing to send: failed by Mailer
+    pane = make_pane(bridge)
+    pane.show_message(message)
+    bridge.start()
+    qtbot.waitUntil(lambda: pane.state_text() == "Failed", timeout=10_000)
+    text = pane.recipients_text()
+    assert "Not sent" in text and "Refused" not in text
+
+
 def test_a_refused_recipient_fails_and_the_pane_explains_it(
     qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
 ) -> None:

@@ -372,6 +372,10 @@ def test_a_new_retry_schedule_moves_the_next_try_of_a_waiting_message(
     store = window.bridge.store
     (waiting,) = store.messages([State.DEFERRED])
     assert waiting.due_at - time.time() > 50  # a minute, by the default schedule
+    assert window.status.text().startswith("Sending deferred")
+    window.apply_preferences(dataclasses.replace(window.preferences, retry_delays=(3600,)))
+    qtbot.waitUntil(lambda: store.get(waiting.id).due_at - time.time() > 3000, timeout=5_000)
+    qtbot.waitUntil(lambda: window.status.text() == "", timeout=5_000)  # its time was the old
     window.apply_preferences(dataclasses.replace(window.preferences, retry_delays=(1,)))
     wait_for_notice(qtbot, window, "Sent after all")  # a second later, not a minute
     assert len(server.messages) == 1 and len(tries) == 2
