@@ -144,7 +144,16 @@ class TranscriptLine:
     record: TranscriptRecord
 
 
-Event = StateChanged | Progress | TranscriptLine
+@dataclass(frozen=True)
+class Trouble:
+    """The background runner could not do its own work (take back interrupted
+    messages, look for due ones): what it met, for the person to see. Each
+    different one is told once."""
+
+    text: str
+
+
+Event = StateChanged | Progress | TranscriptLine | Trouble
 Listener = Callable[[Event], None]
 
 
@@ -705,12 +714,19 @@ class Runner:
             self._on_event(event)
 
     def _schedule(self) -> None:
+        told: set[str] = set()
         while not self._stopping.is_set():
             now = self._clock()
             self._renew_leases(now)
-            with contextlib.suppress(OutboxError):
+            try:
                 for message, state in self._recover(now):
                     self._emit(StateChanged(message, state, "recovered after an interruption"))
+            except OutboxError as exc:
+                # Tried again at every turn; said once (a message stays
+                # "sending" meanwhile, and the person should know why).
+                if str(exc) not in told and self._on_event is not None:
+                    told.add(str(exc))
+                    self._emit(Trouble(str(exc)))
             self._start_workers(now)
             self._wake.wait(self._sleep_time(now))
             self._wake.clear()

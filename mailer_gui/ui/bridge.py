@@ -32,6 +32,7 @@ from mailer_gui.outbox.runner import (
     Runner,
     StateChanged,
     TranscriptLine,
+    Trouble,
     deliver_direct_row,
 )
 from mailer_gui.outbox.store import MessageRow, OutboxStore, State
@@ -121,6 +122,8 @@ class OutboxBridge(QObject):
     countsChanged = Signal(dict)
     #: message id, what went wrong (an action started without its own on_done)
     actionFailed = Signal(int, str)
+    #: what the background runner could not do (runner.Trouble), once each
+    trouble = Signal(str)
 
     # Private hops onto the GUI thread, connected queued to slots of this object.
     _runnerEvent = Signal(object)
@@ -397,6 +400,8 @@ class OutboxBridge(QObject):
             self.progress.emit(event.message, event.sent, event.total)
         elif isinstance(event, TranscriptLine):
             self.transcriptLine.emit(event.message, event.account, event.record)
+        elif isinstance(event, Trouble):
+            self.trouble.emit(event.text)
 
     @Slot()
     def _load_counts(self) -> None:

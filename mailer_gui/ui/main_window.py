@@ -455,6 +455,7 @@ class MainWindow(QMainWindow):
         self.bridge.countsChanged.connect(self._show_counts)
         self.bridge.progress.connect(self.send_progress.update_progress)
         self.bridge.actionFailed.connect(lambda _id, text: self.show_status(text))
+        self.bridge.trouble.connect(self.show_status)
 
         self._load_accounts()
         self.apply_preferences(self.preferences)

@@ -676,3 +676,36 @@ def test_giving_up_says_so_not_that_it_will_try_again(aiosmtpd_factory, tmp_path
     assert change.detail.startswith("Mailer gave up after 2 attempts over 1 min 1 s"), change
     assert "To be tried again" not in change.detail
     assert len(server.wait_for_messages(1)) == 1  # to a@ once, never again
+
+
+def test_a_recovery_that_cannot_be_made_is_told_once(aiosmtpd_factory, outbox, tmp_path) -> None:
+    """A message left `sending` by a Mailer that died, and a marks folder that
+    cannot be read (a file in its place): the background runner cannot take
+    it back, and says so once, instead of the message showing "Sending…"
+    with no word."""
+    from mailer_gui.outbox.runner import Trouble
+
+    server = aiosmtpd_factory()
+    message = queue(outbox, tmp_path, due_at=time.time() - 700)
+    assert outbox.claim_next("gone", now=time.time() - 600, lease=1) is not None
+    if outbox.marks_dir.exists():
+        for path in outbox.marks_dir.iterdir():
+            path.unlink()
+        outbox.marks_dir.rmdir()
+    outbox.marks_dir.write_text("not a folder")
+    events: list[Event] = []
+    runner = runner_for(outbox, account_for(server), events)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not any(isinstance(e, Trouble) for e in events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for _ in range(3):  # more turns of the scheduler
+            runner.wake()
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+    troubles = [e for e in events if isinstance(e, Trouble)]
+    assert len(troubles) == 1, troubles
+    assert str(outbox.marks_dir) in troubles[0].text
+    assert outbox.get(message).state is State.SENDING  # left as it was: nothing guessed

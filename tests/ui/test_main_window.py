@@ -209,6 +209,32 @@ def test_a_sandbox_message_deferred_while_it_was_stopped_goes_when_it_starts(
     close_all(window)
 
 
+def test_a_message_the_window_cannot_take_back_is_explained(qtbot, tmp_path: Path) -> None:
+    """Left "sending" by a Mailer that died, with the marks folder unreadable:
+    the status bar says why it stays so, instead of "Sending…" and no word."""
+    paths = home_with_account(tmp_path, 9)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=(parse_address("bob@example.org"),),
+        subject="Interrupted",
+        body="Hello.",
+    )
+    built = build_message(draft, spool_dir=paths.spool_dir)
+    store.enqueue(built, account="work", due_at=time.time() - 700)
+    assert store.claim_next("gone", now=time.time() - 600, lease=1) is not None
+    store.close()
+    marks = paths.database.with_name(paths.database.name + ".marks")
+    if marks.exists():
+        for path in marks.iterdir():
+            path.unlink()
+        marks.rmdir()
+    marks.write_text("not a folder")
+    window = open_window(qtbot, paths)
+    qtbot.waitUntil(lambda: str(marks) in window.status.text(), timeout=10_000)
+    window.close()
+
+
 def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
     qtbot, tmp_path: Path
 ) -> None:
