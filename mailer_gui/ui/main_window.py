@@ -461,6 +461,15 @@ class MainWindow(QMainWindow):
         self.apply_preferences(self.preferences)
         if self._preference_warning:
             self.show_status(self._preference_warning)
+        if self._settings.value("sendingPaused", False, type=bool):
+            # Paused when Mailer last quit: it stays so, from before the first send.
+            self.bridge.pause_sending(True)
+            self.countdown.set_paused(True)
+            self.pause_action.blockSignals(True)
+            self.pause_action.setChecked(True)
+            self.pause_action.blockSignals(False)
+            self.pause_action.setText("Resume sending")
+            self.show_status("Sending is paused (as when Mailer last quit): messages wait.")
         self._reload()
         self.bridge.refresh_counts()
         self.bridge.start()
@@ -1134,6 +1143,7 @@ class MainWindow(QMainWindow):
         self._require_ready()
         self.countdown.set_paused(paused)
         self.bridge.pause_sending(paused)
+        self._settings.setValue("sendingPaused", paused)  # so after a restart too
         self._reload()  # the waiting messages say so, or no longer do
         self.detail.refresh()
         self.pause_action.setText("Resume sending" if paused else "&Pause sending")

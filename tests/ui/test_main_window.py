@@ -235,6 +235,35 @@ def test_a_message_the_window_cannot_take_back_is_explained(qtbot, tmp_path: Pat
     window.close()
 
 
+def test_paused_sending_stays_paused_after_a_restart(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """Paused when Mailer quit: the next start sends nothing until resumed."""
+    server = aiosmtpd_factory()
+    paths = home_with_account(tmp_path, server.port)
+    window = open_window(qtbot, paths)
+    window.pause_action.trigger()
+    window.close()
+
+    window = open_window(qtbot, paths)
+    assert window.pause_action.isChecked() and window.bridge.runner.paused
+    assert window.status.text().startswith("Sending is paused")
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Held", "Hello.")
+    composer.send()
+    qtbot.waitUntil(lambda: window._folder_item("outbox").text() == "Outbox (1)", timeout=5_000)
+    qtbot.wait(1000)
+    assert server.messages == []  # nothing goes while paused
+    window.pause_action.trigger()  # resumed
+    qtbot.waitUntil(lambda: len(server.messages) == 1, timeout=10_000)
+    close_all(window)
+
+    window = open_window(qtbot, paths)
+    assert not window.pause_action.isChecked() and not window.bridge.runner.paused
+    window.close()
+
+
 def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
     qtbot, tmp_path: Path
 ) -> None:
