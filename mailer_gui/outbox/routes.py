@@ -63,10 +63,15 @@ class RouteError(SmtpError):
     transient when it gave none (timeout, SERVFAIL, no nameserver).
     """
 
-    def __init__(self, message: str, *, domain: str, transient: bool) -> None:
+    def __init__(
+        self, message: str, *, domain: str, transient: bool, unanswered: bool = False
+    ) -> None:
         super().__init__(message)
         self.domain = domain
         self.transient = transient
+        # No DNS server answered at all (a timeout): asking again for another
+        # domain moments later would only wait as long again.
+        self.unanswered = unanswered
 
 
 class PortBlockedError(RouteError):
@@ -207,6 +212,7 @@ def _lookup_failed(
         "may be down; Mailer will try again later.",
         domain=domain,
         transient=True,
+        unanswered=isinstance(exc, dns.exception.Timeout),
     )
 
 
@@ -426,8 +432,24 @@ def _open(job: _Delivery, address: str) -> Session:
     return session
 
 
-def _deliver_to_domain(job: _Delivery, domain: str, recipients: list[str]) -> _DomainOutcome:
+def _deliver_to_domain(
+    job: _Delivery, domain: str, recipients: list[str], unanswered: list[RouteError]
+) -> _DomainOutcome:
+    """``unanswered``: lookups of this message no DNS server answered; after
+    one, the other domains are not looked up (each would wait as long)."""
     transcript = job.transcript
+    if unanswered and domain:
+        first = unanswered[0]
+        silent = RouteError(
+            f"Could not look up the mail servers for {domain}: no DNS server answered for "
+            f"{first.domain} just before, so Mailer did not wait for another answer. The "
+            "network or the DNS server may be down; Mailer will try again later.",
+            domain=domain,
+            transient=True,
+            unanswered=True,
+        )
+        transcript.note(f"not looking up {domain}: no DNS server answered for {first.domain}")
+        return _DomainOutcome(domain, _failed(recipients, silent), attempted=False, connected=False)
     try:
         if not domain:
             raise RouteError(
@@ -442,6 +464,8 @@ def _deliver_to_domain(job: _Delivery, domain: str, recipients: list[str]) -> _D
         hosts = mx_hosts(domain, job.resolver, rng=job.rng)
     except RouteError as exc:
         transcript.note(f"no mail route to {domain or recipients[0]}: {exc.message}")
+        if exc.unanswered:
+            unanswered.append(exc)
         return _DomainOutcome(domain, _failed(recipients, exc), attempted=False, connected=False)
     transcript.note(f"MX for {domain}: {_describe(hosts)}")
 
@@ -591,7 +615,10 @@ def deliver_direct(
     by_domain: dict[str, list[str]] = {}
     for address in dict.fromkeys(envelope.recipients):
         by_domain.setdefault(_domain_of(address), []).append(address)
-    outcomes = [_deliver_to_domain(job, domain, group) for domain, group in by_domain.items()]
+    unanswered: list[RouteError] = []
+    outcomes = [
+        _deliver_to_domain(job, domain, group, unanswered) for domain, group in by_domain.items()
+    ]
 
     tried = [outcome for outcome in outcomes if outcome.attempted]
     # Nothing reached on the port, for any domain: most likely the network

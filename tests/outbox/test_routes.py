@@ -552,6 +552,28 @@ def test_dns_timeout_defers(silent_nameserver: int, servers: MailServers, where:
     assert isinstance(result.error, RouteError) and result.error.transient
 
 
+def test_a_nameserver_that_does_not_answer_is_waited_for_once_a_message(
+    silent_nameserver: int, servers: MailServers
+) -> None:
+    """Three domains, no answer for the first: the others are not looked up
+    (each would wait as long again); all three are deferred."""
+    resolver = make_resolver({NAMESERVER_VARIABLE: f"127.0.0.1:{silent_nameserver}"})
+    resolver.timeout, resolver.lifetime = 0.3, 0.6
+    transcript = Transcript()
+    result = send(
+        resolver, servers.port, "a@one.test", "b@two.test", "c@three.test", transcript=transcript
+    )
+    assert set(statuses(result).values()) == {DEFERRED}
+    notes = [r.text for r in transcript.records]
+    assert [n for n in notes if n.startswith("looking up")] == [
+        "looking up the mail servers (MX) of one.test"
+    ]
+    assert "not looking up two.test: no DNS server answered for one.test" in notes
+    assert "not looking up three.test: no DNS server answered for one.test" in notes
+    two = next(r for r in result.recipients if r.address == "b@two.test")
+    assert "no DNS server answered for one.test just before" in two.detail
+
+
 def test_refused_lookup_defers(dnsmasq_factory: DnsmasqFactory, servers: MailServers) -> None:
     # dnsmasq knows only .test; it REFUSES other names (no upstream): not a "no".
     dns = dnsmasq_factory()
