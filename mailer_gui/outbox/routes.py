@@ -192,9 +192,20 @@ def _text(name: dns.name.Name) -> str:
 
 
 def _shown(domain: str, name: dns.name.Name) -> str:
-    """The domain as the person wrote it, with its A-label form when that differs."""
+    """The domain as the person wrote it, with its A-label form when that differs;
+    one that reached here in A-labels only (the outbox keeps addresses so) is
+    shown in its own letters first: "bücher.test (xn--bcher-kva.test)"."""
     ascii_form = _text(name)
-    return domain if domain.lower().rstrip(".") == ascii_form else f"{domain} ({ascii_form})"
+    if domain.lower().rstrip(".") != ascii_form:
+        return f"{domain} ({ascii_form})"
+    if "xn--" in ascii_form:
+        try:
+            letters = name.to_unicode(omit_final_dot=True)
+        except (dns.exception.DNSException, UnicodeError):
+            return domain
+        if letters != ascii_form:
+            return f"{letters} ({ascii_form})"
+    return domain
 
 
 def _lookup_failed(

@@ -305,6 +305,18 @@ def test_internationalized_domain_is_looked_up_in_a_labels(
     assert hosts == [MxHost("mx.xn--bcher-kva.test", 10, ("127.0.0.2",), implicit=False)]
 
 
+def test_an_internationalized_domain_is_named_in_its_own_letters(
+    dnsmasq_factory: DnsmasqFactory,
+) -> None:
+    """The outbox keeps the address in A-labels; the reason names the domain
+    as the person wrote it, with that form beside it."""
+    dns = dnsmasq_factory()  # knows no bücher.test: NXDOMAIN
+    with pytest.raises(RouteError) as caught:
+        mx_hosts("xn--bcher-kva.test", dns.resolver())
+    assert "bücher.test (xn--bcher-kva.test)" in caught.value.message
+    assert not caught.value.transient
+
+
 # -------------------------------------------------------------- choosing the host
 
 
