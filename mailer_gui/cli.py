@@ -1428,6 +1428,18 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
             f"mailer-gui: {store.damaged} Only the messages that could still be read are listed.",
             file=sys.stderr,
         )
+    orphans = store.orphan_files()
+    if orphans and states is None:
+        files = "A file" if len(orphans) == 1 else f"{len(orphans)} files"
+        belong = "belongs" if len(orphans) == 1 else "belong"
+        print(
+            f"mailer-gui: {files} in {paths.spool_dir} {belong} to no message in the outbox "
+            "(its database lost them: a damaged or older copy, or its -wal log removed). "
+            "Each is a whole message; mailer-gui send --eml FILE sends one again: "
+            f"{', '.join(str(path) for path in orphans[:3])}"
+            f"{' …' if len(orphans) > 3 else ''}",
+            file=sys.stderr,
+        )
     if args.json:
         print(
             json.dumps(

@@ -1073,6 +1073,38 @@ def test_a_message_whose_file_is_gone_is_failed_not_refused(
     assert server.messages == []
 
 
+def test_message_files_the_database_lost_are_named_not_removed(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """The database lost a row (an older copy put back, its -wal removed): the
+    message's file stays in the spool, and outbox list names it."""
+    import contextlib
+    import sqlite3
+
+    server = aiosmtpd_factory()
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    for _ in range(2):
+        code, _, err = run(capsys, monkeypatch, home, *send_args("--later"))
+        assert code == 0, err
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "show", "2")
+    (lost,) = [
+        home / "data" / "spool" / Path(line.split("(", 1)[1].rstrip(")")).name
+        for line in out.splitlines()
+        if line.strip().startswith("Size:")
+    ]
+    with contextlib.closing(sqlite3.connect(home / "data" / "outbox.sqlite3")) as db, db:
+        db.execute("DELETE FROM recipients WHERE message = 2")
+        db.execute("DELETE FROM messages WHERE id = 2")
+    hour_ago = time.time() - 3600
+    os.utime(lost, (hour_ago, hour_ago))
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "list")
+    assert code == 0
+    assert f"A file in {home / 'data' / 'spool'} belongs to no message in the outbox" in err
+    assert str(lost) in err and "mailer-gui send --eml FILE" in err
+    assert lost.exists()  # never removed
+
+
 def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, monkeypatch) -> None:
     sink = smtp_sink_factory("-q", ".")  # drops the line after the final dot
     home = tmp_path / "home"

@@ -1363,6 +1363,33 @@ class OutboxStore:
                 continue  # gone meanwhile, or not ours to remove: left alone
         return removed
 
+    def orphan_files(self, *, now: float | None = None) -> list[Path]:
+        """Message files in the spool that no message in the outbox names: left
+        by a database that lost rows (damaged, replaced by an older copy, or its
+        -wal log removed by hand). Never removed here: each is a whole message.
+        A file written in the last minute may be a message being queued, and
+        half-built ones (``msg-*.eml``) are not messages: neither counts."""
+        cutoff = (time.time() if now is None else now) - 60
+        try:
+            named = {row[0] for row in self._read("SELECT spool_file FROM messages")}
+        except OutboxError:
+            return []  # what a damaged database names is not known
+        try:
+            entries = list(os.scandir(self.spool_dir))
+        except OSError:
+            return []
+        found: list[Path] = []
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".eml") or name.startswith("msg-") or name in named:
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    found.append(Path(entry.path))
+            except OSError:
+                continue
+        return sorted(found)
+
     def withdraw(self, message: int) -> bool:
         """Remove a message cancelled before any attempt, and its file: what Undo
         send does once the message is back in a composer and saved in Drafts
