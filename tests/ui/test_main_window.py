@@ -108,6 +108,27 @@ def test_first_start_shows_the_welcome(qtbot, tmp_path: Path) -> None:
     window.close()
 
 
+def queued_elsewhere(
+    store: OutboxStore,
+    paths: AppPaths,
+    subject: str,
+    *,
+    account: str = "work",
+    due_at: float | None = None,
+) -> int:
+    """A message queued through ``store``, as another Mailer (the command line)
+    would queue it: from the account's address (the sandbox's for "sandbox")."""
+    sandbox = account == "sandbox"
+    draft = Draft(
+        sender=parse_address("you@sandbox.test" if sandbox else "ann@example.org"),
+        to=(parse_address("friend@sandbox.test" if sandbox else "bob@example.org"),),
+        subject=subject,
+        body="Hello.",
+    )
+    built = build_message(draft, spool_dir=paths.spool_dir)
+    return store.enqueue(built, account=account, due_at=due_at)
+
+
 def sandbox_trial(qtbot, tmp_path: Path) -> tuple[MainWindow, ComposerWindow, AppPaths]:
     """A window on a new home (no undo window) where the person chose "Try it
     with the built-in test server": the composer it opened."""
@@ -151,14 +172,7 @@ def test_the_sandbox_account_paused_for_a_password_sends_again_without_asking(
 
     def paused_by_the_command_line(subject: str) -> None:
         store = OutboxStore(paths.database, paths.spool_dir)
-        draft = Draft(
-            sender=parse_address("you@sandbox.test"),
-            to=(parse_address("friend@sandbox.test"),),
-            subject=subject,
-            body="Hello.",
-        )
-        built = build_message(draft, spool_dir=paths.spool_dir)
-        message = store.enqueue(built, account="sandbox")
+        message = queued_elsewhere(store, paths, subject, account="sandbox")
         claimed = store.claim_next("cli", now=time.time(), lease=60)
         assert claimed is not None and claimed.id == message
         refused = Verdict(Disposition.PAUSE_ACCOUNT, "No password to be had.", NEEDS_PASSWORD)
@@ -191,13 +205,7 @@ def test_a_sandbox_message_deferred_while_it_was_stopped_goes_when_it_starts(
     qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=20_000)
     close_all(window)  # the sandbox stops with it
     store = OutboxStore(paths.database, paths.spool_dir)
-    draft = Draft(
-        sender=parse_address("you@sandbox.test"),
-        to=(parse_address("friend@sandbox.test"),),
-        subject="While it was stopped",
-        body="Hello.",
-    )
-    message = store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account="sandbox")
+    message = queued_elsewhere(store, paths, "While it was stopped", account="sandbox")
     assert store.claim_next("cli", now=time.time(), lease=60) is not None
     stopped = Verdict(Disposition.DEFER, "Mailer's test server (the sandbox) is not running.")
     store.record_failure(message, "cli", stopped, account="sandbox")
@@ -214,14 +222,7 @@ def test_a_message_the_window_cannot_take_back_is_explained(qtbot, tmp_path: Pat
     the status bar says why it stays so, instead of "Sending…" and no word."""
     paths = home_with_account(tmp_path, 9)
     store = OutboxStore(paths.database, paths.spool_dir)
-    draft = Draft(
-        sender=parse_address("ann@example.org"),
-        to=(parse_address("bob@example.org"),),
-        subject="Interrupted",
-        body="Hello.",
-    )
-    built = build_message(draft, spool_dir=paths.spool_dir)
-    store.enqueue(built, account="work", due_at=time.time() - 700)
+    queued_elsewhere(store, paths, "Interrupted", due_at=time.time() - 700)
     assert store.claim_next("gone", now=time.time() - 600, lease=1) is not None
     store.close()
     marks = paths.database.with_name(paths.database.name + ".marks")
@@ -277,16 +278,8 @@ def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
     window = open_window(qtbot, paths)
     window.show_folder("outbox")
     other = OutboxStore(paths.database, paths.spool_dir)
-    draft = Draft(
-        sender=parse_address("ann@example.org"),
-        to=(parse_address("bob@example.org"),),
-        subject="From a terminal",
-        body="Hello.",
-    )
     later = time.time() + 86400  # sent tomorrow: it stays in the Outbox
-    message = other.enqueue(
-        build_message(draft, spool_dir=paths.spool_dir), account="work", due_at=later
-    )
+    message = queued_elsewhere(other, paths, "From a terminal", due_at=later)
     qtbot.waitUntil(lambda: window.model.row_of(message) is not None, timeout=10_000)
     qtbot.waitUntil(lambda: window._folder_item("outbox").text() == "Outbox (1)", timeout=5_000)
     other.cancel(message)
