@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-from mailer_gui.outbox.policy import UNDO_WINDOW_MAX, RetryPolicy
+from mailer_gui.outbox.policy import UNDO_WINDOW_MAX, RetryPolicy, format_duration
 from mailer_gui.paths import ensure_private_dir, write_private_file_atomic
 
 SCHEMA: Final = 1
@@ -296,7 +296,6 @@ def validate_preference(name: str, value: Any) -> None:
 
 # --- durations, as people write them ------------------------------------------
 
-_UNITS: Final = (("d", DAY), ("h", HOUR), ("min", MINUTE), ("s", 1))
 _UNIT_WORDS: Final[Mapping[str, int]] = {
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
     **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), MINUTE),
@@ -304,19 +303,6 @@ _UNIT_WORDS: Final[Mapping[str, int]] = {
     **dict.fromkeys(("d", "day", "days"), DAY),
 }
 _PART = re.compile(r"\s*(\d+(?:[.,]\d+)?)\s*([a-z]*)", re.IGNORECASE)
-
-
-def format_duration(seconds: int) -> str:
-    """``90`` -> ``"1 min 30 s"``, ``7200`` -> ``"2 h"``, ``172800`` -> ``"2 d"``."""
-    if seconds <= 0:
-        return "0 s"
-    parts: list[str] = []
-    rest = seconds
-    for unit, size in _UNITS:
-        count, rest = divmod(rest, size)
-        if count:
-            parts.append(f"{count} {unit}")
-    return " ".join(parts)
 
 
 def parse_duration(text: str) -> int:

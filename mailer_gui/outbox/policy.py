@@ -56,18 +56,26 @@ class RetryPolicy:
         return when
 
 
-def human_duration(seconds: float) -> str:
-    """``372`` -> ``"6 min 12 s"``, ``90000`` -> ``"1 d 1 h"``: how long, as
-    the retry schedule is written in Settings; seconds only under an hour."""
-    rest = round(seconds) if seconds < HOUR else round(seconds / MINUTE) * int(MINUTE)
-    if rest <= 0:
+def format_duration(seconds: int) -> str:
+    """``90`` -> ``"1 min 30 s"``, ``7200`` -> ``"2 h"``, ``172800`` -> ``"2 d"``:
+    a duration as the retry schedule is written in Settings."""
+    if seconds <= 0:
         return "0 s"
     parts: list[str] = []
+    rest = seconds
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         count, rest = divmod(rest, size)
         if count:
             parts.append(f"{count} {unit}")
     return " ".join(parts)
+
+
+def human_duration(seconds: float) -> str:
+    """How long something took, in `format_duration`'s words: ``372.4`` ->
+    ``"6 min 12 s"``; from an hour on, to the minute (``90030`` -> ``"1 d 1 h 1 min"``)."""
+    if seconds >= HOUR:
+        return format_duration(round(seconds / MINUTE) * int(MINUTE))
+    return format_duration(round(seconds))
 
 
 class Disposition(enum.Enum):

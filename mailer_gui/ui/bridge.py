@@ -17,11 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal, Slot
 
-from mailer_gui.accounts.secrets import (
-    forget_password,
-    remember_password,
-    session_password,
-)
+from mailer_gui.accounts.secrets import forget_password, remember_password, session_password
 from mailer_gui.accounts.store import AccountStore
 from mailer_gui.outbox.policy import NEEDS_PASSWORD, UNDO_WINDOW_MAX
 from mailer_gui.outbox.runner import (
@@ -269,6 +265,31 @@ class OutboxBridge(QObject):
         """``on_done({account: (state, reason)} | None, error)``: accounts not being tried."""
         self.run_in_background(self.store.paused_accounts, on_done)
 
+    def resume_account(self, account: str, *, retry: bool = False) -> None:
+        """Try a paused account again (it has what it was waiting for); with
+        ``retry``, its deferred messages go now as well, not at their retry
+        times. Errors go to `trouble`."""
+
+        def work() -> None:
+            if retry:
+                for row in self.store.messages([State.DEFERRED]):
+                    if row.account == account:
+                        self.store.retry_now(row.id)
+            self._resume(account)
+
+        def finished(_result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                self.trouble.emit(str(error))
+            self.runner.wake()
+            self.refresh_counts()
+
+        self.run_in_background(work, finished)
+
+    def _resume(self, account: str) -> None:
+        """(Worker thread.) The account is tried again, at once."""
+        self.store.resume_account(account)
+        self.runner.clear_backoff(account)
+
     def provide_password(
         self, account: str, password: str, *, keep: bool, on_done: Done | None = None,
         check: ServerSettings | None = None,
@@ -288,8 +309,7 @@ class OutboxBridge(QObject):
             if check is not None:
                 _try_login(check, password)  # PasswordRefused: nothing changes
             remember_password(account, password)
-            self.store.resume_account(account)
-            self.runner.clear_backoff(account)
+            self._resume(account)
             if keep:
                 from mailer_gui.accounts import secrets
 

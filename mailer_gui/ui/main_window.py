@@ -463,12 +463,10 @@ class MainWindow(QMainWindow):
             self.show_status(self._preference_warning)
         if self._settings.value("sendingPaused", False, type=bool):
             # Paused when Mailer last quit: it stays so, from before the first send.
-            self.bridge.pause_sending(True)
-            self.countdown.set_paused(True)
             self.pause_action.blockSignals(True)
             self.pause_action.setChecked(True)
             self.pause_action.blockSignals(False)
-            self.pause_action.setText("Resume sending")
+            self._set_paused(True)
             self.show_status("Sending is paused (as when Mailer last quit): messages wait.")
         self._reload()
         self.bridge.refresh_counts()
@@ -944,34 +942,17 @@ class MainWindow(QMainWindow):
                     prompt = self.password_prompts.pop(name.casefold(), None)
                     if prompt is not None:
                         prompt.close()
-                    self._resume_account(account.name)
+                    self.bridge.resume_account(account.name)
                 elif name.casefold() not in self.password_prompts:
                     self._prompt_password(account, reason)
 
         self.bridge.load_paused_accounts(loaded)
 
     def _sandbox_running(self) -> None:
-        from mailer_gui.outbox.store import State
         from mailer_gui.sandbox.account import SANDBOX_ACCOUNT
 
         self._ask_for_passwords()
-        store, runner = self.bridge.store, self.bridge.runner
-
-        def retry() -> int:
-            waiting = [
-                row.id for row in store.messages([State.DEFERRED]) if row.account == SANDBOX_ACCOUNT
-            ]
-            for message in waiting:
-                store.retry_now(message)
-            runner.clear_backoff(SANDBOX_ACCOUNT)
-            return len(waiting)
-
-        def done(count: int | None, error: BaseException | None) -> None:
-            if count:
-                self.bridge.wake()
-                self.bridge.refresh_counts()
-
-        self.bridge.run_in_background(retry, done)
+        self.bridge.resume_account(SANDBOX_ACCOUNT, retry=True)
 
     def _sandbox_logs_in(self, account: Account) -> bool:
         """Whether ``account`` is the sandbox's own while this window runs the
@@ -979,21 +960,6 @@ class MainWindow(QMainWindow):
         from mailer_gui.sandbox.account import is_sandbox_account
 
         return self.sandbox.running and is_sandbox_account(account)
-
-    def _resume_account(self, name: str) -> None:
-        store, runner = self.bridge.store, self.bridge.runner
-
-        def work() -> None:
-            store.resume_account(name)
-            runner.clear_backoff(name)
-
-        def done(_result: object, error: BaseException | None) -> None:
-            if error is not None:
-                self.show_status(str(error))
-            self.bridge.wake()
-            self.bridge.refresh_counts()
-
-        self.bridge.run_in_background(work, done)
 
     def _prompt_password(self, account: Account, reason: str) -> None:
         from mailer_gui.ui.password_prompt import PasswordPrompt
@@ -1141,16 +1107,20 @@ class MainWindow(QMainWindow):
         if self._put_off_while_opening(lambda: self._pause_toggled(paused)):
             return
         self._require_ready()
-        self.countdown.set_paused(paused)
-        self.bridge.pause_sending(paused)
+        self._set_paused(paused)
         self._settings.setValue("sendingPaused", paused)  # so after a restart too
         self._reload()  # the waiting messages say so, or no longer do
         self.detail.refresh()
-        self.pause_action.setText("Resume sending" if paused else "&Pause sending")
         self.show_status(
             "Sending is paused: messages wait in the outbox." if paused else "Sending resumed.",
             passing=not paused,
         )
+
+    def _set_paused(self, paused: bool) -> None:
+        """The runner, the undo countdown and the action follow Pause sending."""
+        self.countdown.set_paused(paused)
+        self.bridge.pause_sending(paused)
+        self.pause_action.setText("Resume sending" if paused else "&Pause sending")
 
     def send_queued_now(self) -> None:
         """Every deferred (and queued) message is due now, in order; then the runner looks."""
@@ -1728,7 +1698,7 @@ class MainWindow(QMainWindow):
                 self.bridge.wake()
 
             # Messages waiting already follow the new schedule too.
-            self.bridge.run_in_background(lambda: store.reschedule(), rescheduled)
+            self.bridge.run_in_background(store.reschedule, rescheduled)
         runner = self.bridge.runner
         runner.max_connections = preferences.max_connections
         runner.per_connection = preferences.per_connection
