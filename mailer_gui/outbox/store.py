@@ -138,6 +138,14 @@ class MessageRow(NamedTuple):
     # How the message file goes out in DATA, worked out when it was queued
     # (see `wire_plan`); None for a large message, or one queued before.
     wire_plan: str | None = None
+    # The attempts made before the person last asked a failed message to be
+    # tried again: the retry schedule counts only those after them.
+    schedule_from: int = 0
+
+    @property
+    def scheduled_attempts(self) -> int:
+        """The attempts the retry schedule counts (`attempts` counts them all)."""
+        return self.attempts - self.schedule_from
 
     @property
     def spool_path(self) -> Path:
@@ -228,6 +236,11 @@ _SCHEMA: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN wire_plan TEXT;
     """,
+    # version 6: Retry on a failed message starts the retry schedule again
+    # without forgetting the attempts already made (attempts counts them all)
+    """
+    ALTER TABLE messages ADD COLUMN schedule_from INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 # In the order of MessageRow's fields. The column spool_file is a name in the
@@ -235,7 +248,7 @@ _SCHEMA: tuple[str, ...] = (
 _MESSAGE_COLUMNS = (
     "id, account, state, created_at, due_at, attempts, last_error, message_id, subject, "
     "size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at, "
-    "data_end_at, updated_at, current_attempt, wire_plan"
+    "data_end_at, updated_at, current_attempt, wire_plan, schedule_from"
 )
 
 
@@ -601,14 +614,14 @@ class OutboxStore:
         (
             id_, account, state, created_at, due_at, attempts, last_error, message_id, subject,
             size, spool_file, envelope_from, smtputf8, eight_bit, dsn_notify, first_attempt_at,
-            data_end_at, updated_at, attempt, plan,
+            data_end_at, updated_at, attempt, plan, schedule_from,
         ) = row  # fmt: skip
         return MessageRow(
             id_, account, _STATES[state], created_at, due_at, attempts, last_error, message_id,
             subject, size, self._spool_prefix + spool_file, envelope_from, bool(smtputf8),
             bool(eight_bit), tuple(filter(None, dsn_notify.split(","))),
             tuple([RecipientRow(r[1], r[2], r[3], r[4], r[5], r[6]) for r in recipients]),
-            first_attempt_at, data_end_at, updated_at, attempt, plan,
+            first_attempt_at, data_end_at, updated_at, attempt, plan, schedule_from,
         )  # fmt: skip
 
     def get(self, message: int) -> MessageRow:
@@ -974,7 +987,12 @@ class OutboxStore:
             for r in db.execute("SELECT status FROM recipients WHERE message = ?", (row["id"],))
         ]
         state, due, last_error = self._next_state(
-            statuses, row["due_at"], row["attempts"], row["first_attempt_at"], last_error, now
+            statuses,
+            row["due_at"],
+            row["attempts"] - row["schedule_from"],
+            row["first_attempt_at"],
+            last_error,
+            now,
         )
         db.execute(
             "UPDATE messages SET state = ?, due_at = ?, last_error = ?, lease_owner = NULL, "
@@ -1107,7 +1125,7 @@ class OutboxStore:
                 state, due = State.UNCERTAIN, row.due_at
             else:
                 state, due, error = self._next_state(
-                    [status for _, status in statuses], row.due_at, row.attempts,
+                    [status for _, status in statuses], row.due_at, row.scheduled_attempts,
                     row.first_attempt_at, error, now,
                 )  # fmt: skip
             states.append(state)
@@ -1442,7 +1460,8 @@ class OutboxStore:
                     (message,),
                 )
                 db.execute(
-                    "UPDATE messages SET first_attempt_at = NULL, attempts = 0 WHERE id = ?",
+                    "UPDATE messages SET first_attempt_at = NULL, schedule_from = attempts "
+                    "WHERE id = ?",
                     (message,),
                 )
             db.execute(
@@ -1464,7 +1483,7 @@ class OutboxStore:
         try:
             with self._write() as db:
                 rows = db.execute(
-                    "SELECT id, due_at, attempts, first_attempt_at, "
+                    "SELECT id, due_at, attempts - schedule_from, first_attempt_at, "
                     "(SELECT max(ended_at) FROM attempts WHERE message = messages.id) "
                     "FROM messages WHERE state = 'deferred'"
                 ).fetchall()

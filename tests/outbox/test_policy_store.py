@@ -499,6 +499,41 @@ def test_retry_now_and_failed_messages(store: OutboxStore, tmp_path: Path) -> No
     assert row.state is State.QUEUED and row.pending == ("bob@example.org",)
 
 
+def test_retrying_a_failed_message_starts_the_schedule_again_and_counts_every_attempt(
+    tmp_path: Path,
+) -> None:
+    """After giving up, Retry gives the message a new run of the schedule (1 min,
+    then 5 min, ...) while the count of attempts, shown in the list and the
+    window, keeps those made before (they are in its history)."""
+    store = OutboxStore(
+        tmp_path / "o.sqlite3", tmp_path / "spool", policy=RetryPolicy(give_up_after=HOUR)
+    )
+    message = enqueue(store, tmp_path)
+    at = T0
+    while store.get(message).state is not State.FAILED:
+        at = max(at, store.get(message).due_at)
+        store.claim("a", now=at, lease=60, message=message)
+        store.record_result(message, "a", result(("bob@example.org", 451)), now=at)
+    made = store.get(message).attempts
+    assert made == len(store.attempts(message)) >= 5
+
+    store.retry_now(message, now=at + 10)
+    store.claim("a", now=at + 10, lease=60, message=message)
+    assert store.record_result(
+        message, "a", result(("bob@example.org", 451)), now=at + 10
+    ) is State.DEFERRED  # fmt: skip
+    row = store.get(message)
+    assert row.attempts == made + 1 == len(store.attempts(message))
+    assert row.due_at == at + 10 + 1 * MINUTE  # the schedule's first delay again
+    store.claim("a", now=row.due_at, lease=60, message=message)
+    store.record_result(message, "a", result(("bob@example.org", 451)), now=row.due_at)
+    assert store.get(message).due_at == row.due_at + 5 * MINUTE
+    # A changed schedule reads the same run: 2 attempts into it, not made + 2.
+    store.policy = RetryPolicy(delays=(10.0, 20.0, 30.0), then_every=HOUR, give_up_after=HOUR)
+    store.reschedule(now=row.due_at + 1)
+    assert store.get(message).due_at == row.due_at + 20.0
+
+
 def test_sending_everything_now_keeps_the_order_they_were_queued(
     store: OutboxStore, tmp_path: Path
 ) -> None:
