@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import BinaryIO
@@ -48,6 +49,9 @@ __all__ = [
 NAMESERVER_VARIABLE = "MAILER_GUI_NAMESERVER"
 DNS_TIMEOUT = 2.0  # seconds for one query to one nameserver
 DNS_LIFETIME = 5.0  # seconds for a whole lookup, retries included
+# How long a lookup no DNS server answered keeps the next ones from being made
+# (DnsSilence): the messages sent meanwhile are deferred without the wait.
+SILENCE_REMEMBERED = 60.0
 # Postfix stops after 5 addresses (smtp_mx_address_limit); a few more cost a
 # desktop little, and the bound keeps a domain with 50 MX hosts from taking hours.
 ADDRESS_LIMIT = 10
@@ -72,6 +76,35 @@ class RouteError(SmtpError):
         # No DNS server answered at all (a timeout): asking again for another
         # domain moments later would only wait as long again.
         self.unanswered = unanswered
+
+
+class DnsSilence:
+    """A lookup no DNS server answered, remembered for a minute.
+
+    Each lookup of a dead or unreachable nameserver waits DNS_LIFETIME
+    seconds. After one, the lookups that would follow (the message's other
+    domains, and the messages the same run sends next) are not made for
+    SILENCE_REMEMBERED seconds: those recipients are deferred at once, saying
+    which lookup went unanswered, instead of a flush of twenty messages taking
+    minutes to defer them one wait at a time. The retry schedule tries them
+    again, with fresh lookups, after its first delay (a minute by default).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._error: RouteError | None = None
+        self._at = 0.0
+
+    def recent(self) -> RouteError | None:
+        """The unanswered lookup of the last SILENCE_REMEMBERED seconds, if any."""
+        if self._error is not None and self._clock() - self._at < SILENCE_REMEMBERED:
+            return self._error
+        return None
+
+    def unanswered(self, error: RouteError) -> None:
+        """``error``'s lookup timed out; the lookups that follow wait for nothing."""
+        if self.recent() is None:
+            self._error, self._at = error, self._clock()
 
 
 class PortBlockedError(RouteError):
@@ -444,13 +477,13 @@ def _open(job: _Delivery, address: str) -> Session:
 
 
 def _deliver_to_domain(
-    job: _Delivery, domain: str, recipients: list[str], unanswered: list[RouteError]
+    job: _Delivery, domain: str, recipients: list[str], silence: DnsSilence
 ) -> _DomainOutcome:
-    """``unanswered``: lookups of this message no DNS server answered; after
-    one, the other domains are not looked up (each would wait as long)."""
+    """``silence``: a lookup no DNS server answered just before (this
+    message's, or an earlier one's); while it lasts, no domain is looked up."""
     transcript = job.transcript
-    if unanswered and domain:
-        first = unanswered[0]
+    first = silence.recent() if domain else None
+    if first is not None:
         silent = RouteError(
             f"Could not look up the mail servers for {domain}: no DNS server answered for "
             f"{first.domain} just before, so Mailer did not wait for another answer. The "
@@ -476,7 +509,7 @@ def _deliver_to_domain(
     except RouteError as exc:
         transcript.note(f"no mail route to {domain or recipients[0]}: {exc.message}")
         if exc.unanswered:
-            unanswered.append(exc)
+            silence.unanswered(exc)
         return _DomainOutcome(domain, _failed(recipients, exc), attempted=False, connected=False)
     transcript.note(f"MX for {domain}: {_describe(hosts)}")
 
@@ -595,6 +628,7 @@ def deliver_direct(
     before_end: Callable[[], None] | None = None,
     rng: random.Random | None = None,
     on_session: SessionHook | None = None,
+    silence: DnsSilence | None = None,
 ) -> MessageResult:
     """Deliver to each recipient domain's own mail servers, without a relay account.
 
@@ -603,7 +637,9 @@ def deliver_direct(
     reached, or answers 4xx to every recipient, hands over to the next
     (RFC 5321 §5.1). The body is read from its current position again for
     each attempt. ``on_session`` sees every Session before it opens, so a
-    caller can ``abort()`` it from another thread.
+    caller can ``abort()`` it from another thread. ``silence`` carries a DNS
+    lookup nobody answered from one message to the next ones (see DnsSilence);
+    without it, only this message's other domains are spared the wait.
     """
     if not envelope.recipients:
         raise MessageRefused("The message has no recipients.")
@@ -626,9 +662,9 @@ def deliver_direct(
     by_domain: dict[str, list[str]] = {}
     for address in dict.fromkeys(envelope.recipients):
         by_domain.setdefault(_domain_of(address), []).append(address)
-    unanswered: list[RouteError] = []
+    silence = silence or DnsSilence()
     outcomes = [
-        _deliver_to_domain(job, domain, group, unanswered) for domain, group in by_domain.items()
+        _deliver_to_domain(job, domain, group, silence) for domain, group in by_domain.items()
     ]
 
     tried = [outcome for outcome in outcomes if outcome.attempted]

@@ -61,7 +61,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple, Protocol
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 from mailer_gui.outbox.marks import EndMarks, RunnerLock
 from mailer_gui.outbox.policy import (
@@ -93,6 +93,9 @@ from mailer_gui.smtp.session import (
 )
 from mailer_gui.smtp.settings import AuthMethod, ServerSettings
 from mailer_gui.smtp.transcript import Transcript, TranscriptRecord, render_records
+
+if TYPE_CHECKING:  # routes loads dnspython: only direct delivery needs it
+    from mailer_gui.outbox.routes import DnsSilence
 
 _log = logging.getLogger(__name__)
 
@@ -172,11 +175,13 @@ class SendingAccount(Protocol):
 AccountLookup = Callable[[str], SendingAccount]
 CredentialsLookup = Callable[[SendingAccount], Callable[[], Credentials] | None]
 SessionHook = Callable[[Session], None]
-# (account, message, its bytes at their start, transcript, mark_end, session hook)
+# (account, message, its bytes at their start, transcript, mark_end, session
+# hook, the run's DNS silence: one per worker, kept from message to message)
 DirectDelivery = Callable[
-    [SendingAccount, MessageRow, BinaryIO, Transcript, Callable[[], None], SessionHook],
+    [SendingAccount, MessageRow, BinaryIO, Transcript, Callable[[], None], SessionHook,
+     "DnsSilence"],
     MessageResult,
-]
+]  # fmt: skip
 
 
 class _Connection:
@@ -194,6 +199,16 @@ class _Connection:
         # The next message's spool file (and its plan), opened and its start
         # read while the server worked on the message before (see prepare).
         self._upcoming: tuple[MessageRow, _Spooled] | None = None
+        # Direct delivery: a DNS lookup nobody answered, for the next messages.
+        self._silence: DnsSilence | None = None
+
+    @property
+    def silence(self) -> DnsSilence:
+        if self._silence is None:
+            from mailer_gui.outbox.routes import DnsSilence
+
+            self._silence = DnsSilence()
+        return self._silence
 
     def envelope_of(self, row: MessageRow) -> Envelope:
         """The envelope of ``row``, made once while it was one of the next messages.
@@ -903,8 +918,9 @@ class Runner:
                     if self._direct is None:
                         raise OutboxError("direct delivery is not available in this runner")
                     result = self._direct(
-                        account, row, body, transcript, mark_end, self._register(row.id)
-                    )
+                        account, row, body, transcript, mark_end, self._register(row.id),
+                        connection.silence,
+                    )  # fmt: skip
                 else:
                     result = self._relay(
                         account, row, body, plan, transcript, connection, ledger, mark_end
@@ -1173,6 +1189,7 @@ def deliver_direct_row(
     transcript: Transcript,
     before_end: Callable[[], None],
     on_session: SessionHook,
+    silence: DnsSilence,
 ) -> MessageResult:
     """Direct delivery of an outbox message (``body``, the runner's reading of its
     file, at its start) to its recipients' MX hosts."""
@@ -1194,4 +1211,5 @@ def deliver_direct_row(
         transcript=transcript,
         before_end=before_end,
         on_session=on_session,
+        silence=silence,
     )

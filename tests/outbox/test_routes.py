@@ -586,6 +586,53 @@ def test_a_nameserver_that_does_not_answer_is_waited_for_once_a_message(
     assert "no DNS server answered for one.test just before" in two.detail
 
 
+def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(
+    silent_nameserver: int, tmp_path, monkeypatch, capsys
+) -> None:
+    """Three messages queued for a direct account, the nameserver silent: the
+    first message waits for its lookup, the two after it are deferred without
+    one (each would wait as long), saying why; none is lost."""
+    import sys
+
+    from mailer_gui import cli
+    from mailer_gui.outbox import routes
+    from mailer_gui.outbox.store import OutboxStore, State
+
+    monkeypatch.setattr(routes, "DNS_TIMEOUT", 0.3)
+    monkeypatch.setattr(routes, "DNS_LIFETIME", 0.6)
+    monkeypatch.setenv(NAMESERVER_VARIABLE, f"127.0.0.1:{silent_nameserver}")
+    home = tmp_path / "home"
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        code = cli.main(["--home", str(home), *args])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    assert run("accounts", "add", "mx", "--kind", "direct", "--email", "ann@example.org")[0] == 0
+    for number, domain in enumerate(("one.test", "two.test", "three.test")):
+        code, said = run(
+            "send", "--later", "--to", f"bob@{domain}", "--subject", f"m{number}", "--body", "hi"
+        )
+        assert code == 0, said
+    code, said = run("outbox", "flush")
+    assert code == cli.EX_TEMPFAIL, said
+    assert "3 deferred" in said
+
+    store = OutboxStore(home / "data" / "outbox.sqlite3", home / "data" / "spool")
+    try:
+        rows = sorted(store.messages(), key=lambda row: row.id)
+        assert [row.state for row in rows] == [State.DEFERRED] * 3
+        logs = [store.attempts(row.id)[-1].transcript for row in rows]
+    finally:
+        store.close()
+    assert "looking up the mail servers (MX) of one.test" in logs[0]
+    for log, domain in zip(logs[1:], ("two.test", "three.test"), strict=True):
+        assert "looking up" not in log.replace("not looking up", "")
+        assert f"not looking up {domain}: no DNS server answered for one.test" in log
+    assert "no DNS server answered for one.test just before" in (rows[2].last_error or "")
+
+
 def test_refused_lookup_defers(dnsmasq_factory: DnsmasqFactory, servers: MailServers) -> None:
     # dnsmasq knows only .test; it REFUSES other names (no upstream): not a "no".
     dns = dnsmasq_factory()

@@ -631,7 +631,7 @@ def test_a_fault_of_mailers_own_leaves_no_message_sending(
     first, second = queue(outbox, tmp_path), queue(outbox, tmp_path, subject="next")
     calls: list[int] = []
 
-    def direct(account, row, body, transcript, before_end, on_session):
+    def direct(account, row, body, transcript, before_end, on_session, silence):
         calls.append(row.id)
         if row.id != first:
             raise ConnectionRefusedError(111, "Connection refused")  # told as deferred
