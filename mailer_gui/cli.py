@@ -36,6 +36,7 @@ from mailer_gui.message.addresses import (
     MailAddress,
     parse_address,
     parse_address_list,
+    shown_address,
 )
 from mailer_gui.message.build import (
     BuiltMessage,
@@ -1225,7 +1226,7 @@ def _print_row(
     for r in row.recipients:
         code = " ".join(str(part) for part in (r.code, r.enhanced) if part)
         said = f"{code} {r.text or ''}".strip() if code else r.text or ""
-        line = f"{_status_word(r, row.state):9} {r.address}"
+        line = f"{_status_word(r, row.state):9} {shown_address(r.address)}"
         print(f"{line}: {said}" if said else line)
     refused = _refusals_explained(row)
     for text in refused:
@@ -1242,7 +1243,7 @@ def _print_row(
         held = paused if row.state in (State.DEFERRED, State.QUEUED) else None
         # Not the refusals again ("bob@…: No such user"), shown above.
         shown = {r.text for r in row.recipients} | {
-            f"{r.address}: {r.text}" for r in row.recipients
+            f"{shown_address(r.address)}: {r.text}" for r in row.recipients
         }
         already_shown = bool(refused) or text in shown
         if text and not already_shown and not (held and text in held[1]):
@@ -1505,7 +1506,8 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
         code = f" {r.code}" if r.code else ""
         enhanced = f" {r.enhanced}" if r.enhanced else ""
         status = _status_word(r, row.state)
-        print(f"    {status:9} {r.kind:3} {r.address}{code}{enhanced} {r.text or ''}".rstrip())
+        address = shown_address(r.address)
+        print(f"    {status:9} {r.kind:3} {address}{code}{enhanced} {r.text or ''}".rstrip())
     for number, attempt in enumerate(attempts, start=1):
         started = _local_time(attempt.started_at)
         print(f"  Attempt {number} at {started}: {attempt.outcome or 'in progress'}")
@@ -1529,7 +1531,8 @@ def _refused(row: MessageRow) -> str:
     named = []
     for r in refused:
         said = " ".join(str(part) for part in (r.code, r.enhanced, r.text) if part)
-        named.append(f"{r.address} ({said})" if said else r.address)
+        address = shown_address(r.address)
+        named.append(f"{address} ({said})" if said else address)
     total = len(row.recipients)
     return f"Sent to {total - len(refused)} of {total}; refused for good: {'; '.join(named)}"
 
@@ -1579,7 +1582,7 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     for message in failed:
         with contextlib.suppress(OutboxError):
             row = store.get(message)
-            to = [r.address for r in row.recipients]
+            to = [shown_address(r.address) for r in row.recipients]
             named = ", ".join(to[:3]) + (f" and {len(to) - 3} more" if len(to) > 3 else "")
             print(
                 f"mailer-gui: message {message} to {named} failed: "

@@ -833,6 +833,39 @@ def test_outbox_list_cuts_a_long_reason_at_a_word_and_shows_it_cut(
     assert words.strip() in " ".join(out.split())  # the whole reason, where it is asked for
 
 
+def test_an_international_domain_is_shown_in_its_own_letters(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """x@bücher.test goes out as x@xn--bcher-kva.test (no SMTPUTF8 needed), and
+    the person reads it back as typed: in send, outbox show and outbox list."""
+    asked: list[str] = []
+
+    def refuse_the_idn(address: str, options: list[str]) -> str | None:
+        asked.append(address)
+        return "550 5.1.1 No such user" if "xn--" in address else None
+
+    server = aiosmtpd_factory(on_rcpt=refuse_the_idn)
+    home = tmp_path / "home"
+    code, _, err = run(
+        capsys, monkeypatch, home, "accounts", "add", "plain", "--email", USER,
+        "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--auth", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(
+        capsys, monkeypatch, home, "send", "--to", "x@bücher.test", "--to", "bob@example.org",
+        "--subject", "IDN", "--body", "hi", "--json",
+    )  # fmt: skip
+    assert code == cli.EX_UNAVAILABLE, err
+    message = json.loads(out)["id"]
+    assert asked == ["x@xn--bcher-kva.test", "bob@example.org"]
+    assert server.messages[0].rcpt_tos == ["bob@example.org"]
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "show", str(message))
+    assert "rejected  to  x@bücher.test 550 5.1.1 No such user" in out
+    assert "xn--" not in out  # the attempt's reason too
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "list")
+    assert "refused for good: x@bücher.test (550 5.1.1 No such user)" in out
+
+
 def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> None:
     tries: dict[str, int] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -185,6 +186,25 @@ def parse_address(text: str) -> MailAddress:
         raise AddressError(f"{original!r}: dots cannot start, end or repeat in the part before @")
     _check_domain(domain, original)
     return MailAddress(name, local, domain)
+
+
+def shown_address(address: str) -> str:
+    """An envelope address as people read it: a domain's A-labels in their own letters.
+
+    ``x@xn--bcher-kva.test`` -> ``x@bücher.test``. The outbox keeps an ASCII
+    local part's domain as A-labels (no SMTPUTF8 needed to send it), and
+    people did not type those. A label that does not decode stays as it is.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or "xn--" not in domain.lower():
+        return address
+    labels = domain.split(".")
+    for index, label in enumerate(labels):
+        if label[:4].lower() == "xn--":
+            # One that is not a real A-label is shown as it is.
+            with contextlib.suppress(UnicodeError):
+                labels[index] = label.lower().encode("ascii").decode("idna")
+    return f"{local}@{'.'.join(labels)}"
 
 
 def parse_address_list(values: list[str] | tuple[str, ...]) -> list[MailAddress]:

@@ -63,6 +63,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
+from mailer_gui.message.addresses import shown_address
 from mailer_gui.outbox.marks import EndMarks, RunnerLock
 from mailer_gui.outbox.policy import (
     NEEDS_ATTENTION,
@@ -537,7 +538,7 @@ def refusals(result: MessageResult) -> str | None:
         (RecipientStatus.DEFERRED, "To be tried again"),
     ):
         said = [
-            f"{r.address}: {r.text}" if r.text else r.address
+            f"{shown_address(r.address)}: {r.text}" if r.text else shown_address(r.address)
             for r in result.recipients
             if r.status is status
         ]

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mailer_gui.message.addresses import shown_address
 from mailer_gui.message.build import BuiltMessage
 from mailer_gui.outbox.marks import dead_runners, read_marks, remove_idle
 from mailer_gui.outbox.policy import (
@@ -1119,7 +1120,7 @@ class OutboxStore:
                 waiting = result.with_status(RecipientStatus.DEFERRED)
                 first = next(iter(waiting or result.with_status(RecipientStatus.REJECTED)), None)
                 if first is not None:
-                    error = f"{first.address}: {first.text}"
+                    error = f"{shown_address(first.address)}: {first.text}"
             attempts.append((now, result.outcome, error, transcript, row.attempt))
             if result.uncertain:
                 state, due = State.UNCERTAIN, row.due_at

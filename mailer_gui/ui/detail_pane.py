@@ -52,7 +52,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mailer_gui.message.addresses import AddressError, MailAddress, parse_address
+from mailer_gui.message.addresses import (
+    AddressError,
+    MailAddress,
+    parse_address,
+    shown_address,
+)
 from mailer_gui.message.draft import Draft
 from mailer_gui.message.eml import load_eml, save_eml
 from mailer_gui.message.inspect import (
@@ -845,7 +850,7 @@ class DetailPane(QWidget):
         sender = self._displayed.view.sender if self._displayed is not None else ""
         self._set_field("From", sender or row.envelope_from)
         for kind in ("to", "cc", "bcc"):
-            addresses = [r.address for r in row.recipients if r.kind == kind]
+            addresses = [shown_address(r.address) for r in row.recipients if r.kind == kind]
             self._set_field(_KIND_NAMES[kind], ", ".join(addresses))
         self._set_field("Account", row.account)
         self._set_field("Size", human_size(row.size))
@@ -903,13 +908,14 @@ class DetailPane(QWidget):
             return
         for recipient in row.recipients:
             box = QFrame()
-            box.setAccessibleName(f"Recipient {recipient.address}")
+            shown = shown_address(recipient.address)
+            box.setAccessibleName(f"Recipient {shown}")
             lines = QVBoxLayout(box)
             lines.setContentsMargins(0, 2, 0, 4)
             lines.setSpacing(1)
             top = QHBoxLayout()
             kind = _KIND_NAMES.get(recipient.kind, recipient.kind)
-            top.addWidget(_label(f"{recipient.address} ({kind})", box), 1)
+            top.addWidget(_label(f"{shown} ({kind})", box), 1)
             status, tone = _recipient_status(recipient, row.state)
             status_label = _label(status, box, bold=True)
             status_label.setWordWrap(False)  # short: keeps its width beside a long address

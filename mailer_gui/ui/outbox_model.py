@@ -25,6 +25,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from mailer_gui.message.addresses import shown_address
 from mailer_gui.outbox.policy import UNDO_WINDOW_MAX
 from mailer_gui.outbox.store import MessageRow, State
 
@@ -150,7 +151,7 @@ def _cells(
     row: MessageRow, now: float, paused: Paused | None = None
 ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """(display texts, sort keys) of one message, one entry per column."""
-    recipients = ", ".join(r.address for r in row.recipients)
+    recipients = ", ".join([shown_address(r.address) for r in row.recipients])
     why = held_by(row, paused, now)
     held = why is not None
     waiting = row.state in _WAITING and not held

@@ -9,6 +9,7 @@ from mailer_gui.message.addresses import (
     check_address_list,
     parse_address,
     parse_address_list,
+    shown_address,
     split_address_list,
 )
 
@@ -96,3 +97,19 @@ def test_idn_and_smtputf8() -> None:
     utf8 = parse_address("jörg@example.org")
     assert utf8.needs_smtputf8
     assert utf8.envelope(smtputf8=True) == "jörg@example.org"
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("x@xn--bcher-kva.test", "x@bücher.test"),
+        ("x@mail.XN--BCHER-KVA.test", "x@mail.bücher.test"),
+        ("jörg@bücher.test", "jörg@bücher.test"),
+        ("x@example.org", "x@example.org"),
+        ("x@xn--zz.test", "x@xn--zz.test"),  # not real punycode: kept
+        ("no-at-sign", "no-at-sign"),
+        ('"a@b"@xn--mnchen-3ya.test', '"a@b"@münchen.test'),
+    ],
+)
+def test_shown_address_gives_a_domain_in_its_own_letters(stored: str, shown: str) -> None:
+    assert shown_address(stored) == shown

@@ -166,6 +166,20 @@ def test_a_recipient_no_server_refused_is_not_called_refused(
     assert "Not sent" in text and "Refused" not in text
 
 
+def test_an_international_domain_is_shown_in_its_own_letters(
+    qtbot, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    """x@bücher.test is kept as x@xn--bcher-kva.test for the envelope; the
+    pane shows it as it was typed."""
+    message = queue(store, "x@bücher.test")
+    assert store.get(message).recipients[0].address == "x@xn--bcher-kva.test"
+    pane = make_pane(make_bridge())
+    pane.show_message(message)
+    qtbot.waitUntil(lambda: "x@bücher.test (To)" in pane.recipients_text())
+    assert pane.fields["To"].text() == "x@bücher.test"
+    assert "xn--" not in pane.recipients_text()
+
+
 def test_a_refused_recipient_fails_and_the_pane_explains_it(
     qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
 ) -> None:

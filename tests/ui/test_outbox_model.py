@@ -124,6 +124,19 @@ def test_a_message_sent_to_only_some_of_its_recipients_says_so() -> None:
     assert [cell(model, r, STATE) for r in range(2)] == ["Sent, 1 of 3 refused", "Sent"]
 
 
+def test_an_international_domain_is_shown_in_its_own_letters() -> None:
+    """Kept as A-labels for the envelope, shown as the person typed it."""
+    row = message_row(1)._replace(
+        recipients=(
+            RecipientRow("x@xn--bcher-kva.test", "to", "pending", None, None, None),
+            RecipientRow("jörg@münchen.test", "cc", "pending", None, None, None),
+        )
+    )
+    model = OutboxTableModel(Folder.OUTBOX)
+    model.set_rows([row])
+    assert cell(model, 0, COLUMNS.index("Recipients")) == "x@bücher.test, jörg@münchen.test"
+
+
 def test_ten_thousand_rows(qtbot) -> None:
     states = list(State)
     rows = [message_row(i, states[i % len(states)], attempts=i % 5) for i in range(10_000, 0, -1)]
