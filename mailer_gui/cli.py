@@ -1469,7 +1469,11 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
         return EX_OK
     for r in rows:
         due = datetime.fromtimestamp(r.due_at).astimezone().strftime("%Y-%m-%d %H:%M")
-        waiting = f" next {due}" if r.state in (State.DEFERRED, State.SCHEDULED) else ""
+        # A queued one due later waits with another of its account (hold_queued).
+        later = r.state in (State.DEFERRED, State.SCHEDULED) or (
+            r.state is State.QUEUED and r.due_at > time.time()
+        )
+        waiting = f" next {due}" if later else ""
         print(
             f"{r.id:>5}  {r.state.value:10} {r.account:12} {len(r.recipients)} rcpt  "
             f"tries {r.attempts}{waiting}  {r.subject}"
@@ -1591,6 +1595,8 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
             )
     for message, refused in partly.items():
         print(f"mailer-gui: message {message}: {refused}", file=sys.stderr)
+    for line in _held_back(store, now_in):
+        print(line, file=sys.stderr)
     counts = store.counts()
     print(f"Outbox: {_state_counts(counts) or 'empty'}.")
     paused = _paused(store)
@@ -1614,6 +1620,40 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     if uncertain or any(row.account not in paused for row in waiting):
         return EX_TEMPFAIL  # they go later by themselves, or wait for a decision
     return EX_CONFIG if waiting else EX_OK  # only paused accounts' messages wait
+
+
+def _held_back(store: OutboxStore, now_in: Mapping[int, State]) -> list[str]:
+    """Why messages of this run are still queued, untried: their account's
+    server put off one of them just before (it could not be reached, or said
+    421), so the others wait for its next try rather than asking it again at
+    once. One line per account."""
+    queued: dict[str, list[int]] = {}
+    put_off: dict[str, MessageRow] = {}
+    for message, state in sorted(now_in.items()):
+        if state not in (State.QUEUED, State.DEFERRED):
+            continue
+        try:
+            row = store.get(message)
+        except OutboxError:
+            continue
+        if state is State.DEFERRED:
+            put_off.setdefault(row.account, row)
+        elif row.attempts == 0 or row.attempts == row.schedule_from:
+            queued.setdefault(row.account, []).append(message)
+    lines = []
+    for account, messages in sorted(queued.items()):
+        first = put_off.get(account)
+        if first is None:
+            continue
+        numbers = ", ".join(str(m) for m in messages)
+        them = f"message {numbers} was" if len(messages) == 1 else f"messages {numbers} were"
+        lines.append(
+            f"mailer-gui: {them} not tried: the server of {account} put off message "
+            f"{first.id} just before, so {'it waits' if len(messages) == 1 else 'they wait'} "
+            f"for its next try ({_clock_time(first.due_at)}) instead of asking that server "
+            "again at once. mailer-gui outbox flush tries again now."
+        )
+    return lines
 
 
 def cmd_outbox_retry(args: argparse.Namespace, paths: AppPaths) -> int:

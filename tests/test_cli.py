@@ -1001,6 +1001,41 @@ def test_flush_says_what_this_run_did_and_exits_69_when_one_was_refused_for_good
     assert "Outbox: 1 failed, 3 sent." in out
 
 
+def test_flush_says_why_messages_behind_a_server_that_put_one_off_were_not_tried(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """A 421 to the first message: the others are not sent to that server at
+    once, one connection after another; the flush says they wait, and until when."""
+    mails: list[str] = []
+
+    def busy(address: str, options: object) -> str:
+        mails.append(address)
+        return "421 4.7.0 Too many connections from your address"
+
+    server = aiosmtpd_factory(on_mail=busy)
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    for number in range(1, 4):
+        code, _, err = run(
+            capsys, monkeypatch, home, "send", "--later", "--to", f"r{number}@example.org",
+            "--subject", f"Number {number}", "--body", "Hello",
+        )  # fmt: skip
+        assert code == 0, err
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == cli.EX_TEMPFAIL
+    assert len(mails) == 1
+    assert "This run: 1 deferred, 2 queued." in out
+    assert re.search(
+        r"messages 2, 3 were not tried: the server of plain put off message 1 just before, "
+        r"so they wait for its next try \((on \S+ )?at \d\d:\d\d\)",
+        " ".join(err.split()),
+    ), err
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list")
+    lines = {line.split()[0]: line for line in out.splitlines() if line.split()[0].isdigit()}
+    next_try = lines["1"].split(" next ")[1][:16]
+    assert lines["2"].split(" next ")[1][:16] == lines["3"].split(" next ")[1][:16] == next_try
+
+
 def test_flush_and_list_name_a_message_sent_to_only_some_of_its_recipients(
     aiosmtpd_factory, tmp_path, capsys, monkeypatch
 ) -> None:

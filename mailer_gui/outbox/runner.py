@@ -500,8 +500,11 @@ class _Ledger:
         finally:
             while self._claimed:
                 row = self._claimed.popleft()
+                now = runner._clock()
+                # Held back with the rest, when the account's server put one off.
+                hold = max(0.0, runner._backoff.get(row.account, now) - now)
                 with contextlib.suppress(OutboxError):
-                    runner.store.release(row.id, runner.owner, now=runner._clock())
+                    runner.store.release(row.id, runner.owner, now=now, hold=hold, started=False)
                 with runner._lock:
                     runner._held.discard(row.id)
                 runner._settled([row.id])
@@ -956,7 +959,18 @@ class Runner:
             detail = result.error_text or self._detail(row, result, state)
             self._emit(StateChanged(row.id, state, detail))
             if result.error is not None and result.error.transient:
+                first = connection.messages <= 1  # the connection carried no other
                 connection.close()
+                reply = getattr(result.error, "reply", None)
+                if first and reply is not None and reply.code == 421 and account.kind != "direct":
+                    # The server closed a connection before it took any
+                    # message on it: busy, or limiting this sender. The
+                    # account's other messages wait for this one's retry
+                    # instead of opening one connection after another. (After
+                    # messages went through, a 421 is often the server's
+                    # limit per connection: the next goes on a new one.)
+                    self._hold(row)
+                    return False
             return True
         except Cancelled:
             self.store.release(row.id, self.owner, now=self._clock(), hold=CANCEL_HOLD)
@@ -996,10 +1010,9 @@ class Runner:
                     self._emit(StateChanged(row.id, state, error.message))
                 settled = True
                 return True
-            self._fail(row, transcript, judge(error))
-            settled = True
             # Not the server's doing: the account's other messages need not wait.
-            self._backoff.pop(row.account, None)
+            self._fail(row, transcript, judge(error), hold=False)
+            settled = True
             return True
         finally:
             with self._lock:
@@ -1114,7 +1127,9 @@ class Runner:
                 return self.store.get(row.id).last_error
         return too_big_reason(result, row.size) or refusals(result)
 
-    def _fail(self, row: MessageRow, transcript: Transcript, verdict: Verdict) -> bool:
+    def _fail(
+        self, row: MessageRow, transcript: Transcript, verdict: Verdict, *, hold: bool = True
+    ) -> bool:
         now = self._clock()
         transcript.note(verdict.reason)  # the session log says why it stopped
         try:
@@ -1127,10 +1142,19 @@ class Runner:
         if verdict.disposition is Disposition.DEFER:
             # The server could not be reached or refused for now: the account's
             # other messages wait for the same retry time instead of hammering it.
-            with contextlib.suppress(OutboxError):
-                self._backoff[row.account] = self.store.get(row.id).due_at
+            if hold:
+                self._hold(row)
             return False
         return verdict.disposition is Disposition.FAIL
+
+    def _hold(self, row: MessageRow) -> None:
+        """``row`` was put off by its account's server: the account's other
+        messages wait for its next try (in this runner, and in the store for
+        everyone to see), and the worker stops."""
+        with contextlib.suppress(OutboxError):
+            until = self.store.get(row.id).due_at
+            self._backoff[row.account] = until
+            self.store.hold_queued(row.account, until, now=self._clock())
 
 
 def _internal_error(exc: Exception, ended: bool) -> SmtpError:

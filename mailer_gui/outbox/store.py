@@ -1216,23 +1216,39 @@ class OutboxStore:
             return self._settle(db, row, verdict.reason, now)
 
     def release(
-        self, message: int, owner: str, *, now: float | None = None, hold: float = 0.0
-    ) -> None:
+        self, message: int, owner: str, *, now: float | None = None, hold: float = 0.0,
+        started: bool = True,
+    ) -> None:  # fmt: skip
         """A send was interrupted before the final "." (cancel, shutdown): queue it again.
 
         ``hold`` keeps it from being taken again at once (after a cancel, the
-        person may want to cancel it for good).
+        person may want to cancel it for good). ``started=False``: claimed
+        with others and given back before its turn came; its attempt never
+        began, so no attempt is kept ("Attempt 1: interrupted" would be untrue).
         """
         now = time.time() if now is None else now
         with self._write() as db:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE messages SET state = 'queued', due_at = ?, "
                 "attempts = max(attempts - 1, 0), lease_owner = NULL, lease_until = NULL, "
                 "updated_at = ? "
                 "WHERE id = ? AND lease_owner = ? AND state = 'sending'",
                 (now + hold, now, message, owner),
             )
-            self._finish_attempt(db, message, "interrupted", None, "", now)
+            if started:
+                self._finish_attempt(db, message, "interrupted", None, "", now)
+            elif cursor.rowcount == 1:
+                db.execute(
+                    "DELETE FROM attempts WHERE id = "
+                    "(SELECT current_attempt FROM messages WHERE id = ?) AND ended_at IS NULL",
+                    (message,),
+                )
+                last = "(SELECT max(a.id) FROM attempts a WHERE a.message = messages.id)"
+                db.execute(
+                    f"UPDATE messages SET current_attempt = {last}, first_attempt_at = "
+                    f"CASE WHEN {last} IS NULL THEN NULL ELSE first_attempt_at END WHERE id = ?",
+                    (message,),
+                )
 
     def recover(
         self, *, now: float | None = None, keep_owner: str | None = None,
@@ -1430,6 +1446,33 @@ class OutboxStore:
         with contextlib.suppress(OSError):  # left behind, it is only a file
             os.unlink(self._spool_prefix + row[1])
         return True
+
+    def hold_queued(self, account: str, until: float, *, now: float | None = None) -> list[int]:
+        """The account's queued messages due before ``until`` wait until then.
+
+        What a runner does when the account's server could not be reached, or
+        closed with a 421, for one message: the others go with that message's
+        next try instead of each asking the server again at once. Kept here,
+        not only in the runner, so that every view (the window, outbox list)
+        and every runner (a cron ``flush --due``) sees when they go. Their
+        order is kept (claims go by due time, then number). Send now, or a
+        flush, makes them due again. Their numbers.
+        """
+        now = time.time() if now is None else now
+        try:
+            with self._write() as db:
+                rows = db.execute(
+                    "SELECT id FROM messages WHERE account = ? AND state = 'queued' AND due_at < ?",
+                    (account, until),
+                ).fetchall()
+                held = [row[0] for row in rows]
+                db.executemany(
+                    "UPDATE messages SET due_at = ?, updated_at = ? WHERE id = ?",
+                    [(until, now, message) for message in held],
+                )
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        return held
 
     def retry_now(self, message: int, *, now: float | None = None) -> None:
         """Send again as soon as possible: a deferred or failed message, or a scheduled one.

@@ -698,6 +698,8 @@ class Session:
                 mail_reply = self._next_reply()
                 if mail_reply.reply.code == 503:
                     return nested(mail_reply.reply)
+                if mail_reply.reply.code == 421:  # closing, as with PIPELINING above
+                    return self._closing(outcome, recipients, mail_reply.reply)
                 if not mail_reply.reply.is_positive:
                     settle(mail_reply.reply, "")
                     return result(refused_at=Stage.MAIL)
@@ -717,6 +719,8 @@ class Session:
             accepted_status = RecipientStatus.ACCEPTED
             accepted = [a for a in recipients if outcome[a].status is accepted_status]
             unconfirmed = accepted
+            if data_reply.reply.code == 421:  # closing: what it took is not confirmed
+                return self._closing(outcome, recipients, data_reply.reply)
             if data_reply.reply.code != 354:
                 if accepted:
                     settle(data_reply.reply, "")

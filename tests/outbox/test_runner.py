@@ -442,19 +442,47 @@ def test_a_message_read_ahead_goes_whole_on_a_new_connection(
 
     def on_data(message) -> str | None:
         calls["data"] += 1
-        return "421 4.3.2 Service shutting down" if calls["data"] == 1 else None
+        return "421 4.3.2 Service shutting down" if calls["data"] == 2 else None
 
     server = pipelining(aiosmtpd_factory(on_data=on_data))
     first = queue(outbox, tmp_path, "r1@example.org", subject="one")
     second = queue(outbox, tmp_path, "r2@example.org", subject="two")
+    third = queue(outbox, tmp_path, "r3@example.org", subject="three")
     runner_for(outbox, account_for(server)).deliver_now()
-    assert outbox.get(first).state is State.DEFERRED
-    assert outbox.get(second).state is State.SENT
-    (received,) = server.messages
-    spool = outbox.get(second).spool_path.read_bytes()
+    assert outbox.get(second).state is State.DEFERRED
+    assert outbox.get(first).state is outbox.get(third).state is State.SENT
+    received = server.messages[-1]
+    spool = outbox.get(third).spool_path.read_bytes()
     assert received.content.replace(b"\r\n", b"\n") == spool.replace(b"\r\n", b"\n")
-    transcript = outbox.attempts(second)[0].transcript
+    transcript = outbox.attempts(third)[0].transcript
     assert transcript.count("* connecting to") == 1  # its own, new connection
+
+
+def test_a_421_before_any_message_went_through_holds_the_accounts_other_messages(
+    aiosmtpd_factory, outbox, tmp_path
+) -> None:
+    """A server that closes with 421 before taking anything (busy, or limiting
+    the sender) is not sent one connection after another: the account's other
+    messages wait for the deferred one's retry time, untried."""
+    mails: list[str] = []
+
+    def busy(address: str, options: list[str]) -> str:
+        mails.append(address)
+        return "421 4.7.0 Too many connections from your address, try again later"
+
+    server = aiosmtpd_factory(on_mail=busy)
+    first, *others = (queue(outbox, tmp_path, f"r{n}@example.org") for n in range(3))
+    runner = runner_for(outbox, account_for(server))
+    runner.deliver_now()
+    assert len(mails) == 1  # one connection, one MAIL
+    row = outbox.get(first)
+    assert row.state is State.DEFERRED and "Too many connections" in (row.last_error or "")
+    for message in others:
+        untried = outbox.get(message)
+        assert untried.state is State.QUEUED and untried.attempts == 0
+        assert untried.due_at == row.due_at  # they go with its next try, in their order
+        assert untried.first_attempt_at is None  # its retry schedule has not begun
+        assert outbox.attempts(message) == []  # no "Attempt 1: interrupted" either
 
 
 @needs_proc

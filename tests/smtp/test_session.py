@@ -429,11 +429,15 @@ def test_sink_421_defers_everything_unconfirmed(smtp_sink_factory) -> None:
     assert {r.status for r in result.recipients} == {RecipientStatus.DEFERRED}
 
 
-@pytest.mark.parametrize("command", ["MAIL", "RCPT"])
-def test_a_421_is_the_reason_given_not_a_silent_close(smtp_sink_factory, command: str) -> None:
-    """421 and a closed connection after the pipelined MAIL (or RCPT): what the
-    person is told is the server's 421, not "closed without an answer"."""
-    sink = smtp_sink_factory("-Q", command)
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one by one"])
+@pytest.mark.parametrize("command", ["MAIL", "RCPT", "DATA"])
+def test_a_421_is_the_reason_given_not_a_silent_close(
+    smtp_sink_factory, command: str, pipelining: bool
+) -> None:
+    """421 and a closed connection after MAIL, RCPT or DATA, pipelined or not:
+    what the person is told is the server's 421, not "closed without an
+    answer", and the result carries it as an error (the connection is gone)."""
+    sink = smtp_sink_factory("-Q", command, *(() if pipelining else ("-p",)))
     with Session(settings_for(sink, Security.NONE)) as session:
         result = send(session, ("a@example.org", "b@example.org"))
     assert {r.status for r in result.recipients} == {RecipientStatus.DEFERRED}
