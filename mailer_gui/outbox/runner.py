@@ -358,10 +358,13 @@ class _Ledger:
     when the worker runs low, the next claims (see the module docstring).
     """
 
-    def __init__(self, runner: Runner, account: str, *, only: int | None) -> None:
+    def __init__(
+        self, runner: Runner, account: str, *, only: int | None, batch: int = CLAIM_BATCH
+    ) -> None:
         self._runner = runner
         self._account = account
         self._only = only
+        self._batch = batch  # messages claimed at a time
         self._claimed: deque[MessageRow] = deque()
         self._results: list[_Result] = []
         self._since = 0.0  # when the oldest result kept was added (monotonic)
@@ -374,7 +377,7 @@ class _Ledger:
             if self._runner._paused.is_set() and self._only is None:
                 self.write()
                 return None  # paused: finish what was claimed, take no more
-            self.write(claim=1 if self._only is not None else CLAIM_BATCH)
+            self.write(claim=1 if self._only is not None else self._batch)
             if not self._claimed:
                 self._exhausted = True
                 return None
@@ -426,7 +429,7 @@ class _Ledger:
             and len(self._claimed) < CLAIM_AHEAD
             and not self._runner._paused.is_set()
         ):
-            claim = CLAIM_BATCH
+            claim = self._batch
         if claim or (
             self._results
             and (len(self._results) >= RECORD_BATCH or slow or now - self._since > RECORD_AGE)
@@ -859,7 +862,7 @@ class Runner:
 
     def _work(self, account_name: str, *, only: int | None = None) -> None:
         connection = _Connection()
-        ledger = _Ledger(self, account_name, only=only)
+        ledger = _Ledger(self, account_name, only=only, batch=self._claim_batch(account_name))
         try:
             while not self._stopping.is_set():
                 row = ledger.next()
@@ -875,6 +878,17 @@ class Runner:
                 connection.close()
             finally:
                 ledger.close()
+
+    def _claim_batch(self, account_name: str) -> int:
+        """How many messages a worker claims at a time: a batch for a relay,
+        where a message takes milliseconds, one for direct delivery, where each
+        takes its own lookups and connections (seconds, or a minute to a slow
+        server): the others show "Sending…" only once their turn comes."""
+        try:
+            kind = getattr(self._accounts(account_name), "kind", None)
+        except Exception:  # removed or unreadable: _deliver says so for each message
+            return CLAIM_BATCH
+        return 1 if kind == "direct" else CLAIM_BATCH
 
     def _deliver(self, row: MessageRow, connection: _Connection, ledger: _Ledger) -> bool:
         """Send one claimed message; False when the account should not be tried further now."""

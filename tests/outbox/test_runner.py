@@ -19,7 +19,14 @@ from mailer_gui.outbox.runner import Event, Progress, Runner, StateChanged, Tran
 from mailer_gui.outbox.store import OutboxStore, State
 from mailer_gui.sizes import human_size
 from mailer_gui.smtp.auth import Credentials
-from mailer_gui.smtp.session import CHUNK_SIZE, Session
+from mailer_gui.smtp.replies import Reply
+from mailer_gui.smtp.session import (
+    CHUNK_SIZE,
+    MessageResult,
+    RecipientResult,
+    RecipientStatus,
+    Session,
+)
 from mailer_gui.smtp.settings import AuthMethod, Security
 
 
@@ -646,6 +653,29 @@ def test_a_stopped_sandbox_is_told_as_stopped_not_as_a_wrong_port(
         assert "465" not in reason
     else:
         assert f"refused the connection on port {port}" in reason and "465 is TLS" in reason
+
+
+def test_direct_delivery_takes_its_messages_one_at_a_time(outbox, tmp_path) -> None:
+    """Each direct delivery takes seconds (lookups, several servers): while one
+    goes, the others are still queued, not all "Sending…" with it."""
+    account = Account(name="work", email="ann@example.org", kind="direct")
+    messages = [queue(outbox, tmp_path, subject=f"m{n}") for n in range(3)]
+    seen: dict[int, list[State]] = {}
+
+    def direct(account, row, body, transcript, before_end, on_session, silence):
+        seen[row.id] = [outbox.get(m).state for m in messages]
+        before_end()
+        taken = Reply(250, None, ("ok",))
+        accepted = [RecipientResult(a, RecipientStatus.ACCEPTED, taken) for a in row.pending]
+        return MessageResult(tuple(accepted), taken)
+
+    runner_for(outbox, account, direct=direct).deliver_now()
+    first, second, third = messages
+    assert seen == {
+        first: [State.SENDING, State.QUEUED, State.QUEUED],
+        second: [State.SENT, State.SENDING, State.QUEUED],
+        third: [State.SENT, State.SENT, State.SENDING],
+    }
 
 
 @pytest.mark.parametrize("after_the_end", [False, True], ids=["before the end", "after the end"])
