@@ -21,7 +21,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -53,6 +53,7 @@ from mailer_gui.outbox.runner import Event, Runner, TranscriptLine, deliver_dire
 from mailer_gui.outbox.store import (
     MessageRow,
     OutboxError,
+    OutboxFull,
     OutboxStore,
     RecipientRow,
     State,
@@ -1085,7 +1086,9 @@ def _outbox(paths: AppPaths, *, recover: bool = False) -> OutboxStore:
     try:
         store = OutboxStore(paths.database, paths.spool_dir)
     except OutboxError as exc:
-        raise CliError(str(exc), EX_CONFIG) from exc
+        raise CliError(
+            str(exc), EX_CANTCREAT if isinstance(exc, OutboxFull) else EX_CONFIG
+        ) from exc
     if recover:
         with contextlib.suppress(OutboxError):  # what cannot be written is shown as it is
             store.recover()
@@ -1565,7 +1568,12 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
         raise CliError(str(exc), EX_TEMPFAIL) from exc
     _ask_paused_passwords(paths, store, None)
     runner = _runner(paths, store, False)
-    runner.deliver_now()
+    try:
+        runner.deliver_now()
+    except OutboxError as exc:
+        # The outbox could not be written any more (a full disk): what this
+        # run did before is still told, then why it stopped.
+        return _flush_stopped(store, due, exc)
     if args.wait:
         # Messages another Mailer (the desktop app) is sending right now.
         deadline = time.monotonic() + 600
@@ -1620,6 +1628,44 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     if uncertain or any(row.account not in paused for row in waiting):
         return EX_TEMPFAIL  # they go later by themselves, or wait for a decision
     return EX_CONFIG if waiting else EX_OK  # only paused accounts' messages wait
+
+
+def _numbers(messages: Iterable[int]) -> str:
+    """``[1, 2, 3, 7, 9, 10]`` -> ``"1–3, 7, 9–10"``: message numbers, runs joined."""
+    runs: list[list[int]] = []
+    for message in sorted(messages):
+        if runs and message == runs[-1][-1] + 1:
+            runs[-1].append(message)
+        else:
+            runs.append([message])
+    return ", ".join(f"{run[0]}–{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+
+
+def _flush_stopped(store: OutboxStore, due: list[int], error: OutboxError) -> int:
+    """A flush that stopped because the outbox could not be written: what
+    became of its messages (as far as the database can still be read), then why."""
+    with contextlib.suppress(OutboxError):
+        now_in = store.states(due)
+        print(f"This run, before it stopped: {_state_counts(Counter(now_in.values()))}.")
+        sending = [m for m, state in now_in.items() if state is State.SENDING]
+        if sending:
+            print(
+                f"mailer-gui: what became of message {_numbers(sending)} could not be written "
+                "down. Once there is space, the next Mailer to open the outbox sorts it out: "
+                "queued again if it had not gone, uncertain if all of it may have reached "
+                "the server. Nothing is sent twice by itself.",
+                file=sys.stderr,
+            )
+        uncertain = [m for m, state in now_in.items() if state is State.UNCERTAIN]
+        if uncertain:
+            print(
+                f"mailer-gui: message {_numbers(uncertain)} went out whole, but the server's "
+                "answer could not be written down: it may have arrived. Decide with "
+                "mailer-gui outbox resolve ID --sent or --resend once there is space.",
+                file=sys.stderr,
+            )
+    print(f"mailer-gui: sending stopped. {error}", file=sys.stderr)
+    return EX_CANTCREAT if isinstance(error, OutboxFull) else EX_CONFIG
 
 
 def _held_back(store: OutboxStore, now_in: Mapping[int, State]) -> list[str]:
@@ -1840,7 +1886,7 @@ def _run(handler: Handler, args: argparse.Namespace, paths: AppPaths) -> int:
         # The outbox's files in the middle of a job (a damaged page, a full
         # disk): the error names the file and says what was kept.
         print(f"mailer-gui: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return EX_CANTCREAT if isinstance(exc, OutboxFull) else EX_CONFIG
     except Cancelled:
         print("mailer-gui: cancelled.", file=sys.stderr)
         return EX_TEMPFAIL

@@ -267,13 +267,21 @@ class RunnerLock:
                 return
             self._fd = fd
 
-    def release(self) -> None:
+    def release(self, *, holding: bool = False) -> None:
         """Let go, and remove the file: the runner holds nothing any more. (The
-        file of a process that was killed goes at the next recovery.)"""
+        file of a process that was killed goes at the next recovery.)
+
+        ``holding``: the runner still holds messages it could not give back
+        (the outbox could not be written, a full disk). The file stays,
+        unlocked, as a killed runner's would: the next recovery then knows
+        this runner is gone and takes them back at once, instead of waiting
+        for their leases to run out.
+        """
         with self._lock:
             if self._fd is not None:
-                with contextlib.suppress(OSError):
-                    self.path.unlink()  # while locked: never another runner's file
+                if not holding:
+                    with contextlib.suppress(OSError):
+                        self.path.unlink()  # while locked: never another runner's file
                 os.close(self._fd)  # closing lets go of the lock
                 self._fd = None
 

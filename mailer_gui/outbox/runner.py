@@ -703,12 +703,14 @@ class Runner:
         queued otherwise), instead of waiting for its lease to run out. Then
         the runner's lock is let go."""
         self._marks.close()
+        holding = False
         try:
             given = self.store.give_back(self.owner, now=self._clock())
         except OutboxError:
-            given = []  # taken back by recovery once the leases run out
+            given = []  # taken back by the next recovery (the lock file stays)
+            holding = True
         self._settled(message for message, _ in given)
-        self._alive.release()
+        self._alive.release(holding=holding)
         for message, state in given:
             self._emit(StateChanged(message, state, "the send was interrupted"))
 

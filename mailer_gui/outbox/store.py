@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import enum
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -75,6 +76,10 @@ SALVAGE_REACH = 1000
 
 class OutboxError(Exception):
     """The outbox cannot do what was asked; the message says why and names the file."""
+
+
+class OutboxFull(OutboxError):
+    """The disk that holds the outbox is full (or nearly): nothing could be written."""
 
 
 class _NotAllHeld(Exception):
@@ -243,6 +248,10 @@ _SCHEMA: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN schedule_from INTEGER NOT NULL DEFAULT 0;
     """,
 )
+
+# Free bytes under which a failing write is put down to a full disk: SQLite
+# says "disk I/O error" when it cannot grow its shared-memory or log file.
+NEARLY_FULL = 1024 * 1024
 
 # In the order of MessageRow's fields. The column spool_file is a name in the
 # spool folder; the field spool_file_path is that file's whole path.
@@ -498,10 +507,12 @@ class OutboxStore:
                 f"The outbox {self.database} is busy: another Mailer has held it for more "
                 "than 30 seconds. Try again; nothing was changed."
             )
-        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in said:
-            return OutboxError(
-                f"The disk that holds the outbox {self.database} is full, so nothing was "
-                "changed in it. Free some space and try again; no message was lost."
+        if isinstance(exc, sqlite3.OperationalError) and (
+            "disk is full" in said or self._free_space() < NEARLY_FULL
+        ):
+            return OutboxFull(
+                f"The disk that holds the outbox {self.database} is full, so Mailer could "
+                "not write to it. Free some space and try again; no message was lost."
             )
         if isinstance(exc, sqlite3.OperationalError) and "readonly" in said:
             return OutboxError(
@@ -513,6 +524,13 @@ class OutboxStore:
             "deleted. Keep a copy of the file; the messages themselves are .eml files in "
             f"{self.spool_dir}."
         )
+
+    def _free_space(self) -> int:
+        """Free bytes on the database's disk (a lot when that cannot be told)."""
+        try:
+            return shutil.disk_usage(self.database.parent).free
+        except OSError:
+            return NEARLY_FULL
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -165,6 +165,18 @@ def test_a_runner_lock_says_alive_until_it_is_let_go(tmp_path: Path) -> None:
 
 
 @posix_locks
+def test_a_runner_that_could_not_give_its_messages_back_is_known_gone(tmp_path: Path) -> None:
+    """Let go of while it still holds messages (the outbox could not be
+    written): its file stays, free, as a killed runner's, so that the next
+    recovery takes them back at once rather than after their leases."""
+    lock = RunnerLock(tmp_path / "marks", "full")
+    lock.acquire()
+    lock.release(holding=True)
+    assert not lock.held and lock.path.exists()
+    assert dead_runners(tmp_path / "marks", ["full"]) == {"full"}
+
+
+@posix_locks
 def test_a_second_runner_of_the_same_name_goes_on_without_the_lock(tmp_path: Path) -> None:
     first, second = RunnerLock(tmp_path, "same"), RunnerLock(tmp_path, "same")
     first.acquire()
