@@ -220,6 +220,16 @@ def add_plain_account(capsys, monkeypatch, home: Path, name: str, port: int) -> 
     assert code == 0, err
 
 
+def queue_numbered(capsys, monkeypatch, home: Path, count: int) -> None:
+    """``send --later`` of messages 1 to ``count``, to r1@example.org and so on."""
+    for number in range(1, count + 1):
+        code, _, err = run(
+            capsys, monkeypatch, home, "send", "--later", "--to", f"r{number}@example.org",
+            "--subject", f"Number {number}", "--body", "Hello",
+        )  # fmt: skip
+        assert code == 0, err
+
+
 def send_args(*extra: str) -> list[str]:
     return ["send", "--to", "bob@example.org", "--subject", "Hi", "--body", "Hello", *extra]
 
@@ -955,12 +965,7 @@ def test_flush_sends_in_the_order_messages_were_queued(
     server = aiosmtpd_factory()
     home = tmp_path / "home"
     add_plain_account(capsys, monkeypatch, home, "plain", server.port)
-    for number in range(1, 5):
-        code, _, err = run(
-            capsys, monkeypatch, home, "send", "--later", "--to", f"r{number}@example.org",
-            "--subject", f"Number {number}", "--body", "Hello",
-        )  # fmt: skip
-        assert code == 0, err
+    queue_numbered(capsys, monkeypatch, home, 4)
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
     assert code == 0 and "4 sent" in out
     received = server.wait_for_messages(4)
@@ -1015,12 +1020,7 @@ def test_flush_says_why_messages_behind_a_server_that_put_one_off_were_not_tried
     server = aiosmtpd_factory(on_mail=busy)
     home = tmp_path / "home"
     add_plain_account(capsys, monkeypatch, home, "plain", server.port)
-    for number in range(1, 4):
-        code, _, err = run(
-            capsys, monkeypatch, home, "send", "--later", "--to", f"r{number}@example.org",
-            "--subject", f"Number {number}", "--body", "Hello",
-        )  # fmt: skip
-        assert code == 0, err
+    queue_numbered(capsys, monkeypatch, home, 3)
     code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
     assert code == cli.EX_TEMPFAIL
     assert len(mails) == 1
