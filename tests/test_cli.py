@@ -826,11 +826,7 @@ def test_outbox_list_cuts_a_long_reason_at_a_word_and_shows_it_cut(
     words = "Mailbox unavailable: the quota of this recipient is used up, ask them to " * 4
     server = aiosmtpd_factory(on_rcpt=lambda address, options: f"550 5.2.2 {words.strip()}")
     home = tmp_path / "home"
-    code, _, err = run(
-        capsys, monkeypatch, home, "accounts", "add", "plain", "--email", USER,
-        "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--auth", "none",
-    )  # fmt: skip
-    assert code == 0, err
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
     code, out, _ = run(capsys, monkeypatch, home, *send_args("--json"))
     assert code == cli.EX_UNAVAILABLE
     message = json.loads(out)["id"]
@@ -856,11 +852,7 @@ def test_an_international_domain_is_shown_in_its_own_letters(
 
     server = aiosmtpd_factory(on_rcpt=refuse_the_idn)
     home = tmp_path / "home"
-    code, _, err = run(
-        capsys, monkeypatch, home, "accounts", "add", "plain", "--email", USER,
-        "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--auth", "none",
-    )  # fmt: skip
-    assert code == 0, err
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
     code, out, err = run(
         capsys, monkeypatch, home, "send", "--to", "x@bücher.test", "--to", "bob@example.org",
         "--subject", "IDN", "--body", "hi", "--json",
