@@ -125,6 +125,11 @@ _BINARY = getattr(os, "O_BINARY", 0)
 # Seconds between looks at the outbox when nothing is due: what another Mailer
 # (the command line's `send --later`) queued is noticed within this.
 LOOK_AGAIN = 5.0
+# An account whose worker stopped because the outbox could not be written (a
+# full disk) waits this long before its worker starts again.
+STORE_TROUBLE_WAIT = 30.0
+# A trouble told already is told again after this long, if it is still there.
+TROUBLE_AGAIN = 600.0
 
 
 class LeaseLost(SmtpError):
@@ -495,16 +500,20 @@ class _Ledger:
     def close(self) -> None:
         """Write what is left, and give back what was claimed and not sent.
 
-        Results that cannot be written stay `sending` with their marks; their
-        leases are no longer renewed, so recovery (this runner's included)
-        makes them `uncertain` once the leases run out.
+        Results that cannot be written stay `sending` with their marks, and
+        so do claimed messages that cannot be given back: the runner gives
+        them back as soon as the outbox can be written again (`uncertain`
+        where the mark says the "." left), or recovery does once their
+        leases run out.
         """
         runner = self._runner
         try:
             self.write()
         except BaseException:
+            unwritten = [row.id for row, _, _ in self._results]
             with runner._lock:
-                runner._held.difference_update(row.id for row, _, _ in self._results)
+                runner._held.difference_update(unwritten)
+                runner._unwritten.update(unwritten)
             raise
         finally:
             while self._claimed:
@@ -512,8 +521,11 @@ class _Ledger:
                 now = runner._clock()
                 # Held back with the rest, when the account's server put one off.
                 hold = max(0.0, runner._backoff.get(row.account, now) - now)
-                with contextlib.suppress(OutboxError):
+                try:
                     runner.store.release(row.id, runner.owner, now=now, hold=hold, started=False)
+                except OutboxError:
+                    with runner._lock:
+                        runner._unwritten.add(row.id)
                 with runner._lock:
                     runner._held.discard(row.id)
                 runner._settled([row.id])
@@ -605,6 +617,11 @@ class Runner:
         self._cancelled: set[int] = set()
         # An account whose server could not be reached waits until this time.
         self._backoff: dict[str, float] = {}
+        # Each Trouble text told, and when (time.monotonic()).
+        self._told: dict[str, float] = {}
+        # Messages left `sending` because the outbox could not be written (a
+        # result, or a claim given back): given back once it can be.
+        self._unwritten: set[int] = set()
         self._thread: threading.Thread | None = None
         # The error that ended each message's latest attempt, for callers that
         # explain it (the CLI maps it to an exit code).
@@ -743,20 +760,28 @@ class Runner:
         if self._on_event is not None:
             self._on_event(event)
 
+    def _trouble(self, text: str) -> None:
+        """Tell ``text`` (a Trouble), unless it was told in the last TROUBLE_AGAIN seconds."""
+        now = time.monotonic()
+        with self._lock:
+            told = self._told.get(text)
+            if told is not None and now - told < TROUBLE_AGAIN:
+                return
+            self._told[text] = now
+        self._emit(Trouble(text))
+
     def _schedule(self) -> None:
-        told: set[str] = set()
         while not self._stopping.is_set():
             now = self._clock()
             self._renew_leases(now)
             try:
                 for message, state in self._recover(now):
                     self._emit(StateChanged(message, state, "recovered after an interruption"))
+                self._give_back_unwritten(now)
             except OutboxError as exc:
                 # Tried again at every turn; said once (a message stays
                 # "sending" meanwhile, and the person should know why).
-                if str(exc) not in told and self._on_event is not None:
-                    told.add(str(exc))
-                    self._emit(Trouble(str(exc)))
+                self._trouble(str(exc))
             self._start_workers(now)
             self._wake.wait(self._sleep_time(now))
             self._wake.clear()
@@ -773,6 +798,19 @@ class Runner:
                 waits.append(due - now)
         waits.extend(until - now for until in self._backoff.values() if until > now)
         return max(0.05, min(waits))
+
+    def _give_back_unwritten(self, now: float) -> None:
+        """Give back what a worker could not write (see `_Ledger.close`)."""
+        with self._lock:
+            messages = self._unwritten - self._in_flight.keys() - self._held
+        if not messages:
+            return
+        given = self.store.give_back(self.owner, now=now, messages=messages)
+        with self._lock:
+            self._unwritten -= messages
+        self._settled(message for message, _ in given)
+        for message, state in given:
+            self._emit(StateChanged(message, state, "its result could not be written before"))
 
     def _recover(self, now: float) -> list[tuple[int, State]]:
         """Take back messages whose runner died or gave up on them (this one's too)."""
@@ -861,6 +899,21 @@ class Runner:
     def _worker(self, account: str) -> None:
         try:
             self._work(account)
+        except Exception as exc:
+            # Not a message's failure (each is caught in _deliver) but the
+            # worker's own: the outbox could not be written (a full disk), or
+            # a fault of Mailer's. Told once, and the account waits a while:
+            # started again at once, the worker would fail in a loop.
+            with self._lock:
+                self._backoff[account] = self._clock() + STORE_TROUBLE_WAIT
+            if isinstance(exc, OutboxError):
+                self._trouble(str(exc))  # as recovery would tell it: once
+            else:
+                _log.exception("the worker of account %s failed", account)
+                self._trouble(
+                    f"Sending from {account} stopped for now: Mailer failed "
+                    f"({type(exc).__name__}: {exc}). It tries again in a while."
+                )
         finally:
             with self._lock:
                 self._workers.pop(account, None)

@@ -1313,18 +1313,26 @@ class OutboxStore:
                 "messages interrupted mid-send cannot be told apart yet; they wait."
             ) from exc
 
-    def give_back(self, owner: str, *, now: float | None = None) -> list[tuple[int, State]]:
-        """Everything ``owner`` still has `sending`, given back as recovery would
-        (`uncertain` where the end-of-data mark says the "." left, `queued`
-        otherwise): a runner that ends with a send cut short (Ctrl+C) does this
-        itself, so its messages need not wait for their leases to run out."""
+    def give_back(
+        self, owner: str, *, now: float | None = None, messages: Iterable[int] | None = None
+    ) -> list[tuple[int, State]]:
+        """Everything ``owner`` still has `sending` (of ``messages``, if given),
+        given back as recovery would (`uncertain` where the end-of-data mark
+        says the "." left, `queued` otherwise): a runner that ends with a send
+        cut short (Ctrl+C) does this itself, and one whose results could not
+        be written, so its messages need not wait for their leases to run out."""
         now = time.time() if now is None else now
+        sql = (
+            "SELECT id, data_end_at, current_attempt, lease_owner FROM messages "
+            "WHERE state = 'sending' AND lease_owner = ?"
+        )
+        params: list[object] = [owner]
+        if messages is not None:
+            ids = list(messages)
+            sql += f" AND id IN ({','.join('?' * len(ids))})"
+            params += ids
         try:
-            return self._recover(
-                "SELECT id, data_end_at, current_attempt, lease_owner FROM messages "
-                "WHERE state = 'sending' AND lease_owner = ?",
-                [owner], None, now,
-            )  # fmt: skip
+            return self._recover(sql, params, None, now)
         except sqlite3.DatabaseError as exc:
             raise self._corrupt(exc) from exc
         except OSError as exc:

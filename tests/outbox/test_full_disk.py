@@ -15,6 +15,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from mailer_gui import cli
+from mailer_gui.outbox.runner import Event, Trouble
 from mailer_gui.outbox.store import OutboxStore, State
+from tests.outbox.test_runner import account_for, queue, runner_for
 from tests.servers.availability import unavailable
 
 MESSAGES = 30
@@ -128,3 +132,48 @@ def test_a_disk_that_fills_during_a_flush_loses_nothing_and_sends_nothing_twice(
         assert received[row.message_id] == 1 or row.state is State.UNCERTAIN
     if states[State.UNCERTAIN]:
         assert "uncertain" in err
+
+
+def test_the_windows_runner_tells_a_full_disk_once_and_goes_on_when_there_is_room(
+    small_disk: Path, aiosmtpd_factory, monkeypatch
+) -> None:
+    """The runner in the background (the window's): a worker that cannot write
+    the outbox stops, the trouble is told once (the status bar), and no worker
+    is started again and again meanwhile; once there is room, Send now
+    (clear_backoff) sends the rest, each message once."""
+    server = aiosmtpd_factory()
+    outbox = OutboxStore(small_disk / "outbox.sqlite3", small_disk / "spool")
+    messages = [queue(outbox, small_disk, subject=f"m{n}", text="x" * 3000) for n in range(30)]
+    crashed: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+    events: list[Event] = []
+    runner = runner_for(outbox, account_for(server), events)
+    filler = fill(small_disk, 50 * 1024)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not any(isinstance(e, Trouble) for e in events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # room for a loop of workers failing one after another
+        troubles = [e.text for e in events if isinstance(e, Trouble)]
+        assert len(troubles) == 1, troubles
+        assert troubles[0].startswith("The disk that holds the outbox")
+        assert crashed == []  # no worker died with a traceback
+
+        filler.unlink()
+        runner.clear_backoff()
+        runner.wake()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = {outbox.get(m).state for m in messages}
+            if states <= {State.SENT, State.UNCERTAIN}:
+                break
+            time.sleep(0.1)
+        assert states <= {State.SENT, State.UNCERTAIN}, states
+    finally:
+        runner.stop()
+        outbox.close()
+    received = Counter(
+        email.message_from_bytes(message.content)["Message-ID"] for message in server.messages
+    )
+    assert max(received.values()) == 1
