@@ -1278,7 +1278,8 @@ def _refusals_explained(row: MessageRow) -> list[str]:
     exist (550 5.1.1). Check the address …"): those refused for good, and
     those the server asked to try again later (greylisting, a full mailbox)."""
     texts: dict[str, None] = {}
-    alone = len(row.recipients) == 1
+    # No other recipient took it: "the others are not affected" would be untrue.
+    alone = not any(r.status == "accepted" for r in row.recipients)
     for r in row.recipients:
         if r.status not in ("rejected", "deferred") or r.code is None:
             continue

@@ -287,6 +287,7 @@ def test_rejected_and_deferred_recipients(
         users={USER: PASSWORD},
         rcpt_replies={
             "gone@example.org": "550 5.1.1 No such user",
+            "gone2@example.org": "550 5.1.1 No such user",
             "later@example.org": "450 4.2.1 Mailbox busy",
         },
     )
@@ -352,6 +353,19 @@ def test_rejected_and_deferred_recipients(
     )  # fmt: skip
     assert code == cli.EX_UNAVAILABLE
     assert "does not exist (550 5.1.1)" in err and "other recipients" not in err
+    # Nor when every recipient was refused: none took it.
+    code, out, err = run(
+        capsys, monkeypatch, home, "send", "--to", "gone@example.org, gone2@example.org",
+        "--subject", "x", "--body", "y",
+    )  # fmt: skip
+    assert code == cli.EX_UNAVAILABLE
+    assert "does not exist (550 5.1.1)" in err and "other recipients" not in err
+    # Some took it: the refused one does not keep them from getting it.
+    code, out, err = run(
+        capsys, monkeypatch, home, "send", "--to", "gone@example.org, ok@example.org",
+        "--subject", "x", "--body", "y",
+    )  # fmt: skip
+    assert "The other recipients are not affected." in err
 
 
 def test_server_down_exits_75(tmp_path, capsys, monkeypatch) -> None:

@@ -198,13 +198,20 @@ def shown_address(address: str) -> str:
     local, at, domain = address.rpartition("@")
     if not at or "xn--" not in domain.lower():
         return address
+    return f"{local}@{shown_domain(domain)}"
+
+
+def shown_domain(domain: str) -> str:
+    """A domain's A-labels in their own letters: ``xn--bcher-kva.test`` -> ``bücher.test``."""
+    if "xn--" not in domain.lower():
+        return domain
     labels = domain.split(".")
     for index, label in enumerate(labels):
         if label[:4].lower() == "xn--":
             # One that is not a real A-label is shown as it is.
             with contextlib.suppress(UnicodeError):
                 labels[index] = label.lower().encode("ascii").decode("idna")
-    return f"{local}@{'.'.join(labels)}"
+    return ".".join(labels)
 
 
 def parse_address_list(values: list[str] | tuple[str, ...]) -> list[MailAddress]:

@@ -313,8 +313,10 @@ class Conversation:
     def problems(self) -> tuple[Exchange, ...]:
         return tuple(e for e in self.exchanges if e.is_problem)
 
-    def explain(self, exchange: Exchange) -> Explanation:
-        return explain(exchange.reply, exchange.stage, host=exchange.host or self.host)
+    def explain(self, exchange: Exchange, *, alone: bool = False) -> Explanation:
+        """Plain words for one exchange; ``alone`` as in `recipient_explanation`."""
+        explanation = explain(exchange.reply, exchange.stage, host=exchange.host or self.host)
+        return _for_one_recipient(explanation) if alone else explanation
 
     def rcpt_reply(self, address: str) -> Exchange | None:
         """The last reply to ``RCPT TO:<address>`` in this attempt."""
@@ -413,7 +415,8 @@ def recipient_explanation(
     The step matters (a 452 at RCPT is "too many recipients", after the
     message it is "short of storage"): the RCPT reply for this address when it
     carried this code, else the message's own refusal in the same attempt.
-    ``alone``: the message had this one recipient, so nothing is said of others.
+    ``alone``: no other recipient took the message (it had one, or every one
+    was refused), so nothing is said of "the other recipients".
     """
     if code is None or code < 400:
         return None
@@ -434,13 +437,18 @@ def recipient_explanation(
                     host = exchange.host or host
                     break
     explanation = explain(reply, stage, host=host)
-    if alone and _OTHERS in explanation.advice:
-        advice = explanation.advice.replace(_OTHERS, "").replace("  ", " ").strip()
-        explanation = dataclasses.replace(explanation, advice=advice)
-    return explanation
+    return _for_one_recipient(explanation) if alone else explanation
 
 
 _OTHERS = "The other recipients are not affected."
+
+
+def _for_one_recipient(explanation: Explanation) -> Explanation:
+    """``explanation`` without a word of other recipients (the message had one)."""
+    if _OTHERS not in explanation.advice:
+        return explanation
+    advice = explanation.advice.replace(_OTHERS, "").replace("  ", " ").strip()
+    return dataclasses.replace(explanation, advice=advice)
 
 
 __all__ = [

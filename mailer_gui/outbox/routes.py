@@ -22,6 +22,7 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from mailer_gui.message.addresses import shown_domain
 from mailer_gui.smtp.errors import Cancelled, ConnectError, MessageRefused, SmtpError, TlsError
 from mailer_gui.smtp.session import (
     Envelope,
@@ -485,8 +486,9 @@ def _deliver_to_domain(
     first = silence.recent() if domain else None
     if first is not None:
         silent = RouteError(
-            f"Could not look up the mail servers for {domain}: no DNS server answered for "
-            f"{first.domain} just before, so Mailer did not wait for another answer. The "
+            f"Could not look up the mail servers for {shown_domain(domain)}: no DNS server "
+            f"answered for {shown_domain(first.domain)} just before, so Mailer did not wait "
+            "for another answer. The "
             "network or the DNS server may be down; Mailer will try again later.",
             domain=domain,
             transient=True,

@@ -934,7 +934,7 @@ class DetailPane(QWidget):
                 recipient.enhanced,
                 recipient.text,
                 self._conversation_for(recipient.address),
-                alone=len(row.recipients) == 1,
+                alone=not any(r.status == "accepted" for r in row.recipients),
             )
             if explanation is not None:
                 advice = explanation.advice
@@ -999,7 +999,10 @@ class DetailPane(QWidget):
             words = f"{asked} → {said}" if asked else said
             who = exchange.host if several and exchange.host else "The server"
             lines.addWidget(_label(f"{who} said: {words}", box))
-            explanation = conversation.explain(exchange)
+            alone = self.row is not None and not any(
+                r.status == "accepted" for r in self.row.recipients
+            )
+            explanation = conversation.explain(exchange, alone=alone)
             advice = explanation.advice
             if self.row is not None and self.row.state in _NOT_TRIED_AGAIN:
                 advice = without_retry_note(advice)  # nothing is tried again now

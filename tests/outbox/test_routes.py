@@ -585,6 +585,14 @@ def test_a_nameserver_that_does_not_answer_is_waited_for_once_a_message(
     two = next(r for r in result.recipients if r.address == "b@two.test")
     assert "no DNS server answered for one.test just before" in two.detail
 
+    # Domains in A-labels (as the outbox keeps them) are named in their own letters.
+    result = send(resolver, servers.port, "a@xn--bcher-kva.test", "b@xn--mnchen-3ya.test")
+    later = next(r for r in result.recipients if r.address == "b@xn--mnchen-3ya.test")
+    assert later.detail.startswith(
+        "Could not look up the mail servers for münchen.test: no DNS server answered for "
+        "bücher.test just before"
+    ), later.detail
+
 
 def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(
     silent_nameserver: int, tmp_path, monkeypatch, capsys

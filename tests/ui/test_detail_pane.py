@@ -212,6 +212,8 @@ def test_a_refused_recipient_fails_and_the_pane_explains_it(
     assert "Refused" in attempts
     assert "RCPT TO:<nobody@example.org> → 550 5.1.1 No such user here" in attempts
     assert explanation in attempts
+    # Its only recipient: neither section speaks of others.
+    assert "other recipients" not in recipients and "other recipients" not in attempts
     assert pane.state_detail.text() == "nobody@example.org: No such user here"
 
     # A failed message can be retried, not cancelled; uncertain choices are not offered.
