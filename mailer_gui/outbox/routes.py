@@ -53,6 +53,9 @@ DNS_LIFETIME = 5.0  # seconds for a whole lookup, retries included
 # How long a lookup no DNS server answered keeps the next ones from being made
 # (DnsSilence): the messages sent meanwhile are deferred without the wait.
 SILENCE_REMEMBERED = 60.0
+# Seconds to wait for the DNS server's answer to a question it answers at
+# once when it works at all (see `resolver_answers`).
+PROBE_LIFETIME = 1.0
 # Postfix stops after 5 addresses (smtp_mx_address_limit); a few more cost a
 # desktop little, and the bound keeps a domain with 50 MX hosts from taking hours.
 ADDRESS_LIMIT = 10
@@ -80,7 +83,7 @@ class RouteError(SmtpError):
 
 
 class DnsSilence:
-    """A lookup no DNS server answered, remembered for a minute.
+    """A DNS server that answers nothing, remembered for a minute.
 
     Each lookup of a dead or unreachable nameserver waits DNS_LIFETIME
     seconds. After one, the lookups that would follow (the message's other
@@ -89,6 +92,10 @@ class DnsSilence:
     which lookup went unanswered, instead of a flush of twenty messages taking
     minutes to defer them one wait at a time. The retry schedule tries them
     again, with fresh lookups, after its first delay (a minute by default).
+
+    Only when the server itself is silent (`resolver_answers`): a lookup can
+    also go unanswered because the domain's own DNS servers are down, and
+    then the other domains are looked up as usual.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -240,6 +247,23 @@ def _shown(domain: str, name: dns.name.Name) -> str:
         if letters != ascii_form:
             return f"{letters} ({ascii_form})"
     return domain
+
+
+def resolver_answers(resolver: dns.resolver.Resolver) -> bool:
+    """Whether the DNS server answers at all, asked what any server answers at
+    once from what it knows, or refuses at once: the root's name servers.
+
+    Told apart this way after a lookup timed out: a silent server (down, or
+    the network is) against one domain whose own servers do not answer it.
+    Any reply counts, an error code too; only silence for PROBE_LIFETIME does not.
+    """
+    try:
+        resolver.resolve(dns.name.root, dns.rdatatype.NS, lifetime=PROBE_LIFETIME, search=False)
+    except dns.exception.Timeout:
+        return False
+    except dns.exception.DNSException:
+        return True  # refused, failed or empty: it answered
+    return True
 
 
 def _lookup_failed(
@@ -483,7 +507,7 @@ def _deliver_to_domain(
     """``silence``: a lookup no DNS server answered just before (this
     message's, or an earlier one's); while it lasts, no domain is looked up."""
     transcript = job.transcript
-    first = silence.recent() if domain else None
+    first = silence.recent() if domain and _address_literal(domain) is None else None
     if first is not None:
         silent = RouteError(
             f"Could not look up the mail servers for {shown_domain(domain)}: no DNS server "
@@ -509,9 +533,19 @@ def _deliver_to_domain(
         transcript.note(f"looking up the mail servers (MX) of {domain}")
         hosts = mx_hosts(domain, job.resolver, rng=job.rng)
     except RouteError as exc:
-        transcript.note(f"no mail route to {domain or recipients[0]}: {exc.message}")
         if exc.unanswered:
-            silence.unanswered(exc)
+            if resolver_answers(job.resolver):
+                # The server answers: only this domain's own servers did not.
+                exc = RouteError(
+                    f"Could not look up the mail servers for {shown_domain(domain)}: the DNS "
+                    f"server got no answer for it within {DNS_LIFETIME:g} s (its own DNS "
+                    "servers may be down, or slow). Mailer will try again later.",
+                    domain=domain,
+                    transient=True,
+                )
+            else:
+                silence.unanswered(exc)
+        transcript.note(f"no mail route to {domain or recipients[0]}: {exc.message}")
         return _DomainOutcome(domain, _failed(recipients, exc), attempted=False, connected=False)
     transcript.note(f"MX for {domain}: {_describe(hosts)}")
 

@@ -27,6 +27,7 @@ from aiosmtpd.smtp import Session as ServerSession
 from mailer_gui.outbox.routes import (
     DNS_LIFETIME,
     NAMESERVER_VARIABLE,
+    DnsSilence,
     MxHost,
     PortBlockedError,
     RouteError,
@@ -639,6 +640,49 @@ def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(
         assert "looking up" not in log.replace("not looking up", "")
         assert f"not looking up {domain}: no DNS server answered for one.test" in log
     assert "no DNS server answered for one.test just before" in (rows[2].last_error or "")
+
+
+def test_one_domain_whose_own_dns_does_not_answer_keeps_no_other_domain_waiting(
+    dnsmasq_factory: DnsmasqFactory, silent_nameserver: int, servers: MailServers
+) -> None:
+    """The DNS server answers, but gets no answer for slow.test (its own DNS
+    servers are down: dnsmasq passes it to a silent one). That domain waits;
+    good.test, after it in the same message, and the next message, are
+    delivered as usual. So is an address literal after a silent nameserver."""
+    dns = dnsmasq_factory(
+        mx={"good.test": [(10, "mx.good.test")]},
+        hosts={"mx.good.test": "127.0.0.2"},
+        extra_args=[f"--server=/slow.test/127.0.0.1#{silent_nameserver}"],
+    )
+    server = servers.start("127.0.0.2")
+    resolver = dns.resolver(lifetime=0.6)
+    resolver.timeout = 0.3
+    silence = DnsSilence()
+    transcript = Transcript()
+    first = deliver_direct(
+        Envelope("sender@example.org", ("a@slow.test", "b@good.test")),
+        io.BytesIO(MESSAGE), len(MESSAGE), resolver=resolver, port=servers.port,
+        transcript=transcript, timeouts=TIMEOUTS, silence=silence,
+    )  # fmt: skip
+    assert statuses(first) == {"a@slow.test": DEFERRED, "b@good.test": ACCEPTED}
+    slow = next(r for r in first.recipients if r.address == "a@slow.test")
+    assert "the DNS server got no answer for it" in slow.detail
+    assert "its own DNS servers may be down" in slow.detail
+    assert silence.recent() is None  # nothing kept from the next message
+    second = deliver_direct(
+        Envelope("sender@example.org", ("c@good.test",)), io.BytesIO(MESSAGE), len(MESSAGE),
+        resolver=resolver, port=servers.port, timeouts=TIMEOUTS, silence=silence,
+    )  # fmt: skip
+    assert statuses(second) == {"c@good.test": ACCEPTED}
+    assert [m.rcpt_tos for m in server.messages] == [("b@good.test",), ("c@good.test",)]
+
+    # A silent server: the next domain is not looked up, but a literal needs no lookup.
+    literal = servers.start("127.0.0.3")
+    dead = make_resolver({NAMESERVER_VARIABLE: f"127.0.0.1:{silent_nameserver}"})
+    dead.timeout, dead.lifetime = 0.3, 0.6
+    result = send(dead, servers.port, "a@dead.test", "b@[127.0.0.3]")
+    assert statuses(result) == {"a@dead.test": DEFERRED, "b@[127.0.0.3]": ACCEPTED}
+    assert [m.rcpt_tos for m in literal.messages] == [("b@[127.0.0.3]",)]
 
 
 def test_refused_lookup_defers(dnsmasq_factory: DnsmasqFactory, servers: MailServers) -> None:
