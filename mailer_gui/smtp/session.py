@@ -788,6 +788,13 @@ class Session:
                     "no reply after the end of the message: the server may or may not have taken it"
                 )
                 return result(error=exc, uncertain=True, sizes=(sent_bytes, size))
+            if final.reply.code == 421:
+                # Not taken, and the server is closing: as a 421 to any other
+                # command, the connection's end is the error (a server limiting
+                # the sender says it here: Gmail's rate limit does).
+                settle(final.reply, "")
+                self._require_transport().close()
+                return result(reply=final.reply, error=self._broken, sizes=(sent_bytes, size))
             if not final.reply.is_positive:
                 settle(final.reply, "")
             else:

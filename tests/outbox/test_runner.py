@@ -465,19 +465,25 @@ def test_a_message_read_ahead_goes_whole_on_a_new_connection(
     assert transcript.count("* connecting to") == 1  # its own, new connection
 
 
+@pytest.mark.parametrize("where", ["MAIL", "."])
 def test_a_421_before_any_message_went_through_holds_the_accounts_other_messages(
-    aiosmtpd_factory, outbox, tmp_path
+    aiosmtpd_factory, outbox, tmp_path, where: str
 ) -> None:
     """A server that closes with 421 before taking anything (busy, or limiting
-    the sender) is not sent one connection after another: the account's other
-    messages wait for the deferred one's retry time, untried."""
+    the sender), to MAIL or to the end of the message, is not sent one
+    connection after another: the account's other messages wait for the
+    deferred one's retry time, untried."""
     mails: list[str] = []
+    busy_words = "421 4.7.0 Too many connections from your address, try again later"
 
-    def busy(address: str, options: list[str]) -> str:
+    def on_mail(address: str, options: list[str]) -> str | None:
         mails.append(address)
-        return "421 4.7.0 Too many connections from your address, try again later"
+        return busy_words if where == "MAIL" else None
 
-    server = aiosmtpd_factory(on_mail=busy)
+    def on_data(message) -> str | None:
+        return busy_words if where == "." else None
+
+    server = aiosmtpd_factory(on_mail=on_mail, on_data=on_data)
     first, *others = (queue(outbox, tmp_path, f"r{n}@example.org") for n in range(3))
     runner = runner_for(outbox, account_for(server))
     runner.deliver_now()

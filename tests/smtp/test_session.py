@@ -430,7 +430,7 @@ def test_sink_421_defers_everything_unconfirmed(smtp_sink_factory) -> None:
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one by one"])
-@pytest.mark.parametrize("command", ["MAIL", "RCPT", "DATA"])
+@pytest.mark.parametrize("command", ["MAIL", "RCPT", "DATA", "."])
 def test_a_421_is_the_reason_given_not_a_silent_close(
     smtp_sink_factory, command: str, pipelining: bool
 ) -> None:
