@@ -617,6 +617,10 @@ class Runner:
         self._cancelled: set[int] = set()
         # An account whose server could not be reached waits until this time.
         self._backoff: dict[str, float] = {}
+        # Those of them whose server put a message off (not a trouble of
+        # Mailer's): their messages that come due meanwhile wait in the store
+        # too (`OutboxStore.hold_queued`), so every view shows when they go.
+        self._put_off: set[str] = set()
         # Each Trouble text told, and when (time.monotonic()).
         self._told: dict[str, float] = {}
         # Messages left `sending` because the outbox could not be written (a
@@ -664,8 +668,10 @@ class Runner:
         with self._lock:
             if account is None:
                 self._backoff.clear()
+                self._put_off.clear()
             else:
                 self._backoff.pop(account, None)
+                self._put_off.discard(account)
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -884,17 +890,24 @@ class Runner:
             due = self.store.due_accounts(now)
         except OutboxError:
             return
+        held: list[tuple[str, float]] = []
         with self._lock:
             for account in due:
+                until = self._backoff.get(account, 0)
+                if until > now and account in self._put_off:
+                    held.append((account, until))  # came due while its server is put off
                 if len(self._workers) >= self.max_connections:
-                    break
-                if account in self._workers or self._backoff.get(account, 0) > now:
+                    continue
+                if account in self._workers or until > now:
                     continue
                 worker = threading.Thread(
                     target=self._worker, args=(account,), name=f"outbox-{account}", daemon=True
                 )
                 self._workers[account] = worker
                 worker.start()
+        for account, until in held:
+            with contextlib.suppress(OutboxError):
+                self.store.hold_queued(account, until, now=now)
 
     def _worker(self, account: str) -> None:
         try:
@@ -1228,7 +1241,9 @@ class Runner:
         everyone to see), and the worker stops."""
         with contextlib.suppress(OutboxError):
             until = self.store.get(row.id).due_at
-            self._backoff[row.account] = until
+            with self._lock:
+                self._backoff[row.account] = until
+                self._put_off.add(row.account)
             self.store.hold_queued(row.account, until, now=self._clock())
 
 

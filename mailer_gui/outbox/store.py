@@ -1474,26 +1474,30 @@ class OutboxStore:
         return True
 
     def hold_queued(self, account: str, until: float, *, now: float | None = None) -> list[int]:
-        """The account's queued messages due before ``until`` wait until then.
+        """The account's waiting messages due before ``until`` wait until then.
 
         What a runner does when the account's server could not be reached, or
         closed with a 421, for one message: the others go with that message's
         next try instead of each asking the server again at once. Kept here,
         not only in the runner, so that every view (the window, outbox list)
-        and every runner (a cron ``flush --due``) sees when they go. Their
-        order is kept (claims go by due time, then number). Send now, or a
-        flush, makes them due again. Their numbers.
+        and every runner (a cron ``flush --due``) sees when they go. Queued
+        and deferred messages due before then, and scheduled ones whose time
+        has come (an undo window over: queued now), are moved; one scheduled
+        for later keeps its time. Their order is kept (claims go by due time,
+        then number). Send now, or a flush, makes them due again. Their numbers.
         """
         now = time.time() if now is None else now
         try:
             with self._write() as db:
                 rows = db.execute(
-                    "SELECT id FROM messages WHERE account = ? AND state = 'queued' AND due_at < ?",
-                    (account, until),
+                    "SELECT id FROM messages WHERE account = ? AND due_at < ? AND "
+                    "(state IN ('queued','deferred') OR (state = 'scheduled' AND due_at <= ?))",
+                    (account, until, now),
                 ).fetchall()
                 held = [row[0] for row in rows]
                 db.executemany(
-                    "UPDATE messages SET due_at = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE messages SET due_at = ?, updated_at = ?, state = CASE state "
+                    "WHEN 'scheduled' THEN 'queued' ELSE state END WHERE id = ?",
                     [(until, now, message) for message in held],
                 )
         except sqlite3.DatabaseError as exc:

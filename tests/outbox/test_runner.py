@@ -538,6 +538,56 @@ def test_background_thread_with_undo_window(aiosmtpd_factory, outbox, tmp_path) 
     assert any(isinstance(e, TranscriptLine) and e.record.text.startswith("250") for e in events)
 
 
+def test_messages_that_come_due_while_the_server_is_put_off_wait_for_it_in_the_store(
+    aiosmtpd_factory, outbox, tmp_path
+) -> None:
+    """The window's runner, its account held back after a 421: a message queued
+    meanwhile, one whose undo window ends meanwhile and a deferred one due
+    meanwhile all show (in the store, so in every view) the time they go,
+    not "now"; one sent later keeps its time."""
+    mails: list[str] = []
+
+    def busy(address: str, options: list[str]) -> str:
+        mails.append(address)
+        return "421 4.7.0 Too many connections from your address, try again later"
+
+    server = aiosmtpd_factory(on_mail=busy)
+    first = queue(outbox, tmp_path, subject="first")
+    runner = runner_for(outbox, account_for(server))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while outbox.get(first).state is not State.DEFERRED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        until = outbox.get(first).due_at
+        assert until > time.time() + 30  # its retry, a minute on
+        now = time.time()
+        queued = queue(outbox, tmp_path, subject="queued meanwhile")
+        undone = queue(outbox, tmp_path, subject="undo window over", due_at=now + 0.3)
+        later = queue(outbox, tmp_path, subject="sent later", due_at=now + 3600)
+        deferred = queue(outbox, tmp_path, subject="deferred before")
+        with outbox._write() as db:  # deferred earlier by another Mailer, due in 5 s
+            db.execute(
+                "UPDATE messages SET state = 'deferred', due_at = ? WHERE id = ?",
+                (now + 5, deferred),
+            )
+        time.sleep(0.5)  # the undo window ends
+        runner.wake()
+        deadline = time.monotonic() + 10
+        while outbox.get(undone).due_at != until and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(outbox.get(m).state, outbox.get(m).due_at) for m in (queued, undone)] == [
+            (State.QUEUED, until), (State.QUEUED, until),
+        ]  # fmt: skip
+        assert (outbox.get(deferred).state, outbox.get(deferred).due_at) == (
+            State.DEFERRED, until,
+        )  # fmt: skip
+        assert outbox.get(later).due_at == now + 3600
+        assert len(mails) == 1  # no second connection meanwhile
+    finally:
+        runner.stop()
+
+
 def test_runner_idles_without_spinning(aiosmtpd_factory, outbox, tmp_path) -> None:
     server = aiosmtpd_factory()
     runner = runner_for(outbox, account_for(server))
