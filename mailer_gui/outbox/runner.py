@@ -336,6 +336,10 @@ def _open_spool(row: MessageRow) -> _Spooled:
     return _Spooled(io.BytesIO(data), plan)
 
 
+class TooLateToCancel(WrongState):
+    """Cancel asked for a message whose final "." has gone out."""
+
+
 class SpoolChanged(OSError):
     """A message's file is no longer what was queued (cut short, emptied,
     overwritten): it is not sent as it now is."""
@@ -623,6 +627,9 @@ class Runner:
         self._put_off: set[str] = set()
         # Each Trouble text told, and when (time.monotonic()).
         self._told: dict[str, float] = {}
+        # Messages whose final "." is going or gone (their mark is set): too
+        # late to cancel.
+        self._ending: set[int] = set()
         # Messages left `sending` because the outbox could not be written (a
         # result, or a claim given back): given back once it can be.
         self._unwritten: set[int] = set()
@@ -694,12 +701,30 @@ class Runner:
 
     def cancel(self, message: int) -> State:
         """Cancel: a waiting message at once; one being sent here has its connection
-        closed and goes back to the queue (held a minute, to be cancelled for good)."""
-        state = self.store.cancel(message)
-        if state is State.SENDING:
+        closed and goes back to the queue (held a minute, to be cancelled for good).
+
+        Raises TooLateToCancel once all of the message has gone out: closing
+        the connection then would not unsend it, only leave it uncertain.
+        """
+        with self._lock:
+            if message in self._ending:
+                raise TooLateToCancel(
+                    "All of the message has gone to the server already: Mailer is waiting "
+                    "for its answer, and cancelling now would not stop the message."
+                )
+            # From here its "." is not sent (mark_end looks), whatever follows.
+            self._cancelled.add(message)
+        try:
+            state = self.store.cancel(message)
+        except BaseException:
             with self._lock:
-                session = self._in_flight.get(message)
-                self._cancelled.add(message)
+                self._cancelled.discard(message)
+            raise
+        with self._lock:
+            session = self._in_flight.get(message)
+            if state is not State.SENDING:
+                self._cancelled.discard(message)
+        if state is State.SENDING:
             if session is not None:
                 session.abort()
         else:
@@ -1002,6 +1027,10 @@ class Runner:
                 )
 
             def mark_end() -> None:
+                with self._lock:
+                    if row.id in self._cancelled:  # cancelled just now: the "." stays
+                        raise Cancelled("The send was cancelled.")
+                    self._ending.add(row.id)
                 ended.append(True)
                 self._mark_end(row)
 
@@ -1106,6 +1135,7 @@ class Runner:
             with self._lock:
                 self._in_flight.pop(row.id, None)
                 self._cancelled.discard(row.id)
+                self._ending.discard(row.id)
             if settled:
                 self._settled([row.id])
 

@@ -359,6 +359,38 @@ def test_cancel_while_sending_stops_the_send(
     assert server.messages == []
 
 
+def test_cancel_after_all_of_the_message_went_out_says_it_is_too_late(
+    qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    """The server sits on its answer to the final ".": Cancel cannot unsend
+    it, and closing the line would only leave it uncertain. The pane says so,
+    and the message ends as the server says: sent."""
+    reached = threading.Event()
+    release = threading.Event()
+
+    def slow_end(message) -> None:
+        reached.set()
+        release.wait(10)
+
+    server = aiosmtpd_factory(on_data=slow_end)
+    bridge = make_bridge(server)
+    message = queue(store)
+    pane = make_pane(bridge)
+    pane.show_message(message)
+    bridge.start()
+    try:
+        qtbot.waitUntil(
+            lambda: reached.is_set() and pane.state_text() == "Sending…", timeout=10_000
+        )
+        click(qtbot, pane, pane.cancel_action)
+        qtbot.waitUntil(lambda: "could not be cancelled" in pane.banner_text(), timeout=10_000)
+        assert "All of the message has gone to the server already" in pane.banner_text()
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: pane.state_text().startswith("Sent"), timeout=10_000)
+    assert store.get(message).state is State.SENT and len(server.messages) == 1
+
+
 def make_uncertain(store: OutboxStore, message: int) -> None:
     with store._write() as db:  # the state a crash after the final "." leaves
         db.execute("UPDATE messages SET state = 'uncertain' WHERE id = ?", (message,))
