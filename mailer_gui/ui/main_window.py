@@ -230,6 +230,8 @@ class MainWindow(QMainWindow):
         self._opening_drafts: set[str] = set()
         self._reloading = False
         self._reload_again = False
+        self._refilling = False  # the table's rows are being replaced (see _reload)
+        self._current_leaving = False  # the chosen row is leaving (see _rows_leaving)
         self.password_prompts: dict[str, QWidget] = {}
         self._size_limits: SizeLimits | None = None
         self._known_addresses: set[str] = set()
@@ -746,6 +748,10 @@ class MainWindow(QMainWindow):
         header = self.table.horizontalHeader()
         columns = header.saveState()  # widths and sort order stay as the person set them
         self.model = OutboxTableModel(_folder(key))
+        # Connected before the table's selection model is made, so these run
+        # before it moves the current row away from a row that leaves.
+        self.model.rowsAboutToBeRemoved.connect(self._rows_leaving)
+        self.model.rowsRemoved.connect(self._rows_left)
         self.table.setModel(self.model)
         previous.deleteLater()
         header.restoreState(columns)
@@ -832,8 +838,27 @@ class MainWindow(QMainWindow):
     def _row_chosen(self, current: Any, _previous: Any) -> None:
         from mailer_gui.ui.outbox_model import MESSAGE_ID_ROLE
 
+        if self._refilling or self._current_leaving:
+            return  # the table's own move while rows change, not the person's choice
         message = current.data(MESSAGE_ID_ROLE) if current.isValid() else None
         self.detail.show_message(message)
+
+    def _rows_leaving(self, _parent: Any, first: int, last: int) -> None:
+        """The chosen row is about to leave the table (its message was cancelled,
+        or sent): the table would choose the next row in its place, and the pane
+        would show that message, where an action meant for the one that left (a
+        second Cancel) would fall on it. The pane keeps the message it shows;
+        no row is chosen (see _rows_left)."""
+        current = self.table.currentIndex()
+        if current.isValid() and first <= current.row() <= last:
+            self._current_leaving = True
+
+    def _rows_left(self, *_args: Any) -> None:
+        if self._current_leaving:
+            try:
+                self.table.selectionModel().clear()
+            finally:
+                self._current_leaving = False
 
     def select_message(self, message: int) -> bool:
         """Select ``message`` in the current folder's table (True when it is there)."""
@@ -874,11 +899,21 @@ class MainWindow(QMainWindow):
                 self.show_status(str(error))
             elif key == self.folder_key and prepared is not None:
                 current = self.detail.message_id
-                self.model.set_prepared(prepared)
+                # Rows that leave make the table choose another: not followed
+                # here (see below).
+                self._refilling = True
+                try:
+                    self.model.set_prepared(prepared)
+                    if current is not None and not self.select_message(current):
+                        # The message shown left this folder (cancelled, sent):
+                        # the pane goes on showing it as it is now, and no other
+                        # row takes its place, so that an action meant for it (a
+                        # second Cancel) never falls on the next message.
+                        self.table.selectionModel().clear()
+                finally:
+                    self._refilling = False
                 for row in prepared.rows:
                     self._subjects[row.id] = row.subject
-                if current is not None:
-                    self.select_message(current)
                 if store.damaged:
                     self.show_status(
                         f"{store.damaged} Only the messages that could still be read are shown."

@@ -288,6 +288,39 @@ def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
     window.close()
 
 
+def test_a_cancelled_message_stays_shown_and_a_second_cancel_falls_on_no_other(
+    qtbot, tmp_path: Path
+) -> None:
+    """Cancel takes a waiting message out of the Outbox: the pane goes on
+    showing it, cancelled, and no other row is chosen in its place, so a
+    second press of Cancel cannot cancel the next message."""
+    paths = home_for(
+        tmp_path,
+        Account(name="work", email="ann@example.org", host="127.0.0.1", port=9,
+                security=Security.NONE, auth=AuthMethod.NONE),
+    )  # fmt: skip
+    window = open_window(qtbot, paths)
+    window.show_folder("outbox")
+    other = OutboxStore(paths.database, paths.spool_dir)
+    later = time.time() + 86400  # sent tomorrow: they stay in the Outbox
+    first = queued_elsewhere(other, paths, "First", due_at=later)
+    second = queued_elsewhere(other, paths, "Second", due_at=later)
+    other.close()
+    qtbot.waitUntil(lambda: window.model.row_of(second) is not None, timeout=10_000)
+    assert window.select_message(first)
+    qtbot.waitUntil(lambda: window.detail.state_text().startswith("Scheduled"), timeout=5_000)
+    window.detail.cancel_action.trigger()
+    qtbot.waitUntil(lambda: window.model.row_of(first) is None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.detail.state_text() == "Cancelled", timeout=5_000)
+    assert window.detail.message_id == first
+    assert not window.table.selectionModel().currentIndex().isValid()
+    assert not window.detail.cancel_action.isEnabled()
+    window.detail.cancel_action.trigger()  # a second press: nothing to cancel
+    qtbot.wait(300)
+    assert window.bridge.store.get(second).state is State.SCHEDULED
+    window.close()
+
+
 def test_compose_send_goes_to_sent_with_its_transcript(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
