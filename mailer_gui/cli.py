@@ -1647,7 +1647,8 @@ def _flush_stopped(store: OutboxStore, due: list[int], error: OutboxError) -> in
     became of its messages (as far as the database can still be read), then why."""
     with contextlib.suppress(OutboxError):
         now_in = store.states(due)
-        print(f"This run, before it stopped: {_state_counts(Counter(now_in.values()))}.")
+        if now_in:
+            print(f"This run, before it stopped: {_state_counts(Counter(now_in.values()))}.")
         sending = [m for m, state in now_in.items() if state is State.SENDING]
         if sending:
             print(
