@@ -1113,10 +1113,20 @@ class DetailPane(QWidget):
     @Slot()
     def retry_now(self) -> None:
         message = self._start("retry")
-        if message is not None:
-            self.bridge.retry_now(
-                message, self._finished("retry", message, "The message could not be retried")
-            )
+        if message is None:
+            return
+
+        def retried(_result: Any) -> None:
+            if self.bridge.runner.paused:
+                self._show_notice(
+                    "Sending is paused: this message goes as soon as you resume sending "
+                    "(Resume sending, or Send queued now)."
+                )
+
+        self.bridge.retry_now(
+            message,
+            self._finished("retry", message, "The message could not be retried", retried),
+        )
 
     @Slot()
     def cancel(self) -> None:

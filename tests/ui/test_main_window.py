@@ -645,6 +645,10 @@ def test_pause_holds_messages_until_resumed(qtbot, tmp_path: Path, aiosmtpd_fact
     )
     assert window.select_message(window.model.index(0, 0).data(256))
     qtbot.waitUntil(lambda: "sending is paused" in window.detail.state_text(), timeout=5_000)
+    # Send now on it says why nothing happens yet.
+    window.detail.retry_action.trigger()
+    qtbot.waitUntil(lambda: "Sending is paused" in window.detail.banner_text(), timeout=5_000)
+    assert server.messages == []
     window.pause_action.trigger()
     qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
     close_all(window)
