@@ -1012,6 +1012,7 @@ class OutboxStore:
             row["first_attempt_at"],
             last_error,
             now,
+            earlier=row["schedule_from"],
         )
         db.execute(
             "UPDATE messages SET state = ?, due_at = ?, last_error = ?, lease_owner = NULL, "
@@ -1022,9 +1023,13 @@ class OutboxStore:
 
     def _next_state(
         self, statuses: list[str], due_at: float, attempts: int, first_attempt_at: float | None,
-        last_error: str | None, now: float,
+        last_error: str | None, now: float, *, earlier: int = 0,
     ) -> tuple[State, float, str | None]:  # fmt: skip
-        """State, due time and last error of a message whose attempt ended."""
+        """State, due time and last error of a message whose attempt ended.
+
+        ``attempts``: those the retry schedule counts; ``earlier``: those made
+        before the person last asked for a retry (`MessageRow.schedule_from`).
+        """
         if not any(s in ("pending", "deferred") for s in statuses):
             return (State.SENT if "accepted" in statuses else State.FAILED), due_at, last_error
         when = self.policy.next_attempt(attempts, first_attempt_at or now, now)
@@ -1032,6 +1037,8 @@ class OutboxStore:
             waited = human_duration(now - (first_attempt_at or now))
             limit = human_duration(self.policy.give_up_after)
             tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+            if earlier:
+                tries += f" since it was retried ({attempts + earlier} in all)"
             return (
                 State.FAILED,
                 due_at,
@@ -1145,7 +1152,7 @@ class OutboxStore:
             else:
                 state, due, error = self._next_state(
                     [status for _, status in statuses], row.due_at, row.scheduled_attempts,
-                    row.first_attempt_at, error, now,
+                    row.first_attempt_at, error, now, earlier=row.schedule_from,
                 )  # fmt: skip
             states.append(state)
             if due == row.due_at:

@@ -532,6 +532,18 @@ def test_retrying_a_failed_message_starts_the_schedule_again_and_counts_every_at
     store.policy = RetryPolicy(delays=(10.0, 20.0, 30.0), then_every=HOUR, give_up_after=HOUR)
     store.reschedule(now=row.due_at + 1)
     assert store.get(message).due_at == row.due_at + 20.0
+    # Given up on again: the reason counts this run's attempts, and says all.
+    at = store.get(message).due_at
+    store.claim("a", now=at, lease=60, message=message)
+    store.record_result(message, "a", result(("bob@example.org", 451)), now=at)
+    at = store.get(message).due_at
+    store.claim("a", now=at + HOUR, lease=60, message=message)
+    state = store.record_result(message, "a", result(("bob@example.org", 451)), now=at + HOUR)
+    assert state is State.FAILED
+    reason = store.get(message).last_error or ""
+    assert reason.startswith(
+        f"Mailer gave up after 4 attempts since it was retried ({made + 4} in all) over "
+    ), reason
 
 
 def test_sending_everything_now_keeps_the_order_they_were_queued(
