@@ -1042,6 +1042,13 @@ class Runner:
                         account, row, body, transcript, mark_end, self._register(row.id),
                         connection.silence,
                     )  # fmt: skip
+                    with self._lock:
+                        cancelled = row.id in self._cancelled
+                    if cancelled and not ended:
+                        # Cancelled while no session was open to close (a DNS
+                        # lookup): no "." left for any domain, so nothing was
+                        # taken; it goes back to the queue as a cancel says.
+                        raise Cancelled("The send was cancelled.")
                 else:
                     result = self._relay(
                         account, row, body, plan, transcript, connection, ledger, mark_end

@@ -734,6 +734,30 @@ def test_direct_delivery_takes_its_messages_one_at_a_time(outbox, tmp_path) -> N
     }
 
 
+def test_cancel_during_a_direct_lookup_gives_the_message_back(outbox, tmp_path) -> None:
+    """Cancel pressed while a direct delivery looks up MX records (no session
+    to close yet): the message goes back to the queue, as Cancel says, not
+    on to the retry schedule with the lookup's failure."""
+    from mailer_gui.smtp.errors import ConnectionLost
+
+    account = Account(name="work", email="ann@example.org", kind="direct")
+    message = queue(outbox, tmp_path)
+    told: list[State] = []
+
+    def direct(account, row, body, transcript, before_end, on_session, silence):
+        told.append(runner.cancel(row.id))  # the person presses Cancel meanwhile
+        error = ConnectionLost("no DNS server answered within 5 s")
+        deferred = [RecipientResult(a, RecipientStatus.DEFERRED, None, "") for a in row.pending]
+        return MessageResult(tuple(deferred), error=error)
+
+    runner = runner_for(outbox, account, direct=direct)
+    runner.deliver_now()
+    row = outbox.get(message)
+    assert told == [State.SENDING]
+    assert row.state is State.QUEUED and row.due_at > time.time() + 30  # held a minute
+    assert row.attempts == 0 and [a.outcome for a in outbox.attempts(message)] == ["interrupted"]
+
+
 @pytest.mark.parametrize("after_the_end", [False, True], ids=["before the end", "after the end"])
 def test_a_fault_of_mailers_own_leaves_no_message_sending(
     outbox, tmp_path, after_the_end: bool
