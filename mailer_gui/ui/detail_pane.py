@@ -200,6 +200,11 @@ def _state_tone(row: MessageRow) -> str:
 # States a message is not tried again from by itself: what the replies'
 # explanations say Mailer will try again later is no longer so.
 _NOT_TRIED_AGAIN = frozenset({State.FAILED, State.SENT, State.CANCELLED, State.UNCERTAIN})
+_HELD_WITH_OTHERS = (
+    "It waits with its account's other messages: the server put one of them off just "
+    "before (it could not be reached, or asked to be left alone for a while), so Mailer "
+    "does not ask it again before then. Send now tries at once."
+)
 
 
 def _recipient_status(recipient: RecipientRow, state: State) -> tuple[str, str]:
@@ -842,6 +847,14 @@ class DetailPane(QWidget):
         label.setVisible(bool(text))
         self._field_names[name].setVisible(bool(text))
 
+    def _held_with_others(self, row: MessageRow) -> bool:
+        """Queued for later by no choice of the person's: its account's server
+        put another message off just before (OutboxStore.hold_queued). A
+        message given back by Cancel waits too, after an interrupted attempt."""
+        if row.state is not State.QUEUED or row.due_at <= time.time() + 1 or row.last_error:
+            return False
+        return not self._attempts or self._attempts[-1][0].outcome != "interrupted"
+
     def _render_row(self) -> None:
         row = self._row
         if row is None:
@@ -861,6 +874,8 @@ class DetailPane(QWidget):
         detail = clean_text(row.last_error or "")
         if row.state is State.UNCERTAIN:
             detail = f"{detail} {_UNCERTAIN_ADVICE}".strip()
+        elif self._held_with_others(row):
+            detail = _HELD_WITH_OTHERS
         show_detail = bool(detail) and row.state not in (State.SENT, State.CANCELLED)
         self.state_detail.setText(detail if show_detail else "")
         self._tone(self.state_detail, "error" if row.state is State.FAILED else "muted")

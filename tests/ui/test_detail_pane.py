@@ -352,6 +352,7 @@ def test_cancel_while_sending_stops_the_send(
         click(qtbot, pane, pane.cancel_action)
         qtbot.waitUntil(lambda: pane.state_text().startswith("Queued — sending at"), timeout=10_000)
         assert "press Cancel again to cancel it for good" in pane.banner_text()
+        assert "other messages" not in pane.state_detail.text()  # it waits for Cancel
     finally:
         release.set()
     click(qtbot, pane, pane.cancel_action)
@@ -389,6 +390,19 @@ def test_cancel_after_all_of_the_message_went_out_says_it_is_too_late(
         release.set()
     qtbot.waitUntil(lambda: pane.state_text().startswith("Sent"), timeout=10_000)
     assert store.get(message).state is State.SENT and len(server.messages) == 1
+
+
+def test_a_message_held_with_its_accounts_others_says_why(
+    qtbot, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    """Queued for later because the account's server put another message off
+    (what the runner does after a 421): the pane says why it waits."""
+    message = queue(store)
+    store.hold_queued("work", time.time() + 300)
+    pane = make_pane(make_bridge())
+    pane.show_message(message)
+    qtbot.waitUntil(lambda: pane.state_text().startswith("Queued — sending at"), timeout=5_000)
+    assert "It waits with its account's other messages" in pane.state_detail.text()
 
 
 def make_uncertain(store: OutboxStore, message: int) -> None:
