@@ -101,6 +101,10 @@ _NAMES = {
 PASSING_STATUS_MS = 12_000
 # How often the window looks whether another Mailer changed the outbox.
 OUTBOX_LOOK_MS = 2_000
+# First deferrals that come within this long of each other are told in one
+# notification ("3 messages deferred"), not one each (a DNS server or a
+# network that is down defers a whole run at once).
+DEFERRALS_GATHERED_MS = 1_500
 #: After this many milliseconds without the outbox open, the status line says why.
 SLOW_OUTBOX_MS = 1000
 SLOW_OUTBOX = (
@@ -243,6 +247,8 @@ class MainWindow(QMainWindow):
         # the line goes once that message moves on.
         self._status_about: int | None = None
         self._deferred_before: set[int] = set()
+        # First deferrals waiting to be told together: (subject, " at 14:05", reason).
+        self._deferrals: list[tuple[str, str, str]] = []
 
         self._build_actions()
         self._build_folders()
@@ -1097,9 +1103,12 @@ class MainWindow(QMainWindow):
             title = "Sending deferred"
             at = f" at {clock_time(due, time.time())}" if due else ""
             text = f"“{subject}” will be tried again{at}. {detail}".strip()
-            if again:  # said once in the tray already: the status bar is enough
-                self.show_status(f"{title}: {text}")
-                return
+            self.show_status(f"{title}: {text}")
+            if not again:  # said once in the tray already: the status bar is enough
+                self._deferrals.append((subject, at, detail))
+                if len(self._deferrals) == 1:
+                    QTimer.singleShot(DEFERRALS_GATHERED_MS, self, self._tell_deferrals)
+            return
         elif state is State.UNCERTAIN:
             title = "Delivery uncertain"
             text = (
@@ -1110,14 +1119,37 @@ class MainWindow(QMainWindow):
             self._deferred_before.discard(message)
             title = "Sending failed"
             text = f"“{subject}” could not be sent. {detail}".strip()
-        self.notifications.append((title, text))
         self.show_status(f"{title}: {text}")
+        warn = state in (State.FAILED, State.UNCERTAIN) or (state is State.SENT and detail)
+        self._notify(title, text, warn=warn)
+
+    def _tell_deferrals(self) -> None:
+        """The first deferrals gathered in DEFERRALS_GATHERED_MS, in one notification."""
+        told, self._deferrals = self._deferrals, []
+        if not told or self._closed:
+            return
+        subject, at, detail = told[0]
+        if len(told) == 1:
+            self._notify(
+                "Sending deferred", f"“{subject}” will be tried again{at}. {detail}".strip()
+            )
+            return
+        others = len(told) - 1
+        more = f"and {others} other message{'s' if others > 1 else ''}"
+        self._notify(
+            f"Sending deferred: {len(told)} messages",
+            f"“{subject}” {more} will be tried again{at}. {detail}".strip(),
+        )
+
+    def _notify(self, title: str, text: str, *, warn: bool = False) -> None:
+        """A notification in the tray (and in `notifications`, what was told)."""
+        self.notifications.append((title, text))
         if self.tray is not None and self.tray.isVisible():
             from PySide6.QtWidgets import QSystemTrayIcon
 
             icon = (
                 QSystemTrayIcon.MessageIcon.Warning
-                if state in (State.FAILED, State.UNCERTAIN) or (state is State.SENT and detail)
+                if warn
                 else QSystemTrayIcon.MessageIcon.Information
             )
             self.tray.showMessage(title, text, icon, 8000)

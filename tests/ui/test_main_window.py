@@ -126,7 +126,7 @@ def queued_elsewhere(
         body="Hello.",
     )
     built = build_message(draft, spool_dir=paths.spool_dir)
-    return store.enqueue(built, account=account, due_at=due_at)
+    return store.enqueue(built, account=account, due_at=due_at, subject=subject)
 
 
 def sandbox_trial(qtbot, tmp_path: Path) -> tuple[MainWindow, ComposerWindow, AppPaths]:
@@ -285,6 +285,27 @@ def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
     other.cancel(message)
     qtbot.waitUntil(lambda: window.model.row_of(message) is None, timeout=10_000)
     other.close()
+    window.close()
+
+
+def test_deferrals_that_come_together_are_told_in_one_notification(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """Three messages deferred in the same moment (a mailbox server that is
+    busy for all of them): one notification says so, not three."""
+    server = aiosmtpd_factory(on_rcpt=lambda address, options: "451 4.2.1 Mailbox busy")
+    paths = home_with_account(tmp_path, server.port)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    for subject in ("One", "Two", "Three"):
+        queued_elsewhere(store, paths, subject)
+    store.close()
+    window = open_window(qtbot, paths)
+    text = wait_for_notice(qtbot, window, "Sending deferred: 3 messages")
+    assert text.startswith("“One” and 2 other messages will be tried again at ")
+    assert "Mailbox busy" in text
+    qtbot.wait(2_000)  # nothing more comes for them
+    titles = [title for title, _ in window.notifications]
+    assert titles == ["Sending deferred: 3 messages"], titles
     window.close()
 
 
