@@ -1074,6 +1074,21 @@ class Runner:
                 # resent silently.
                 ledger.record(row, result, transcript)
                 return True
+            if _closed_after_others(result, connection.messages, account.kind):
+                # The server ended, with a 421, a connection that had carried
+                # other messages, and took nothing of this one: most often its
+                # limit of messages per connection. It goes again at once, on
+                # a new connection, without a deferral or a counted attempt.
+                connection.close()
+                reason = f"{result.error_text} Mailer sends it again at once on a new connection."
+                transcript.note(reason)
+                self.store.release(
+                    row.id, self.owner, now=self._clock(), reason=reason,
+                    transcript=transcript.render(),
+                )  # fmt: skip
+                settled = True
+                self._emit(StateChanged(row.id, State.QUEUED, "the server closed the connection"))
+                return True
             if result.error is not None:
                 self.errors[row.id] = result.error
             state = self.store.record_result(
@@ -1282,6 +1297,20 @@ class Runner:
                 self._backoff[row.account] = until
                 self._put_off.add(row.account)
             self.store.hold_queued(row.account, until, now=self._clock())
+
+
+def _closed_after_others(result: MessageResult, carried: int, kind: str) -> bool:
+    """``result`` is a 421 on a relay connection that had carried other messages
+    (``carried`` counts this one), and no recipient of it was taken."""
+    reply = getattr(result.error, "reply", None)
+    return (
+        kind != "direct"
+        and carried > 1
+        and reply is not None
+        and reply.code == 421
+        and not result.uncertain
+        and not any(r.status is RecipientStatus.ACCEPTED for r in result.recipients)
+    )
 
 
 def _internal_error(exc: Exception, ended: bool) -> SmtpError:

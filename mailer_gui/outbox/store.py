@@ -1242,14 +1242,18 @@ class OutboxStore:
 
     def release(
         self, message: int, owner: str, *, now: float | None = None, hold: float = 0.0,
-        started: bool = True,
+        started: bool = True, reason: str | None = None, transcript: str = "",
     ) -> None:  # fmt: skip
-        """A send was interrupted before the final "." (cancel, shutdown): queue it again.
+        """A send was interrupted before the final "." (cancel, shutdown), or the
+        server closed the connection without taking it: queue it again, its
+        attempt not counted by the retry schedule.
 
         ``hold`` keeps it from being taken again at once (after a cancel, the
         person may want to cancel it for good). ``started=False``: claimed
         with others and given back before its turn came; its attempt never
         began, so no attempt is kept ("Attempt 1: interrupted" would be untrue).
+        Otherwise the attempt is kept as interrupted, with ``reason`` and
+        ``transcript``.
         """
         now = time.time() if now is None else now
         with self._write() as db:
@@ -1261,7 +1265,7 @@ class OutboxStore:
                 (now + hold, now, message, owner),
             )
             if started:
-                self._finish_attempt(db, message, "interrupted", None, "", now)
+                self._finish_attempt(db, message, "interrupted", reason, transcript, now)
             elif cursor.rowcount == 1:
                 db.execute(
                     "DELETE FROM attempts WHERE id = "
