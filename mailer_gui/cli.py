@@ -314,8 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("id", metavar="ID")
     cancel = jobs.add_parser("cancel", help="do not send a waiting message")
     cancel.add_argument("id", metavar="ID")
-    resolve = jobs.add_parser("resolve", help="decide about an uncertain message")
-    resolve.add_argument("id", metavar="ID")
+    resolve = jobs.add_parser(
+        "resolve", help="decide about uncertain messages (numbers, or ranges like 21-30)"
+    )
+    resolve.add_argument("ids", metavar="ID", nargs="+")
     answer = resolve.add_mutually_exclusive_group(required=True)
     answer.add_argument("--sent", action="store_true", help="it arrived: mark it as sent")
     answer.add_argument("--resend", action="store_true", help="send it again")
@@ -1613,10 +1615,13 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
         print(_paused_note(name, state, reason, _source_of(paths, name)), file=sys.stderr)
     uncertain = counts.get(State.UNCERTAIN, 0)
     if uncertain:
+        ids = ""
+        with contextlib.suppress(OutboxError):
+            ids = _numbers((row.id for row in store.messages([State.UNCERTAIN])), sep=" ", dash="-")
         print(
             f"{uncertain} uncertain: all of each went out but no confirmation came, so it "
-            "may have arrived. Decide with mailer-gui outbox resolve ID --sent or --resend "
-            "(mailer-gui outbox list --state uncertain).",
+            f"may have arrived. Decide with mailer-gui outbox resolve {ids or 'ID'} --sent or "
+            "--resend (mailer-gui outbox list --state uncertain shows them).",
             file=sys.stderr,
         )
     if failed or partly:
@@ -1631,15 +1636,16 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     return EX_CONFIG if waiting else EX_OK  # only paused accounts' messages wait
 
 
-def _numbers(messages: Iterable[int]) -> str:
-    """``[1, 2, 3, 7, 9, 10]`` -> ``"1–3, 7, 9–10"``: message numbers, runs joined."""
+def _numbers(messages: Iterable[int], *, sep: str = ", ", dash: str = "–") -> str:
+    """``[1, 2, 3, 7, 9, 10]`` -> ``"1–3, 7, 9–10"``: message numbers, runs joined
+    (with ``sep=" ", dash="-"``: as `outbox resolve` takes them, ``1-3 7 9-10``)."""
     runs: list[list[int]] = []
     for message in sorted(messages):
         if runs and message == runs[-1][-1] + 1:
             runs[-1].append(message)
         else:
             runs.append([message])
-    return ", ".join(f"{run[0]}–{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+    return sep.join(f"{run[0]}{dash}{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
 
 
 def _flush_stopped(store: OutboxStore, due: list[int], error: OutboxError) -> int:
@@ -1663,7 +1669,8 @@ def _flush_stopped(store: OutboxStore, due: list[int], error: OutboxError) -> in
             print(
                 f"mailer-gui: message {_numbers(uncertain)} went out whole, but the server's "
                 "answer could not be written down: it may have arrived. Decide with "
-                "mailer-gui outbox resolve ID --sent or --resend once there is space.",
+                f"mailer-gui outbox resolve {_numbers(uncertain, sep=' ', dash='-')} --sent "
+                "or --resend once there is space.",
                 file=sys.stderr,
             )
     print(f"mailer-gui: sending stopped. {error}", file=sys.stderr)
@@ -1747,22 +1754,52 @@ def cmd_outbox_cancel(args: argparse.Namespace, paths: AppPaths) -> int:
     raise CliError(f"Message {args.id} is {state.value} and can no longer be cancelled.", EX_USAGE)
 
 
+def _message_numbers(texts: Sequence[str]) -> list[int]:
+    """``["3", "21-25"]`` -> ``[3, 21, 22, 23, 24, 25]``: numbers and ranges, in order."""
+    numbers: dict[int, None] = {}
+    for text in texts:
+        first, dash, last = text.replace("–", "-").partition("-")
+        if not dash:
+            numbers[_message_number(text)] = None
+            continue
+        low, high = _message_number(first), _message_number(last)
+        if high < low or high - low >= 10_000:
+            raise CliError(f"{text!r} is not a range of message numbers like 21-30.", EX_USAGE)
+        numbers.update(dict.fromkeys(range(low, high + 1)))
+    return list(numbers)
+
+
 def cmd_outbox_resolve(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _outbox(paths, recover=True)
-    message = _message_number(args.id)
-    try:
-        state = store.resolve_uncertain(message, sent=args.sent)
-    except OutboxError as exc:
-        raise CliError(str(exc), EX_USAGE) from exc
-    if state is State.SENT:
-        print(f"Message {message} is marked as sent.")
-        return EX_OK
-    runner = _runner(paths, store, False)
-    runner.deliver_now(message=message)
-    row = store.get(message)
-    error = runner.errors.get(message)
-    _print_row(row, False, error)
-    return _row_code(row, error)
+    messages = _message_numbers(args.ids)
+    decided: list[int] = []
+    refused: list[str] = []
+    for message in messages:
+        try:
+            store.resolve_uncertain(message, sent=args.sent)
+        except OutboxError as exc:
+            refused.append(str(exc))
+        else:
+            decided.append(message)
+    for text in refused:
+        print(f"mailer-gui: {text}", file=sys.stderr)
+    code = EX_USAGE if refused else EX_OK
+    if args.sent:
+        if decided:
+            them = "Message" if len(decided) == 1 else "Messages"
+            verb = "is" if len(decided) == 1 else "are"
+            print(f"{them} {_numbers(decided)} {verb} marked as sent.")
+        return code
+    runner = _runner(paths, store, False) if decided else None
+    codes = [code]
+    for message in decided:
+        assert runner is not None
+        runner.deliver_now(message=message)
+        row = store.get(message)
+        error = runner.errors.get(message)
+        _print_row(row, False, error)
+        codes.append(_row_code(row, error))
+    return next((c for c in codes if c != EX_OK), EX_OK)  # the first trouble's
 
 
 def _describe_error(exc: SmtpError) -> str:

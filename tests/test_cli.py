@@ -946,6 +946,34 @@ def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> Non
     assert code == cli.EX_USAGE
 
 
+def test_resolve_takes_several_messages_and_ranges(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """After a crash or a full disk, uncertain messages come in numbers: one
+    command decides them all (numbers, ranges); a number that is not
+    uncertain is named, and the others are still decided."""
+    server = aiosmtpd_factory()
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    queue_numbered(capsys, monkeypatch, home, 4)
+    paths = resolve_paths(home)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    try:
+        with store._write() as db:  # what a crash after the final "." leaves
+            db.execute("UPDATE messages SET state = 'uncertain' WHERE id <= 3")
+    finally:
+        store.close()
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "resolve", "1-2", "4", "--sent")
+    assert code == cli.EX_USAGE
+    assert "Messages 1–2 are marked as sent." in out
+    assert "Message 4 is queued" in err or "not uncertain" in err, err
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "resolve", "3", "--resend")
+    assert code == cli.EX_OK, err
+    assert len(server.wait_for_messages(1)) == 1
+    code, _, err = run(capsys, monkeypatch, home, "outbox", "resolve", "5-2", "--sent")
+    assert code == cli.EX_USAGE and "not a range of message numbers" in err
+
+
 def test_the_retry_schedule_from_settings_holds_for_the_command_line(
     aiosmtpd_factory, tmp_path, capsys, monkeypatch
 ) -> None:
@@ -1188,7 +1216,8 @@ def test_uncertain_resolved_by_resending(smtp_sink_factory, tmp_path, capsys, mo
     assert code == cli.EX_TEMPFAIL and result["state"] == "uncertain"
     code, _, err = run(capsys, monkeypatch, home, "outbox", "flush")
     assert code == cli.EX_TEMPFAIL  # it waits for the person's decision
-    assert "1 uncertain" in err and "outbox resolve ID --sent or --resend" in err
+    assert "1 uncertain" in err
+    assert f"outbox resolve {result['id']} --sent or --resend" in err  # its own number
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--json")
     assert json.loads(out)[0]["state"] == "uncertain"  # never resent by itself
     code, _, err = run(capsys, monkeypatch, home, "outbox", "retry", str(result["id"]))
