@@ -1703,10 +1703,12 @@ def _held_back(store: OutboxStore, now_in: Mapping[int, State]) -> list[str]:
         numbers = ", ".join(str(m) for m in messages)
         them = f"message {numbers} was" if len(messages) == 1 else f"messages {numbers} were"
         lines.append(
-            f"mailer-gui: {them} not tried: the server of {account} put off message "
-            f"{first.id} just before, so {'it waits' if len(messages) == 1 else 'they wait'} "
-            f"for its next try ({_clock_time(first.due_at)}) instead of asking that server "
-            "again at once. mailer-gui outbox flush tries again now."
+            f"mailer-gui: {them} not tried: message {first.id} of {account} was put off just "
+            "before (its server, or the DNS server, did not take it), and "
+            f"{'it' if len(messages) == 1 else 'they'} would meet the same, so "
+            f"{'it waits' if len(messages) == 1 else 'they wait'} for its next try "
+            f"({_clock_time(first.due_at)}) instead of asking again at once. "
+            "mailer-gui outbox flush tries again now."
         )
     return lines
 

@@ -1097,6 +1097,16 @@ class Runner:
             settled = True
             detail = result.error_text or self._detail(row, result, state)
             self._emit(StateChanged(row.id, state, detail))
+            if (
+                account.kind == "direct"
+                and state is State.DEFERRED
+                and connection.silence.recent() is not None
+            ):
+                # The DNS server itself answers nothing (DnsSilence): no
+                # message of this account can go before it does. The others
+                # wait for this one's retry, untried, as behind a server's 421.
+                self._hold(row)
+                return False
             if result.error is not None and result.error.transient:
                 first = connection.messages <= 1  # the connection carried no other
                 connection.close()
