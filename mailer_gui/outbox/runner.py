@@ -8,13 +8,16 @@ account with due messages gets a worker thread (at most `max_connections` at
 once), which reuses one connection for up to `per_connection` messages.
 One failing message never blocks the others: its result is recorded and the
 worker goes on. When the account's server itself puts a message off (it
-cannot be reached, or closes with 421 before taking any message), the
-account's other messages wait for that message's next try, in the store
-too (`OutboxStore.hold_queued`), rather than each asking the server again at
-once. A relay worker claims `CLAIM_BATCH` messages at a time; a direct one
-claims one, since each of its messages takes lookups and connections of its
-own. Events (frozen dataclasses) report state changes, progress and
-transcript lines to whoever listens: the CLI, or the GUI's bridge.
+cannot be reached, or closes with 421 before taking any message), or for a
+direct account the DNS server answers nothing, the account's other messages
+wait for that message's next try, in the store too
+(`OutboxStore.hold_queued`), rather than each asking again at once. A 421
+after other messages went through on the connection is taken for the
+server's limit per connection: that message goes again at once on a new one,
+its attempt not counted. A relay worker claims `CLAIM_BATCH` messages at a
+time; a direct one claims one, since each of its messages takes lookups and
+connections of its own. Events (frozen dataclasses) report state changes,
+progress and transcript lines to whoever listens: the CLI, or the GUI's bridge.
 
 What a worker writes, and when (crash safety):
 
