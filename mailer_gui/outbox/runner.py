@@ -672,16 +672,17 @@ class Runner:
         self._paused.clear()
         self._wake.set()
 
-    def clear_backoff(self, account: str | None = None) -> None:
+    def clear_backoff(self, account: str | None = None, *, put_off: bool = True) -> None:
         """The person asked to try now: forget that ``account`` (or every account)
-        could not be reached, so its messages go at the next look."""
+        could not be reached, so its messages go at the next look. With
+        ``put_off=False``, only a wait of Mailer's own is forgotten, not one
+        the account's server asked for (see `_hold`)."""
         with self._lock:
-            if account is None:
-                self._backoff.clear()
-                self._put_off.clear()
-            else:
-                self._backoff.pop(account, None)
-                self._put_off.discard(account)
+            names = list(self._backoff) if account is None else [account]
+            for name in names:
+                if put_off or name not in self._put_off:
+                    self._backoff.pop(name, None)
+                    self._put_off.discard(name)
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:

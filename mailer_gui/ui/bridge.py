@@ -233,9 +233,11 @@ class OutboxBridge(QObject):
             if error is None:
                 if due_at is None or due_at <= time.time() + UNDO_WINDOW_MAX:
                     # Send pressed (not Send later): this message is tried when
-                    # its undo window ends, not after the wait another
-                    # message's failure put on the account (unseen by the person).
-                    self.runner.clear_backoff(account)
+                    # its undo window ends, not after a wait of Mailer's own
+                    # (a full disk, say). One the account's server put on it
+                    # (unreachable, or a 421) holds this message too, shown
+                    # with its time: another try now would only meet the same.
+                    self.runner.clear_backoff(account, put_off=False)
                 self.runner.wake()
                 self.refresh_counts()
             on_done(message, error)

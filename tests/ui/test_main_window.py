@@ -288,6 +288,36 @@ def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
     window.close()
 
 
+def test_a_message_sent_while_its_server_asked_for_a_pause_waits_with_the_others(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """After a 421 ("too many connections") the account's messages wait for the
+    first one's retry. A message written and sent meanwhile joins them, shown
+    with that time, instead of asking the server again at once."""
+    mails: list[str] = []
+
+    def busy(address: str, options: list[str]) -> str:
+        mails.append(address)
+        return "421 4.7.0 Too many connections from your address, try again later"
+
+    server = aiosmtpd_factory(on_mail=busy)
+    window, composer, paths = window_writing(qtbot, tmp_path, server.port, "Later", "Hi.")
+    store = window.bridge.store
+    first = queued_elsewhere(store, paths, "First")
+    window.bridge.wake()
+    qtbot.waitUntil(lambda: store.get(first).state is State.DEFERRED, timeout=15_000)
+    until = store.get(first).due_at
+    composer.send()
+    qtbot.waitUntil(
+        lambda: any(r.subject == "Later" and r.due_at == until for r in store.messages()),
+        timeout=15_000,
+    )
+    (later,) = [r for r in store.messages() if r.subject == "Later"]
+    assert later.state is State.QUEUED and later.attempts == 0
+    assert len(mails) == 1
+    close_all(window)
+
+
 def test_deferrals_that_come_together_are_told_in_one_notification(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
