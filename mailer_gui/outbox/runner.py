@@ -628,6 +628,8 @@ class Runner:
         # Mailer's): their messages that come due meanwhile wait in the store
         # too (`OutboxStore.hold_queued`), so every view shows when they go.
         self._put_off: set[str] = set()
+        # Those whose server asked for the wait (a 421): see clear_backoff.
+        self._asked: set[str] = set()
         # Each Trouble text told, and when (time.monotonic()).
         self._told: dict[str, float] = {}
         # Messages whose final "." is going or gone (their mark is set): too
@@ -672,17 +674,18 @@ class Runner:
         self._paused.clear()
         self._wake.set()
 
-    def clear_backoff(self, account: str | None = None, *, put_off: bool = True) -> None:
+    def clear_backoff(self, account: str | None = None, *, asked: bool = True) -> None:
         """The person asked to try now: forget that ``account`` (or every account)
         could not be reached, so its messages go at the next look. With
-        ``put_off=False``, only a wait of Mailer's own is forgotten, not one
-        the account's server asked for (see `_hold`)."""
+        ``asked=False``, not a wait the account's server asked for (a 421,
+        see `_hold`)."""
         with self._lock:
             names = list(self._backoff) if account is None else [account]
             for name in names:
-                if put_off or name not in self._put_off:
+                if asked or name not in self._asked:
                     self._backoff.pop(name, None)
                     self._put_off.discard(name)
+                    self._asked.discard(name)
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -1107,10 +1110,13 @@ class Runner:
                 and connection.silence.recent() is not None
             ):
                 # The DNS server itself answers nothing (DnsSilence): no
-                # message of this account can go before it does. The others
-                # wait for this one's retry, untried, as behind a server's 421.
-                self._hold(row)
-                return False
+                # message of this account that needs a lookup can go before
+                # it does. Those wait for this one's retry, untried, as behind
+                # a server's 421; one to address literals only goes on.
+                with contextlib.suppress(OutboxError):
+                    until = self.store.get(row.id).due_at
+                    self.store.hold_queued(row.account, until, now=self._clock(), needing_dns=True)
+                return True  # on to what is still due: messages to literals
             if result.error is not None and result.error.transient:
                 first = connection.messages <= 1  # the connection carried no other
                 connection.close()
@@ -1122,7 +1128,7 @@ class Runner:
                     # instead of opening one connection after another. (After
                     # messages went through, a 421 is often the server's
                     # limit per connection: the next goes on a new one.)
-                    self._hold(row)
+                    self._hold(row, asked=True)
                     return False
             return True
         except Cancelled:
@@ -1135,7 +1141,9 @@ class Runner:
             exc = _sandbox_down(exc, connection.account[1] if connection.account else None)
             connection.close()
             self.errors[row.id] = exc
-            keep_going = self._fail(row, transcript, judge(exc))
+            reply = getattr(exc, "reply", None)
+            asked = reply is not None and reply.code == 421  # a busy server's greeting, say
+            keep_going = self._fail(row, transcript, judge(exc), asked=asked)
             settled = True
             return keep_going
         except WrongState:
@@ -1282,8 +1290,9 @@ class Runner:
         return too_big_reason(result, row.size) or refusals(result)
 
     def _fail(
-        self, row: MessageRow, transcript: Transcript, verdict: Verdict, *, hold: bool = True
-    ) -> bool:
+        self, row: MessageRow, transcript: Transcript, verdict: Verdict, *, hold: bool = True,
+        asked: bool = False,
+    ) -> bool:  # fmt: skip
         now = self._clock()
         transcript.note(verdict.reason)  # the session log says why it stopped
         try:
@@ -1297,19 +1306,23 @@ class Runner:
             # The server could not be reached or refused for now: the account's
             # other messages wait for the same retry time instead of hammering it.
             if hold:
-                self._hold(row)
+                self._hold(row, asked=asked)
             return False
         return verdict.disposition is Disposition.FAIL
 
-    def _hold(self, row: MessageRow) -> None:
+    def _hold(self, row: MessageRow, *, asked: bool = False) -> None:
         """``row`` was put off by its account's server: the account's other
         messages wait for its next try (in this runner, and in the store for
-        everyone to see), and the worker stops."""
+        everyone to see), and the worker stops. ``asked``: the server said so
+        (a 421); a message the person sends meanwhile waits too, where after a
+        server that could not be reached it is tried (something may be fixed)."""
         with contextlib.suppress(OutboxError):
             until = self.store.get(row.id).due_at
             with self._lock:
                 self._backoff[row.account] = until
                 self._put_off.add(row.account)
+                if asked:
+                    self._asked.add(row.account)
             self.store.hold_queued(row.account, until, now=self._clock())
 
 

@@ -1484,7 +1484,9 @@ class OutboxStore:
             os.unlink(self._spool_prefix + row[1])
         return True
 
-    def hold_queued(self, account: str, until: float, *, now: float | None = None) -> list[int]:
+    def hold_queued(
+        self, account: str, until: float, *, now: float | None = None, needing_dns: bool = False
+    ) -> list[int]:
         """The account's waiting messages due before ``until`` wait until then.
 
         What a runner does when the account's server could not be reached, or
@@ -1496,13 +1498,22 @@ class OutboxStore:
         has come (an undo window over: queued now), are moved; one scheduled
         for later keeps its time. Their order is kept (claims go by due time,
         then number). Send now, or a flush, makes them due again. Their numbers.
+        ``needing_dns``: only messages with a recipient to look up (one to
+        address literals only, ``x@[192.0.2.1]``, needs no DNS server).
         """
         now = time.time() if now is None else now
+        dns = (
+            " AND EXISTS (SELECT 1 FROM recipients r WHERE r.message = messages.id "
+            "AND r.status IN ('pending','deferred') AND r.address NOT LIKE '%@[%]')"
+            if needing_dns
+            else ""
+        )
         try:
             with self._write() as db:
                 rows = db.execute(
                     "SELECT id FROM messages WHERE account = ? AND due_at < ? AND "
-                    "(state IN ('queued','deferred') OR (state = 'scheduled' AND due_at <= ?))",
+                    "(state IN ('queued','deferred') OR (state = 'scheduled' AND due_at <= ?))"
+                    + dns,
                     (account, until, now),
                 ).fetchall()
                 held = [row[0] for row in rows]

@@ -233,11 +233,11 @@ class OutboxBridge(QObject):
             if error is None:
                 if due_at is None or due_at <= time.time() + UNDO_WINDOW_MAX:
                     # Send pressed (not Send later): this message is tried when
-                    # its undo window ends, not after a wait of Mailer's own
-                    # (a full disk, say). One the account's server put on it
-                    # (unreachable, or a 421) holds this message too, shown
-                    # with its time: another try now would only meet the same.
-                    self.runner.clear_backoff(account, put_off=False)
+                    # its undo window ends, not after a wait for a server that
+                    # could not be reached (the person may have fixed that).
+                    # A wait the server asked for (a 421) holds this message
+                    # too, shown with its time: a try now would meet the same.
+                    self.runner.clear_backoff(account, asked=False)
                 self.runner.wake()
                 self.refresh_counts()
             on_done(message, error)

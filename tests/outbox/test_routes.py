@@ -644,6 +644,48 @@ def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(
     assert "looking up the mail servers (MX) of one.test" in attempt.transcript
 
 
+def test_a_message_to_an_address_literal_is_not_held_by_a_silent_dns_server(
+    silent_nameserver: int, servers: MailServers, tmp_path, monkeypatch, capsys
+) -> None:
+    """The DNS server answers nothing: messages that need a lookup wait; one to
+    an address literal needs none and goes in the same flush."""
+    import sys
+
+    from mailer_gui import cli
+    from mailer_gui.outbox import routes
+    from mailer_gui.outbox.store import OutboxStore, State
+
+    monkeypatch.setattr(routes, "DNS_TIMEOUT", 0.3)
+    monkeypatch.setattr(routes, "DNS_LIFETIME", 0.6)
+    monkeypatch.setenv(NAMESERVER_VARIABLE, f"127.0.0.1:{silent_nameserver}")
+    literal = servers.start("127.0.0.4")
+    home = tmp_path / "home"
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        code = cli.main(["--home", str(home), *args])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    code, said = run(
+        "accounts", "add", "mx", "--kind", "direct", "--email", "ann@example.org",
+        "--port", str(servers.port),
+    )  # fmt: skip
+    assert code == 0, said
+    for to in ("bob@one.test", "c@[127.0.0.4]", "d@two.test"):
+        code, said = run("send", "--later", "--to", to, "--subject", "s", "--body", "hi")
+        assert code == 0, said
+    code, said = run("outbox", "flush")
+    assert code == cli.EX_TEMPFAIL, said
+    assert [m.rcpt_tos for m in literal.messages] == [("c@[127.0.0.4]",)]
+    store = OutboxStore(home / "data" / "outbox.sqlite3", home / "data" / "spool")
+    try:
+        states = [row.state for row in sorted(store.messages(), key=lambda row: row.id)]
+    finally:
+        store.close()
+    assert states == [State.DEFERRED, State.SENT, State.QUEUED]
+
+
 def test_one_domain_whose_own_dns_does_not_answer_keeps_no_other_domain_waiting(
     dnsmasq_factory: DnsmasqFactory, silent_nameserver: int, servers: MailServers
 ) -> None:
