@@ -1505,7 +1505,11 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
     print(f"  Message-ID: {row.message_id}")
     print(f"  Account:    {row.account}")
     print(f"  Size:       {row.size} bytes ({row.spool_path})")
-    print(f"  Attempts:   {len(attempts)}")
+    # The count the retry schedule and outbox list use; attempts given back
+    # unfinished (interrupted, an account paused) are listed, not counted.
+    extra = len(attempts) - row.attempts
+    uncounted = f" (and {extra} not counted: interrupted or held)" if extra > 0 else ""
+    print(f"  Attempts:   {row.attempts}{uncounted}")
     if row.state in (State.DEFERRED, State.SCHEDULED, State.QUEUED):
         when = _local_time(row.due_at)
         print(f"  Next try:   {when}")

@@ -936,8 +936,9 @@ def test_outbox_commands(aiosmtpd_factory, tmp_path, capsys, monkeypatch) -> Non
     )
     assert "Message" in out and "sent" in out
     assert "451 4.7.1 Greylisted" in out  # the first attempt's server words
-    # Numbered for this message, as the window numbers them.
+    # Numbered for this message, as the window numbers them, and counted as listed.
     assert "  Attempt 1 at " in out and "  Attempt 2 at " in out
+    assert "  Attempts:   2\n" in out
     assert "C: MAIL FROM:<ann@example.org>" in out
 
     code, _, err = run(capsys, monkeypatch, home, "outbox", "resolve", str(first["id"]), "--sent")

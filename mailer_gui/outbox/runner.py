@@ -91,7 +91,7 @@ from mailer_gui.outbox.store import (
 )
 from mailer_gui.smtp.auth import Credentials
 from mailer_gui.smtp.errors import AuthenticationError, Cancelled, ConnectError, SmtpError
-from mailer_gui.smtp.replies import TLS_FIRST_WORDS, Reply, Stage, explain
+from mailer_gui.smtp.replies import TLS_FIRST_WORDS, Reply, Stage, explain, without_retry_note
 from mailer_gui.smtp.session import (
     CHUNK_SIZE,
     Envelope,
@@ -1087,7 +1087,8 @@ class Runner:
                 # limit of messages per connection. It goes again at once, on
                 # a new connection, without a deferral or a counted attempt.
                 connection.close()
-                reason = f"{result.error_text} Mailer sends it again at once on a new connection."
+                said = without_retry_note(result.error_text or "")
+                reason = f"{said} Mailer sends it again at once on a new connection.".strip()
                 transcript.note(reason)
                 self.store.release(
                     row.id, self.owner, now=self._clock(), reason=reason,

@@ -469,6 +469,7 @@ def test_a_message_read_ahead_goes_whole_on_a_new_connection(
     assert (closed.outcome, sent.outcome) == ("interrupted", "sent")
     assert "421 4.3.2 Service shutting down" in closed.transcript
     assert "sends it again at once on a new connection" in (closed.error or "")
+    assert "try again later" not in (closed.error or "")  # it does not wait
     assert outbox.get(second).attempts == 1
 
 
