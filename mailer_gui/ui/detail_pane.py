@@ -200,6 +200,10 @@ def _state_tone(row: MessageRow) -> str:
 # States a message is not tried again from by itself: what the replies'
 # explanations say Mailer will try again later is no longer so.
 _NOT_TRIED_AGAIN = frozenset({State.FAILED, State.SENT, State.CANCELLED, State.UNCERTAIN})
+# States a message comes to that make a notice about the moment before stale.
+_NEWS = frozenset(
+    {State.SENDING, State.SENT, State.FAILED, State.DEFERRED, State.UNCERTAIN, State.CANCELLED}
+)
 _HELD_WITH_OTHERS = (
     "It waits with its account's other messages: the server put one of them off just "
     "before (it could not be reached, or asked to be left alone for a while), so Mailer "
@@ -745,6 +749,11 @@ class DetailPane(QWidget):
             self._update_actions()
             return
         row, attempts = details
+        before = self._row.state if self._row is not None and self._row.id == row.id else None
+        if before is not None and row.state is not before and row.state in _NEWS:
+            # What the banner said of the moment before ("too late to cancel",
+            # "sending is paused") is over: the state says what happened.
+            self._clear_banner()
         # The row and its attempts are rendered together: both come from one
         # read, so the state shown always agrees with the attempts below it.
         self._attempts = [(attempt, read_transcript(attempt.transcript)) for attempt in attempts]
@@ -851,7 +860,7 @@ class DetailPane(QWidget):
         """Queued for later by no choice of the person's: its account's server
         put another message off just before (OutboxStore.hold_queued). A
         message given back by Cancel waits too, after an interrupted attempt."""
-        if row.state is not State.QUEUED or row.due_at <= time.time() + 1 or row.last_error:
+        if row.state is not State.QUEUED or row.due_at <= time.time() + 1:
             return False
         return not self._attempts or self._attempts[-1][0].outcome != "interrupted"
 
@@ -875,7 +884,7 @@ class DetailPane(QWidget):
         if row.state is State.UNCERTAIN:
             detail = f"{detail} {_UNCERTAIN_ADVICE}".strip()
         elif self._held_with_others(row):
-            detail = _HELD_WITH_OTHERS
+            detail = f"{_HELD_WITH_OTHERS} Its last try: {detail}" if detail else _HELD_WITH_OTHERS
         show_detail = bool(detail) and row.state not in (State.SENT, State.CANCELLED)
         self.state_detail.setText(detail if show_detail else "")
         self._tone(self.state_detail, "error" if row.state is State.FAILED else "muted")

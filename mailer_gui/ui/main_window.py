@@ -910,6 +910,16 @@ class MainWindow(QMainWindow):
                 self._refilling = True
                 try:
                     self.model.set_prepared(prepared)
+                    shown = self.detail.row
+                    if current is not None and shown is not None:
+                        fresh = self.model.row_of(current)
+                        now_row = self.model.message_row(fresh) if fresh is not None else None
+                        if now_row is not None and (now_row.state, now_row.due_at) != (
+                            shown.state, shown.due_at,
+                        ):  # fmt: skip
+                            # Changed by another hand (held with the others,
+                            # the command line): the pane reads it again.
+                            self.detail.refresh()
                     if current is not None and not self.select_message(current):
                         # The message shown left this folder (cancelled, sent):
                         # the pane goes on showing it as it is now, and no other

@@ -390,6 +390,7 @@ def test_cancel_after_all_of_the_message_went_out_says_it_is_too_late(
         release.set()
     qtbot.waitUntil(lambda: pane.state_text().startswith("Sent"), timeout=10_000)
     assert store.get(message).state is State.SENT and len(server.messages) == 1
+    qtbot.waitUntil(lambda: pane.banner_text() == "", timeout=5_000)  # that moment is over
 
 
 def test_a_message_held_with_its_accounts_others_says_why(
@@ -398,11 +399,20 @@ def test_a_message_held_with_its_accounts_others_says_why(
     """Queued for later because the account's server put another message off
     (what the runner does after a 421): the pane says why it waits."""
     message = queue(store)
-    store.hold_queued("work", time.time() + 300)
     pane = make_pane(make_bridge())
     pane.show_message(message)
+    qtbot.waitUntil(lambda: pane.state_text() == "Queued — waiting to be sent", timeout=5_000)
+    store.hold_queued("work", time.time() + 300)
+    pane.refresh()  # the window does this when its table shows the change
     qtbot.waitUntil(lambda: pane.state_text().startswith("Queued — sending at"), timeout=5_000)
     assert "It waits with its account's other messages" in pane.state_detail.text()
+    # One tried before (its problem kept) says both.
+    with store._write() as db:
+        db.execute("UPDATE messages SET last_error = 'bob@example.org: Mailbox busy'")
+    pane.refresh()
+    qtbot.waitUntil(lambda: "Its last try: bob@example.org: Mailbox busy" in (
+        pane.state_detail.text()
+    ), timeout=5_000)  # fmt: skip
 
 
 def make_uncertain(store: OutboxStore, message: int) -> None:

@@ -702,6 +702,7 @@ def test_pause_holds_messages_until_resumed(qtbot, tmp_path: Path, aiosmtpd_fact
     assert server.messages == []
     window.pause_action.trigger()
     qtbot.waitUntil(lambda: window._folder_item("sent").text() == "Sent (1)", timeout=15_000)
+    qtbot.waitUntil(lambda: window.detail.banner_text() == "", timeout=5_000)  # over
     close_all(window)
 
 
