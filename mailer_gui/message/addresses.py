@@ -28,9 +28,7 @@ class MailAddress:
     @property
     def ascii_domain(self) -> str:
         """The domain as A-labels (``bücher.example`` -> ``xn--bcher-kva.example``)."""
-        return (
-            self.domain.encode("idna").decode("ascii") if not self.domain.isascii() else self.domain
-        )
+        return _to_ascii(self.domain) if not self.domain.isascii() else self.domain
 
     @property
     def needs_smtputf8(self) -> bool:
@@ -59,7 +57,7 @@ def _check_domain(domain: str, original: str) -> None:
     if domain.startswith(".") or domain.endswith(".") or ".." in domain:
         raise AddressError(f"{original!r}: the part after @ is not a valid domain")
     try:
-        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+        ascii_domain = _to_ascii(domain) if not domain.isascii() else domain
     except UnicodeError as exc:
         raise AddressError(f"{original!r}: the domain {domain!r} is not a valid name") from exc
     if domain.startswith("[") and domain.endswith("]"):
@@ -210,8 +208,31 @@ def shown_domain(domain: str) -> str:
         if label[:4].lower() == "xn--":
             # One that is not a real A-label is shown as it is.
             with contextlib.suppress(UnicodeError):
-                labels[index] = label.lower().encode("ascii").decode("idna")
+                labels[index] = _to_unicode(label.lower())
     return ".".join(labels)
+
+
+def _to_ascii(domain: str) -> str:
+    """A domain's A-labels by IDNA 2008 with UTS #46 mapping (what browsers and
+    dnspython's practical codec use: "grüße" stays "grüße", not "grüsse"),
+    else by IDNA 2003 (labels 2008 refuses, such as some symbols).
+    Raises UnicodeError for a name neither takes."""
+    import idna  # only for a domain that is not ASCII
+
+    try:
+        return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    except idna.IDNAError:
+        return domain.encode("idna").decode("ascii")
+
+
+def _to_unicode(label: str) -> str:
+    """One A-label in its own letters (IDNA 2008, else 2003); UnicodeError if neither."""
+    import idna
+
+    try:
+        return str(idna.decode(label))
+    except idna.IDNAError:
+        return label.encode("ascii").decode("idna")
 
 
 def parse_address_list(values: list[str] | tuple[str, ...]) -> list[MailAddress]:

@@ -109,7 +109,18 @@ def test_idn_and_smtputf8() -> None:
         ("x@xn--zz.test", "x@xn--zz.test"),  # not real punycode: kept
         ("no-at-sign", "no-at-sign"),
         ('"a@b"@xn--mnchen-3ya.test', '"a@b"@münchen.test'),
+        ("y@xn--gre-6ka8l.test", "y@grüße.test"),  # an IDNA 2008 label
     ],
 )
 def test_shown_address_gives_a_domain_in_its_own_letters(stored: str, shown: str) -> None:
     assert shown_address(stored) == shown
+
+
+def test_a_domain_goes_out_by_idna_2008_so_sharp_s_stays_itself() -> None:
+    """IDNA 2003 turned "grüße" into "grüsse", another domain; 2008 keeps ß.
+    Upper case letters are mapped (UTS #46), as browsers do."""
+    address = parse_address("y@Grüße.test")
+    assert address.ascii_domain == "xn--gre-6ka8l.test"
+    assert address.envelope(smtputf8=False) == "y@xn--gre-6ka8l.test"
+    assert shown_address(address.envelope(smtputf8=False)) == "y@grüße.test"
+    assert parse_address("x@BÜCHER.test").ascii_domain == "xn--bcher-kva.test"
