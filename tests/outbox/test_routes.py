@@ -595,18 +595,14 @@ def test_a_nameserver_that_does_not_answer_is_waited_for_once_a_message(
     ), later.detail
 
 
-def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(
-    silent_nameserver: int, tmp_path, monkeypatch, capsys
-) -> None:
-    """Three messages queued for a direct account, the nameserver silent: the
-    first message waits for its lookup and is deferred; the two after it are
-    not tried (each would wait as long) but wait for its next try, untried,
-    as behind a busy server; the flush says why. None is lost."""
+@pytest.fixture
+def silent_cli(silent_nameserver: int, tmp_path, monkeypatch, capsys):
+    """(home, run): the command line in-process, on its own home, asking a
+    nameserver that never answers (lookups given up after 0.6 s)."""
     import sys
 
     from mailer_gui import cli
     from mailer_gui.outbox import routes
-    from mailer_gui.outbox.store import OutboxStore, State
 
     monkeypatch.setattr(routes, "DNS_TIMEOUT", 0.3)
     monkeypatch.setattr(routes, "DNS_LIFETIME", 0.6)
@@ -618,6 +614,19 @@ def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(
         code = cli.main(["--home", str(home), *args])
         out, err = capsys.readouterr()
         return code, out + err
+
+    return home, run
+
+
+def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(silent_cli) -> None:
+    """Three messages queued for a direct account, the nameserver silent: the
+    first message waits for its lookup and is deferred; the two after it are
+    not tried (each would wait as long) but wait for its next try, untried,
+    as behind a busy server; the flush says why. None is lost."""
+    from mailer_gui import cli
+    from mailer_gui.outbox.store import OutboxStore, State
+
+    home, run = silent_cli
 
     assert run("accounts", "add", "mx", "--kind", "direct", "--email", "ann@example.org")[0] == 0
     for number, domain in enumerate(("one.test", "two.test", "three.test")):
@@ -645,27 +654,15 @@ def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(
 
 
 def test_a_message_to_an_address_literal_is_not_held_by_a_silent_dns_server(
-    silent_nameserver: int, servers: MailServers, tmp_path, monkeypatch, capsys
+    silent_cli, servers: MailServers
 ) -> None:
     """The DNS server answers nothing: messages that need a lookup wait; one to
     an address literal needs none and goes in the same flush."""
-    import sys
-
     from mailer_gui import cli
-    from mailer_gui.outbox import routes
     from mailer_gui.outbox.store import OutboxStore, State
 
-    monkeypatch.setattr(routes, "DNS_TIMEOUT", 0.3)
-    monkeypatch.setattr(routes, "DNS_LIFETIME", 0.6)
-    monkeypatch.setenv(NAMESERVER_VARIABLE, f"127.0.0.1:{silent_nameserver}")
+    home, run = silent_cli
     literal = servers.start("127.0.0.4")
-    home = tmp_path / "home"
-
-    def run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        code = cli.main(["--home", str(home), *args])
-        out, err = capsys.readouterr()
-        return code, out + err
 
     code, said = run(
         "accounts", "add", "mx", "--kind", "direct", "--email", "ann@example.org",

@@ -329,17 +329,20 @@ def test_cancel_a_scheduled_message(make_bridge, make_pane, qtbot, store: Outbox
     assert pane.banner_text() == ""
 
 
-def test_cancel_while_sending_stops_the_send(
-    qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
-) -> None:
+def sending_held(
+    qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore, hook: str
+) -> tuple[DetailPane, int, threading.Event, object]:
+    """A message being sent, shown, while the server sits on its answer to
+    ``hook`` ("on_rcpt" or "on_data") until the event returned is set; the
+    pane, the message, that event and the server."""
     reached = threading.Event()
     release = threading.Event()
 
-    def slow_rcpt(address: str, options: list[str]) -> None:
+    def slow(*_args) -> None:
         reached.set()
-        release.wait(10)  # the server sits on the RCPT: the message is being sent
+        release.wait(10)
 
-    server = aiosmtpd_factory(on_rcpt=slow_rcpt)
+    server = aiosmtpd_factory(**{hook: slow})
     bridge = make_bridge(server)
     message = queue(store)
     pane = make_pane(bridge)
@@ -349,6 +352,19 @@ def test_cancel_while_sending_stops_the_send(
         qtbot.waitUntil(
             lambda: reached.is_set() and pane.state_text() == "Sending…", timeout=10_000
         )
+    except BaseException:
+        release.set()
+        raise
+    return pane, message, release, server
+
+
+def test_cancel_while_sending_stops_the_send(
+    qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    pane, _, release, server = sending_held(
+        qtbot, aiosmtpd_factory, make_bridge, make_pane, store, "on_rcpt"
+    )
+    try:
         click(qtbot, pane, pane.cancel_action)
         qtbot.waitUntil(lambda: pane.state_text().startswith("Queued — sending at"), timeout=10_000)
         assert "press Cancel again to cancel it for good" in pane.banner_text()
@@ -366,23 +382,10 @@ def test_cancel_after_all_of_the_message_went_out_says_it_is_too_late(
     """The server sits on its answer to the final ".": Cancel cannot unsend
     it, and closing the line would only leave it uncertain. The pane says so,
     and the message ends as the server says: sent."""
-    reached = threading.Event()
-    release = threading.Event()
-
-    def slow_end(message) -> None:
-        reached.set()
-        release.wait(10)
-
-    server = aiosmtpd_factory(on_data=slow_end)
-    bridge = make_bridge(server)
-    message = queue(store)
-    pane = make_pane(bridge)
-    pane.show_message(message)
-    bridge.start()
+    pane, message, release, server = sending_held(
+        qtbot, aiosmtpd_factory, make_bridge, make_pane, store, "on_data"
+    )
     try:
-        qtbot.waitUntil(
-            lambda: reached.is_set() and pane.state_text() == "Sending…", timeout=10_000
-        )
         click(qtbot, pane, pane.cancel_action)
         qtbot.waitUntil(lambda: "could not be cancelled" in pane.banner_text(), timeout=10_000)
         assert "All of the message has gone to the server already" in pane.banner_text()

@@ -265,11 +265,9 @@ def test_paused_sending_stays_paused_after_a_restart(
     window.close()
 
 
-def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
-    qtbot, tmp_path: Path
-) -> None:
-    """Another Mailer (here the command line's store) queues and cancels: the
-    window's Outbox shows it within seconds, without a click."""
+def outbox_on_closed_port(qtbot, tmp_path: Path) -> tuple[MainWindow, AppPaths]:
+    """A window showing its Outbox, its account's server a closed port
+    (nothing it queues for tomorrow is tried before the test ends)."""
     paths = home_for(
         tmp_path,
         Account(name="work", email="ann@example.org", host="127.0.0.1", port=9,
@@ -277,6 +275,15 @@ def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
     )  # fmt: skip
     window = open_window(qtbot, paths)
     window.show_folder("outbox")
+    return window, paths
+
+
+def test_a_message_queued_by_the_command_line_shows_in_the_open_window(
+    qtbot, tmp_path: Path
+) -> None:
+    """Another Mailer (here the command line's store) queues and cancels: the
+    window's Outbox shows it within seconds, without a click."""
+    window, paths = outbox_on_closed_port(qtbot, tmp_path)
     other = OutboxStore(paths.database, paths.spool_dir)
     later = time.time() + 86400  # sent tomorrow: it stays in the Outbox
     message = queued_elsewhere(other, paths, "From a terminal", due_at=later)
@@ -345,13 +352,7 @@ def test_a_cancelled_message_stays_shown_and_a_second_cancel_falls_on_no_other(
     """Cancel takes a waiting message out of the Outbox: the pane goes on
     showing it, cancelled, and no other row is chosen in its place, so a
     second press of Cancel cannot cancel the next message."""
-    paths = home_for(
-        tmp_path,
-        Account(name="work", email="ann@example.org", host="127.0.0.1", port=9,
-                security=Security.NONE, auth=AuthMethod.NONE),
-    )  # fmt: skip
-    window = open_window(qtbot, paths)
-    window.show_folder("outbox")
+    window, paths = outbox_on_closed_port(qtbot, tmp_path)
     other = OutboxStore(paths.database, paths.spool_dir)
     later = time.time() + 86400  # sent tomorrow: they stay in the Outbox
     first = queued_elsewhere(other, paths, "First", due_at=later)
