@@ -339,6 +339,20 @@ def _open_spool(row: MessageRow) -> _Spooled:
     return _Spooled(io.BytesIO(data), plan)
 
 
+# Why an account waits (_Wait.why): a trouble of Mailer's own (its worker
+# failed, a full disk); its server put a message off (could not be reached);
+# its server asked for the wait (a 421). Messages that come due while a server
+# waits wait in the store too (`OutboxStore.hold_queued`), so that every view
+# shows when they go; a message the person sends meanwhile is tried unless
+# the server asked (`clear_backoff(asked=False)`).
+_TROUBLE, _PUT_OFF, _ASKED = "trouble", "put off", "asked"
+
+
+class _Wait(NamedTuple):
+    until: float  # the runner's clock
+    why: str  # _TROUBLE, _PUT_OFF or _ASKED
+
+
 class TooLateToCancel(WrongState):
     """Cancel asked for a message whose final "." has gone out."""
 
@@ -527,7 +541,8 @@ class _Ledger:
                 row = self._claimed.popleft()
                 now = runner._clock()
                 # Held back with the rest, when the account's server put one off.
-                hold = max(0.0, runner._backoff.get(row.account, now) - now)
+                wait = runner._backoff.get(row.account)
+                hold = max(0.0, wait.until - now) if wait is not None else 0.0
                 try:
                     runner.store.release(row.id, runner.owner, now=now, hold=hold, started=False)
                 except OutboxError:
@@ -622,14 +637,8 @@ class Runner:
         # it ends, the next recovery takes them back at once (marks.py).
         self._alive = RunnerLock(store.marks_dir, self.owner)
         self._cancelled: set[int] = set()
-        # An account whose server could not be reached waits until this time.
-        self._backoff: dict[str, float] = {}
-        # Those of them whose server put a message off (not a trouble of
-        # Mailer's): their messages that come due meanwhile wait in the store
-        # too (`OutboxStore.hold_queued`), so every view shows when they go.
-        self._put_off: set[str] = set()
-        # Those whose server asked for the wait (a 421): see clear_backoff.
-        self._asked: set[str] = set()
+        # Accounts whose worker does not start before a time, and why (_Wait).
+        self._backoff: dict[str, _Wait] = {}
         # Each Trouble text told, and when (time.monotonic()).
         self._told: dict[str, float] = {}
         # Messages whose final "." is going or gone (their mark is set): too
@@ -682,10 +691,9 @@ class Runner:
         with self._lock:
             names = list(self._backoff) if account is None else [account]
             for name in names:
-                if asked or name not in self._asked:
-                    self._backoff.pop(name, None)
-                    self._put_off.discard(name)
-                    self._asked.discard(name)
+                wait = self._backoff.get(name)
+                if wait is not None and (asked or wait.why != _ASKED):
+                    del self._backoff[name]
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -829,12 +837,12 @@ class Runner:
         waits = [self.lease / 3, LOOK_AGAIN]
         with self._lock:
             busy = set(self._workers)
-        excluded = busy | {a for a, until in self._backoff.items() if until > now}
+        excluded = busy | {a for a, wait in self._backoff.items() if wait.until > now}
         with contextlib.suppress(OutboxError):
             due = self.store.next_due(exclude_accounts=excluded)
             if due is not None:
                 waits.append(due - now)
-        waits.extend(until - now for until in self._backoff.values() if until > now)
+        waits.extend(w.until - now for w in self._backoff.values() if w.until > now)
         return max(0.05, min(waits))
 
     def _give_back_unwritten(self, now: float) -> None:
@@ -925,8 +933,9 @@ class Runner:
         held: list[tuple[str, float]] = []
         with self._lock:
             for account in due:
-                until = self._backoff.get(account, 0)
-                if until > now and account in self._put_off:
+                wait = self._backoff.get(account)
+                until = wait.until if wait is not None else 0.0
+                if until > now and wait is not None and wait.why != _TROUBLE:
                     held.append((account, until))  # came due while its server is put off
                 if len(self._workers) >= self.max_connections:
                     continue
@@ -950,7 +959,7 @@ class Runner:
             # a fault of Mailer's. Told once, and the account waits a while:
             # started again at once, the worker would fail in a loop.
             with self._lock:
-                self._backoff[account] = self._clock() + STORE_TROUBLE_WAIT
+                self._backoff[account] = _Wait(self._clock() + STORE_TROUBLE_WAIT, _TROUBLE)
             if isinstance(exc, OutboxError):
                 self._trouble(str(exc))  # as recovery would tell it: once
             else:
@@ -1121,8 +1130,7 @@ class Runner:
             if result.error is not None and result.error.transient:
                 first = connection.messages <= 1  # the connection carried no other
                 connection.close()
-                reply = getattr(result.error, "reply", None)
-                if first and reply is not None and reply.code == 421 and account.kind != "direct":
+                if first and _closing(result.error) and account.kind != "direct":
                     # The server closed a connection before it took any
                     # message on it: busy, or limiting this sender. The
                     # account's other messages wait for this one's retry
@@ -1142,9 +1150,8 @@ class Runner:
             exc = _sandbox_down(exc, connection.account[1] if connection.account else None)
             connection.close()
             self.errors[row.id] = exc
-            reply = getattr(exc, "reply", None)
-            asked = reply is not None and reply.code == 421  # a busy server's greeting, say
-            keep_going = self._fail(row, transcript, judge(exc), asked=asked)
+            # A 421 asks for the wait (a busy server's greeting, say).
+            keep_going = self._fail(row, transcript, judge(exc), asked=_closing(exc))
             settled = True
             return keep_going
         except WrongState:
@@ -1320,22 +1327,23 @@ class Runner:
         with contextlib.suppress(OutboxError):
             until = self.store.get(row.id).due_at
             with self._lock:
-                self._backoff[row.account] = until
-                self._put_off.add(row.account)
-                if asked:
-                    self._asked.add(row.account)
+                self._backoff[row.account] = _Wait(until, _ASKED if asked else _PUT_OFF)
             self.store.hold_queued(row.account, until, now=self._clock())
+
+
+def _closing(error: SmtpError | None) -> bool:
+    """``error`` is the server's 421: it closed the connection, asking for a wait."""
+    reply = getattr(error, "reply", None)
+    return reply is not None and reply.code == 421
 
 
 def _closed_after_others(result: MessageResult, carried: int, kind: str) -> bool:
     """``result`` is a 421 on a relay connection that had carried other messages
     (``carried`` counts this one), and no recipient of it was taken."""
-    reply = getattr(result.error, "reply", None)
     return (
         kind != "direct"
         and carried > 1
-        and reply is not None
-        and reply.code == 421
+        and _closing(result.error)
         and not result.uncertain
         and not any(r.status is RecipientStatus.ACCEPTED for r in result.recipients)
     )
