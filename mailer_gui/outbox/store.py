@@ -1376,9 +1376,12 @@ class OutboxStore:
                         (error, now, row["id"]),
                     )
                 else:
+                    # Cut short before its "." (perhaps before it began): as
+                    # with release(), the attempt is kept but not counted.
                     state = State.QUEUED
                     db.execute(
-                        "UPDATE messages SET state = 'queued', due_at = ?, lease_owner = NULL, "
+                        "UPDATE messages SET state = 'queued', due_at = ?, "
+                        "attempts = max(attempts - 1, 0), lease_owner = NULL, "
                         "lease_until = NULL, updated_at = ? WHERE id = ?",
                         (now, now, row["id"]),
                     )

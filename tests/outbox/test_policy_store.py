@@ -421,6 +421,10 @@ def test_recover_after_a_crash(store: OutboxStore, tmp_path: Path) -> None:
         before_dot: State.QUEUED,
         after_dot: State.UNCERTAIN,
     }
+    # Both attempts are kept; only the one whose "." left counts as a try.
+    assert [a.outcome for a in store.attempts(before_dot)] == ["interrupted"]
+    assert [a.outcome for a in store.attempts(after_dot)] == ["interrupted"]
+    assert (store.get(before_dot).attempts, store.get(after_dot).attempts) == (0, 1)
     with pytest.raises(WrongState):  # the dead runner's late answer is refused
         store.record_result(before_dot, "dead", result(("bob@example.org", 250)))
 
