@@ -1612,6 +1612,23 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
         print(f"mailer-gui: message {message}: {refused}", file=sys.stderr)
     for line in _held_back(store, now_in):
         print(line, file=sys.stderr)
+    # This run leaves none of its own "sending": these are another Mailer's
+    # (the window, a second flush), perhaps claimed before this run got to them.
+    elsewhere = sorted(row.id for row in store.messages([State.SENDING]))
+    if elsewhere:
+        one = len(elsewhere) == 1
+        print(
+            f"mailer-gui: message{'' if one else 's'} {_numbers(elsewhere)} "
+            f"{'is' if one else 'are'} being sent by another Mailer (the window, or "
+            "another flush) and "
+            + (
+                "did not end within 10 minutes."
+                if args.wait
+                else f"{'was' if one else 'were'} left to it. mailer-gui outbox flush "
+                f"--wait waits for {'it' if one else 'them'}."
+            ),
+            file=sys.stderr,
+        )
     counts = store.counts()
     print(f"Outbox: {_state_counts(counts) or 'empty'}.")
     paused = _paused(store)

@@ -1071,6 +1071,35 @@ def test_flush_says_why_messages_behind_a_server_that_put_one_off_were_not_tried
     assert lines["2"].split(" next ")[1][:16] == lines["3"].split(" next ")[1][:16] == next_try
 
 
+def test_flush_names_a_message_another_mailer_is_sending(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    """A message that another Mailer claimed before this flush got to it is left
+    to that Mailer, and the flush says so instead of only counting it "sending"."""
+    server = aiosmtpd_factory()
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    queue_numbered(capsys, monkeypatch, home, 3)
+    paths = resolve_paths(home)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    try:  # the window, alive (its lease runs), has message 2 in hand
+        taken = store.claim_next("window", now=time.time(), lease=600, message=2)
+        assert taken is not None
+    finally:
+        store.close()
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == cli.EX_TEMPFAIL
+    assert "This run: 2 sent." in out and "Outbox: 1 sending, 2 sent." in out
+    assert (
+        "message 2 is being sent by another Mailer (the window, or another flush) and was "
+        "left to it. mailer-gui outbox flush --wait waits for it." in " ".join(err.split())
+    ), err
+    assert sorted(m.rcpt_tos[0] for m in server.wait_for_messages(2)) == [
+        "r1@example.org",
+        "r3@example.org",
+    ]
+
+
 def test_flush_and_list_name_a_message_sent_to_only_some_of_its_recipients(
     aiosmtpd_factory, tmp_path, capsys, monkeypatch
 ) -> None:
