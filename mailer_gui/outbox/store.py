@@ -1124,7 +1124,10 @@ class OutboxStore:
             statuses = [[r.address, r.status] for r in row.recipients]
             taken = True  # every recipient of this attempt accepted
             for r in result.recipients:
-                status = "deferred" if result.uncertain else r.status.value
+                # In an uncertain result, those whose "." had no reply are
+                # deferred; one accepted or refused in a transaction that
+                # ended before (452, another domain) keeps that answer.
+                status = r.status.value
                 taken = taken and status == "accepted"
                 recipients.append(
                     (

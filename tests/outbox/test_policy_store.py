@@ -124,6 +124,14 @@ def result(*pairs: tuple[str, int], uncertain: bool = False) -> MessageResult:
     return MessageResult(tuple(recipients), uncertain=uncertain)
 
 
+def unconfirmed(*addresses: str) -> MessageResult:
+    """The final "." went out to ``addresses`` and no reply came, as the session tells it."""
+    recipients = [
+        RecipientResult(a, RecipientStatus.DEFERRED, None, "it may have arrived") for a in addresses
+    ]
+    return MessageResult(tuple(recipients), uncertain=True)
+
+
 def test_files_are_private_and_spooled_before_the_row(store: OutboxStore, tmp_path: Path) -> None:
     message = enqueue(store, tmp_path)
     row = store.get(message)
@@ -324,7 +332,7 @@ RECORDS = {
         result(("c@x.org", 451)), State.DEFERRED),
     "given up": (["b@x.org"], [result(("b@x.org", 451))], result(("b@x.org", 451)),
                  State.FAILED),
-    "uncertain": (["b@x.org"], [], result(("b@x.org", 250), uncertain=True), State.UNCERTAIN),
+    "uncertain": (["b@x.org"], [], unconfirmed("b@x.org"), State.UNCERTAIN),
     "too big": (["b@x.org", "c@x.org"], [], too_big(), State.FAILED),
     "one address in two rows": (["b@x.org", "c@x.org"], [same_address_twice],
                                 result(("b@x.org", 550)), State.SENT),
@@ -400,9 +408,7 @@ def test_a_result_of_an_earlier_attempt_leaves_a_later_claim_alone(tmp_path: Pat
 def test_uncertain_then_resolved(store: OutboxStore, tmp_path: Path) -> None:
     message = enqueue(store, tmp_path)
     store.claim_next("a", now=T0, lease=60)
-    assert store.record_result(message, "a", result(("bob@example.org", 250), uncertain=True)) is (
-        State.UNCERTAIN
-    )
+    assert store.record_result(message, "a", unconfirmed("bob@example.org")) is (State.UNCERTAIN)
     assert store.claim_next("a", now=T0 + 999, lease=60) is None  # never resent by itself
     assert store.resolve_uncertain(message, sent=False) is State.QUEUED
     assert store.get(message).pending == ("bob@example.org",)

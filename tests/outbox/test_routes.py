@@ -24,6 +24,10 @@ from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as ServerEnvelope
 from aiosmtpd.smtp import Session as ServerSession
 
+from mailer_gui.accounts.model import Account
+from mailer_gui.message.addresses import parse_address, parse_address_list
+from mailer_gui.message.build import build_message
+from mailer_gui.message.draft import Draft
 from mailer_gui.outbox.routes import (
     DNS_LIFETIME,
     NAMESERVER_VARIABLE,
@@ -36,6 +40,8 @@ from mailer_gui.outbox.routes import (
     mx_hosts,
     parse_nameserver,
 )
+from mailer_gui.outbox.runner import Runner, deliver_direct_row
+from mailer_gui.outbox.store import OutboxStore, State
 from mailer_gui.smtp.session import Envelope, MessageResult, RecipientStatus, Session
 from mailer_gui.smtp.settings import Timeouts
 from mailer_gui.smtp.transcript import Transcript
@@ -70,6 +76,7 @@ class Recorder:
 
     rcpt_reply: str | None = None  # every RCPT gets this instead of 250
     data_reply: str | None = None  # the final "." gets this instead of 250
+    hang_up_at_end: bool = False  # the final "." gets no reply: the line is closed
     ehlos: int = 0
     messages: list[Received] = field(default_factory=list)
 
@@ -103,6 +110,9 @@ class Recorder:
     ) -> str:
         if self.data_reply:
             return self.data_reply
+        if self.hang_up_at_end:
+            assert server.transport is not None
+            server.transport.close()  # what is written after this goes nowhere
         content = envelope.original_content or b""
         self.messages.append(
             Received(
@@ -186,9 +196,10 @@ class MailServers:
         *,
         rcpt_reply: str | None = None,
         data_reply: str | None = None,
+        hang_up_at_end: bool = False,
         tls_context: ssl.SSLContext | None = None,
     ) -> MailServer:
-        recorder = Recorder(rcpt_reply=rcpt_reply, data_reply=data_reply)
+        recorder = Recorder(rcpt_reply, data_reply, hang_up_at_end)
         controller = Controller(
             recorder,
             hostname=host,
@@ -595,6 +606,56 @@ def test_a_nameserver_that_does_not_answer_is_waited_for_once_a_message(
     ), later.detail
 
 
+def runner(store: OutboxStore, account: Account) -> Runner:
+    """A runner that delivers direct, as the command line's does."""
+    return Runner(
+        store, lambda name: account, credentials=lambda a: None, direct=deliver_direct_row
+    )
+
+
+def test_an_uncertain_domain_leaves_the_answers_of_the_others_standing(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers, tmp_path, monkeypatch
+) -> None:
+    """good.test takes the message; drop.test's server hangs up after the final
+    ".": the message is uncertain, for drop.test's recipient only. Sent again
+    on the person's word, it goes to that recipient alone, never to good.test's."""
+    dns = dnsmasq_factory(
+        mx={"good.test": [(10, "mx.good.test")], "drop.test": [(10, "mx.drop.test")]},
+        hosts={"mx.good.test": "127.0.0.2", "mx.drop.test": "127.0.0.3"},
+    )
+    monkeypatch.setenv(NAMESERVER_VARIABLE, dns.nameserver)
+    good = servers.start("127.0.0.2")
+    dropping = servers.start("127.0.0.3", hang_up_at_end=True)
+    store = OutboxStore(tmp_path / "outbox.sqlite3", tmp_path / "spool")
+    account = Account(name="mx", email="ann@example.org", kind="direct", port=servers.port)
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=tuple(parse_address_list(["a@good.test", "b@drop.test"])),
+        subject="two domains",
+        body="text",
+    )
+    built = build_message(draft, spool_dir=tmp_path)
+    message = store.enqueue(built, account="mx", subject=draft.subject)
+    try:
+        runner(store, account).deliver_now()
+        row = store.get(message)
+        assert row.state is State.UNCERTAIN
+        assert {r.address: r.status for r in row.recipients} == {
+            "a@good.test": "accepted",
+            "b@drop.test": "deferred",
+        }
+        assert [m.rcpt_tos for m in good.messages] == [("a@good.test",)]
+        assert store.resolve_uncertain(message, sent=False) is State.QUEUED
+        assert store.get(message).pending == ("b@drop.test",)
+        dropping.recorder.hang_up_at_end = False
+        runner(store, account).deliver_now()
+        assert store.get(message).state is State.SENT
+        assert [m.rcpt_tos for m in good.messages] == [("a@good.test",)]  # not sent twice
+        assert dropping.messages[-1].rcpt_tos == ("b@drop.test",)
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def silent_cli(silent_nameserver: int, tmp_path, monkeypatch, capsys):
     """(home, run): the command line in-process, on its own home, asking a
@@ -624,7 +685,6 @@ def test_a_flush_waits_for_a_nameserver_that_does_not_answer_once(silent_cli) ->
     not tried (each would wait as long) but wait for its next try, untried,
     as behind a busy server; the flush says why. None is lost."""
     from mailer_gui import cli
-    from mailer_gui.outbox.store import OutboxStore, State
 
     home, run = silent_cli
 
@@ -659,7 +719,6 @@ def test_a_message_to_an_address_literal_is_not_held_by_a_silent_dns_server(
     """The DNS server answers nothing: messages that need a lookup wait; one to
     an address literal needs none and goes in the same flush."""
     from mailer_gui import cli
-    from mailer_gui.outbox.store import OutboxStore, State
 
     home, run = silent_cli
     literal = servers.start("127.0.0.4")
