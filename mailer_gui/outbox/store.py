@@ -648,10 +648,23 @@ class OutboxStore:
             rows = self._read(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message,))
             if not rows:
                 raise NotFound(f"There is no message {message} in the outbox.")
-            recipients = self._read(
-                f"SELECT {_RECIPIENT_COLUMNS} FROM recipients WHERE message = ? ORDER BY position",
-                (message,),
-            )
+            try:
+                recipients = self._read(
+                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipients WHERE message = ? "
+                    "ORDER BY position",
+                    (message,),
+                )
+            except OutboxError as exc:
+                # A damaged file: perhaps only the index is (see _list_salvage).
+                try:
+                    recipients = self._read(
+                        f"SELECT {_RECIPIENT_COLUMNS} FROM recipients NOT INDEXED "
+                        "WHERE message = ? ORDER BY position",
+                        (message,),
+                    )
+                except OutboxError:
+                    raise exc from None
+                self.damaged = str(exc)
         return self._message(rows[0], recipients)
 
     def details(self, message: int) -> tuple[MessageRow, list[AttemptRow]]:
@@ -709,15 +722,37 @@ class OutboxStore:
         reach = max(known, default=0) + SALVAGE_REACH
         top = min(top, reach) if isinstance(top, int) else reach
         candidates = known | set(range(1, top + 1))
+        scanned: dict[int, list[sqlite3.Row]] | None = None
         found: list[MessageRow] = []
         for message in sorted((m for m in candidates if 0 < m <= reach), reverse=True):
             try:
                 row = self.get(message)
-            except OutboxError:
+            except NotFound:
                 continue
+            except OutboxError:
+                # Its recipients are looked up through an index: that page may
+                # be the damaged one. The table itself, read whole, may not be.
+                if scanned is None:
+                    scanned = self._scan_recipients()
+                try:
+                    (kept,) = self._read(
+                        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message,)
+                    )
+                except (OutboxError, ValueError):
+                    continue
+                row = self._message(kept, scanned.get(message, []))
             if wanted is None or row.state in wanted:
                 found.append(row)
         return found
+
+    def _scan_recipients(self) -> dict[int, list[sqlite3.Row]]:
+        """Every recipient that still reads, by message, read without an index."""
+        by_message: dict[int, list[sqlite3.Row]] = {}
+        with contextlib.suppress(OutboxError):
+            rows = self._read(f"SELECT {_RECIPIENT_COLUMNS}, position FROM recipients NOT INDEXED")
+            for r in sorted(rows, key=lambda r: (r[0], r[-1])):
+                by_message.setdefault(r[0], []).append(r)
+        return by_message
 
     def attempts(self, message: int) -> list[AttemptRow]:
         return [

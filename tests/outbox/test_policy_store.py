@@ -673,6 +673,45 @@ def test_a_damaged_page_lists_what_can_still_be_read_and_says_so(tmp_path: Path)
     assert damaged.damaged is not None and str(database) in damaged.damaged
 
 
+def test_a_damaged_index_still_lists_every_message_with_its_recipients(tmp_path: Path) -> None:
+    """The page of the index that finds a message's recipients is overwritten:
+    the recipients are still in their table, so every message is listed with
+    them (it used to list none: "The outbox is empty.")."""
+    database = tmp_path / "data" / "outbox.sqlite3"
+    store = OutboxStore(database, tmp_path / "data" / "spool")
+    messages = [enqueue(store, tmp_path, f"r{n}@x.org", f"s{n}@x.org") for n in range(6)]
+    store.close()
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = [
+            page
+            for (page,) in db.execute(
+                "SELECT rootpage FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'recipients'"
+            )
+        ]
+    assert pages
+    with open(database, "r+b") as file:
+        for page in pages:
+            file.seek(4096 * (page - 1))
+            file.write(b"\xde\xad" * 2048)
+    damaged = OutboxStore(database, tmp_path / "data" / "spool")
+    try:
+        rows = damaged.messages()
+        assert damaged.damaged is not None and str(database) in damaged.damaged
+        assert [row.id for row in rows] == sorted(messages, reverse=True)
+        for n, row in enumerate(reversed(rows)):
+            assert [r.address for r in row.recipients] == [f"r{n}@x.org", f"s{n}@x.org"]
+    finally:
+        damaged.close()
+    again = OutboxStore(database, tmp_path / "data" / "spool")  # as `outbox show` opens it
+    try:
+        row, _ = again.details(messages[2])
+        assert [r.address for r in row.recipients] == ["r2@x.org", "s2@x.org"]
+    finally:
+        again.close()
+
+
 def test_an_outbox_opens_and_lists_while_another_mailer_is_writing(tmp_path: Path) -> None:
     """The window opens the outbox on its GUI thread: that must not wait for a
     write another Mailer (a command line flushing) holds, up to SQLite's 30 s."""
