@@ -6,7 +6,10 @@ after a crash that message is `uncertain` (the person decides), never queued
 again silently. An UPDATE committed to the outbox database for every message
 costs more than sending a small message; a line appended to a small file costs
 one system call. So each runner keeps its marks in its own file,
-``<marks folder>/<runner>.log``, one line ``MESSAGE ATTEMPT`` per mark:
+``<marks folder>/<runner>.log``, one line ``MESSAGE ATTEMPT`` per mark, and
+``MESSAGE ATTEMPT -`` when that "." was answered while the message goes on (a
+further transaction after a 452, another domain): the last line of a message's
+attempt tells.
 
 - The file is opened with O_APPEND and each line is one write(), so a reader
   never sees half a line from a runner that is alive; a line cut short by a
@@ -80,25 +83,39 @@ class EndMarks:
         """
         with self._lock:
             self._outstanding[message] = attempt
-            fd = self._open()
-            line = f"{message} {attempt}\n".encode("ascii")
-            if self._cut:
-                line = b"\n" + line
-            try:
-                written = os.write(fd, line)
-            except OSError:
-                self._cut = True
-                raise
-            self._size += written
-            if written != len(line):
-                self._cut = True
-                raise OSError(f"only {written} of {len(line)} bytes reached {self.path}")
-            self._cut = False
-            if os.fstat(fd).st_nlink == 0:
-                # Recovery removed the file while this runner held nothing;
-                # start a new one with every mark that still matters.
-                self._close_fd()
-                self._rewrite()
+            self._append(f"{message} {attempt}\n".encode("ascii"))
+
+    def clear(self, message: int, attempt: int) -> None:
+        """The "." marked for ``message`` was answered, and its answers are in the
+        database; the message goes on (another transaction): not uncertain now.
+
+        OSError when the line could not be written whole: the mark stands,
+        which only makes a crash from here leave the message uncertain.
+        """
+        with self._lock:
+            self._outstanding.pop(message, None)
+            self._append(f"{message} {attempt} -\n".encode("ascii"))
+
+    def _append(self, line: bytes) -> None:
+        """Write ``line`` whole, at the end, in one write(); the lock is held."""
+        fd = self._open()
+        if self._cut:
+            line = b"\n" + line
+        try:
+            written = os.write(fd, line)
+        except OSError:
+            self._cut = True
+            raise
+        self._size += written
+        if written != len(line):
+            self._cut = True
+            raise OSError(f"only {written} of {len(line)} bytes reached {self.path}")
+        self._cut = False
+        if os.fstat(fd).st_nlink == 0:
+            # Recovery removed the file while this runner held nothing;
+            # start a new one with every mark that still matters.
+            self._close_fd()
+            self._rewrite()
 
     def settled(self, messages: Iterable[int]) -> None:
         """The results of ``messages`` are in the database: their marks no longer matter."""
@@ -177,10 +194,17 @@ def read_marks(directory: Path) -> set[tuple[int, int]]:
             text = path.read_bytes()
         except FileNotFoundError:
             continue
+        # A runner's lines are in the order it wrote them: a mark, then
+        # perhaps its clearing, then perhaps the next transaction's mark.
         for line in text.split(b"\n")[:-1]:  # the last piece has no newline: unfinished
-            message, _, attempt = line.rstrip(b"\r").partition(b" ")
-            if message.isdigit() and attempt.isdigit():
+            message, _, rest = line.rstrip(b"\r").partition(b" ")
+            attempt, _, cleared = rest.partition(b" ")
+            if not (message.isdigit() and attempt.isdigit()):
+                continue
+            if not cleared:
                 found.add((int(message), int(attempt)))
+            elif cleared == b"-":
+                found.discard((int(message), int(attempt)))
     return found
 
 

@@ -446,6 +446,7 @@ class _Delivery:
     before_end: Callable[[], None] | None
     rng: random.Random | None
     on_session: SessionHook | None
+    after_end: Callable[[tuple[RecipientResult, ...]], None] | None
 
     def settings(self, address: str, *, opportunistic_tls: bool) -> ServerSettings:
         return ServerSettings(
@@ -582,8 +583,9 @@ def _deliver_to_domain(
         try:
             job.body.seek(job.start)
             result = session.send_message(
-                envelope, job.body, job.size, progress=job.progress, before_end=job.before_end
-            )
+                envelope, job.body, job.size, progress=job.progress,
+                before_end=job.before_end, after_end=job.after_end,
+            )  # fmt: skip
         except Cancelled:
             raise
         except SmtpError as exc:
@@ -665,6 +667,7 @@ def deliver_direct(
     rng: random.Random | None = None,
     on_session: SessionHook | None = None,
     silence: DnsSilence | None = None,
+    after_end: Callable[[tuple[RecipientResult, ...]], None] | None = None,
 ) -> MessageResult:
     """Deliver to each recipient domain's own mail servers, without a relay account.
 
@@ -676,10 +679,20 @@ def deliver_direct(
     caller can ``abort()`` it from another thread. ``silence`` carries a DNS
     lookup nobody answered from one message to the next ones (see DnsSilence);
     without it, only this message's other domains are spared the wait.
+    ``after_end`` gets each domain's answers while other domains follow, as
+    `Session.send_message` gives a transaction's.
     """
     if not envelope.recipients:
         raise MessageRefused("The message has no recipients.")
     transcript = transcript or Transcript()
+    # Once a domain's "." went unanswered, its end-of-data mark must stand:
+    # answers are no longer passed on, since the caller clears the mark then.
+    doubtful: list[str] = []
+
+    def answered(answers: tuple[RecipientResult, ...]) -> None:
+        if after_end is not None and not doubtful:
+            after_end(answers)
+
     job = _Delivery(
         envelope,
         body,
@@ -694,14 +707,20 @@ def deliver_direct(
         before_end,
         rng,
         on_session,
+        answered,
     )
     by_domain: dict[str, list[str]] = {}
     for address in dict.fromkeys(envelope.recipients):
         by_domain.setdefault(_domain_of(address), []).append(address)
     silence = silence or DnsSilence()
-    outcomes = [
-        _deliver_to_domain(job, domain, group, silence) for domain, group in by_domain.items()
-    ]
+    outcomes: list[_DomainOutcome] = []
+    for number, (domain, group) in enumerate(by_domain.items(), start=1):
+        outcome = _deliver_to_domain(job, domain, group, silence)
+        outcomes.append(outcome)
+        if outcome.result.uncertain:
+            doubtful.append(domain)
+        elif number < len(by_domain):
+            answered(outcome.result.recipients)
 
     tried = [outcome for outcome in outcomes if outcome.attempted]
     # Nothing reached on the port, for any domain: most likely the network

@@ -191,10 +191,11 @@ AccountLookup = Callable[[str], SendingAccount]
 CredentialsLookup = Callable[[SendingAccount], Callable[[], Credentials] | None]
 SessionHook = Callable[[Session], None]
 # (account, message, its bytes at their start, transcript, mark_end, session
-# hook, the run's DNS silence: one per worker, kept from message to message)
+# hook, the run's DNS silence: one per worker, kept from message to message;
+# and what to call with a domain's answers while other domains follow)
 DirectDelivery = Callable[
     [SendingAccount, MessageRow, BinaryIO, Transcript, Callable[[], None], SessionHook,
-     "DnsSilence"],
+     "DnsSilence", Callable[[tuple[RecipientResult, ...]], None]],
     MessageResult,
 ]  # fmt: skip
 
@@ -1050,13 +1051,21 @@ class Runner:
                 ended.append(True)
                 self._mark_end(row)
 
+            def answered(answers: tuple[RecipientResult, ...]) -> None:
+                # One transaction of several ended with its "." answered: its
+                # answers are written now, then its mark cleared.
+                self.store.record_progress(row.id, self.owner, answers, now=self._clock())
+                if row.attempt is not None:
+                    with contextlib.suppress(OSError):  # the mark stands: uncertain at worst
+                        self._marks.clear(row.id, row.attempt)
+
             with body:
                 if account.kind == "direct":
                     if self._direct is None:
                         raise OutboxError("direct delivery is not available in this runner")
                     result = self._direct(
                         account, row, body, transcript, mark_end, self._register(row.id),
-                        connection.silence,
+                        connection.silence, answered,
                     )  # fmt: skip
                     with self._lock:
                         cancelled = row.id in self._cancelled
@@ -1067,8 +1076,9 @@ class Runner:
                         raise Cancelled("The send was cancelled.")
                 else:
                     result = self._relay(
-                        account, row, body, plan, transcript, connection, ledger, mark_end
-                    )
+                        account, row, body, plan, transcript, connection, ledger, mark_end,
+                        answered,
+                    )  # fmt: skip
             login = _login_wanted(result) if account.kind != "direct" else None
             if login is not None:
                 # 530 to MAIL (or DATA): the server takes no mail from this
@@ -1222,6 +1232,7 @@ class Runner:
         connection: _Connection,
         ledger: _Ledger,
         mark_end: Callable[[], None],
+        answered: Callable[[tuple[RecipientResult, ...]], None],
     ) -> MessageResult:
         limit = min(self.per_connection, getattr(account, "connection_limit", self.per_connection))
         envelope = connection.envelope_of(row)
@@ -1282,6 +1293,7 @@ class Runner:
             before_end=mark_end,
             following=following,
             plan=plan,
+            after_end=answered,
         )
         connection.messages += 1
         return result
@@ -1407,6 +1419,7 @@ def deliver_direct_row(
     before_end: Callable[[], None],
     on_session: SessionHook,
     silence: DnsSilence,
+    after_end: Callable[[tuple[RecipientResult, ...]], None] | None = None,
 ) -> MessageResult:
     """Direct delivery of an outbox message (``body``, the runner's reading of its
     file, at its start) to its recipients' MX hosts."""
@@ -1429,4 +1442,5 @@ def deliver_direct_row(
         before_end=before_end,
         on_session=on_session,
         silence=silence,
+        after_end=after_end,
     )

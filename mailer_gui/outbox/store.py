@@ -48,7 +48,13 @@ from mailer_gui.outbox.policy import (
 )
 from mailer_gui.paths import ensure_private_dir, fsync_directory
 from mailer_gui.smtp.protocol import plan_data
-from mailer_gui.smtp.session import CHUNK_SIZE, MessageResult, RecipientStatus, too_big_reason
+from mailer_gui.smtp.session import (
+    CHUNK_SIZE,
+    MessageResult,
+    RecipientResult,
+    RecipientStatus,
+    too_big_reason,
+)
 
 
 class State(enum.StrEnum):
@@ -1241,6 +1247,38 @@ class OutboxStore:
         mine = [(held[m], result, text) for m, result, text in results if m in held]
         states = iter(self._record_claimed(db, owner, mine, now) if mine else [])
         return [next(states) if m in held else None for m, _, _ in results]
+
+    def record_progress(
+        self, message: int, owner: str, answers: Iterable[RecipientResult], *,
+        now: float | None = None,
+    ) -> None:  # fmt: skip
+        """The answers of one transaction of a message that goes on in another
+        (after a 452, or to another domain's server), written at once: should
+        Mailer stop before the message ends, the recipients who took it are
+        never sent it again, and those who refused it for good are not asked
+        again. Its "." was answered, so the end-of-data mark in the database
+        goes too (the runner clears its line in the marks file after this).
+
+        WrongState when ``owner`` no longer holds the message.
+        """
+        now = time.time() if now is None else now
+        kept = [
+            (r.status.value, r.reply.code if r.reply else None,
+             r.reply.enhanced if r.reply else None, r.text, message, r.address)
+            for r in answers
+            if r.status is not RecipientStatus.DEFERRED
+        ]  # fmt: skip
+        with self._write() as db:
+            self._owned(db, message, owner)
+            db.executemany(
+                "UPDATE recipients SET status = ?, code = ?, enhanced = ?, text = ? "
+                "WHERE message = ? AND address = ? AND status != 'accepted'",
+                kept,
+            )
+            db.execute(
+                "UPDATE messages SET data_end_at = NULL, updated_at = ? WHERE id = ?",
+                (now, message),
+            )
 
     def record_failure(
         self, message: int, owner: str, verdict: Verdict, transcript: str = "",

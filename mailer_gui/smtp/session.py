@@ -517,12 +517,16 @@ class Session:
         before_end: Callable[[], None] | None = None,
         following: tuple[Envelope, int] | None = None,
         plan: tuple[int, ...] | None = None,
+        after_end: Callable[[tuple[RecipientResult, ...]], None] | None = None,
     ) -> MessageResult:
         """Send one message; recipients refused with 452 go in a further transaction.
 
         ``before_end`` is called just before the final "." leaves: from then on
         the server may take the message even if no reply arrives, so the outbox
         records that moment to tell "uncertain" from "not sent" after a crash.
+        ``after_end`` gets the answers of a transaction whose "." was answered
+        when another transaction of the message follows (after a 452), so
+        that a crash during that one leaves these answers standing.
 
         ``following`` (envelope, size) names the message the caller sends next
         on this connection. With PIPELINING its MAIL, RCPT and DATA go in the
@@ -565,6 +569,8 @@ class Session:
                 f"the server took {len(remaining) - len(too_many)} recipients; "
                 f"sending to the other {len(too_many)} in a new transaction"
             )
+            if after_end is not None:
+                after_end(final.recipients)
             remaining = too_many
         assert final is not None
         ordered = tuple([results[a] for a in dict.fromkeys(envelope.recipients)])

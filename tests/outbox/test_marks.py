@@ -261,6 +261,22 @@ def enqueue(store: OutboxStore, folder: Path, number: int, *, now: float = T0) -
     return store.enqueue(built, account=ACCOUNT, subject=draft.subject, now=now)
 
 
+def test_a_cleared_mark_no_longer_counts_until_the_next_one(tmp_path: Path) -> None:
+    """One transaction of several was answered: its mark is cleared; the next
+    transaction's "." marks the message again. The last line tells."""
+    marks = EndMarks(tmp_path, "runner")
+    marks.add(1, 10)
+    marks.add(2, 20)
+    marks.clear(1, 10)
+    assert read_marks(tmp_path) == {(2, 20)}
+    marks.add(1, 10)
+    assert read_marks(tmp_path) == {(1, 10), (2, 20)}
+    marks.clear(2, 20)
+    marks.clear(1, 11)  # another attempt's clearing leaves this one's mark alone
+    assert read_marks(tmp_path) == {(1, 10)}
+    marks.close()
+
+
 def test_recover_makes_a_marked_message_uncertain_and_an_unmarked_one_queued(
     store: OutboxStore, tmp_path: Path
 ) -> None:

@@ -8,10 +8,15 @@ mail server that is down.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import random
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -77,6 +82,7 @@ class Recorder:
     rcpt_reply: str | None = None  # every RCPT gets this instead of 250
     data_reply: str | None = None  # the final "." gets this instead of 250
     hang_up_at_end: bool = False  # the final "." gets no reply: the line is closed
+    rcpt_delay: float = 0.0  # seconds each RCPT waits for its reply
     ehlos: int = 0
     messages: list[Received] = field(default_factory=list)
 
@@ -100,6 +106,8 @@ class Recorder:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
         if self.rcpt_reply:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
@@ -197,9 +205,10 @@ class MailServers:
         rcpt_reply: str | None = None,
         data_reply: str | None = None,
         hang_up_at_end: bool = False,
+        rcpt_delay: float = 0.0,
         tls_context: ssl.SSLContext | None = None,
     ) -> MailServer:
-        recorder = Recorder(rcpt_reply, data_reply, hang_up_at_end)
+        recorder = Recorder(rcpt_reply, data_reply, hang_up_at_end, rcpt_delay)
         controller = Controller(
             recorder,
             hostname=host,
@@ -652,6 +661,64 @@ def test_an_uncertain_domain_leaves_the_answers_of_the_others_standing(
         assert store.get(message).state is State.SENT
         assert [m.rcpt_tos for m in good.messages] == [("a@good.test",)]  # not sent twice
         assert dropping.messages[-1].rcpt_tos == ("b@drop.test",)
+    finally:
+        store.close()
+
+
+def test_a_flush_killed_between_two_domains_sends_neither_again(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers, tmp_path, monkeypatch
+) -> None:
+    """good.test took the message; Mailer is killed (SIGKILL) while it waits
+    on slow.test's server, before that domain's ".": the message is queued
+    again for slow.test's recipient alone, not uncertain, and good.test's
+    recipient never gets it twice."""
+    from mailer_gui.accounts.store import AccountStore
+    from mailer_gui.paths import resolve_paths
+
+    dns = dnsmasq_factory(
+        mx={"good.test": [(10, "mx.good.test")], "slow.test": [(10, "mx.slow.test")]},
+        hosts={"mx.good.test": "127.0.0.2", "mx.slow.test": "127.0.0.3"},
+    )
+    monkeypatch.setenv(NAMESERVER_VARIABLE, dns.nameserver)
+    good = servers.start("127.0.0.2")
+    slow = servers.start("127.0.0.3", rcpt_delay=30.0)
+    home = tmp_path / "home"
+    paths = resolve_paths(home)
+    account = Account(name="mx", email="ann@example.org", kind="direct", port=servers.port)
+    AccountStore(paths.accounts_file).add(account)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    draft = Draft(
+        sender=parse_address("ann@example.org"),
+        to=tuple(parse_address_list(["a@good.test", "b@slow.test"])),
+        subject="two domains",
+        body="text",
+    )
+    message = store.enqueue(build_message(draft, spool_dir=tmp_path), account="mx", subject="x")
+    flush = subprocess.Popen(
+        [sys.executable, "-m", "mailer_gui", "--home", str(home), "outbox", "flush"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (good.messages and slow.recorder.ehlos) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert good.messages and slow.recorder.ehlos, "the flush never reached slow.test"
+        time.sleep(0.5)  # good.test's answer is written; slow.test's RCPT waits
+    finally:
+        os.kill(flush.pid, signal.SIGKILL)
+        flush.wait(timeout=10)
+    try:
+        assert dict(store.recover()) == {message: State.QUEUED}
+        row = store.get(message)
+        assert {r.address: r.status for r in row.recipients} == {
+            "a@good.test": "accepted",
+            "b@slow.test": "pending",
+        }
+        slow.recorder.rcpt_delay = 0.0
+        runner(store, account).deliver_now()
+        assert [r.status for r in store.get(message).recipients] == ["accepted"] * 2
+        assert [m.rcpt_tos for m in good.messages] == [("a@good.test",)]  # never twice
+        assert [m.rcpt_tos for m in slow.messages] == [("b@slow.test",)]
     finally:
         store.close()
 

@@ -726,7 +726,7 @@ def test_direct_delivery_takes_its_messages_one_at_a_time(outbox, tmp_path) -> N
     messages = [queue(outbox, tmp_path, subject=f"m{n}") for n in range(3)]
     seen: dict[int, list[State]] = {}
 
-    def direct(account, row, body, transcript, before_end, on_session, silence):
+    def direct(account, row, body, transcript, before_end, on_session, silence, answered):
         seen[row.id] = [outbox.get(m).state for m in messages]
         before_end()
         taken = Reply(250, None, ("ok",))
@@ -752,7 +752,7 @@ def test_cancel_during_a_direct_lookup_gives_the_message_back(outbox, tmp_path) 
     message = queue(outbox, tmp_path)
     told: list[State] = []
 
-    def direct(account, row, body, transcript, before_end, on_session, silence):
+    def direct(account, row, body, transcript, before_end, on_session, silence, answered):
         told.append(runner.cancel(row.id))  # the person presses Cancel meanwhile
         error = ConnectionLost("no DNS server answered within 5 s")
         deferred = [RecipientResult(a, RecipientStatus.DEFERRED, None, "") for a in row.pending]
@@ -777,7 +777,7 @@ def test_a_fault_of_mailers_own_leaves_no_message_sending(
     first, second = queue(outbox, tmp_path), queue(outbox, tmp_path, subject="next")
     calls: list[int] = []
 
-    def direct(account, row, body, transcript, before_end, on_session, silence):
+    def direct(account, row, body, transcript, before_end, on_session, silence, answered):
         calls.append(row.id)
         if row.id != first:
             raise ConnectionRefusedError(111, "Connection refused")  # told as deferred

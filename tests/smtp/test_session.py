@@ -507,9 +507,21 @@ def test_452_too_many_recipients_go_in_new_transactions(aiosmtpd_factory) -> Non
 
     server = aiosmtpd_factory(on_mail=on_mail, on_rcpt=on_rcpt)
     recipients = tuple(f"r{n}@example.org" for n in range(5))
+    answered: list[list[tuple[str, int | None]]] = []
     with Session(settings_for(server, Security.NONE)) as session:
-        result = send(session, recipients)
+        result = session.send_message(
+            Envelope("a@example.org", recipients), io.BytesIO(MESSAGE), len(MESSAGE),
+            after_end=lambda answers: answered.append(
+                [(r.address, r.reply.code if r.reply else None) for r in answers]
+            ),
+        )  # fmt: skip
     assert result.outcome == "sent"
+    # The answers of each transaction that another follows, as soon as its "." was answered.
+    assert answered == [
+        [("r0@example.org", 250), ("r1@example.org", 250)]
+        + [(f"r{n}@example.org", 452) for n in (2, 3, 4)],
+        [("r2@example.org", 250), ("r3@example.org", 250), ("r4@example.org", 452)],
+    ]
     assert [r.address for r in result.recipients] == list(recipients)
     messages = server.wait_for_messages(3)
     assert [m.rcpt_tos for m in messages] == [
