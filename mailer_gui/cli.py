@@ -74,6 +74,7 @@ from mailer_gui.smtp.errors import (
     SmtpError,
     TlsError,
 )
+from mailer_gui.smtp.replies import without_retry_note
 from mailer_gui.smtp.session import (
     Session,
 )
@@ -1226,6 +1227,10 @@ def _print_row(
         }
         if row.last_error:
             document["error"] = row.last_error
+        if paused is not None and row.state in (State.DEFERRED, State.QUEUED):
+            state, reason = paused
+            document["paused"] = {"account": row.account, "state": state, "reason": reason}
+            document.setdefault("error", reason)
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return
     for r in row.recipients:
@@ -1272,6 +1277,11 @@ def _print_row(
                 "drops it.",
                 file=sys.stderr,
             )
+
+
+# What an attempt ended in, in the words `outbox show` uses (as stored: the
+# outcome of a result, or what a failure before any answer meant).
+_ATTEMPT_WORDS = {"defer": "deferred", "fail": "failed", "pause-account": "account paused"}
 
 
 def _refusals_explained(row: MessageRow) -> list[str]:
@@ -1473,6 +1483,8 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
     if not rows:
         print("The outbox is empty." if states is None else "No message in that state.")
         return EX_OK
+    paused = _paused(store)
+    known = _account_names(paths)
     for r in rows:
         due = datetime.fromtimestamp(r.due_at).astimezone().strftime("%Y-%m-%d %H:%M")
         # A queued one due later waits with another of its account (hold_queued).
@@ -1485,13 +1497,51 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
             f"tries {r.attempts}{waiting}  {r.subject}"
         )
         refused = _refused(r)
+        waits = _waits_for_account(r, paused, known)
+        said = _last_error(r)
         if refused:  # sent, but not to everyone: who was refused and why
             print(f"       {textwrap.shorten(refused, width=160, placeholder=' …')}")
-        elif r.last_error and r.state is not State.SENT:
+        elif waits:
+            print(f"       {textwrap.shorten(waits, width=160, placeholder=' …')}")
+        elif said and r.state is not State.SENT:
             # One line per message: a longer reason is cut at a word, marked
             # as cut; `outbox show` gives it whole.
-            print(f"       {textwrap.shorten(r.last_error, width=160, placeholder=' …')}")
+            print(f"       {textwrap.shorten(said, width=160, placeholder=' …')}")
     return EX_OK
+
+
+def _account_names(paths: AppPaths) -> set[str] | None:
+    """The accounts set up now; None when the file cannot be read."""
+    try:
+        return {account.name for account in AccountStore(paths.accounts_file).load()}
+    except AccountStoreError:
+        return None
+
+
+def _waits_for_account(
+    row: MessageRow, paused: Mapping[str, tuple[str, str]], known: set[str] | None
+) -> str | None:
+    """Why a waiting message is not tried by itself: its account is paused, or gone."""
+    if row.state not in (State.QUEUED, State.DEFERRED):
+        return None
+    if known is not None and row.account not in known:
+        return (
+            f"Waits for the account {row.account}, which is not set up any more: add it "
+            f"again with mailer-gui accounts add {row.account} …, or mailer-gui outbox "
+            f"cancel {row.id}."
+        )
+    if row.account in paused:
+        state, reason = paused[row.account]
+        return f"Waits for the account {row.account}, paused ({state}): {reason}"
+    return None
+
+
+def _last_error(row: MessageRow) -> str | None:
+    """The reason kept for ``row``; for one cancelled, without what Mailer
+    would have done next ("Mailer will try again later"): it will not."""
+    if row.last_error and row.state is State.CANCELLED:
+        return without_retry_note(row.last_error) or None
+    return row.last_error
 
 
 def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
@@ -1510,11 +1560,14 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
     extra = len(attempts) - row.attempts
     uncounted = f" (and {extra} not counted: interrupted or held)" if extra > 0 else ""
     print(f"  Attempts:   {row.attempts}{uncounted}")
-    if row.state in (State.DEFERRED, State.SCHEDULED, State.QUEUED):
+    waits = _waits_for_account(row, _paused(store), _account_names(paths))
+    if waits:
+        print(f"  Next try:   {waits}")
+    elif row.state in (State.DEFERRED, State.SCHEDULED, State.QUEUED):
         when = _local_time(row.due_at)
         print(f"  Next try:   {when}")
-    if row.last_error:
-        print(f"  Last error: {row.last_error}")
+    if said := _last_error(row):
+        print(f"  Last error: {said}")
     print("  Recipients:")
     for r in row.recipients:
         code = f" {r.code}" if r.code else ""
@@ -1524,7 +1577,8 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
         print(f"    {status:9} {r.kind:3} {address}{code}{enhanced} {r.text or ''}".rstrip())
     for number, attempt in enumerate(attempts, start=1):
         started = _local_time(attempt.started_at)
-        print(f"  Attempt {number} at {started}: {attempt.outcome or 'in progress'}")
+        outcome = _ATTEMPT_WORDS.get(attempt.outcome or "", attempt.outcome or "in progress")
+        print(f"  Attempt {number} at {started}: {outcome}")
         if attempt.error:
             print(f"    {attempt.error}")
         if args.transcript and attempt.transcript:

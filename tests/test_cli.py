@@ -279,6 +279,39 @@ def test_a_command_account_paused_for_its_password_sends_again_once_fixed(
     assert PASSWORD not in tree_text(home)
 
 
+def test_messages_of_a_paused_or_removed_account_say_what_they_wait_for(
+    tls_server, command_account, capsys, monkeypatch
+) -> None:
+    """A wrong password pauses the account: `send --json` carries the pause,
+    `outbox list` says for each waiting message that it waits for the account
+    (not only beside the one that met the 535), and `outbox show` says so for
+    its next try and names the attempt's end in words. Once the account is
+    removed, they say that instead; once cancelled, no "will try again"."""
+    home = command_account(tls_server, password="not-the-password")
+    assert run(capsys, monkeypatch, home, *send_args())[0] == cli.EX_NOPERM
+    code, out, _ = run(capsys, monkeypatch, home, *send_args("--json"))
+    assert code == cli.EX_CONFIG
+    document = json.loads(out)
+    assert document["paused"]["account"] == "work"
+    assert document["paused"]["state"] == "needs password"
+    assert "535" in document["error"]
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list")
+    waits = [line for line in out.splitlines() if "Waits for the account work, paused" in line]
+    assert code == 0 and len(waits) == 2, out
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "show", "1")
+    assert "Next try:   Waits for the account work, paused (needs password)" in out
+    assert re.search(r"Attempt 1 at \S+: account paused", out), out
+    assert "pause-account" not in out
+
+    assert run(capsys, monkeypatch, home, "accounts", "remove", "work")[0] == 0
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list")
+    assert out.count("Waits for the account work, which is not set up any more") == 2, out
+    assert "paused" not in out
+    assert run(capsys, monkeypatch, home, "outbox", "cancel", "1")[0] == 0
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--state", "cancelled")
+    assert "535" in out and "try again" not in out and "retry" not in out, out
+
+
 def test_rejected_and_deferred_recipients(
     aiosmtpd_factory, trust_test_ca, command_account, capsys, monkeypatch
 ) -> None:
