@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -442,6 +443,9 @@ class DetailPane(QWidget):
     #: A new draft made from the shown message ("Edit as new"): a Draft, and the
     #: account it was sent from (the composer sends from it again).
     editAsNew = Signal(object, str)
+    #: A message not sent yet, to be taken out of the outbox and edited (as
+    #: Undo send does): its number.
+    takeBack = Signal(int)
 
     def __init__(
         self,
@@ -465,6 +469,7 @@ class DetailPane(QWidget):
         self._paused: Paused = {}  # accounts not being tried, as last read
         self._busy: set[str] = set()
         self._transcript: TranscriptDialog | None = None
+        self.edit_question: QMessageBox | None = None
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -1192,6 +1197,47 @@ class DetailPane(QWidget):
 
     @Slot()
     def edit_as_new(self) -> None:
+        """A new draft from the shown message. One not sent yet would still go
+        as it is beside the new one: the person chooses to take it out of the
+        outbox to edit it, or to edit a copy."""
+        row = self._row
+        if row is not None and row.state in (State.SCHEDULED, State.QUEUED, State.DEFERRED):
+            self._ask_edit_waiting(row.id)
+            return
+        self._edit_copy()
+
+    def _ask_edit_waiting(self, message: int) -> None:
+        if self.edit_question is not None and self.edit_question.isVisible():
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Edit a message not sent yet",
+            "This message has not been sent yet.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText(
+            "Take it out and edit: it leaves the outbox and goes back to a composer; "
+            "nothing is sent until you send it again.\n"
+            "Edit a copy: this message is still sent as it is, and the copy is a new one."
+        )
+        take = box.addButton("Take it out and &edit", QMessageBox.ButtonRole.AcceptRole)
+        copy = box.addButton("Edit a &copy", QMessageBox.ButtonRole.ActionRole)
+        box.setDefaultButton(take)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def answered(button: Any) -> None:
+            if button is take:
+                self.takeBack.emit(message)
+            elif button is copy and message == self._message:
+                self._edit_copy()
+
+        box.buttonClicked.connect(answered)
+        self.edit_question = box
+        box.open()
+
+    def _edit_copy(self) -> None:
         row = self._row
         message = self._start("edit")
         if message is None or row is None:

@@ -736,6 +736,7 @@ class MainWindow(QMainWindow):
         self.detail.editAsNew.connect(
             lambda draft, account: self.open_composer(draft=draft, account=account)
         )
+        self.detail.takeBack.connect(self.undo_send)
         self._detail_layout.addWidget(self.detail)
         self.detail.show()  # at once: a layout shows a late child only on a later event
         if self.message_split.isVisible() and not self._detail_size_saved:

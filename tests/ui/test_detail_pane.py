@@ -477,6 +477,15 @@ def test_save_as_eml_writes_the_identical_file(
     assert not nowhere.parent.exists()
 
 
+def edit_a_copy(qtbot, pane: DetailPane) -> None:
+    """Answer Edit as new's question for a message not sent yet: edit a copy."""
+    box = pane.edit_question
+    assert box is not None
+    qtbot.waitUntil(box.isVisible)
+    (copy,) = [b for b in box.buttons() if b.text() == "Edit a &copy"]
+    copy.click()
+
+
 def test_edit_as_new_emits_a_draft_with_everything(
     qtbot, make_bridge, make_pane, store: OutboxStore, tmp_path: Path
 ) -> None:
@@ -495,8 +504,9 @@ def test_edit_as_new_emits_a_draft_with_everything(
     pane.show_message(message)
     qtbot.waitUntil(lambda: loaded(pane) and pane.edit_action.isEnabled())
 
+    click(qtbot, pane, pane.edit_action)
     with qtbot.waitSignal(pane.editAsNew, timeout=5_000) as emitted:
-        click(qtbot, pane, pane.edit_action)
+        edit_a_copy(qtbot, pane)
     draft, account = emitted.args
     assert isinstance(draft, Draft)
     assert account == "work"  # sent from it: the new one goes from it too
@@ -629,6 +639,7 @@ def test_a_missing_spool_file_is_explained_in_the_pane(
 
     with qtbot.assertNotEmitted(pane.editAsNew):
         pane.edit_action.trigger()
+        edit_a_copy(qtbot, pane)
         qtbot.waitUntil(lambda: pane.banner_text().startswith("The message could not be opened"))
     assert not any((tmp_path / "data" / "edit-as-new").iterdir())  # no folder left behind
 

@@ -1424,6 +1424,60 @@ def test_a_second_signal_ends_a_mailer_that_does_not_quit_and_ignored_ones_stay_
         process.communicate()
 
 
+def test_edit_of_a_message_not_sent_yet_takes_it_out_or_edits_a_copy(
+    qtbot, tmp_path: Path, aiosmtpd_factory
+) -> None:
+    """Edit as new on a message scheduled for later asks first: editing a copy
+    would leave the original to go as well (both were sent). Taking it out
+    brings it back to a composer, and the outbox no longer holds it."""
+    from mailer_gui.outbox.store import NotFound, State
+
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port))
+    store = window.bridge.store
+    for subject in ("Copy me", "Take me back"):
+        composer = window.open_composer()
+        assert composer is not None
+        write(composer, "bob@example.org", subject, "For tomorrow.")
+        composer.send_at(time.time() + 86400)
+        qtbot.waitUntil(lambda: window.composers == [], timeout=10_000)
+    copied, taken = sorted(row.id for row in store.messages())
+
+    def answer(message: int, button_text: str) -> None:
+        window.detail.show_message(message)
+        qtbot.waitUntil(lambda: window.detail.row is not None, timeout=5_000)
+        window.detail.edit_as_new()
+        box = window.detail.edit_question
+        assert box is not None
+        qtbot.waitUntil(box.isVisible)
+        assert box.text() == "This message has not been sent yet."
+        (button,) = [b for b in box.buttons() if b.text() == button_text]
+        button.click()
+
+    answer(copied, "Edit a &copy")
+    copy = only_composer(qtbot, window)
+    assert copy.subject_field.text() == "Copy me"
+    assert store.get(copied).state is State.SCHEDULED  # still to go, as the person chose
+    copy.close()
+    qtbot.waitUntil(lambda: window.composers == [], timeout=5_000)
+
+    answer(taken, "Take it out and &edit")
+    back = only_composer(qtbot, window)
+    assert back.subject_field.text() == "Take me back"
+    qtbot.waitUntil(lambda: _gone(store, taken, NotFound), timeout=5_000)
+    assert store.get(copied).state is State.SCHEDULED
+    assert server.messages == []
+    close_all(window)
+
+
+def _gone(store, message: int, not_found: type[Exception]) -> bool:
+    try:
+        store.get(message)
+    except not_found:
+        return True
+    return False
+
+
 def test_undo_twice_brings_one_composer_back_and_send_later_has_no_countdown(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
