@@ -237,6 +237,10 @@ class MainWindow(QMainWindow):
         self._refilling = False  # the table's rows are being replaced (see _reload)
         self._current_leaving = False  # the chosen row is leaving (see _rows_leaving)
         self.password_prompts: dict[str, QWidget] = {}
+        # Accounts whose prompt the person closed with "Not now": not asked
+        # again while that pause lasts, unless they press Send now or Send
+        # queued now. A pause that ends and comes again asks again.
+        self._declined: set[str] = set()
         self._size_limits: SizeLimits | None = None
         self._known_addresses: set[str] = set()
         self.wizard: QWidget | None = None
@@ -737,6 +741,8 @@ class MainWindow(QMainWindow):
             lambda draft, account: self.open_composer(draft=draft, account=account)
         )
         self.detail.takeBack.connect(self.undo_send)
+        # Send now on a message whose account waits for its password: ask again.
+        self.detail.retry_action.triggered.connect(self._declined.clear)
         self._detail_layout.addWidget(self.detail)
         self.detail.show()  # at once: a layout shows a late child only on a later event
         if self.message_split.isVisible() and not self._detail_size_saved:
@@ -980,8 +986,14 @@ class MainWindow(QMainWindow):
         from mailer_gui.ui.bridge import NEEDS_PASSWORD
 
         def loaded(paused: dict[str, tuple[str, str]] | None, error: BaseException | None) -> None:
-            if error is not None or not paused:
+            if error is not None or self._closed:
                 return
+            paused = paused or {}
+            needing = {n.casefold() for n, (state, _) in paused.items() if state == NEEDS_PASSWORD}
+            self._declined &= needing
+            for key in [key for key in self.password_prompts if key not in needing]:
+                # Resumed meanwhile (the command line, Settings): nothing to ask.
+                self.password_prompts.pop(key).close()
             for name, (state, reason) in paused.items():
                 if state != NEEDS_PASSWORD:
                     continue
@@ -995,7 +1007,7 @@ class MainWindow(QMainWindow):
                     if prompt is not None:
                         prompt.close()
                     self.bridge.resume_account(account.name)
-                elif name.casefold() not in self.password_prompts:
+                elif name.casefold() not in self.password_prompts.keys() | self._declined:
                     self._prompt_password(account, reason)
 
         self.bridge.load_paused_accounts(loaded)
@@ -1049,7 +1061,16 @@ class MainWindow(QMainWindow):
             )
 
         prompt.provided.connect(provided)
-        prompt.finished.connect(lambda _result: self.password_prompts.pop(key, None))
+
+        def finished(result: int) -> None:
+            from PySide6.QtWidgets import QDialog
+
+            if self.password_prompts.get(key) is prompt:
+                del self.password_prompts[key]
+                if result != QDialog.DialogCode.Accepted.value:
+                    self._declined.add(key)  # "Not now"
+
+        prompt.finished.connect(finished)
         prompt.finished.connect(prompt.deleteLater)
         self.show_status(f"The account {account.name!r} needs its password to send.")
         prompt.show()
@@ -1205,6 +1226,7 @@ class MainWindow(QMainWindow):
         from mailer_gui.outbox.store import State
 
         self._require_ready()
+        self._declined.clear()  # asked for: a paused account's password is asked again
         store = self.bridge.store
 
         def retry_all() -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import shiboken6
+
 from mailer_gui.accounts import secrets
 from mailer_gui.accounts.model import Account
 from mailer_gui.accounts.store import AccountStore
@@ -123,6 +125,42 @@ def test_a_refused_password_is_replaced_in_the_keyring(
             == PASSWORD
         )
         assert PASSWORD not in json.dumps(json.loads(paths.accounts_file.read_text()))
+    finally:
+        forget_password("work")
+        window.close()
+
+
+def test_not_now_is_remembered_until_asked_or_paused_again(
+    qtbot, tmp_path: Path, aiosmtpd_factory, trust_test_ca
+) -> None:
+    """ "Not now" closes the prompt for that pause: other messages changing state
+    do not open it again (they used to, at every change). Send queued now asks
+    again; a prompt for an account resumed elsewhere closes itself."""
+    server = aiosmtpd_factory(
+        tls="starttls", users={"ann@example.org": PASSWORD}, auth_required=True
+    )
+    paths = home(tmp_path, server.port, "none")
+    window = MainWindow(paths, tray=False)
+    qtbot.addWidget(window)
+    window.finish_startup()
+    try:
+        send_one(qtbot, window)
+        prompt = prompt_for(qtbot, window)
+        prompt.later_button.click()
+        qtbot.waitUntil(lambda: "work" not in window.password_prompts, timeout=5_000)
+        send_one(qtbot, window)  # another message of the account: a state change
+        qtbot.waitUntil(lambda: window.bridge.store.counts().get("queued") == 2, timeout=15_000)
+        window._ask_for_passwords()  # what each state change leads to
+        qtbot.wait(500)
+        assert "work" not in window.password_prompts
+
+        window.send_queued_now()
+        prompt = prompt_for(qtbot, window)
+        window.bridge.resume_account("work")  # as the command line's accounts test does
+        qtbot.waitUntil(lambda: window.bridge.store.paused_accounts() == {}, timeout=5_000)
+        window._ask_for_passwords()
+        qtbot.waitUntil(lambda: "work" not in window.password_prompts, timeout=5_000)
+        assert not shiboken6.isValid(prompt) or not prompt.isVisible()
     finally:
         forget_password("work")
         window.close()
