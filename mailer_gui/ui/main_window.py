@@ -105,6 +105,9 @@ OUTBOX_LOOK_MS = 2_000
 # notification ("3 messages deferred"), not one each (a DNS server or a
 # network that is down defers a whole run at once).
 DEFERRALS_GATHERED_MS = 1_500
+# Uncertain messages seen in the counts are told this long after, unless a
+# state change told of them meanwhile.
+UNCERTAIN_TOLD_MS = 1_000
 #: After this many milliseconds without the outbox open, the status line says why.
 SLOW_OUTBOX_MS = 1000
 SLOW_OUTBOX = (
@@ -250,6 +253,10 @@ class MainWindow(QMainWindow):
         # The message the status line speaks of ("... will be sent at ..."):
         # the line goes once that message moves on.
         self._status_about: int | None = None
+        # Uncertain messages already told of: more (after a restart that
+        # recovered some, or another Mailer's) are told as the counts show them.
+        self._uncertain_told = 0
+        self._uncertain_seen = 0
         self._deferred_before: set[int] = set()
         # First deferrals waiting to be told together: (subject, " at 14:05", reason).
         self._deferrals: list[tuple[str, str, str]] = []
@@ -1080,6 +1087,30 @@ class MainWindow(QMainWindow):
             number = sum(counts.get(state.value, 0) for state in _folder(key).states)
             name = _NAMES[key]
             self._folder_item(key).setText(f"{name} ({number})" if number else name)
+        self._uncertain_seen = counts.get("uncertain", 0)
+        if self._uncertain_seen < self._uncertain_told:
+            self._uncertain_told = self._uncertain_seen  # decided since
+        elif self._uncertain_seen > self._uncertain_told:
+            # A moment later: a message this window's runner made uncertain
+            # is told by its state change, which may come after the counts.
+            QTimer.singleShot(UNCERTAIN_TOLD_MS, self, self._tell_uncertain)
+
+    def _tell_uncertain(self) -> None:
+        """Uncertain messages no state change told of: found at start (Mailer
+        stopped after all of a message went out), or left by another Mailer.
+        The person decides for each, so they are told, once."""
+        uncertain = self._uncertain_seen
+        if uncertain <= self._uncertain_told:
+            return
+        self._uncertain_told = uncertain
+        some = "1 message" if uncertain == 1 else f"{uncertain} messages"
+        text = (
+            f"{some} may have been delivered: all of {'it' if uncertain == 1 else 'each'} "
+            "went out, but no confirmation came. Choose Send again or Mark as sent in "
+            "the Outbox (shown as Uncertain)."
+        )
+        self.show_status(text)
+        self._notify("Uncertain: did it arrive?", text, warn=True)
 
     # --------------------------------------------------------- notifications
 
@@ -1142,6 +1173,7 @@ class MainWindow(QMainWindow):
                     QTimer.singleShot(DEFERRALS_GATHERED_MS, self, self._tell_deferrals)
             return
         elif state is State.UNCERTAIN:
+            self._uncertain_told += 1  # told here: the counts need not tell it again
             title = "Delivery uncertain"
             text = (
                 f"“{subject}” went out whole, but no confirmation came: it may have "

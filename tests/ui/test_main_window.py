@@ -28,7 +28,7 @@ from mailer_gui.paths import AppPaths, ensure_private_dir, resolve_paths
 from mailer_gui.preferences import Preferences, load_preferences, save_preferences
 from mailer_gui.smtp.settings import AuthMethod, Security
 from mailer_gui.ui.composer import ComposerWindow
-from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, MainWindow
+from mailer_gui.ui.main_window import FIRST_PAINT_COLUMNS, UNCERTAIN_TOLD_MS, MainWindow
 from mailer_gui.ui.outbox_model import COLUMNS, LAST_REPLY, NEXT_ATTEMPT, STATE, OutboxTableModel
 from tests.servers.aiosmtpd_server import AiosmtpdServer, HeldReply
 from tests.ui.homes import home_for, home_with_account
@@ -1073,6 +1073,33 @@ def test_a_send_cut_short_by_a_kill_is_announced_uncertain_when_the_window_opens
     )
     assert window.bridge.store.get(message).state is State.UNCERTAIN
     assert server.messages == []  # never sent again by itself
+    window.bridge.refresh_counts()
+    qtbot.wait(UNCERTAIN_TOLD_MS + 300)
+    told = [title for title, _ in window.notifications if "ncertain" in title]
+    assert told == ["Delivery uncertain"]  # not told again as found in the counts
+    window.close()
+
+
+def test_uncertain_messages_found_at_start_are_told(qtbot, tmp_path: Path) -> None:
+    """Quit now with the "." gone out leaves a message uncertain; the window opened
+    later tells of it (the quit question promised that Mailer asks), once."""
+    paths = home_with_account(tmp_path, 2525)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    message = queue_message(store, tmp_path, "Left in doubt")
+    with store._write() as db:  # what Quit now leaves after the final "."
+        db.execute("UPDATE messages SET state = 'uncertain' WHERE id = ?", (message,))
+    store.close()
+
+    window = open_window(qtbot, paths)
+    qtbot.waitUntil(lambda: "may have been delivered" in window.status.text(), timeout=10_000)
+    assert window.status.text() == (
+        "1 message may have been delivered: all of it went out, but no confirmation came. "
+        "Choose Send again or Mark as sent in the Outbox (shown as Uncertain)."
+    )
+    window.bridge.refresh_counts()
+    qtbot.wait(UNCERTAIN_TOLD_MS + 300)
+    told = [title for title, _ in window.notifications if title.startswith("Uncertain")]
+    assert told == ["Uncertain: did it arrive?"]  # once, not at each count
     window.close()
 
 
