@@ -62,10 +62,9 @@ def _kind(record: TranscriptRecord) -> str:
 def _line(message_id: int, account: str, record: TranscriptRecord) -> LogLine:
     kind = _kind(record)
     stamp = time.strftime("%H:%M:%S", time.localtime(record.time))
-    if kind == "heading":
-        text = f"{stamp} [{account}] {record.render()}"
-    else:
-        text = f"{stamp} {record.render()}"
+    # Every line names its account: connections of several accounts run at
+    # once, and their lines interleave; the filter then keeps one account's.
+    text = f"{stamp} [{account}] {record.render()}"
     # One record, one block: a stray line break would split it and skew line_kinds().
     text = " ".join(text.splitlines())
     return LogLine(message_id, account, record, kind, text)

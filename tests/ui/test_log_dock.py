@@ -52,12 +52,12 @@ def test_lines_appear_in_order_with_prefixes_and_heading(dock: SessionLogDock) -
     s = stamp()
     assert dock.text().splitlines() == [
         f"{s} [work] * connecting to smtp.example.org port 587 (starttls)",
-        f"{s} S: 220 smtp.example.org ESMTP",
-        f"{s} C: EHLO client.example.org",
-        f"{s} S: 250 ok",
-        f"{s} * TLS 1.3 established",
-        f"{s} C: AUTH PLAIN *****",
-        f"{s} S: 535 5.7.8 Authentication credentials invalid",
+        f"{s} [work] S: 220 smtp.example.org ESMTP",
+        f"{s} [work] C: EHLO client.example.org",
+        f"{s} [work] S: 250 ok",
+        f"{s} [work] * TLS 1.3 established",
+        f"{s} [work] C: AUTH PLAIN *****",
+        f"{s} [work] S: 535 5.7.8 Authentication credentials invalid",
     ]
     assert dock.windowTitle() == "Session log"
 
@@ -98,18 +98,29 @@ def test_buffer_keeps_only_the_last_max_lines(dock: SessionLogDock) -> None:
     ]
 
 
+def test_lines_of_connections_at_once_name_their_account(dock: SessionLogDock) -> None:
+    """Two accounts' connections interleave: each line says whose it is, and the
+    filter keeps one account's conversation whole."""
+    feed(dock, CONVERSATION[:3], account="home")
+    feed(dock, CONVERSATION[:3], account="work")
+    feed(dock, CONVERSATION[3:5], account="home")
+    dock.filter.setText("[home]")
+    lines = dock.text().splitlines()
+    assert len(lines) == 5 and all(" [home] " in line for line in lines)
+
+
 def test_filter_narrows_and_clearing_it_restores(dock: SessionLogDock) -> None:
     feed(dock)
     everything = dock.text()
     dock.filter.setText("ehlo")
-    assert dock.text() == f"{stamp()} C: EHLO client.example.org"
+    assert dock.text() == f"{stamp()} [work] C: EHLO client.example.org"
     assert dock.line_kinds() == ["client"]
     # A matching line arriving while filtered shows; others are kept for later.
     dock.append(7, "work", rec(Direction.CLIENT, "EHLO again"))
     dock.append(7, "work", rec(Direction.CLIENT, "QUIT"))
     assert dock.text().splitlines()[-1].endswith("C: EHLO again")
-    dock.filter.setText("WORK")  # the heading carries the account name
-    assert dock.line_kinds() == ["heading"]
+    dock.filter.setText("WORK")  # every line carries the account name
+    assert len(dock.line_kinds()) == len(CONVERSATION) + 2
     dock.filter.clear()
     assert dock.text().startswith(everything)
     assert dock.text().splitlines()[-1].endswith("C: QUIT")
@@ -154,7 +165,7 @@ def test_clear_button_and_copy(dock: SessionLogDock, qtbot) -> None:
     cursor.movePosition(cursor.MoveOperation.EndOfBlock, cursor.MoveMode.KeepAnchor)
     dock.view.setTextCursor(cursor)
     dock.copy()
-    assert QGuiApplication.clipboard().text() == f"{stamp()} C: EHLO client.example.org"
+    assert QGuiApplication.clipboard().text() == f"{stamp()} [work] C: EHLO client.example.org"
     qtbot.mouseClick(dock.clear_button, Qt.MouseButton.LeftButton)
     assert dock.text() == ""
 
@@ -187,7 +198,7 @@ def test_burst_is_batched_by_the_timer(qtbot) -> None:
     assert dock.view.document().isEmpty()
     qtbot.waitUntil(lambda: dock.view.document().blockCount() == 5000)
     last = dock.view.document().lastBlock().text()
-    assert last == f"{stamp(T0 + 4999)} S: 250 line 4999"
+    assert last == f"{stamp(T0 + 4999)} [work] S: 250 line 4999"
     assert dock.line_kinds() == ["server"] * 5000
 
 
