@@ -232,6 +232,8 @@ class MainWindow(QMainWindow):
         self._quit_timer = QTimer(self)
         self._quit_timer.setInterval(200)
         self._quit_timer.timeout.connect(self._quit_if_sent)
+        # "Send now and quit": the messages of the undo window Mailer waits for.
+        self._quit_waiting_for: set[int] = set()
         self._undoing: set[int] = set()
         self._sent_drafts: dict[int, StoredDraft] = {}  # in their undo window
         self._opening_drafts: set[str] = set()
@@ -955,6 +957,8 @@ class MainWindow(QMainWindow):
         from mailer_gui.outbox.store import State
 
         new = State(state)
+        if new not in (State.SCHEDULED, State.QUEUED, State.SENDING):
+            self._quit_waiting_for.discard(message)  # through, one way or another
         if message == self._status_about and new is not State.SCHEDULED:
             self.show_status("")  # "will be sent at ..." is no longer true
         if new is not State.SCHEDULED:
@@ -1608,9 +1612,60 @@ class MainWindow(QMainWindow):
         self.quit_question = box
         box.open()
 
+    def _ask_quit_while_waiting(self, messages: list[int]) -> None:
+        """Quit during a message's undo window: send it now, keep it for the
+        next time Mailer runs, or stay. (It used to quit without a word, and
+        the message waited, unsent, until Mailer was started again.)"""
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QMessageBox
+
+        if self.quit_question is not None and self.quit_question.isVisible():
+            return
+        one = len(messages) == 1
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Quit before it is sent?",
+            "A message you sent waits out its undo time."
+            if one
+            else f"{len(messages)} messages you sent wait out their undo time.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText(
+            f"Send now and quit: {'it goes' if one else 'they go'} at once, and Mailer quits "
+            "once that is through.\n"
+            f"Quit: {'it stays' if one else 'they stay'} in the outbox and "
+            f"{'is' if one else 'are'} sent the next time Mailer runs."
+        )
+        send = box.addButton("Send &now and quit", QMessageBox.ButtonRole.AcceptRole)
+        leave = box.addButton("&Quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(send)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def answered(button: QAbstractButton) -> None:
+            if button is send:
+                self._quit_waiting_for.update(messages)
+                for message in messages:
+                    self.countdown.forget(message)
+                    self.bridge.retry_now(message)
+                if self.pause_action.isChecked():
+                    self.pause_action.setChecked(False)  # asked to send: sending resumes
+                self._quit_timer.start()
+                self.show_status("Sending now; Mailer quits once that is through.")
+            elif button is leave:
+                self._quit_confirmed = True
+                QTimer.singleShot(0, self.close)
+            else:
+                self.show_status("Quitting was cancelled.", passing=True)
+
+        box.buttonClicked.connect(answered)
+        self.quit_question = box
+        box.open()
+
     def _quit_if_sent(self) -> None:
         """ "Quit when sent": looked at a few times a second until nothing is on its way."""
-        if not self._sending_now():
+        if not self._sending_now() and not self._quit_waiting_for:
             self._quit_timer.stop()
             self._quit_confirmed = True
             self.close()
@@ -1954,6 +2009,11 @@ class MainWindow(QMainWindow):
         if not self._quit_confirmed and self._sending_now():
             event.ignore()
             self._ask_quit_while_sending()
+            return
+        waiting = self.countdown.pending() if self._started else []
+        if not self._quit_confirmed and waiting and not self._quit_waiting_for:
+            event.ignore()
+            self._ask_quit_while_waiting(waiting)
             return
         self._quit_timer.stop()
         if self.quit_question is not None:

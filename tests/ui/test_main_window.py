@@ -1505,6 +1505,45 @@ def _gone(store, message: int, not_found: type[Exception]) -> bool:
     return False
 
 
+@pytest.mark.parametrize("choice", ["Send &now and quit", "&Quit"])
+def test_quitting_during_the_undo_time_asks_what_becomes_of_the_message(
+    qtbot, tmp_path: Path, aiosmtpd_factory, choice: str
+) -> None:
+    """Quit while a sent message waits out its undo time: it used to quit at
+    once, leaving the message unsent until Mailer ran again. Now it asks:
+    send it now and quit when through, or quit and keep it for next time."""
+    from mailer_gui.outbox.store import State
+
+    server = aiosmtpd_factory()
+    window = open_window(qtbot, home_with_account(tmp_path, server.port, undo_seconds=30))
+    composer = window.open_composer()
+    assert composer is not None
+    write(composer, "bob@example.org", "Just before quitting", "Bye.")
+    composer.send()
+    qtbot.waitUntil(lambda: window.countdown.pending() != [], timeout=10_000)
+    (message,) = window.countdown.pending()
+    qtbot.waitUntil(lambda: window.composers == [], timeout=10_000)
+
+    assert not window.close()  # not yet: it asks
+    box = window.quit_question
+    assert box is not None
+    qtbot.waitUntil(box.isVisible)
+    assert box.text() == "A message you sent waits out its undo time."
+    (button,) = [b for b in box.buttons() if b.text() == choice]
+    button.click()
+    qtbot.waitUntil(lambda: window._closed, timeout=15_000)
+    store = OutboxStore(window.paths.database, window.paths.spool_dir)
+    try:
+        if choice == "&Quit":
+            assert store.get(message).state is State.SCHEDULED  # sent the next time
+            assert server.messages == []
+        else:
+            assert store.get(message).state is State.SENT
+            assert len(server.messages) == 1
+    finally:
+        store.close()
+
+
 def test_undo_twice_brings_one_composer_back_and_send_later_has_no_countdown(
     qtbot, tmp_path: Path, aiosmtpd_factory
 ) -> None:
