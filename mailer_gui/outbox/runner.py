@@ -1122,7 +1122,12 @@ class Runner:
                 row.id, self.owner, result, transcript.render(), now=self._clock()
             )
             settled = True
-            detail = result.error_text or self._detail(row, result, state)
+            given_up = state is State.FAILED and result.error is not None and result.error.transient
+            detail = (
+                (self._detail(row, result, state) if given_up else None)
+                or result.error_text
+                or self._detail(row, result, state)
+            )
             self._emit(StateChanged(row.id, state, detail))
             if (
                 account.kind == "direct"
@@ -1321,7 +1326,11 @@ class Runner:
             )
         except WrongState:
             return True  # another runner holds it now; its own attempt will be recorded
-        self._emit(StateChanged(row.id, state, verdict.reason))
+        detail = verdict.reason
+        if state is State.FAILED and verdict.disposition is Disposition.DEFER:
+            with contextlib.suppress(OutboxError):  # given up: say so, not only why
+                detail = self.store.get(row.id).last_error or detail
+        self._emit(StateChanged(row.id, state, detail))
         if verdict.disposition is Disposition.DEFER:
             # The server could not be reached or refused for now: the account's
             # other messages wait for the same retry time instead of hammering it.

@@ -1075,16 +1075,23 @@ class OutboxStore:
             return (State.SENT if "accepted" in statuses else State.FAILED), due_at, last_error
         when = self.policy.next_attempt(attempts, first_attempt_at or now, now)
         if when is None:
-            waited = human_duration(now - (first_attempt_at or now))
+            age = now - (first_attempt_at or now)
+            waited = human_duration(age)
             limit = human_duration(self.policy.give_up_after)
             tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
             if earlier:
                 tries += f" since it was retried ({attempts + earlier} in all)"
+            # Before the limit itself when the next try would come after it.
+            why = (
+                f"the retry schedule stops trying after {limit}"
+                if age >= self.policy.give_up_after
+                else f"its next try would have come after the {limit} the retry schedule allows"
+            )
             return (
                 State.FAILED,
                 due_at,
-                f"Mailer gave up after {tries} over {waited} (the retry schedule stops "
-                f"trying after {limit}). The last problem: {last_error or 'unknown'}",
+                f"Mailer gave up after {tries} over {waited} ({why}). "
+                f"The last problem: {last_error or 'unknown'}",
             )
         return State.DEFERRED, when, last_error
 

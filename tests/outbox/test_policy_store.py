@@ -247,6 +247,20 @@ def test_gives_up_after_the_policy(tmp_path: Path) -> None:
         "after 1 min 40 s). The last problem:"
     ), reason
 
+    # Given up before the limit, since the next try would come after it: said so.
+    message = enqueue(store, tmp_path)
+    store.claim_next("a", now=T0, lease=60)
+    store.record_result(message, "a", result(("bob@example.org", 451)), now=T0)
+    store.claim_next("a", now=T0 + 60, lease=60)
+    assert store.record_result(message, "a", result(("bob@example.org", 451)), now=T0 + 60) is (
+        State.FAILED
+    )
+    reason = store.get(message).last_error or ""
+    assert reason.startswith(
+        "Mailer gave up after 2 attempts over 1 min (its next try would have come after the "
+        "1 min 40 s the retry schedule allows). The last problem:"
+    ), reason
+
 
 def test_a_new_retry_schedule_applies_to_messages_already_waiting(tmp_path: Path) -> None:
     """Changed in Settings: what waits follows it from then on, both ways, and

@@ -824,6 +824,34 @@ def test_giving_up_says_so_not_that_it_will_try_again(aiosmtpd_factory, tmp_path
     assert len(server.wait_for_messages(1)) == 1  # to a@ once, never again
 
 
+@pytest.mark.parametrize("trouble", ["421 to MAIL", "nothing listens"])
+def test_giving_up_after_a_servers_trouble_says_so(aiosmtpd_factory, tmp_path, trouble) -> None:
+    """The last try ended in the server's trouble (a 421, a refused connection),
+    not a recipient's answer: the state change says that Mailer gave up, not
+    only the trouble, which reads as if it would try again."""
+    from mailer_gui.outbox.policy import RetryPolicy
+
+    outbox = OutboxStore(
+        tmp_path / "outbox.sqlite3",
+        tmp_path / "spool",
+        policy=RetryPolicy(delays=(60.0,), then_every=60.0, give_up_after=100.0),
+    )
+    server = aiosmtpd_factory(on_mail=lambda address, options: "421 4.7.0 Too busy")
+    if trouble == "nothing listens":
+        server.stop()
+    message = queue(outbox, tmp_path)
+    clock = Clock()
+    events: list[Event] = []
+    runner = runner_for(outbox, account_for(server), events, clock=clock)
+    runner.deliver_now()
+    assert outbox.get(message).state is State.DEFERRED
+    clock.now += 61
+    runner.deliver_now()
+    assert outbox.get(message).state is State.FAILED
+    (change,) = [e for e in events if isinstance(e, StateChanged) and e.state is State.FAILED]
+    assert change.detail.startswith("Mailer gave up after 2 attempts"), change
+
+
 def test_a_recovery_that_cannot_be_made_is_told_once(aiosmtpd_factory, outbox, tmp_path) -> None:
     """A message left `sending` by a Mailer that died, and a marks folder that
     cannot be read (a file in its place): the background runner cannot take
