@@ -954,6 +954,8 @@ class DetailPane(QWidget):
             top.addWidget(status_label)
             lines.addLayout(top)
             words = _reply_words(recipient)
+            if recipient.code is None and row.state in _NOT_TRIED_AGAIN:
+                words = without_retry_note(words)  # Mailer's own words: nothing is tried again
             if words and not (recipient.status == "accepted" and recipient.code is None):
                 prefix = "Server: " if recipient.code is not None else ""
                 lines.addWidget(_label(f"{prefix}{words}", box))

@@ -329,6 +329,26 @@ def test_cancel_a_scheduled_message(make_bridge, make_pane, qtbot, store: Outbox
     assert pane.banner_text() == ""
 
 
+def test_a_cancelled_message_does_not_say_it_will_be_tried_again(
+    make_bridge, make_pane, qtbot, store: OutboxStore
+) -> None:
+    """Deferred ("Mailer will try again later"), then cancelled: the pane
+    keeps what happened and drops the promise, which no longer holds."""
+    from mailer_gui.outbox.policy import Disposition, Verdict
+
+    message = queue(store)
+    store.claim_next("runner", now=time.time(), lease=60)
+    silent = "127.0.0.1 stopped answering (nothing for 60 s). Mailer will try again later."
+    store.record_failure(message, "runner", Verdict(Disposition.DEFER, silent), account="work")
+    assert store.cancel(message) is State.CANCELLED
+    pane = make_pane(make_bridge())
+    pane.show_message(message)
+    qtbot.waitUntil(lambda: pane.state_text() == "Cancelled")
+    text = pane.recipients_text()
+    assert "Not sent (cancelled)" in text and "stopped answering" in text
+    assert "try again" not in text
+
+
 def sending_held(
     qtbot, aiosmtpd_factory, make_bridge, make_pane, store: OutboxStore, hook: str
 ) -> tuple[DetailPane, int, threading.Event, object]:
