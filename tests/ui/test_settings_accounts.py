@@ -418,6 +418,52 @@ def auth_server(aiosmtpd_factory, trust_test_ca):
     return aiosmtpd_factory(tls="starttls", users={LOGIN: PASSWORD})
 
 
+def test_a_login_test_that_works_sends_a_paused_accounts_messages_again(
+    qtbot, paths: AppPaths, auth_server, tmp_path: Path
+) -> None:
+    """An account paused for its password that takes it from a command: the
+    page does not point at Change password… (greyed out for it), and a login
+    test that works lets its messages go, as `mailer-gui accounts test` does."""
+    from mailer_gui.message.addresses import parse_address
+    from mailer_gui.message.build import build_message
+    from mailer_gui.message.draft import Draft
+    from mailer_gui.outbox.policy import NEEDS_PASSWORD, Disposition, Verdict
+    from mailer_gui.outbox.store import OutboxStore
+
+    secret = tmp_path / "secret"
+    secret.write_text(PASSWORD + "\n")
+    add_account(
+        paths, port=auth_server.port, auth=AuthMethod.PLAIN, secret_source="command",
+        password_command=f"cat {secret}",
+    )  # fmt: skip
+    store = OutboxStore(paths.database, paths.spool_dir)
+    draft = Draft(
+        sender=parse_address(LOGIN), to=(parse_address("bob@example.org"),), subject="Held",
+        body="Hello.",
+    )  # fmt: skip
+    message = store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account="work")
+    store.claim_next("runner", now=time.time(), lease=60)
+    reason = "The server rejected the user name or password (535 5.7.8)."
+    store.record_failure(
+        message, "runner", Verdict(Disposition.PAUSE_ACCOUNT, reason, NEEDS_PASSWORD),
+        account="work",
+    )  # fmt: skip
+    dialog = open_dialog(qtbot, paths)
+    page = page_of(dialog)
+    assert page.select("work")
+    qtbot.waitUntil(lambda: "is paused (needs password)" in page.pause_note.text(), timeout=5_000)
+    assert "Change password" not in page.pause_note.text()
+    assert "Test connection sends them again" in page.pause_note.text()
+
+    with qtbot.waitSignal(page.testFinished, timeout=20_000) as finished:
+        click(qtbot, page.test_button)
+    assert finished.args == [True]
+    qtbot.waitUntil(lambda: store.paused_accounts() == {}, timeout=5_000)
+    qtbot.waitUntil(lambda: "its messages are sent again" in page.test_result.text(), timeout=5_000)
+    qtbot.waitUntil(page.pause_note.isHidden, timeout=5_000)
+    store.close()
+
+
 def test_connection_test_shows_the_live_transcript_redacted_and_the_result(
     qtbot, paths: AppPaths, auth_server, memory_keyring
 ) -> None:

@@ -45,6 +45,7 @@ from mailer_gui.ui.settings.account_io import (
     probe_account,
     remove_account,
     replace_account,
+    resume_outbox,
 )
 from mailer_gui.ui.settings.background import Background
 from mailer_gui.ui.settings.widgets import MessageLabel
@@ -313,12 +314,16 @@ class AccountsPage(QWidget):
             self.pause_note.clear_message()
             return
         state, reason = pause
-        fix = (
-            "Change password… sends them again."
-            if state == NEEDS_PASSWORD
-            else "Saving a fix to the account here sends them again, as does Retry now "
-            "on one of them."
-        )
+        original = self.form.original
+        if state != NEEDS_PASSWORD:
+            fix = (
+                "Saving a fix to the account here sends them again, as does Retry now "
+                "on one of them."
+            )
+        elif original is not None and original.secret_source == "keyring":
+            fix = "Change password… sends them again."
+        else:  # the password comes from a command, or is asked for: nothing to change here
+            fix = "Once its password can be had, Test connection sends them again."
         self.pause_note.show_error(
             f"Sending from {self._selected_name} is paused ({state}); its messages wait in "
             f"the outbox. {reason} {fix}"
@@ -580,11 +585,29 @@ class AccountsPage(QWidget):
                 self.test_result.show_error(explain_failure(error))
             else:
                 self.test_result.show_info(sentence or "")
+                if account == self.form.original and account.name in self._paused:
+                    self._resume_tested(account.name, sentence or "")
             self.testFinished.emit(error is None)
 
         self._background.run(
             lambda: probe_account(self.paths, account, transcript, started), finished
         )
+
+    def _resume_tested(self, name: str, sentence: str) -> None:
+        """The saved account logged in now: its paused messages are sent again,
+        as `mailer-gui accounts test` does."""
+        state, _reason = self._paused[name]
+
+        def resumed(_result: object, error: BaseException | None) -> None:
+            if error is not None:
+                return  # the outbox says why where it is read
+            self.test_result.show_info(
+                f"{sentence} It was paused ({state}); its messages are sent again."
+            )
+            self._load_paused()
+            self.accountsChanged.emit()  # the window's outbox looks again
+
+        self._background.run(lambda: resume_outbox(self.paths, name), resumed)
 
     def stop_test(self) -> None:
         session = self._test_session
