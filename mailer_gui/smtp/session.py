@@ -1034,10 +1034,13 @@ def too_big_reason(result: MessageResult, size: int) -> str | None:
     stated = (
         f"the server's stated limit is {human_size(limit)} (SIZE {limit})"
         if limit
-        else "the server did not state a limit"
+        else "the server announced no limit before (SIZE)"
     )
+    # Bytes as well when small: "1.0 KB" beside a reply's "limit of 1000 bytes"
+    # would read as the same size.
+    shown = human_size(size) + (f" ({size:,} bytes)" if size < 100_000 else "")
     return (
-        f"The server refused the message as too big: it is {human_size(size)}, and {stated}. "
+        f"The server refused the message as too big: it is {shown}, and {stated}. "
         f"It said: {reply}. Remove or shrink attachments, or share large files by link."
     )
 
