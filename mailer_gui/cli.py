@@ -518,6 +518,24 @@ def cmd_accounts_remove(args: argparse.Namespace, paths: AppPaths) -> int:
         if account.secret_source == "keyring" and account.auth is not AuthMethod.NONE:
             note = f" (its keyring entry could not be removed: {exc})"
     print(f"Removed account {account.name}{note}.")
+    waiting: list[int] = []
+    with (
+        existing_outbox(paths.database, paths.spool_dir) as outbox,
+        contextlib.suppress(OutboxError),
+    ):
+        if outbox is not None:
+            states = [State.SCHEDULED, State.QUEUED, State.DEFERRED]
+            waiting = [row.id for row in outbox.messages(states) if row.account == account.name]
+    if waiting:
+        one = len(waiting) == 1
+        print(
+            f"mailer-gui: message{'' if one else 's'} {_numbers(waiting)} of {account.name} "
+            f"{'waits' if one else 'wait'} in the outbox, and nothing sends "
+            f"{'it' if one else 'them'} without the account: add it again (mailer-gui "
+            f"accounts add {account.name} …) or cancel {'it' if one else 'them'} "
+            f"(mailer-gui outbox cancel ID).",
+            file=sys.stderr,
+        )
     if was_default:
         with contextlib.suppress(AccountStoreError):
             default = store.default()

@@ -303,7 +303,9 @@ def test_messages_of_a_paused_or_removed_account_say_what_they_wait_for(
     assert re.search(r"Attempt 1 at \S+: account paused", out), out
     assert "pause-account" not in out
 
-    assert run(capsys, monkeypatch, home, "accounts", "remove", "work")[0] == 0
+    code, _, err = run(capsys, monkeypatch, home, "accounts", "remove", "work")
+    assert code == 0
+    assert "messages 1–2 of work wait in the outbox, and nothing sends them" in err, err
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "list")
     assert out.count("Waits for the account work, which is not set up any more") == 2, out
     assert "paused" not in out
