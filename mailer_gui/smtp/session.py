@@ -1051,5 +1051,12 @@ def _unconfirmed_text(error: SmtpError) -> str:
     Those words end in what happens next ("Mailer will try again later"),
     which is not so here: nothing is retried until the person decides.
     """
+    if isinstance(error, Cancelled):
+        # Closed by Mailer itself: a Cancel, or Quit now (the person did not
+        # press Cancel then, so "the send was cancelled" would be untrue).
+        return (
+            "The whole message was sent, but Mailer closed the connection before the server "
+            "confirmed it: it may have arrived."
+        )
     what = error.message.split(". ", 1)[0].rstrip(".")
     return f"The whole message was sent but no confirmation came ({what}): it may have arrived."

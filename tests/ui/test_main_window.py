@@ -1315,8 +1315,13 @@ def test_quitting_while_a_message_is_being_sent_asks_first(
             assert state is State.SENT
         elif answer == "Quit now":
             qtbot.waitUntil(lambda: window._closed, timeout=15_000)
-            state = OutboxStore(paths.database, paths.spool_dir).get(message).state
-            assert state is State.UNCERTAIN  # its "." had left: the person decides
+            row = OutboxStore(paths.database, paths.spool_dir).get(message)
+            assert row.state is State.UNCERTAIN  # its "." had left: the person decides
+            # The person quit; they did not cancel: the words say what happened.
+            assert "cancelled" not in (row.last_error or "")
+            assert "Mailer closed the connection before the server confirmed it" in (
+                row.last_error or ""
+            )
         else:
             qtbot.wait(300)
             assert not window._closed and window.isVisible()
