@@ -150,8 +150,10 @@ def describe_state(row: MessageRow, now: float, paused: Paused | None = None) ->
     if held == SENDING_PAUSED:
         return "Waiting — sending is paused; the message goes once you resume sending"
     if held is not None:
+        # The short state ("needs password") in a sentence: "needs its password".
+        said = "needs its password" if held == "needs password" else held
         return (
-            f"Waiting — the account {row.account} {held}; the message goes once that is "
+            f"Waiting — the account {row.account} {said}; the message goes once that is "
             "fixed (see below)"
         )
     state = row.state

@@ -691,3 +691,16 @@ def test_the_pane_fits_a_narrow_column(qtbot, make_bridge, make_pane, store: Out
     pane.resize(240, 400)
     qtbot.waitUntil(lambda: not pane.button(pane.transcript_action).isVisible())
     assert pane.transcript_action in pane.toolbar.actions()  # still there, under ">>"
+
+
+def test_a_message_of_an_account_waiting_for_its_password_says_so_in_words(
+    store: OutboxStore,
+) -> None:
+    from mailer_gui.ui.detail_pane import describe_state
+
+    row = store.get(queue(store))
+    paused = {"work": ("needs password", "The server rejected the password (535 5.7.8).")}
+    assert describe_state(row, time.time(), paused) == (
+        "Waiting — the account work needs its password; the message goes once that is "
+        "fixed (see below)"
+    )
