@@ -1682,6 +1682,8 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
             )
     for message, refused in partly.items():
         print(f"mailer-gui: message {message}: {refused}", file=sys.stderr)
+    for line in _deferred_lines(store, now_in):
+        print(line, file=sys.stderr)
     for line in _held_back(store, now_in):
         print(line, file=sys.stderr)
     # This run leaves none of its own "sending": these are another Mailer's
@@ -1768,6 +1770,34 @@ def _flush_stopped(store: OutboxStore, due: list[int], error: OutboxError) -> in
             )
     print(f"mailer-gui: sending stopped. {error}", file=sys.stderr)
     return EX_CANTCREAT if isinstance(error, OutboxFull) else EX_CONFIG
+
+
+DEFERRED_NAMED = 5  # deferred messages a flush names with their reason; the rest are counted
+
+
+def _deferred_lines(store: OutboxStore, now_in: Mapping[int, State]) -> list[str]:
+    """Why each message this run deferred waits, and when it goes next."""
+    deferred = sorted(message for message, state in now_in.items() if state is State.DEFERRED)
+    lines = []
+    for message in deferred[:DEFERRED_NAMED]:
+        try:
+            row = store.get(message)
+        except OutboxError:
+            continue
+        reason = textwrap.shorten(
+            without_retry_note(row.last_error or "") or "no reason was kept",
+            width=200,
+            placeholder=" …",
+        )
+        lines.append(
+            f"mailer-gui: message {message} deferred, next try {_clock_time(row.due_at)}: {reason}"
+        )
+    if len(deferred) > DEFERRED_NAMED:
+        lines.append(
+            f"mailer-gui: and {len(deferred) - DEFERRED_NAMED} more deferred (mailer-gui outbox "
+            "list --state deferred shows them)."
+        )
+    return lines
 
 
 def _held_back(store: OutboxStore, now_in: Mapping[int, State]) -> list[str]:

@@ -1095,6 +1095,7 @@ def test_flush_says_why_messages_behind_a_server_that_put_one_off_were_not_tried
     assert code == cli.EX_TEMPFAIL
     assert len(mails) == 1
     assert "This run: 1 deferred, 2 queued." in out
+    assert re.search(r"message 1 deferred, next try (on \S+ )?at \d\d:\d\d: .*421", err), err
     assert re.search(
         r"messages 2, 3 were not tried: message 1 of plain was put off just before .*, so "
         r"they wait for its next try \((on \S+ )?at \d\d:\d\d\)",
