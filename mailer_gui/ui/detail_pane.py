@@ -612,6 +612,10 @@ class DetailPane(QWidget):
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(False)
         self.progress_label = _label("", content)
+        # One line beside the bar: wrapped, the bar's stretch squeezed it into
+        # a column one word wide ("1.1 KB" / "of" / "1.1 KB", five lines high).
+        self.progress_label.setWordWrap(False)
+        self.progress_label.setMinimumWidth(0)
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.progress_label)
         column.addLayout(progress_row)

@@ -735,6 +735,7 @@ class MainWindow(QMainWindow):
         from mailer_gui.ui.status_widgets import SendProgress, UndoCountdown
 
         self.send_progress = SendProgress(self)
+        self.send_progress.subject_of = self._subject_of
         self.statusBar().addPermanentWidget(self.send_progress)
         self.countdown = UndoCountdown(self)
         self.countdown.undoRequested.connect(self.undo_send)
@@ -1611,6 +1612,11 @@ class MainWindow(QMainWindow):
         box.buttonClicked.connect(answered)
         self.quit_question = box
         box.open()
+
+    def _subject_of(self, message: int) -> str | None:
+        """The subject of ``message`` if the table shows it."""
+        listed = self.model.row_of(message)
+        return None if listed is None else self.model.message_row(listed).subject
 
     def _ask_quit_while_waiting(self, messages: list[int]) -> None:
         """Quit during a message's undo window: send it now, keep it for the

@@ -124,6 +124,10 @@ class SendProgress(QWidget):
         self._clock = clock
         self._message: int | None = None
         self._started = 0.0
+        # The window shows no message numbers: the subject names the message
+        # (None when the window does not know it: "a message").
+        self.subject_of: Callable[[int], str | None] = lambda message: None
+        self._subject: str | None = None
         self.label = QLabel(self)
         self.label.setAccessibleName("Current send")
         self.bar = QProgressBar(self)
@@ -141,13 +145,13 @@ class SendProgress(QWidget):
         if message != self._message:
             self._message = message
             self._started = now
+            self._subject = self.subject_of(message)
         self.bar.setRange(0, 1000)
         self.bar.setValue(int(1000 * sent / total) if total else 1000)
         elapsed = now - self._started
         speed = f", {human_size(sent / elapsed)}/s" if elapsed > 0.2 and sent else ""
-        self.label.setText(
-            f"Sending message {message}: {human_size(sent)} of {human_size(total)}{speed}"
-        )
+        what = f"“{self._subject}”" if self._subject else "a message"
+        self.label.setText(f"Sending {what}: {human_size(sent)} of {human_size(total)}{speed}")
         self.show()
 
     def finished(self, message: int) -> None:

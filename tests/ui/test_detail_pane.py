@@ -693,6 +693,22 @@ def test_the_pane_fits_a_narrow_column(qtbot, make_bridge, make_pane, store: Out
     assert pane.transcript_action in pane.toolbar.actions()  # still there, under ">>"
 
 
+def test_the_bytes_sent_stay_on_one_line_beside_the_bar(
+    qtbot, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    message = queue(store)
+    pane = make_pane(make_bridge())
+    pane.resize(420, 600)
+    pane.show_message(message)
+    qtbot.waitUntil(lambda: loaded(pane))
+    pane._on_progress(message, 1126, 1126)
+    qtbot.waitUntil(pane.progress_label.isVisible)
+    label = pane.progress_label
+    assert label.text() == "1.1 KB of 1.1 KB"
+    qtbot.waitUntil(lambda: label.width() >= label.fontMetrics().horizontalAdvance(label.text()))
+    assert label.height() < 2 * label.fontMetrics().lineSpacing()
+
+
 def test_a_message_of_an_account_waiting_for_its_password_says_so_in_words(
     store: OutboxStore,
 ) -> None:

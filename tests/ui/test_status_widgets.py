@@ -75,15 +75,19 @@ def test_send_progress_shows_bytes_and_speed(qtbot) -> None:
     holder = QWidget()  # a status bar in the app; never shown as a window here
     qtbot.addWidget(holder)
     progress = SendProgress(holder, clock=clock)
+    progress.subject_of = {4: "Quarterly report"}.get
     progress.update_progress(4, 0, 4 * 1024 * 1024)
     clock.now += 2
     progress.update_progress(4, 2 * 1024 * 1024, 4 * 1024 * 1024)
-    assert progress.label.text() == "Sending message 4: 2.0 MB of 4.0 MB, 1.0 MB/s"
+    # Named by its subject: the window shows no message numbers.
+    assert progress.label.text() == "Sending “Quarterly report”: 2.0 MB of 4.0 MB, 1.0 MB/s"
     assert progress.bar.value() == 500
     progress.finished(5)  # another message: still showing this one
     assert not progress.isHidden()
     progress.finished(4)
     assert progress.isHidden()
+    progress.update_progress(6, 10, 20)  # not in the table the window shows
+    assert progress.label.text() == "Sending a message: 10 bytes of 20 bytes"
 
 
 def test_human_size() -> None:
