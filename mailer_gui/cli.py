@@ -696,7 +696,12 @@ def cmd_accounts_show(args: argparse.Namespace, paths: AppPaths) -> int:
     store = _store(paths)
     default = store.default()
     document = dict(account.to_json(), default=default is not None and default.name == account.name)
-    if account.secret_source == "keyring":
+    if account.kind == "direct":
+        # Straight to each recipient's mail servers: no relay, no login, no password.
+        for key in _RELAY_ONLY:
+            document.pop(key, None)
+        document["port"] = account.effective_port
+    elif account.secret_source == "keyring":
         usable, _ = secrets.keyring_usable()
         document["password"] = "in the keyring" if usable else "no keyring available"
     elif account.secret_source == "command":
@@ -717,6 +722,14 @@ def cmd_accounts_show(args: argparse.Namespace, paths: AppPaths) -> int:
             value = f"{value['state']}: {value['reason']}"
         print(f"{key.replace('_', ' '):{width}}  {'' if value is None else value}")
     return EX_OK
+
+
+# What only an account that relays through a server has (accounts show leaves them
+# out for direct delivery, where none of them is used).
+_RELAY_ONLY = (
+    "host", "security", "auth", "username", "allow_insecure_auth", "tls_fingerprint",
+    "secret_source", "password_command",
+)  # fmt: skip
 
 
 def cmd_accounts_password(args: argparse.Namespace, paths: AppPaths) -> int:
@@ -1873,7 +1886,9 @@ def cmd_outbox_cancel(args: argparse.Namespace, paths: AppPaths) -> int:
         return EX_OK
     if state is State.SENDING:
         raise CliError(
-            f"Message {args.id} is being sent right now by another Mailer; cancel it there.",
+            f"Message {args.id} is being sent right now by another Mailer: cancel it in the "
+            "window, or stop that outbox flush with Ctrl+C (it gives its messages back to the "
+            "queue), then cancel it here.",
             EX_TEMPFAIL,
         )
     raise CliError(f"Message {args.id} is {state.value} and can no longer be cancelled.", EX_USAGE)

@@ -557,6 +557,17 @@ def test_account_options_that_cannot_work_say_what_is_wrong(tmp_path, capsys, mo
         capsys, monkeypatch, tmp_path, *base, "--kind", "direct", "--host", "127.0.0.1"
     )
     assert code == cli.EX_USAGE and "--host 127.0.0.1 has no use with it" in err
+    code, _, err = run(capsys, monkeypatch, tmp_path, *base, "--kind", "direct", "--port", "0")
+    assert code == cli.EX_USAGE and "delivering directly, mail servers listen on 25" in err
+
+    # A direct account shows what it uses: no server, login or password of a relay.
+    code, _, err = run(capsys, monkeypatch, tmp_path, *base, "--kind", "direct")
+    assert code == 0, err
+    code, out, _ = run(capsys, monkeypatch, tmp_path, "accounts", "show", "x", "--json")
+    shown = json.loads(out)
+    assert shown["kind"] == "direct" and shown["port"] == 25
+    assert not {"host", "security", "auth", "secret_source", "password"} & set(shown)
+    assert run(capsys, monkeypatch, tmp_path, "accounts", "remove", "x")[0] == 0
     assert json.loads(run(capsys, monkeypatch, tmp_path, "accounts", "list", "--json")[1]) == []
 
 

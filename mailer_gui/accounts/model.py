@@ -114,8 +114,8 @@ def _check_connection_limit(value: Any) -> None:
 def _check_port(value: Any) -> None:
     if not 1 <= value <= 65535:
         raise AccountError(
-            f"The port {value} is not between 1 and 65535 "
-            "(submission uses 587 with STARTTLS, or 465 with TLS).",
+            f"The port {value} is not between 1 and 65535 (sending through a server uses 587 "
+            "with STARTTLS or 465 with TLS; delivering directly, mail servers listen on 25).",
             field="port",
         )
 
