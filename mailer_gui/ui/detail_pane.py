@@ -76,6 +76,7 @@ from mailer_gui.smtp.replies import without_retry_note
 from mailer_gui.ui.bridge import OutboxBridge
 from mailer_gui.ui.message_view import DisplayedMessage, MessageBrowser, load_for_display
 from mailer_gui.ui.outbox_model import SENDING_PAUSED, Paused, held_by, with_sending_paused
+from mailer_gui.ui.questions import Role, two_choices
 
 # A scheduled message due sooner than this counts down ("Sending in 8 s"): the
 # undo window. One due later shows the time it will go.
@@ -1217,23 +1218,16 @@ class DetailPane(QWidget):
     def _ask_edit_waiting(self, message: int) -> None:
         if self.edit_question is not None and self.edit_question.isVisible():
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        box, take, copy = two_choices(
+            self,
             "Edit a message not sent yet",
             "This message has not been sent yet.",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        box.setInformativeText(
             "Take it out and edit: it leaves the outbox and goes back to a composer; "
             "nothing is sent until you send it again.\n"
-            "Edit a copy: this message is still sent as it is, and the copy is a new one."
+            "Edit a copy: this message is still sent as it is, and the copy is a new one.",
+            ("Take it out and &edit", Role.AcceptRole),
+            ("Edit a &copy", Role.ActionRole),
         )
-        take = box.addButton("Take it out and &edit", QMessageBox.ButtonRole.AcceptRole)
-        copy = box.addButton("Edit a &copy", QMessageBox.ButtonRole.ActionRole)
-        box.setDefaultButton(take)
-        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
 
         def answered(button: Any) -> None:
             if button is take:

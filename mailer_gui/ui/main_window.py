@@ -1573,28 +1573,20 @@ class MainWindow(QMainWindow):
 
     def _ask_quit_while_sending(self) -> None:
         """Quit with a message on its way: wait for it, quit now, or stay."""
-        from PySide6.QtCore import Qt
-        from PySide6.QtWidgets import QMessageBox
+        from mailer_gui.ui.questions import Role, two_choices
 
         if self.quit_question is not None and self.quit_question.isVisible():
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        box, wait, now = two_choices(
+            self,
             "Quit while sending?",
             "A message is being sent right now.",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        box.setInformativeText(
             "Quit when sent: Mailer starts nothing new and quits once it is through.\n"
             "Quit now: the message goes back to the outbox and is sent the next time "
-            "Mailer runs (if all of it had gone out, Mailer asks you whether it arrived)."
+            "Mailer runs (if all of it had gone out, Mailer asks you whether it arrived).",
+            ("Quit when &sent", Role.AcceptRole),
+            ("Quit &now", Role.DestructiveRole),
         )
-        wait = box.addButton("Quit when &sent", QMessageBox.ButtonRole.AcceptRole)
-        now = box.addButton("Quit &now", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(wait)
-        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
 
         def answered(button: QAbstractButton) -> None:
             if button is wait:
@@ -1622,32 +1614,24 @@ class MainWindow(QMainWindow):
         """Quit during a message's undo window: send it now, keep it for the
         next time Mailer runs, or stay. (It used to quit without a word, and
         the message waited, unsent, until Mailer was started again.)"""
-        from PySide6.QtCore import Qt
-        from PySide6.QtWidgets import QMessageBox
+        from mailer_gui.ui.questions import Role, two_choices
 
         if self.quit_question is not None and self.quit_question.isVisible():
             return
         one = len(messages) == 1
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        box, send, leave = two_choices(
+            self,
             "Quit before it is sent?",
             "A message you sent waits out its undo time."
             if one
             else f"{len(messages)} messages you sent wait out their undo time.",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        box.setInformativeText(
             f"Send now and quit: {'it goes' if one else 'they go'} at once, and Mailer quits "
             "once that is through.\n"
             f"Quit: {'it stays' if one else 'they stay'} in the outbox and "
-            f"{'is' if one else 'are'} sent the next time Mailer runs."
+            f"{'is' if one else 'are'} sent the next time Mailer runs.",
+            ("Send &now and quit", Role.AcceptRole),
+            ("&Quit", Role.DestructiveRole),
         )
-        send = box.addButton("Send &now and quit", QMessageBox.ButtonRole.AcceptRole)
-        leave = box.addButton("&Quit", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(send)
-        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
 
         def answered(button: QAbstractButton) -> None:
             if button is send:
