@@ -793,9 +793,9 @@ def test_a_fault_of_mailers_own_leaves_no_message_sending(
     assert outbox.get(second).state is State.DEFERRED
 
 
-def test_giving_up_says_so_not_that_it_will_try_again(aiosmtpd_factory, tmp_path) -> None:
-    """Mailer gives up on a recipient still deferred: the state change says it
-    gave up and after how long, not "to be tried again"."""
+def tried_twice_in_100_s(server, tmp_path: Path, *to: str) -> tuple[OutboxStore, int, list[Event]]:
+    """A message tried, deferred, and tried again 61 s later by an outbox that
+    gives up after 100 s (so at the second try): the outbox, the message, the events."""
     from mailer_gui.outbox.policy import RetryPolicy
 
     outbox = OutboxStore(
@@ -803,8 +803,7 @@ def test_giving_up_says_so_not_that_it_will_try_again(aiosmtpd_factory, tmp_path
         tmp_path / "spool",
         policy=RetryPolicy(delays=(60.0,), then_every=60.0, give_up_after=100.0),
     )
-    server = aiosmtpd_factory(rcpt_replies={"wait@example.org": "451 4.2.1 Mailbox busy"})
-    message = queue(outbox, tmp_path, "a@example.org, wait@example.org")
+    message = queue(outbox, tmp_path, *to)
     clock = Clock()
     events: list[Event] = []
     runner = runner_for(outbox, account_for(server), events, clock=clock)
@@ -812,6 +811,16 @@ def test_giving_up_says_so_not_that_it_will_try_again(aiosmtpd_factory, tmp_path
     assert outbox.get(message).state is State.DEFERRED
     clock.now += 61
     runner.deliver_now()
+    return outbox, message, events
+
+
+def test_giving_up_says_so_not_that_it_will_try_again(aiosmtpd_factory, tmp_path) -> None:
+    """Mailer gives up on a recipient still deferred: the state change says it
+    gave up and after how long, not "to be tried again"."""
+    server = aiosmtpd_factory(rcpt_replies={"wait@example.org": "451 4.2.1 Mailbox busy"})
+    outbox, message, events = tried_twice_in_100_s(
+        server, tmp_path, "a@example.org, wait@example.org"
+    )
     row = outbox.get(message)
     assert row.state is State.FAILED
     assert [(r.address, r.status) for r in row.recipients] == [
@@ -829,24 +838,10 @@ def test_giving_up_after_a_servers_trouble_says_so(aiosmtpd_factory, tmp_path, t
     """The last try ended in the server's trouble (a 421, a refused connection),
     not a recipient's answer: the state change says that Mailer gave up, not
     only the trouble, which reads as if it would try again."""
-    from mailer_gui.outbox.policy import RetryPolicy
-
-    outbox = OutboxStore(
-        tmp_path / "outbox.sqlite3",
-        tmp_path / "spool",
-        policy=RetryPolicy(delays=(60.0,), then_every=60.0, give_up_after=100.0),
-    )
     server = aiosmtpd_factory(on_mail=lambda address, options: "421 4.7.0 Too busy")
     if trouble == "nothing listens":
         server.stop()
-    message = queue(outbox, tmp_path)
-    clock = Clock()
-    events: list[Event] = []
-    runner = runner_for(outbox, account_for(server), events, clock=clock)
-    runner.deliver_now()
-    assert outbox.get(message).state is State.DEFERRED
-    clock.now += 61
-    runner.deliver_now()
+    outbox, message, events = tried_twice_in_100_s(server, tmp_path)
     assert outbox.get(message).state is State.FAILED
     (change,) = [e for e in events if isinstance(e, StateChanged) and e.state is State.FAILED]
     assert change.detail.startswith("Mailer gave up after 2 attempts"), change

@@ -49,16 +49,22 @@ def prompt_for(qtbot, window: MainWindow) -> PasswordPrompt:
     return prompt
 
 
-def test_no_stored_password_asks_and_then_sends(
-    qtbot, tmp_path: Path, aiosmtpd_factory, trust_test_ca
-) -> None:
+def started(qtbot, tmp_path: Path, aiosmtpd_factory, secret_source: str):
+    """A server that wants a login, a home with its account, a window started on it."""
     server = aiosmtpd_factory(
         tls="starttls", users={"ann@example.org": PASSWORD}, auth_required=True
     )
-    paths = home(tmp_path, server.port, "none")
+    paths = home(tmp_path, server.port, secret_source)
     window = MainWindow(paths, tray=False)
     qtbot.addWidget(window)
     window.finish_startup()
+    return server, paths, window
+
+
+def test_no_stored_password_asks_and_then_sends(
+    qtbot, tmp_path: Path, aiosmtpd_factory, trust_test_ca
+) -> None:
+    server, paths, window = started(qtbot, tmp_path, aiosmtpd_factory, "none")
     try:
         send_one(qtbot, window)
         prompt = prompt_for(qtbot, window)
@@ -136,13 +142,7 @@ def test_not_now_is_remembered_until_asked_or_paused_again(
     """ "Not now" closes the prompt for that pause: other messages changing state
     do not open it again (they used to, at every change). Send queued now asks
     again; a prompt for an account resumed elsewhere closes itself."""
-    server = aiosmtpd_factory(
-        tls="starttls", users={"ann@example.org": PASSWORD}, auth_required=True
-    )
-    paths = home(tmp_path, server.port, "none")
-    window = MainWindow(paths, tray=False)
-    qtbot.addWidget(window)
-    window.finish_startup()
+    _server, _paths, window = started(qtbot, tmp_path, aiosmtpd_factory, "none")
     try:
         send_one(qtbot, window)
         prompt = prompt_for(qtbot, window)

@@ -143,17 +143,15 @@ def test_editing_port_and_security_saves_to_the_accounts_file(qtbot, paths: AppP
     assert not page.form.is_dirty()
 
 
-def test_a_paused_account_says_so_and_saving_a_fix_sends_again(qtbot, paths: AppPaths) -> None:
-    """The outbox holds the account's messages back (the server wanted a login):
-    the page says why, and saving the fixed account lets them go."""
+def paused_with_a_message(paths: AppPaths, reason: str, state: str):
+    """The account "work" paused (``state``, ``reason``) by a message it holds
+    back; the outbox, to be closed by the caller."""
     from mailer_gui.message.addresses import parse_address
     from mailer_gui.message.build import build_message
     from mailer_gui.message.draft import Draft
     from mailer_gui.outbox.policy import Disposition, Verdict
     from mailer_gui.outbox.store import OutboxStore
 
-    add_account(paths, auth=AuthMethod.NONE)
-    add_account(paths, name="home", auth=AuthMethod.NONE)
     store = OutboxStore(paths.database, paths.spool_dir)
     draft = Draft(
         sender=parse_address(LOGIN), to=(parse_address("bob@example.org"),), subject="Held",
@@ -161,9 +159,18 @@ def test_a_paused_account_says_so_and_saving_a_fix_sends_again(qtbot, paths: App
     )  # fmt: skip
     message = store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account="work")
     store.claim_next("runner", now=time.time(), lease=60)
-    reason = "The server localhost requires sign-in before sending (530 5.7.0)."
-    verdict = Verdict(Disposition.PAUSE_ACCOUNT, reason, "needs attention")
+    verdict = Verdict(Disposition.PAUSE_ACCOUNT, reason, state)
     store.record_failure(message, "runner", verdict, account="work")
+    return store
+
+
+def test_a_paused_account_says_so_and_saving_a_fix_sends_again(qtbot, paths: AppPaths) -> None:
+    """The outbox holds the account's messages back (the server wanted a login):
+    the page says why, and saving the fixed account lets them go."""
+    add_account(paths, auth=AuthMethod.NONE)
+    add_account(paths, name="home", auth=AuthMethod.NONE)
+    reason = "The server localhost requires sign-in before sending (530 5.7.0)."
+    store = paused_with_a_message(paths, reason, "needs attention")
     assert set(store.paused_accounts()) == {"work"}
     dialog = open_dialog(qtbot, paths)
     page = page_of(dialog)
@@ -424,11 +431,7 @@ def test_a_login_test_that_works_sends_a_paused_accounts_messages_again(
     """An account paused for its password that takes it from a command: the
     page does not point at Change password… (greyed out for it), and a login
     test that works lets its messages go, as `mailer-gui accounts test` does."""
-    from mailer_gui.message.addresses import parse_address
-    from mailer_gui.message.build import build_message
-    from mailer_gui.message.draft import Draft
-    from mailer_gui.outbox.policy import NEEDS_PASSWORD, Disposition, Verdict
-    from mailer_gui.outbox.store import OutboxStore
+    from mailer_gui.outbox.policy import NEEDS_PASSWORD
 
     secret = tmp_path / "secret"
     secret.write_text(PASSWORD + "\n")
@@ -436,18 +439,8 @@ def test_a_login_test_that_works_sends_a_paused_accounts_messages_again(
         paths, port=auth_server.port, auth=AuthMethod.PLAIN, secret_source="command",
         password_command=f"cat {secret}",
     )  # fmt: skip
-    store = OutboxStore(paths.database, paths.spool_dir)
-    draft = Draft(
-        sender=parse_address(LOGIN), to=(parse_address("bob@example.org"),), subject="Held",
-        body="Hello.",
-    )  # fmt: skip
-    message = store.enqueue(build_message(draft, spool_dir=paths.spool_dir), account="work")
-    store.claim_next("runner", now=time.time(), lease=60)
     reason = "The server rejected the user name or password (535 5.7.8)."
-    store.record_failure(
-        message, "runner", Verdict(Disposition.PAUSE_ACCOUNT, reason, NEEDS_PASSWORD),
-        account="work",
-    )  # fmt: skip
+    store = paused_with_a_message(paths, reason, NEEDS_PASSWORD)
     dialog = open_dialog(qtbot, paths)
     page = page_of(dialog)
     assert page.select("work")
