@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
         self._uncertain_seen = 0
         self._deferred_before: set[int] = set()
         # First deferrals waiting to be told together: (subject, " at 14:05", reason).
-        self._deferrals: list[tuple[str, str, str]] = []
+        self._deferrals: list[tuple[int, str, str, str]] = []  # message, subject, at, detail
 
         self._build_actions()
         self._build_folders()
@@ -1173,7 +1173,7 @@ class MainWindow(QMainWindow):
             text = f"“{subject}” will be tried again{at}. {detail}".strip()
             self.show_status(f"{title}: {text}")
             if not again:  # said once in the tray already: the status bar is enough
-                self._deferrals.append((subject, at, detail))
+                self._deferrals.append((message, subject, at, detail))
                 if len(self._deferrals) == 1:
                     QTimer.singleShot(DEFERRALS_GATHERED_MS, self, self._tell_deferrals)
             return
@@ -1197,7 +1197,9 @@ class MainWindow(QMainWindow):
         told, self._deferrals = self._deferrals, []
         if not told or self._closed:
             return
-        subject, at, detail = told[0]
+        # Named by the oldest: the order they were told in is that of their
+        # subjects' lookups, which may come back in any order.
+        _message, subject, at, detail = min(told)
         if len(told) == 1:
             self._notify(
                 "Sending deferred", f"“{subject}” will be tried again{at}. {detail}".strip()
