@@ -51,6 +51,7 @@ from mailer_gui.message.inspect import recipient_explanation
 from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import Event, Runner, TranscriptLine, deliver_direct_row
 from mailer_gui.outbox.store import (
+    UNKNOWN,
     MessageRow,
     OutboxError,
     OutboxFull,
@@ -1267,7 +1268,7 @@ def _print_row(
     for r in row.recipients:
         code = " ".join(str(part) for part in (r.code, r.enhanced) if part)
         said = f"{code} {r.text or ''}".strip() if code else r.text or ""
-        line = f"{_status_word(r, row.state):9} {shown_address(r.address)}"
+        line = f"{_status_word(r, row):9} {shown_address(r.address)}"
         print(f"{line}: {said}" if said else line)
     refused = _refusals_explained(row)
     for text in refused:
@@ -1334,10 +1335,17 @@ def _refusals_explained(row: MessageRow) -> list[str]:
     return list(texts)
 
 
-def _status_word(recipient: RecipientRow, state: State) -> str:
-    """A recipient's status as the terminal shows it: "unknown" while the message
-    is uncertain (it is kept as deferred, but nothing retries it by itself)."""
-    if state is State.UNCERTAIN and recipient.status not in ("accepted", "rejected"):
+def _status_word(recipient: RecipientRow, row: MessageRow) -> str:
+    """A recipient's status as the terminal shows it: "unknown" when its
+    transaction's "." had no reply (nothing retries it by itself). In a
+    message an older Mailer made uncertain, every recipient still to go is."""
+    if recipient.status == UNKNOWN:
+        return "unknown"
+    if (
+        row.state is State.UNCERTAIN
+        and recipient.status not in ("accepted", "rejected")
+        and not any(r.status == UNKNOWN for r in row.recipients)
+    ):
         return "unknown"
     if recipient.status == "rejected" and recipient.code is None:
         return "failed"  # by Mailer (a missing message file, say), not refused by a server
@@ -1603,7 +1611,7 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
     for r in row.recipients:
         code = f" {r.code}" if r.code else ""
         enhanced = f" {r.enhanced}" if r.enhanced else ""
-        status = _status_word(r, row.state)
+        status = _status_word(r, row)
         address = shown_address(r.address)
         print(f"    {status:9} {r.kind:3} {address}{code}{enhanced} {r.text or ''}".rstrip())
     for number, attempt in enumerate(attempts, start=1):
@@ -1914,13 +1922,16 @@ def cmd_outbox_resolve(args: argparse.Namespace, paths: AppPaths) -> int:
     messages = _message_numbers(args.ids)
     decided: list[int] = []
     refused: list[str] = []
+    rest: list[int] = []  # marked as sent, with recipients never sent it still to go
     for message in messages:
         try:
-            store.resolve_uncertain(message, sent=args.sent)
+            state = store.resolve_uncertain(message, sent=args.sent)
         except OutboxError as exc:
             refused.append(str(exc))
         else:
             decided.append(message)
+            if args.sent and state is State.QUEUED:
+                rest.append(message)
     for text in refused:
         print(f"mailer-gui: {text}", file=sys.stderr)
     code = EX_USAGE if refused else EX_OK
@@ -1929,6 +1940,12 @@ def cmd_outbox_resolve(args: argparse.Namespace, paths: AppPaths) -> int:
             them = "Message" if len(decided) == 1 else "Messages"
             verb = "is" if len(decided) == 1 else "are"
             print(f"{them} {_numbers(decided)} {verb} marked as sent.")
+        if rest:
+            print(
+                f"{'Message' if len(rest) == 1 else 'Messages'} {_numbers(rest)} still "
+                f"{'has' if len(rest) == 1 else 'have'} recipients it never went to: "
+                "queued for them (mailer-gui outbox flush sends them now)."
+            )
         return code
     runner = _runner(paths, store, False) if decided else None
     codes = [code]

@@ -1118,6 +1118,40 @@ def test_flush_says_why_messages_behind_a_server_that_put_one_off_were_not_tried
     assert lines["2"].split(" next ")[1][:16] == lines["3"].split(" next ")[1][:16] == next_try
 
 
+def test_show_tells_a_recipient_in_doubt_from_one_never_sent_it(
+    aiosmtpd_factory, tmp_path, capsys, monkeypatch
+) -> None:
+    server = aiosmtpd_factory()
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", server.port)
+    code, _, err = run(
+        capsys, monkeypatch, home, "send", "--later", "--to", "doubt@example.org",
+        "--to", "later@example.org", "--subject", "Hi", "--body", "Hello",
+    )  # fmt: skip
+    assert code == 0, err
+    paths = resolve_paths(home)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    try:  # what recovery leaves after a kill during the first one's "."
+        with store._write() as db:
+            db.execute("UPDATE messages SET state = 'uncertain'")
+            db.execute(
+                "UPDATE recipients SET status = 'unknown' WHERE address = 'doubt@example.org'"
+            )
+    finally:
+        store.close()
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "show", "1")
+    assert re.search(r"unknown\s+to\s+doubt@example.org", out), out
+    assert re.search(r"pending\s+to\s+later@example.org", out), out
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--json")
+    assert [r["status"] for r in json.loads(out)[0]["recipients"]] == ["unknown", "pending"]
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "resolve", "1", "--sent")
+    assert code == 0, err
+    assert "Message 1 still has recipients it never went to: queued for them" in out
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert code == 0 and "This run: 1 sent." in out
+    assert [m.rcpt_tos for m in server.wait_for_messages(1)] == [["later@example.org"]]
+
+
 def test_flush_names_a_message_another_mailer_is_sending(
     aiosmtpd_factory, tmp_path, capsys, monkeypatch
 ) -> None:

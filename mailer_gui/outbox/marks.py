@@ -9,7 +9,9 @@ one system call. So each runner keeps its marks in its own file,
 ``<marks folder>/<runner>.log``, one line ``MESSAGE ATTEMPT`` per mark, and
 ``MESSAGE ATTEMPT -`` when that "." was answered while the message goes on (a
 further transaction after a 452, another domain): the last line of a message's
-attempt tells.
+attempt tells. A mark for a transaction that carries only some of the
+recipients still to be sent names them by their places in the message
+(``MESSAGE ATTEMPT 0,2``): after a crash, only those are in doubt.
 
 - The file is opened with O_APPEND and each line is one write(), so a reader
   never sees half a line from a runner that is alive; a line cut short by a
@@ -50,7 +52,7 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 if sys.platform != "win32":
@@ -72,18 +74,20 @@ class EndMarks:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._size = 0
-        self._outstanding: dict[int, int] = {}  # message -> attempt
+        self._outstanding: dict[int, tuple[int, str]] = {}  # message -> attempt, recipients
         self._cut = False  # a write stopped part-way: the next line starts on a new one
 
-    def add(self, message: int, attempt: int) -> None:
+    def add(self, message: int, attempt: int, recipients: Sequence[int] | None = None) -> None:
         """Mark ``message`` (in its attempt ``attempt``): its final "." may leave now.
+        ``recipients``: the places of those it goes to, when not all still to go.
 
         OSError when the line could not be written whole (a full disk): the
         caller must mark the message another way.
         """
+        which = "" if recipients is None else " " + ",".join(map(str, recipients))
         with self._lock:
-            self._outstanding[message] = attempt
-            self._append(f"{message} {attempt}\n".encode("ascii"))
+            self._outstanding[message] = (attempt, which)
+            self._append(f"{message} {attempt}{which}\n".encode("ascii"))
 
     def clear(self, message: int, attempt: int) -> None:
         """The "." marked for ``message`` was answered, and its answers are in the
@@ -93,7 +97,8 @@ class EndMarks:
         which only makes a crash from here leave the message uncertain.
         """
         with self._lock:
-            self._outstanding.pop(message, None)
+            if self._outstanding.get(message, (None, ""))[0] == attempt:
+                del self._outstanding[message]
             self._append(f"{message} {attempt} -\n".encode("ascii"))
 
     def _append(self, line: bytes) -> None:
@@ -156,7 +161,7 @@ class EndMarks:
     def _rewrite(self) -> None:
         """Replace the file with the outstanding marks only (one rename: readers see
         the old file or the new one, both holding every outstanding mark)."""
-        data = "".join(f"{m} {a}\n" for m, a in self._outstanding.items()).encode("ascii")
+        data = "".join(f"{m} {a}{w}\n" for m, (a, w) in self._outstanding.items()).encode("ascii")
         temporary = self.path.with_name(self.path.name + ".new")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _BINARY, 0o600)
         try:
@@ -184,7 +189,13 @@ def read_marks(directory: Path) -> set[tuple[int, int]]:
     OSError when a file is there but cannot be read: the caller must not
     decide anything without it.
     """
-    found: set[tuple[int, int]] = set()
+    return set(read_marks_detail(directory))
+
+
+def read_marks_detail(directory: Path) -> dict[tuple[int, int], frozenset[int] | None]:
+    """`read_marks`, each with the places of the recipients its "." went to
+    (None: all those still to go)."""
+    found: dict[tuple[int, int], frozenset[int] | None] = {}
     try:
         files = [p for p in directory.iterdir() if p.name.endswith(SUFFIX)]
     except FileNotFoundError:
@@ -198,13 +209,18 @@ def read_marks(directory: Path) -> set[tuple[int, int]]:
         # perhaps its clearing, then perhaps the next transaction's mark.
         for line in text.split(b"\n")[:-1]:  # the last piece has no newline: unfinished
             message, _, rest = line.rstrip(b"\r").partition(b" ")
-            attempt, _, cleared = rest.partition(b" ")
+            attempt, _, which = rest.partition(b" ")
             if not (message.isdigit() and attempt.isdigit()):
                 continue
-            if not cleared:
-                found.add((int(message), int(attempt)))
-            elif cleared == b"-":
-                found.discard((int(message), int(attempt)))
+            key = (int(message), int(attempt))
+            if not which:
+                found[key] = None
+            elif which == b"-":
+                found.pop(key, None)
+            elif all(place.isdigit() for place in which.split(b",")):
+                found[key] = frozenset(int(place) for place in which.split(b","))
+            else:  # not a line this version writes: the whole message is in doubt
+                found[key] = None
     return found
 
 

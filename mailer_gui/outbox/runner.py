@@ -68,7 +68,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
@@ -882,7 +882,7 @@ class Runner:
                         if message in self._leases:
                             self._leases[message] = seen
 
-    def _mark_end(self, row: MessageRow) -> None:
+    def _mark_end(self, row: MessageRow, ending: Sequence[str] = ()) -> None:
         """Leave the end-of-data mark of ``row``: its final "." may leave after this.
 
         The mark is a line in this runner's marks file (marks.py). While the
@@ -900,7 +900,7 @@ class Runner:
         if row.attempt is not None and seen is not None:
             until, wall_at, steady_at = seen
             try:
-                self._marks.add(row.id, row.attempt)
+                self._marks.add(row.id, row.attempt, _places(row, ending))
             except OSError:
                 pass  # a full disk, say: the database statement below marks it
             else:
@@ -1048,8 +1048,9 @@ class Runner:
                     if row.id in self._cancelled:  # cancelled just now: the "." stays
                         raise Cancelled("The send was cancelled.")
                     self._ending.add(row.id)
+                    session = self._in_flight.get(row.id)
                 ended.append(True)
-                self._mark_end(row)
+                self._mark_end(row, session.ending if session is not None else ())
 
             def answered(answers: tuple[RecipientResult, ...]) -> None:
                 # One transaction of several ended with its "." answered: its
@@ -1183,7 +1184,7 @@ class Runner:
             self.errors[row.id] = error = _internal_error(exc, bool(ended))
             if ended:  # the server may have taken it: the person decides
                 settle = [
-                    RecipientResult(address, RecipientStatus.DEFERRED, None, error.message)
+                    RecipientResult(address, RecipientStatus.DEFERRED, None, error.message, True)
                     for address in row.pending
                 ]
                 result = MessageResult(tuple(settle), error=error, uncertain=True)
@@ -1418,6 +1419,16 @@ def _envelope(row: MessageRow) -> Envelope:
         eight_bit=row.eight_bit,
         dsn_notify=row.dsn_notify,
     )
+
+
+def _places(row: MessageRow, ending: Sequence[str]) -> list[int] | None:
+    """The places in ``row``'s recipients of those a "." goes to (``ending``),
+    when they are not all it still has to go to: after a crash only they are
+    in doubt. None when they are all (a message in one transaction) or unknown."""
+    if not ending or len(ending) >= len(row.pending):
+        return None
+    going = set(ending)
+    return [place for place, r in enumerate(row.recipients) if r.address in going]
 
 
 def deliver_direct_row(

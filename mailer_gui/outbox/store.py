@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 from mailer_gui.message.addresses import shown_address
 from mailer_gui.message.build import BuiltMessage
-from mailer_gui.outbox.marks import dead_runners, read_marks, remove_idle
+from mailer_gui.outbox.marks import dead_runners, read_marks_detail, remove_idle
 from mailer_gui.outbox.policy import (
     NEEDS_ATTENTION,
     Disposition,
@@ -55,6 +55,10 @@ from mailer_gui.smtp.session import (
     RecipientStatus,
     too_big_reason,
 )
+
+# A recipient whose transaction's "." went out with no reply: the message
+# may have reached them. Never sent again by itself (resolve_uncertain).
+UNKNOWN = "unknown"
 
 
 class State(enum.StrEnum):
@@ -1173,9 +1177,9 @@ class OutboxStore:
             taken = True  # every recipient of this attempt accepted
             for r in result.recipients:
                 # In an uncertain result, those whose "." had no reply are
-                # deferred; one accepted or refused in a transaction that
-                # ended before (452, another domain) keeps that answer.
-                status = r.status.value
+                # unknown; one accepted or refused in a transaction that ended
+                # before (452, another domain) keeps that answer.
+                status = UNKNOWN if r.unconfirmed else r.status.value
                 taken = taken and status == "accepted"
                 recipients.append(
                     (
@@ -1444,10 +1448,11 @@ class OutboxStore:
             rows = db.execute(sql, params).fetchall()
             # Read inside the transaction: a runner claims before it marks, so
             # no mark that matters can be added or removed meanwhile.
-            ended = read_marks(self.marks_dir) if rows else set()
+            ended = read_marks_detail(self.marks_dir) if rows else {}
             for row in rows:
                 self._finish_attempt(db, row["id"], "interrupted", None, "", now)
-                if row["data_end_at"] is not None or (row["id"], row["current_attempt"]) in ended:
+                key = (row["id"], row["current_attempt"])
+                if row["data_end_at"] is not None or key in ended:
                     state = State.UNCERTAIN
                     error = (
                         "Mailer stopped after sending the whole message, before the server's "
@@ -1458,6 +1463,9 @@ class OutboxStore:
                         "lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?",
                         (error, now, row["id"]),
                     )
+                    # In doubt: those its last "." went to (all still to go, if
+                    # the mark does not say); the others were never sent it.
+                    self._in_doubt(db, row["id"], ended.get(key), error)
                 else:
                     # Cut short before its "." (perhaps before it began): as
                     # with release(), the attempt is kept but not counted.
@@ -1726,22 +1734,65 @@ class OutboxStore:
             raise self._corrupt(exc) from exc
         return ids
 
+    @staticmethod
+    def _in_doubt(
+        db: sqlite3.Connection, message: int, places: frozenset[int] | None, text: str
+    ) -> None:
+        """Recipients of ``message`` still to go whose "." went out unanswered
+        (``places``: their places among its recipients; None: all) are unknown."""
+        rows = db.execute(
+            "SELECT rowid, status FROM recipients WHERE message = ? ORDER BY position",
+            (message,),
+        ).fetchall()
+        doubt = [
+            (text, rowid)
+            for place, (rowid, status) in enumerate(rows)
+            if status in ("pending", "deferred") and (places is None or place in places)
+        ]
+        db.executemany(
+            f"UPDATE recipients SET status = '{UNKNOWN}', code = NULL, enhanced = NULL, "
+            "text = ? WHERE rowid = ?",
+            doubt,
+        )
+
     def resolve_uncertain(self, message: int, *, sent: bool, now: float | None = None) -> State:
-        """The person's answer for an uncertain message: it arrived, or send it again."""
+        """The person's answer for an uncertain message: it arrived, or send it again.
+
+        Only the recipients in doubt (unknown) are concerned: one whose
+        transaction never began goes in any case, one accepted stays so. (A
+        message made uncertain by an older Mailer has none unknown: all it
+        still had to go to are.)
+        """
         now = time.time() if now is None else now
         with self._write() as db:
             state = self._state_of(db, message)
             if state is not State.UNCERTAIN:
                 raise WrongState(f"Message {message} is {state.value}, not uncertain.")
+            doubt = f"status = '{UNKNOWN}'"
+            if (
+                db.execute(
+                    f"SELECT 1 FROM recipients WHERE message = ? AND {doubt}", (message,)
+                ).fetchone()
+                is None
+            ):
+                doubt = "status IN ('pending', 'deferred')"
             if sent:
                 db.execute(
                     "UPDATE recipients SET status = 'accepted', code = NULL, enhanced = NULL, "
-                    "text = 'marked as sent' "
-                    "WHERE message = ? AND status IN ('pending', 'deferred')",
+                    f"text = 'marked as sent' WHERE message = ? AND {doubt}",
                     (message,),
                 )
-                state = State.SENT
+                still = db.execute(
+                    "SELECT 1 FROM recipients WHERE message = ? "
+                    "AND status IN ('pending', 'deferred')",
+                    (message,),
+                ).fetchone()
+                state = State.SENT if still is None else State.QUEUED
             else:
+                db.execute(
+                    f"UPDATE recipients SET status = 'pending' WHERE message = ? AND {doubt}",
+                    (message,),
+                )
                 state = State.QUEUED
             db.execute(
                 "UPDATE messages SET state = ?, due_at = ?, data_end_at = NULL, updated_at = ? "

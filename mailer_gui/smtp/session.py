@@ -75,6 +75,10 @@ class RecipientResult(NamedTuple):
     status: RecipientStatus
     reply: Reply | None = None
     detail: str = ""  # when there is no reply: what happened instead
+    # In a transaction whose final "." went out with no reply: it may have
+    # arrived (status DEFERRED; the outbox keeps it as unknown, never retried
+    # by itself).
+    unconfirmed: bool = False
 
     @property
     def text(self) -> str:
@@ -211,6 +215,7 @@ class Session:
         # prepare_next while the server worked: (envelope, size, staged).
         self._staged: tuple[Envelope, int, _Staged | None] | None = None
         self.messages_sent = 0
+        self.ending: tuple[str, ...] = ()  # the recipients of the "." about to leave
 
     # ---------------------------------------------------------------- plumbing
 
@@ -626,7 +631,10 @@ class Session:
         outcome: dict[str, RecipientResult] = {}
         unconfirmed = list(recipients)
 
-        def settle(reply: Reply | None, detail: str, status: RecipientStatus | None = None) -> None:
+        def settle(
+            reply: Reply | None, detail: str, status: RecipientStatus | None = None,
+            *, doubt: bool = False,
+        ) -> None:  # fmt: skip
             for address in unconfirmed:
                 if address not in outcome or outcome[address].status is RecipientStatus.ACCEPTED:
                     outcome[address] = RecipientResult(
@@ -634,6 +642,7 @@ class Session:
                         status or (_status_of(reply) if reply else RecipientStatus.DEFERRED),
                         reply,
                         detail,
+                        doubt,
                     )
 
         def result(**kwargs: object) -> MessageResult:
@@ -762,6 +771,9 @@ class Session:
                 for r in outcome.values()
             ):
                 following = None  # this message needs another transaction first
+            # Those who take the message if its "." is taken: the outbox's
+            # end-of-data mark names them when they are not all it waits for.
+            self.ending = tuple(accepted)
             try:
                 sent_bytes = self._stream_body(
                     body,
@@ -777,7 +789,7 @@ class Session:
                 # commands failed: the "." itself may have reached the server.
                 sent_bytes = size
                 self._broken = cut.error
-                settle(None, _unconfirmed_text(cut.error), RecipientStatus.DEFERRED)
+                settle(None, _unconfirmed_text(cut.error), RecipientStatus.DEFERRED, doubt=True)
                 self.transcript.note(
                     "the connection broke while the end of the message was going out: "
                     "the server may or may not have taken it"
@@ -789,7 +801,7 @@ class Session:
                 # Cancelled included: once the final "." is out, the server may
                 # have taken the message, so this is not a plain retry case.
                 self._broken = exc
-                settle(None, _unconfirmed_text(exc), RecipientStatus.DEFERRED)
+                settle(None, _unconfirmed_text(exc), RecipientStatus.DEFERRED, doubt=True)
                 self.transcript.note(
                     "no reply after the end of the message: the server may or may not have taken it"
                 )

@@ -70,7 +70,7 @@ from mailer_gui.message.inspect import (
     read_transcript,
     recipient_explanation,
 )
-from mailer_gui.outbox.store import AttemptRow, MessageRow, RecipientRow, State
+from mailer_gui.outbox.store import UNKNOWN, AttemptRow, MessageRow, RecipientRow, State
 from mailer_gui.paths import ensure_private_dir
 from mailer_gui.smtp.replies import without_retry_note
 from mailer_gui.ui.bridge import OutboxBridge
@@ -215,9 +215,18 @@ _HELD_WITH_OTHERS = (
 )
 
 
-def _recipient_status(recipient: RecipientRow, state: State) -> tuple[str, str]:
+def _recipient_status(recipient: RecipientRow, row: MessageRow) -> tuple[str, str]:
     """What happened to one recipient, and the tone to show it in."""
-    status = recipient.status
+    status, state = recipient.status, row.state
+    if status == UNKNOWN:
+        return "Unknown: it may have arrived", "warn"
+    if (
+        state is State.UNCERTAIN
+        and status in ("pending", "deferred")
+        and any(r.status == UNKNOWN for r in row.recipients)
+    ):
+        # Another transaction's "." is in doubt; this one's never began.
+        return "Not sent yet: it goes once you decide", "normal"
     if status == "accepted":
         if recipient.text == "marked as sent":
             return "Marked as sent", "ok"
@@ -952,7 +961,7 @@ class DetailPane(QWidget):
             top = QHBoxLayout()
             kind = _KIND_NAMES.get(recipient.kind, recipient.kind)
             top.addWidget(_label(f"{shown} ({kind})", box), 1)
-            status, tone = _recipient_status(recipient, row.state)
+            status, tone = _recipient_status(recipient, row)
             status_label = _label(status, box, bold=True)
             status_label.setWordWrap(False)  # short: keeps its width beside a long address
             status_label.setMinimumWidth(0)

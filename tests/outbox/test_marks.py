@@ -22,7 +22,14 @@ from mailer_gui.message.build import build_message
 from mailer_gui.message.draft import Draft
 from mailer_gui.outbox import marks as marks_module
 from mailer_gui.outbox import runner as runner_module
-from mailer_gui.outbox.marks import EndMarks, RunnerLock, dead_runners, read_marks, remove_idle
+from mailer_gui.outbox.marks import (
+    EndMarks,
+    RunnerLock,
+    dead_runners,
+    read_marks,
+    read_marks_detail,
+    remove_idle,
+)
 from mailer_gui.outbox.runner import Event, LeaseLost, Progress, Runner
 from mailer_gui.outbox.store import OutboxError, OutboxStore, State
 from tests.outbox.test_ledger import account_for, deferred
@@ -274,6 +281,11 @@ def test_a_cleared_mark_no_longer_counts_until_the_next_one(tmp_path: Path) -> N
     marks.clear(2, 20)
     marks.clear(1, 11)  # another attempt's clearing leaves this one's mark alone
     assert read_marks(tmp_path) == {(1, 10)}
+    # A "." that goes to some of the recipients still to go names them.
+    marks.add(3, 30, [1, 2])
+    assert read_marks_detail(tmp_path) == {(1, 10): None, (3, 30): frozenset({1, 2})}
+    marks._rewrite()  # as when the file grows: what is outstanding is kept whole
+    assert read_marks_detail(tmp_path) == {(1, 10): None, (3, 30): frozenset({1, 2})}
     marks.close()
 
 
@@ -624,7 +636,7 @@ def test_the_database_marks_when_the_file_cannot_be_written(
     message = enqueue(store, tmp_path, 0, now=clock.now)
     seen: dict[str, float | None] = {}
 
-    def full_disk(self, message: int, attempt: int) -> None:
+    def full_disk(self, message: int, attempt: int, recipients=None) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(EndMarks, "add", full_disk)

@@ -19,8 +19,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dns.resolver
 import pytest
@@ -83,6 +84,7 @@ class Recorder:
     data_reply: str | None = None  # the final "." gets this instead of 250
     hang_up_at_end: bool = False  # the final "." gets no reply: the line is closed
     rcpt_delay: float = 0.0  # seconds each RCPT waits for its reply
+    end_delay: float = 0.0  # seconds the final "." waits for its reply (the message is kept)
     ehlos: int = 0
     messages: list[Received] = field(default_factory=list)
 
@@ -130,6 +132,8 @@ class Recorder:
                 session.ssl is not None,
             )
         )
+        if self.end_delay:
+            await asyncio.sleep(self.end_delay)
         return "250 2.0.0 OK: queued"
 
 
@@ -206,9 +210,10 @@ class MailServers:
         data_reply: str | None = None,
         hang_up_at_end: bool = False,
         rcpt_delay: float = 0.0,
+        end_delay: float = 0.0,
         tls_context: ssl.SSLContext | None = None,
     ) -> MailServer:
-        recorder = Recorder(rcpt_reply, data_reply, hang_up_at_end, rcpt_delay)
+        recorder = Recorder(rcpt_reply, data_reply, hang_up_at_end, rcpt_delay, end_delay)
         controller = Controller(
             recorder,
             hostname=host,
@@ -651,7 +656,7 @@ def test_an_uncertain_domain_leaves_the_answers_of_the_others_standing(
         assert row.state is State.UNCERTAIN
         assert {r.address: r.status for r in row.recipients} == {
             "a@good.test": "accepted",
-            "b@drop.test": "deferred",
+            "b@drop.test": "unknown",  # in doubt: never sent again by itself
         }
         assert [m.rcpt_tos for m in good.messages] == [("a@good.test",)]
         assert store.resolve_uncertain(message, sent=False) is State.QUEUED
@@ -665,6 +670,43 @@ def test_an_uncertain_domain_leaves_the_answers_of_the_others_standing(
         store.close()
 
 
+def direct_home(tmp_path, servers: MailServers, *to: str) -> tuple[Path, OutboxStore, Account, int]:
+    """A home with a direct-delivery account (MX hosts on ``servers.port``) and
+    one message to ``to`` queued in its outbox: (home, outbox, account, message)."""
+    from mailer_gui.accounts.store import AccountStore
+    from mailer_gui.paths import resolve_paths
+
+    home = tmp_path / "home"
+    paths = resolve_paths(home)
+    account = Account(name="mx", email="ann@example.org", kind="direct", port=servers.port)
+    AccountStore(paths.accounts_file).add(account)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    draft = Draft(
+        sender=parse_address("ann@example.org"), to=tuple(parse_address_list(list(to))),
+        subject="several domains", body="text",
+    )  # fmt: skip
+    message = store.enqueue(build_message(draft, spool_dir=tmp_path), account="mx", subject="x")
+    return home, store, account, message
+
+
+def flush_killed_once(home: Path, reached: Callable[[], bool]) -> None:
+    """`outbox flush` in a process of its own, SIGKILLed half a second after
+    ``reached()`` (at most 30 s)."""
+    flush = subprocess.Popen(
+        [sys.executable, "-m", "mailer_gui", "--home", str(home), "outbox", "flush"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not reached() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reached(), "the flush never got there"
+        time.sleep(0.5)  # what came before is written; the flush waits on a server
+    finally:
+        os.kill(flush.pid, signal.SIGKILL)
+        flush.wait(timeout=10)
+
+
 def test_a_flush_killed_between_two_domains_sends_neither_again(
     dnsmasq_factory: DnsmasqFactory, servers: MailServers, tmp_path, monkeypatch
 ) -> None:
@@ -672,9 +714,6 @@ def test_a_flush_killed_between_two_domains_sends_neither_again(
     on slow.test's server, before that domain's ".": the message is queued
     again for slow.test's recipient alone, not uncertain, and good.test's
     recipient never gets it twice."""
-    from mailer_gui.accounts.store import AccountStore
-    from mailer_gui.paths import resolve_paths
-
     dns = dnsmasq_factory(
         mx={"good.test": [(10, "mx.good.test")], "slow.test": [(10, "mx.slow.test")]},
         hosts={"mx.good.test": "127.0.0.2", "mx.slow.test": "127.0.0.3"},
@@ -682,31 +721,8 @@ def test_a_flush_killed_between_two_domains_sends_neither_again(
     monkeypatch.setenv(NAMESERVER_VARIABLE, dns.nameserver)
     good = servers.start("127.0.0.2")
     slow = servers.start("127.0.0.3", rcpt_delay=30.0)
-    home = tmp_path / "home"
-    paths = resolve_paths(home)
-    account = Account(name="mx", email="ann@example.org", kind="direct", port=servers.port)
-    AccountStore(paths.accounts_file).add(account)
-    store = OutboxStore(paths.database, paths.spool_dir)
-    draft = Draft(
-        sender=parse_address("ann@example.org"),
-        to=tuple(parse_address_list(["a@good.test", "b@slow.test"])),
-        subject="two domains",
-        body="text",
-    )
-    message = store.enqueue(build_message(draft, spool_dir=tmp_path), account="mx", subject="x")
-    flush = subprocess.Popen(
-        [sys.executable, "-m", "mailer_gui", "--home", str(home), "outbox", "flush"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while not (good.messages and slow.recorder.ehlos) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert good.messages and slow.recorder.ehlos, "the flush never reached slow.test"
-        time.sleep(0.5)  # good.test's answer is written; slow.test's RCPT waits
-    finally:
-        os.kill(flush.pid, signal.SIGKILL)
-        flush.wait(timeout=10)
+    home, store, account, message = direct_home(tmp_path, servers, "a@good.test", "b@slow.test")
+    flush_killed_once(home, lambda: bool(good.messages and slow.recorder.ehlos))
     try:
         assert dict(store.recover()) == {message: State.QUEUED}
         row = store.get(message)
@@ -719,6 +735,50 @@ def test_a_flush_killed_between_two_domains_sends_neither_again(
         assert [r.status for r in store.get(message).recipients] == ["accepted"] * 2
         assert [m.rcpt_tos for m in good.messages] == [("a@good.test",)]  # never twice
         assert [m.rcpt_tos for m in slow.messages] == [("b@slow.test",)]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("answer", ["sent", "resend"])
+def test_killed_while_one_domain_holds_its_reply_only_that_domain_is_in_doubt(
+    dnsmasq_factory: DnsmasqFactory, servers: MailServers, tmp_path, monkeypatch, answer: str
+) -> None:
+    """good.test took it; hold.test's server holds its reply to the "." when
+    Mailer is killed; third.test was never begun. Only hold.test's recipient
+    is unknown: "it arrived" (--sent) still sends to third.test, "send again"
+    (--resend) sends to both, and good.test never gets it twice."""
+    dns = dnsmasq_factory(
+        mx={f"{d}.test": [(10, f"mx.{d}.test")] for d in ("good", "hold", "third")},
+        hosts={"mx.good.test": "127.0.0.2", "mx.hold.test": "127.0.0.3",
+               "mx.third.test": "127.0.0.4"},
+    )  # fmt: skip
+    monkeypatch.setenv(NAMESERVER_VARIABLE, dns.nameserver)
+    good = servers.start("127.0.0.2")
+    hold = servers.start("127.0.0.3", end_delay=30.0)
+    third = servers.start("127.0.0.4")
+    home, store, account, message = direct_home(
+        tmp_path, servers, "a@good.test", "b@hold.test", "c@third.test"
+    )
+    flush_killed_once(home, lambda: bool(good.messages and hold.messages))
+    try:
+        assert dict(store.recover()) == {message: State.UNCERTAIN}
+        row = store.get(message)
+        assert {r.address: r.status for r in row.recipients} == {
+            "a@good.test": "accepted",
+            "b@hold.test": "unknown",
+            "c@third.test": "pending",  # never sent it: not in doubt
+        }
+        assert store.resolve_uncertain(message, sent=answer == "sent") is State.QUEUED
+        hold.recorder.end_delay = 0.0
+        runner(store, account).deliver_now()
+        row = store.get(message)
+        assert row.state is State.SENT
+        assert [r.text for r in row.recipients][1] == (
+            "marked as sent" if answer == "sent" else "OK: queued"
+        )
+        assert [m.rcpt_tos for m in good.messages] == [("a@good.test",)]  # never twice
+        assert [m.rcpt_tos for m in third.messages] == [("c@third.test",)]
+        assert len(hold.messages) == (1 if answer == "sent" else 2)
     finally:
         store.close()
 

@@ -720,3 +720,20 @@ def test_a_message_of_an_account_waiting_for_its_password_says_so_in_words(
         "Waiting — the account work needs its password; the message goes once that is "
         "fixed (see below)"
     )
+
+
+def test_an_uncertain_message_tells_the_recipient_in_doubt_from_one_never_sent_it(
+    qtbot, make_bridge, make_pane, store: OutboxStore
+) -> None:
+    """Killed while one transaction's "." waited for its reply: that recipient
+    may have it; another, whose transaction never began, certainly has not."""
+    message = queue(store, "doubt@example.org", "later@example.org")
+    with store._write() as db:  # what recovery leaves (see test_routes)
+        db.execute("UPDATE messages SET state = 'uncertain' WHERE id = ?", (message,))
+        db.execute("UPDATE recipients SET status = 'unknown' WHERE address = 'doubt@example.org'")
+    pane = make_pane(make_bridge())
+    pane.show_message(message)
+    qtbot.waitUntil(lambda: loaded(pane) and pane.send_again_action.isVisible())
+    text = pane.recipients_text()
+    assert "Unknown: it may have arrived" in text
+    assert "Not sent yet: it goes once you decide" in text
