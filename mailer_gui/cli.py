@@ -534,7 +534,7 @@ def cmd_accounts_remove(args: argparse.Namespace, paths: AppPaths) -> int:
             f"{'waits' if one else 'wait'} in the outbox, and nothing sends "
             f"{'it' if one else 'them'} without the account: add it again (mailer-gui "
             f"accounts add {account.name} …) or cancel {'it' if one else 'them'} "
-            f"(mailer-gui outbox cancel ID).",
+            f"({_cancel_hint(waiting)}).",
             file=sys.stderr,
         )
     if was_default:
@@ -1509,7 +1509,7 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
                         "created": r.created_at,
                         "due": r.due_at,
                         "attempts": r.attempts,
-                        "last_error": r.last_error,
+                        "last_error": _last_error(r),
                         "recipients": [_recipient_json(x) for x in r.recipients],
                     }
                     for r in rows
@@ -1547,6 +1547,13 @@ def cmd_outbox_list(args: argparse.Namespace, paths: AppPaths) -> int:
             # as cut; `outbox show` gives it whole.
             print(f"       {textwrap.shorten(said, width=160, placeholder=' …')}")
     return EX_OK
+
+
+def _cancel_hint(messages: Sequence[int]) -> str:
+    """How to cancel ``messages``: `outbox cancel` takes one number."""
+    if len(messages) == 1:
+        return f"mailer-gui outbox cancel {messages[0]}"
+    return "mailer-gui outbox cancel ID, for each"
 
 
 def _account_names(paths: AppPaths) -> set[str] | None:
@@ -1727,8 +1734,25 @@ def cmd_outbox_flush(args: argparse.Namespace, paths: AppPaths) -> int:
     counts = store.counts()
     print(f"Outbox: {_state_counts(counts) or 'empty'}.")
     paused = _paused(store)
+    known = _account_names(paths)
     for name, (state, reason) in sorted(paused.items()):
+        if known is not None and name not in known:
+            continue  # its messages say so below: a pause of an account gone is no news
         print(_paused_note(name, state, reason, _source_of(paths, name)), file=sys.stderr)
+    if known is not None:
+        orphans: dict[str, list[int]] = {}
+        for row in store.messages([State.QUEUED, State.DEFERRED, State.SCHEDULED]):
+            if row.account not in known:
+                orphans.setdefault(row.account, []).append(row.id)
+        for name, numbers in sorted(orphans.items()):
+            one = len(numbers) == 1
+            print(
+                f"mailer-gui: message{'' if one else 's'} {_numbers(numbers)} "
+                f"{'waits' if one else 'wait'} for the account {name}, which is not set up "
+                f"any more: add it again (mailer-gui accounts add {name} …) or cancel "
+                f"{'it' if one else 'them'} ({_cancel_hint(numbers)}).",
+                file=sys.stderr,
+            )
     uncertain = counts.get(State.UNCERTAIN, 0)
     if uncertain:
         ids = ""

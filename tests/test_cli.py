@@ -306,12 +306,19 @@ def test_messages_of_a_paused_or_removed_account_say_what_they_wait_for(
     code, _, err = run(capsys, monkeypatch, home, "accounts", "remove", "work")
     assert code == 0
     assert "messages 1–2 of work wait in the outbox, and nothing sends them" in err, err
+    assert "mailer-gui outbox cancel ID, for each" in err
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "list")
     assert out.count("Waits for the account work, which is not set up any more") == 2, out
     assert "paused" not in out
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "flush")
+    assert "messages 1–2 wait for the account work, which is not set up any more" in err, err
+    assert "paused" not in err and "accounts password" not in err
     assert run(capsys, monkeypatch, home, "outbox", "cancel", "1")[0] == 0
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--state", "cancelled")
     assert "535" in out and "try again" not in out and "retry" not in out, out
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "list", "--json")
+    (cancelled,) = [m for m in json.loads(out) if m["state"] == "cancelled"]
+    assert "535" in cancelled["last_error"] and "retry" not in cancelled["last_error"]
 
 
 def test_rejected_and_deferred_recipients(
