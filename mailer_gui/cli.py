@@ -1313,7 +1313,12 @@ def _print_row(
 
 # What an attempt ended in, in the words `outbox show` uses (as stored: the
 # outcome of a result, or what a failure before any answer meant).
-_ATTEMPT_WORDS = {"defer": "deferred", "fail": "failed", "pause-account": "account paused"}
+_ATTEMPT_WORDS = {
+    "defer": "deferred",
+    "fail": "failed",
+    "pause-account": "account paused",
+    "given-up": "deferred again, and Mailer gave up",
+}
 
 
 def _refusals_explained(row: MessageRow) -> list[str]:
@@ -1341,6 +1346,8 @@ def _status_word(recipient: RecipientRow, row: MessageRow) -> str:
     message an older Mailer made uncertain, every recipient still to go is."""
     if recipient.status == UNKNOWN:
         return "unknown"
+    if row.state is State.FAILED and recipient.status in ("pending", "deferred"):
+        return "given up"  # put off each time until Mailer gave up
     if (
         row.state is State.UNCERTAIN
         and recipient.status not in ("accepted", "rejected")

@@ -48,6 +48,7 @@ from mailer_gui.outbox.policy import (
 )
 from mailer_gui.paths import ensure_private_dir, fsync_directory
 from mailer_gui.smtp.protocol import plan_data
+from mailer_gui.smtp.replies import without_retry_note
 from mailer_gui.smtp.session import (
     CHUNK_SIZE,
     MessageResult,
@@ -56,6 +57,9 @@ from mailer_gui.smtp.session import (
     too_big_reason,
 )
 
+# The outcome of the attempt after which Mailer gave up on a message that
+# was put off again (a 4xx, a server that could not be reached).
+GIVEN_UP = "given-up"
 # A recipient whose transaction's "." went out with no reply: the message
 # may have reached them. Never sent again by itself (resolve_uncertain).
 UNKNOWN = "unknown"
@@ -1095,7 +1099,7 @@ class OutboxStore:
                 State.FAILED,
                 due_at,
                 f"Mailer gave up after {tries} over {waited} ({why}). "
-                f"The last problem: {last_error or 'unknown'}",
+                f"The last problem: {without_retry_note(last_error or '') or 'unknown'}",
             )
         return State.DEFERRED, when, last_error
 
@@ -1201,7 +1205,7 @@ class OutboxStore:
                 first = next(iter(waiting or result.with_status(RecipientStatus.REJECTED)), None)
                 if first is not None:
                     error = f"{shown_address(first.address)}: {first.text}"
-            attempts.append((now, result.outcome, error, transcript, row.attempt))
+            said = error  # what this attempt ended in, kept with it
             if result.uncertain:
                 state, due = State.UNCERTAIN, row.due_at
             else:
@@ -1209,6 +1213,10 @@ class OutboxStore:
                     [status for _, status in statuses], row.due_at, row.scheduled_attempts,
                     row.first_attempt_at, error, now, earlier=row.schedule_from,
                 )  # fmt: skip
+            outcome = result.outcome
+            if state is State.FAILED and outcome == "deferred":
+                outcome = GIVEN_UP  # put off again, and that was the last try
+            attempts.append((now, outcome, said, transcript, row.attempt))
             states.append(state)
             if due == row.due_at:
                 alike.setdefault((state.value, error), []).append((row.id, row.attempt))
@@ -1325,7 +1333,10 @@ class OutboxStore:
                 "WHERE message = ? AND status IN ('pending', 'deferred')",
                 (status, verdict.reason, message),
             )
-            return self._settle(db, row, verdict.reason, now)
+            state = self._settle(db, row, verdict.reason, now)
+            if state is State.FAILED and verdict.disposition is Disposition.DEFER:
+                self._finish_attempt(db, message, GIVEN_UP, verdict.reason, transcript, now)
+            return state
 
     def release(
         self, message: int, owner: str, *, now: float | None = None, hold: float = 0.0,

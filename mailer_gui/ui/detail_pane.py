@@ -107,6 +107,7 @@ _OUTCOMES = {
     "partial": ("Partly sent", "warn"),
     "deferred": ("Deferred", "warn"),
     "defer": ("Deferred", "warn"),
+    "given-up": ("Deferred again: Mailer gave up", "error"),
     "rejected": ("Refused", "error"),
     "fail": ("Failed", "error"),
     "pause-account": ("Stopped: the account needs attention", "error"),

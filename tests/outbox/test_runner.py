@@ -842,7 +842,12 @@ def test_giving_up_after_a_servers_trouble_says_so(aiosmtpd_factory, tmp_path, t
     if trouble == "nothing listens":
         server.stop()
     outbox, message, events = tried_twice_in_100_s(server, tmp_path)
-    assert outbox.get(message).state is State.FAILED
+    row = outbox.get(message)
+    assert row.state is State.FAILED
+    # Not "Mailer will try again later" after the server's words: it will not.
+    assert "try again" not in (row.last_error or ""), row.last_error
+    # The last attempt says that it was the last.
+    assert [a.outcome for a in outbox.attempts(message)][-1] == "given-up"
     (change,) = [e for e in events if isinstance(e, StateChanged) and e.state is State.FAILED]
     assert change.detail.startswith("Mailer gave up after 2 attempts"), change
 
