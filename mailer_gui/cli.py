@@ -406,6 +406,22 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
                 f"--host {values['host']} has no use with it: leave it out, or add a relay "
                 "account (no --kind) to send through that server."
             )
+        if values.get("kind") == "direct":
+            # No login to anyone's servers: a password or its source would be ignored.
+            login = [
+                flag for flag, given in (
+                    ("--password-stdin", args.password_stdin),
+                    ("--password-command", values.get("password_command")),
+                    ("--token-command", args.token_command),
+                    ("--username", values.get("username")),
+                ) if given
+            ]  # fmt: skip
+            if login:
+                raise AccountError(
+                    f"--kind direct logs in nowhere (mail servers take mail for their own "
+                    f"users without a login), so {', '.join(login)} has no use with it: "
+                    "leave it out."
+                )
         account = Account(**values)
     except (AccountError, AddressError) as exc:
         raise CliError(f"The account settings are not valid: {exc}", EX_USAGE) from exc
@@ -1603,6 +1619,8 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
         row, attempts = store.details(_message_number(args.id))
     except OutboxError as exc:
         raise CliError(str(exc), EX_USAGE) from exc
+    if store.damaged:
+        print(f"mailer-gui: {store.damaged} This message could still be read.", file=sys.stderr)
     print(f"Message {row.id}: {row.state.value}")
     print(f"  Subject:    {row.subject}")
     print(f"  Message-ID: {row.message_id}")

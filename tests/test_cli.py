@@ -564,6 +564,11 @@ def test_account_options_that_cannot_work_say_what_is_wrong(tmp_path, capsys, mo
         capsys, monkeypatch, tmp_path, *base, "--kind", "direct", "--host", "127.0.0.1"
     )
     assert code == cli.EX_USAGE and "--host 127.0.0.1 has no use with it" in err
+    code, _, err = run(
+        capsys, monkeypatch, tmp_path, *base, "--kind", "direct", "--password-stdin",
+        stdin="secret\n",
+    )  # fmt: skip
+    assert code == cli.EX_USAGE and "--password-stdin has no use with it" in err
     code, _, err = run(capsys, monkeypatch, tmp_path, *base, "--kind", "direct", "--port", "0")
     assert code == cli.EX_USAGE and "delivering directly, mail servers listen on 25" in err
 
@@ -1157,6 +1162,30 @@ def test_show_tells_a_recipient_in_doubt_from_one_never_sent_it(
     code, out, _ = run(capsys, monkeypatch, home, "outbox", "flush")
     assert code == 0 and "This run: 1 sent." in out
     assert [m.rcpt_tos for m in server.wait_for_messages(1)] == [["later@example.org"]]
+
+
+def test_list_and_show_read_past_a_damaged_index_and_say_so(tmp_path, capsys, monkeypatch) -> None:
+    import contextlib
+    import sqlite3
+
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", 2525)
+    queue_numbered(capsys, monkeypatch, home, 3)
+    database = resolve_paths(home).database
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (page,) = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE type = 'index' AND tbl_name = 'recipients'"
+        ).fetchone()
+    with open(database, "r+b") as file:
+        file.seek(4096 * (page - 1))
+        file.write(b"\xde\xad" * 2048)
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "list")
+    assert code == 0 and "cannot be read" in err
+    assert [line.split()[0] for line in out.splitlines() if "rcpt" in line] == ["3", "2", "1"]
+    code, out, err = run(capsys, monkeypatch, home, "outbox", "show", "2")
+    assert code == 0 and "cannot be read" in err and "This message could still be read." in err
+    assert "r2@example.org" in out
 
 
 def test_flush_names_a_message_another_mailer_is_sending(
