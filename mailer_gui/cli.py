@@ -497,8 +497,19 @@ def cmd_accounts_list(args: argparse.Namespace, paths: AppPaths) -> int:
     except AccountStoreError as exc:
         raise CliError(str(exc), EX_CONFIG) from exc
     default_name = default.name if default else None
+    paused: dict[str, tuple[str, str]] = {}
+    with (
+        existing_outbox(paths.database, paths.spool_dir) as outbox,
+        contextlib.suppress(OutboxError),
+    ):
+        if outbox is not None:
+            paused = outbox.paused_accounts()
     if args.json:
         rows = [dict(a.to_json(), default=a.name == default_name) for a in accounts]
+        for row in rows:
+            if row["name"] in paused:
+                state, reason = paused[row["name"]]
+                row["paused"] = {"state": state, "reason": reason}
         print(json.dumps(rows, indent=2))
         return EX_OK
     if not accounts:
@@ -513,7 +524,8 @@ def cmd_accounts_list(args: argparse.Namespace, paths: AppPaths) -> int:
                 f"{account.host}:{account.effective_port}\t{account.security.value}"
                 f"\tauth {account.auth.value}"
             )
-        print(f"{mark} {account.name}\t{account.email}\t{where}")
+        pause = f"\tpaused ({paused[account.name][0]})" if account.name in paused else ""
+        print(f"{mark} {account.name}\t{account.email}\t{where}{pause}")
     return EX_OK
 
 

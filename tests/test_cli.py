@@ -302,6 +302,10 @@ def test_messages_of_a_paused_or_removed_account_say_what_they_wait_for(
     assert "Next try:   Waits for the account work, paused (needs password)" in out
     assert re.search(r"Attempt 1 at \S+: account paused", out), out
     assert "pause-account" not in out
+    code, out, _ = run(capsys, monkeypatch, home, "accounts", "list")
+    assert "\tpaused (needs password)" in out
+    code, out, _ = run(capsys, monkeypatch, home, "accounts", "list", "--json")
+    assert json.loads(out)[0]["paused"]["state"] == "needs password"
 
     code, _, err = run(capsys, monkeypatch, home, "accounts", "remove", "work")
     assert code == 0
