@@ -750,7 +750,7 @@ class MainWindow(QMainWindow):
         self.detail.editAsNew.connect(
             lambda draft, account: self.open_composer(draft=draft, account=account)
         )
-        self.detail.takeBack.connect(self.undo_send)
+        self.detail.takeBack.connect(lambda message: self.undo_send(message, taking_out=True))
         # Send now on a message whose account waits for its password: ask again.
         self.detail.retry_action.triggered.connect(self._declined.clear)
         self._detail_layout.addWidget(self.detail)
@@ -1298,8 +1298,9 @@ class MainWindow(QMainWindow):
         if latest is not None:
             self.undo_send(latest)
 
-    def undo_send(self, message: int) -> None:
-        """Stop a message in its undo window and give it back as a draft."""
+    def undo_send(self, message: int, *, taking_out: bool = False) -> None:
+        """Stop a message in its undo window and give it back as a draft;
+        ``taking_out``: one not sent yet, taken out of the outbox (Edit as new)."""
         from mailer_gui.message.eml import load_eml
         from mailer_gui.outbox.store import State
 
@@ -1344,13 +1345,16 @@ class MainWindow(QMainWindow):
                 )
                 return
             if loaded is None:
-                self.show_status(f"Too late to undo: the message is {state.value} already.")
+                late = "take it out" if taking_out else "undo"
+                self.show_status(f"Too late to {late}: the message is {state.value} already.")
                 return
             from mailer_gui.message.drafts import StoredDraft
 
             self._sent_drafts.pop(message, None)
             self.show_status(
-                "Sending undone: the message is back in a composer and in Drafts.", passing=True
+                ("Taken out of the outbox" if taking_out else "Sending undone")
+                + ": the message is back in a composer and in Drafts.",
+                passing=True,
             )
             if isinstance(loaded, StoredDraft):
                 composer = self.open_composer(stored=loaded)

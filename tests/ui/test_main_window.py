@@ -1496,6 +1496,7 @@ def test_edit_of_a_message_not_sent_yet_takes_it_out_or_edits_a_copy(
     answer(taken, "Take it out and &edit")
     back = only_composer(qtbot, window)
     assert back.subject_field.text() == "Take me back"
+    assert window.status.text().startswith("Taken out of the outbox: the message is back")
     qtbot.waitUntil(lambda: _gone(store, taken, NotFound), timeout=5_000)
     assert store.get(copied).state is State.SCHEDULED
     assert server.messages == []
