@@ -414,6 +414,8 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
                     ("--password-command", values.get("password_command")),
                     ("--token-command", args.token_command),
                     ("--username", values.get("username")),
+                    ("--auth", "auth" in values),
+                    ("--allow-insecure-auth", values.get("allow_insecure_auth")),
                 ) if given
             ]  # fmt: skip
             if login:
@@ -421,6 +423,12 @@ def cmd_accounts_add(args: argparse.Namespace, paths: AppPaths) -> int:
                     f"--kind direct logs in nowhere (mail servers take mail for their own "
                     f"users without a login), so {', '.join(login)} has no use with it: "
                     "leave it out."
+                )
+            if "security" in values:
+                raise AccountError(
+                    "--kind direct uses STARTTLS with each mail server that offers it, and "
+                    "plain SMTP with one that does not (port 25 has no other way), so "
+                    f"--security {values['security'].value} has no use with it: leave it out."
                 )
         account = Account(**values)
     except (AccountError, AddressError) as exc:

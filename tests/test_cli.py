@@ -573,6 +573,9 @@ def test_account_options_that_cannot_work_say_what_is_wrong(tmp_path, capsys, mo
         stdin="secret\n",
     )  # fmt: skip
     assert code == cli.EX_USAGE and "--password-stdin has no use with it" in err
+    for extra in (["--auth", "plain"], ["--security", "tls"], ["--allow-insecure-auth"]):
+        code, _, err = run(capsys, monkeypatch, tmp_path, *base, "--kind", "direct", *extra)
+        assert code == cli.EX_USAGE and f"{extra[0]} " in err and "has no use with it" in err
     code, _, err = run(capsys, monkeypatch, tmp_path, *base, "--kind", "direct", "--port", "0")
     assert code == cli.EX_USAGE and "delivering directly, mail servers listen on 25" in err
 

@@ -1377,8 +1377,11 @@ class MainWindow(QMainWindow):
     def _withdraw(self, message: int) -> None:
         """Undo send: the message, saved in Drafts again, leaves the outbox."""
 
-        def done(_removed: object, error: BaseException | None) -> None:
+        def done(removed: object, error: BaseException | None) -> None:
             if error is None and shiboken6.isValid(self) and not self._closed:
+                if removed and self.detail.message_id == message:
+                    # Gone from the outbox: its actions would fall on nothing.
+                    self.detail.show_message(None)
                 self.bridge.refresh_counts()
                 self._reload()
 

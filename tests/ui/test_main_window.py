@@ -1498,6 +1498,8 @@ def test_edit_of_a_message_not_sent_yet_takes_it_out_or_edits_a_copy(
     assert back.subject_field.text() == "Take me back"
     assert window.status.text().startswith("Taken out of the outbox: the message is back")
     qtbot.waitUntil(lambda: _gone(store, taken, NotFound), timeout=5_000)
+    # The pane no longer shows it, with actions that would fall on nothing.
+    qtbot.waitUntil(lambda: window.detail.message_id is None, timeout=5_000)
     assert store.get(copied).state is State.SCHEDULED
     assert server.messages == []
     close_all(window)
