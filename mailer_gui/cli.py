@@ -51,6 +51,7 @@ from mailer_gui.message.inspect import recipient_explanation
 from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import Event, Runner, TranscriptLine, deliver_direct_row
 from mailer_gui.outbox.store import (
+    GIVEN_UP,
     UNKNOWN,
     MessageRow,
     OutboxError,
@@ -1665,13 +1666,18 @@ def cmd_outbox_show(args: argparse.Namespace, paths: AppPaths) -> int:
         enhanced = f" {r.enhanced}" if r.enhanced else ""
         status = _status_word(r, row)
         address = shown_address(r.address)
-        print(f"    {status:9} {r.kind:3} {address}{code}{enhanced} {r.text or ''}".rstrip())
+        text = r.text or ""
+        if r.code is None and row.state in (State.FAILED, State.CANCELLED, State.UNCERTAIN):
+            text = without_retry_note(text)  # Mailer's own words: nothing is tried again
+        print(f"    {status:9} {r.kind:3} {address}{code}{enhanced} {text}".rstrip())
     for number, attempt in enumerate(attempts, start=1):
         started = _local_time(attempt.started_at)
         outcome = _ATTEMPT_WORDS.get(attempt.outcome or "", attempt.outcome or "in progress")
         print(f"  Attempt {number} at {started}: {outcome}")
         if attempt.error:
-            print(f"    {attempt.error}")
+            # After the last try, what Mailer would have done next is untrue.
+            last = attempt.outcome == GIVEN_UP
+            print(f"    {without_retry_note(attempt.error) if last else attempt.error}")
         if args.transcript and attempt.transcript:
             for line in attempt.transcript.splitlines():
                 print(f"    {line}")

@@ -1195,6 +1195,37 @@ def test_list_and_show_read_past_a_damaged_index_and_say_so(tmp_path, capsys, mo
     assert "r2@example.org" in out
 
 
+def test_show_of_a_message_given_up_on_promises_nothing_more(tmp_path, capsys, monkeypatch) -> None:
+    """Deferred twice, the second time past the give-up time: `outbox show`
+    says that Mailer gave up, labels the last attempt so, and nowhere says
+    that Mailer will try again."""
+    from mailer_gui.outbox.policy import Disposition, Verdict
+
+    home = tmp_path / "home"
+    add_plain_account(capsys, monkeypatch, home, "plain", 2525)
+    queue_numbered(capsys, monkeypatch, home, 1)
+    paths = resolve_paths(home)
+    store = OutboxStore(paths.database, paths.spool_dir)
+    refused = Verdict(
+        Disposition.DEFER, "127.0.0.1 refused the connection. Mailer will try again later."
+    )
+    start = time.time() + 1
+    try:
+        for when in (start, start + 2.5 * 86400):  # past the 2 days allowed
+            assert store.claim_next("runner", now=when, lease=60) is not None
+            store.record_failure(1, "runner", refused, account="plain", now=when)
+    finally:
+        store.close()
+    code, out, _ = run(capsys, monkeypatch, home, "outbox", "show", "1")
+    assert code == 0 and "Message 1: failed" in out
+    assert "Mailer gave up after 2 attempts" in out
+    assert re.search(r"Attempt 2 at \S+: deferred again, and Mailer gave up", out), out
+    assert re.search(r"given up\s+to\s+r1@example.org", out), out
+    # Only the first attempt's own words said so (true then: there was a second).
+    assert out.count("try again") == 1, out
+    assert "try again" in out.split("Attempt 1")[1].split("Attempt 2")[0]
+
+
 def test_flush_names_a_message_another_mailer_is_sending(
     aiosmtpd_factory, tmp_path, capsys, monkeypatch
 ) -> None:
