@@ -1333,7 +1333,7 @@ class MainWindow(QMainWindow):
             self._undoing.discard(message)
             self.countdown.forget(message)
             if error is not None or result is None:
-                self.show_status(f"Could not undo: {error}")
+                self.show_status(f"Could not {'take it out' if taking_out else 'undo'}: {error}")
                 return
             state, loaded, problem = result
             self.bridge.refresh_counts()
