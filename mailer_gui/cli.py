@@ -52,7 +52,6 @@ from mailer_gui.outbox.policy import NEEDS_PASSWORD
 from mailer_gui.outbox.runner import Event, Runner, TranscriptLine, deliver_direct_row
 from mailer_gui.outbox.store import (
     GIVEN_UP,
-    UNKNOWN,
     MessageRow,
     OutboxError,
     OutboxFull,
@@ -1381,16 +1380,10 @@ def _status_word(recipient: RecipientRow, row: MessageRow) -> str:
     """A recipient's status as the terminal shows it: "unknown" when its
     transaction's "." had no reply (nothing retries it by itself). In a
     message an older Mailer made uncertain, every recipient still to go is."""
-    if recipient.status == UNKNOWN:
+    if row.in_doubt(recipient):
         return "unknown"
     if row.state is State.FAILED and recipient.status in ("pending", "deferred"):
         return "given up"  # put off each time until Mailer gave up
-    if (
-        row.state is State.UNCERTAIN
-        and recipient.status not in ("accepted", "rejected")
-        and not any(r.status == UNKNOWN for r in row.recipients)
-    ):
-        return "unknown"
     if recipient.status == "rejected" and recipient.code is None:
         return "failed"  # by Mailer (a missing message file, say), not refused by a server
     return recipient.status

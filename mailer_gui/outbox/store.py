@@ -177,6 +177,18 @@ class MessageRow(NamedTuple):
         """Recipients still to be delivered (never those already accepted)."""
         return tuple(r.address for r in self.recipients if r.status in ("pending", "deferred"))
 
+    def in_doubt(self, recipient: RecipientRow) -> bool:
+        """Whether ``recipient`` may have the message though no server said so:
+        unknown (its "." went out unanswered). In a message an older Mailer
+        made uncertain, none is kept as unknown: every one still to go is."""
+        if recipient.status == UNKNOWN:
+            return True
+        return (
+            self.state is State.UNCERTAIN
+            and recipient.status in ("pending", "deferred")
+            and not any(r.status == UNKNOWN for r in self.recipients)
+        )
+
 
 _SCHEMA: tuple[str, ...] = (
     # version 1
@@ -763,8 +775,8 @@ class OutboxStore:
         """Every recipient that still reads, by message, read without an index."""
         by_message: dict[int, list[sqlite3.Row]] = {}
         with contextlib.suppress(OutboxError):
-            rows = self._read(f"SELECT {_RECIPIENT_COLUMNS}, position FROM recipients NOT INDEXED")
-            for r in sorted(rows, key=lambda r: (r[0], r[-1])):
+            sql = f"SELECT {_RECIPIENT_COLUMNS} FROM recipients NOT INDEXED"
+            for r in self._read(sql + " ORDER BY message, position"):
                 by_message.setdefault(r[0], []).append(r)
         return by_message
 
@@ -1307,10 +1319,10 @@ class OutboxStore:
         now = time.time() if now is None else now
         with self._write() as db:
             row = self._owned(db, message, owner)
-            self._finish_attempt(
-                db, message, verdict.disposition.value, verdict.reason, transcript, now
-            )
             if verdict.disposition is Disposition.PAUSE_ACCOUNT:
+                self._finish_attempt(
+                    db, message, verdict.disposition.value, verdict.reason, transcript, now
+                )
                 db.execute(
                     "INSERT INTO accounts (account, paused, reason, since) VALUES (?,?,?,?) "
                     "ON CONFLICT (account) DO UPDATE SET paused = excluded.paused, "
@@ -1334,8 +1346,10 @@ class OutboxStore:
                 (status, verdict.reason, message),
             )
             state = self._settle(db, row, verdict.reason, now)
+            outcome = verdict.disposition.value
             if state is State.FAILED and verdict.disposition is Disposition.DEFER:
-                self._finish_attempt(db, message, GIVEN_UP, verdict.reason, transcript, now)
+                outcome = GIVEN_UP  # put off again, and that was the last try
+            self._finish_attempt(db, message, outcome, verdict.reason, transcript, now)
             return state
 
     def release(

@@ -70,7 +70,7 @@ from mailer_gui.message.inspect import (
     read_transcript,
     recipient_explanation,
 )
-from mailer_gui.outbox.store import UNKNOWN, AttemptRow, MessageRow, RecipientRow, State
+from mailer_gui.outbox.store import AttemptRow, MessageRow, RecipientRow, State
 from mailer_gui.paths import ensure_private_dir
 from mailer_gui.smtp.replies import without_retry_note
 from mailer_gui.ui.bridge import OutboxBridge
@@ -219,13 +219,9 @@ _HELD_WITH_OTHERS = (
 def _recipient_status(recipient: RecipientRow, row: MessageRow) -> tuple[str, str]:
     """What happened to one recipient, and the tone to show it in."""
     status, state = recipient.status, row.state
-    if status == UNKNOWN:
+    if row.in_doubt(recipient):
         return "Unknown: it may have arrived", "warn"
-    if (
-        state is State.UNCERTAIN
-        and status in ("pending", "deferred")
-        and any(r.status == UNKNOWN for r in row.recipients)
-    ):
+    if state is State.UNCERTAIN and status in ("pending", "deferred"):
         # Another transaction's "." is in doubt; this one's never began.
         return "Not sent yet: it goes once you decide", "normal"
     if status == "accepted":
